@@ -1,0 +1,113 @@
+"""The decoded image cache: every cohort image decoded and resized once, read by training directly.
+
+Layout of a cache folder (all files written by ingestion, read-only afterwards):
+
+- ``images.u8``  raw ``uint8`` array of shape ``(n, size, size, channels)``, C order, read as a
+  memory map so a training process touches only the pages it uses.
+- ``items.json`` per-item metadata in item order: ids, labels, splits, patient ids, attributes
+  (group labels as strings; ``null`` = missing), plus the shape above.
+
+The folder is self-contained so a worker on another machine (Ray, shared path) needs no database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGES_FILE = "images.u8"
+ITEMS_FILE = "items.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CohortArrays:
+    """A cohort's decoded images and labels, as training and evaluation consume them."""
+
+    images: np.ndarray  # (n, size, size, channels) uint8, usually a read-only memmap
+    labels: np.ndarray  # (n,) int8, 0/1
+    split: np.ndarray  # (n,) object: "train" | "val" | "test"
+    item_ids: np.ndarray  # (n,) object
+    patient_ids: np.ndarray  # (n,) object; None where unknown
+    attributes: Mapping[str, np.ndarray]  # name -> (n,) object of str, None = missing
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[3])
+
+    def indices(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
+
+
+def create_image_store(folder: Path, n: int, size: int, channels: int) -> np.memmap:
+    """Allocate the image array on disk; ingestion workers fill rows by index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return np.memmap(folder / IMAGES_FILE, dtype=np.uint8, mode="w+", shape=(n, size, size, channels))
+
+
+def open_image_store(folder: Path, n: int, size: int, channels: int) -> np.memmap:
+    """Open an allocated image array for writing rows (e.g. from a decoding worker process)."""
+    return np.memmap(folder / IMAGES_FILE, dtype=np.uint8, mode="r+", shape=(n, size, size, channels))
+
+
+def write_items(
+    folder: Path,
+    *,
+    size: int,
+    channels: int,
+    item_ids: Sequence[str],
+    labels: Sequence[int],
+    split: Sequence[str],
+    patient_ids: Sequence[str | None],
+    attributes: Mapping[str, Sequence[str | None]],
+) -> None:
+    """Write the metadata file last and atomically: its presence marks the cache complete."""
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "n": len(item_ids),
+        "size": size,
+        "channels": channels,
+        "item_ids": list(item_ids),
+        "labels": [int(v) for v in labels],
+        "split": list(split),
+        "patient_ids": list(patient_ids),
+        "attributes": {k: list(v) for k, v in attributes.items()},
+    }
+    tmp = folder / (ITEMS_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, folder / ITEMS_FILE)
+
+
+def load_cohort_arrays(folder: Path) -> CohortArrays:
+    """Open a finished cache read-only."""
+    meta_path = folder / ITEMS_FILE
+    if not meta_path.exists():
+        raise FileNotFoundError(f"no complete image cache in {folder}")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"cache format {meta.get('format_version')} is not supported")
+    n, size, channels = meta["n"], meta["size"], meta["channels"]
+    images = np.memmap(folder / IMAGES_FILE, dtype=np.uint8, mode="r", shape=(n, size, size, channels))
+
+    def obj(values: list) -> np.ndarray:
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = values
+        return arr
+
+    return CohortArrays(
+        images=images,
+        labels=np.asarray(meta["labels"], dtype=np.int8),
+        split=obj(meta["split"]),
+        item_ids=obj(meta["item_ids"]),
+        patient_ids=obj(meta["patient_ids"]),
+        attributes={k: obj(v) for k, v in meta["attributes"].items()},
+    )

@@ -1,0 +1,62 @@
+"""The plain data structure that carries predictions into the metrics engine.
+
+Training (test-split predictions), external validation, uploaded audits and serving monitoring all
+hand the engine a ``PredictionSet``; the engine never needs to know where predictions came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PredictionSet:
+    """Predictions of one model on one set of samples.
+
+    Attributes:
+        y_true: ``(n,)`` int array of 0/1 ground truth.
+        exit_scores: ``(n, n_exits)`` float array: probability of the positive class at each exit.
+            The last column is the final head. Single-exit models have one column.
+        groups: attribute name -> ``(n,)`` object array of group labels (``str``); ``None`` marks a
+            missing value, which joins no group.
+        threshold: the frozen operating threshold; ``y_pred = score >= threshold``.
+        exit_index: ``(n,)`` int array: the exit the early-exit policy used for each sample, or
+            ``None`` for single-exit models (the policy is then the final head).
+        exit_cost: ``(n_exits,)`` fraction of the full network's multiply-adds spent by a sample that
+            leaves at exit ``i`` (the last entry is 1.0), or ``None`` for single-exit models.
+        sample_ids: optional ``(n,)`` identifiers, needed to pair evaluations in a comparison.
+    """
+
+    y_true: np.ndarray
+    exit_scores: np.ndarray
+    groups: Mapping[str, np.ndarray]
+    threshold: float
+    exit_index: np.ndarray | None = None
+    exit_cost: np.ndarray | None = None
+    sample_ids: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        n = len(self.y_true)
+        if self.exit_scores.ndim != 2 or self.exit_scores.shape[0] != n:
+            raise ValueError("exit_scores must have shape (n, n_exits)")
+        for name, values in self.groups.items():
+            if len(values) != n:
+                raise ValueError(f"group column {name!r} has {len(values)} values, expected {n}")
+        if self.exit_index is not None and len(self.exit_index) != n:
+            raise ValueError("exit_index must have one entry per sample")
+        if self.exit_cost is not None and len(self.exit_cost) != self.exit_scores.shape[1]:
+            raise ValueError("exit_cost must have one entry per exit")
+
+    @property
+    def n_exits(self) -> int:
+        return int(self.exit_scores.shape[1])
+
+    @property
+    def policy_scores(self) -> np.ndarray:
+        """Scores as served: each sample's score at the exit the policy chose."""
+        if self.exit_index is None:
+            return self.exit_scores[:, -1]
+        return self.exit_scores[np.arange(len(self.y_true)), self.exit_index]
