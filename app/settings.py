@@ -1,0 +1,82 @@
+"""Service settings, read from ``FAIRAUDIT_*`` environment variables (or a ``.env`` file).
+
+The defaults are the embedded deployment: a SQLite file and local folders under ``./var``; no
+configuration is needed to start. ``Settings.check_production`` refuses unsafe values when
+``FAIRAUDIT_ENVIRONMENT=production``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FAIRAUDIT_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = ""  # empty: sqlite file in data_dir
+    data_dir: Path = Path("var/data")
+    model_dir: Path = Path("models")
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Jobs
+    ray_address: str | None = None
+    supervisor_enabled: bool = True
+    max_concurrent_jobs: int = Field(default=1, ge=1)
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    stale_after_seconds: float = Field(default=30.0, gt=0)
+    cancel_grace_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+
+    # Upload limits (archives and images are untrusted input)
+    max_upload_bytes: int = Field(default=20 * 1024**3, gt=0)
+    max_uncompressed_bytes: int = Field(default=50 * 1024**3, gt=0)
+    max_compression_ratio: float = Field(default=200.0, gt=1)
+    max_archive_entries: int = Field(default=2_000_000, gt=0)
+    max_image_pixels: int = Field(default=64_000_000, gt=0)
+    ingest_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+
+    # Serving
+    max_predict_batch: int = Field(default=64, ge=1)
+    model_cache_size: int = Field(default=4, ge=1)
+
+    # Metrics
+    bootstrap_resamples: int = Field(default=1000, ge=0)
+    min_group_count: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _fill_database_url(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'fairaudit.db').as_posix()}"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def check_production(self) -> list[str]:
+        """Problems that make these settings unsafe for a production deployment."""
+        if self.environment != "production":
+            return []
+        problems = []
+        if self.host not in ("127.0.0.1", "localhost", "::1") and self.is_sqlite:
+            problems.append("SQLite must not be exposed on a public interface; use PostgreSQL")
+        if "postgres:postgres@" in self.database_url or "trust" in self.database_url:
+            problems.append("the database URL uses default credentials")
+        if self.max_upload_bytes > 100 * 1024**3:
+            problems.append("max_upload_bytes above 100 GiB")
+        if self.max_compression_ratio > 1000:
+            problems.append("max_compression_ratio above 1000 invites zip bombs")
+        return problems
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
