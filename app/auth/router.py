@@ -1,0 +1,30 @@
+"""Key management for an organisation's administrators."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.auth import repository, service
+from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
+from app.core.deps import KeyManager, SessionDep, mark_resource
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+
+@router.post("", status_code=201, response_model=KeyCreated)
+def create_key(body: KeyCreate, principal: KeyManager, session: SessionDep, request: Request) -> KeyCreated:
+    key, plaintext = service.create_key(session, principal.organisation_id, body.role.value, body.name)
+    mark_resource(request, key.id)
+    return KeyCreated(**KeyOut.model_validate(key).model_dump(), key=plaintext)
+
+
+@router.get("", response_model=KeyList)
+def list_keys(principal: KeyManager, session: SessionDep) -> KeyList:
+    keys = repository.list_keys(session, principal.organisation_id)
+    return KeyList(items=[KeyOut.model_validate(k) for k in keys])
+
+
+@router.delete("/{key_id}", response_model=KeyOut)
+def revoke_key(key_id: str, principal: KeyManager, session: SessionDep, request: Request) -> KeyOut:
+    mark_resource(request, key_id)
+    return KeyOut.model_validate(service.revoke_key(session, principal.organisation_id, key_id))

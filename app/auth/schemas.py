@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.auth.roles import Role
+
+
+class KeyCreate(BaseModel):
+    role: Role
+    name: str = Field(default="", max_length=200)
+
+
+class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    role: str
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The API key. Shown once: only its hash is stored.")
+
+
+class KeyList(BaseModel):
+    items: list[KeyOut]
+    next_cursor: str | None = None

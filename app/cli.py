@@ -1,0 +1,124 @@
+"""The ``fairaudit`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from app.settings import get_settings
+
+
+def _migrate() -> None:
+    from app.db.engine import make_engine
+    from app.db.migrate import upgrade_to_head
+
+    engine = make_engine(get_settings().database_url)
+    upgrade_to_head(engine)
+    engine.dispose()
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    _migrate()
+    print("database at the latest migration")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = get_settings()
+    _migrate()
+    print(
+        f"FairAudit on http://{args.host or settings.host}:{args.port or settings.port} "
+        f"(database {settings.database_url.split('@')[-1]})",
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level="info",
+    )
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from app.auth.service import create_key, ensure_organisation
+    from app.core.errors import InputError
+    from app.db.engine import make_engine, make_session_factory, transaction
+
+    _migrate()
+    engine = make_engine(get_settings().database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            org = ensure_organisation(session, args.org)
+            _, plaintext = create_key(session, org.id, args.role, args.name)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(plaintext)
+    print(
+        f"(organisation {args.org!r}, role {args.role}; store this key now: it is not shown again)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from app.cohorts.synth import cxr, derm
+
+    out = Path(args.out or f"{args.kind}-{args.n}.zip")
+    if args.kind == "derm":
+        derm.write_derm_archive(out, n=args.n, seed=args.seed, image_size=args.image_size)
+    else:
+        cxr.write_cxr_archive(out, n=args.n, seed=args.seed, image_size=args.image_size)
+    print(out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairaudit", description="FairAudit: clinical fairness audits.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser(
+        "serve", help="migrate the database, then serve the API with the embedded defaults"
+    )
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="upgrade the database to the latest migration").set_defaults(
+        func=cmd_migrate
+    )
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create an API key (and the organisation if new); prints the key")
+    create.add_argument("--org", required=True)
+    create.add_argument("--role", required=True, choices=["admin", "auditor", "predictor"])
+    create.add_argument("--name", default="")
+    create.set_defaults(func=cmd_keys_create)
+
+    synth = sub.add_parser("synth", help="write a synthetic cohort archive with a planted, documented bias")
+    synth.add_argument("kind", choices=["derm", "cxr"])
+    synth.add_argument("--n", type=int, default=2000)
+    synth.add_argument("--out")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--image-size", type=int, default=128)
+    synth.set_defaults(func=cmd_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Request-scoped dependencies: the database session (commits at the end) and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from app.auth.roles import Permission
+from app.auth.service import Principal, authenticate
+from app.settings import Settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request. It commits when the endpoint returns normally and rolls back on
+    any exception, so services and repositories never commit and a failed call leaves nothing."""
+    with request.app.state.session_factory() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def _principal(request: Request, session: SessionDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            401, "missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
+        )
+    principal = authenticate(session, token.strip())
+    if principal is None:
+        raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = principal
+    return principal
+
+
+def require(permission: Permission) -> Callable[..., Principal]:
+    """Dependency factory: the caller must hold ``permission``."""
+
+    def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if not principal.can(permission):
+            raise HTTPException(403, f"role {principal.role.value!r} may not {permission.value}")
+        return principal
+
+    return dependency
+
+
+Reader = Annotated[Principal, Depends(require(Permission.read))]
+Writer = Annotated[Principal, Depends(require(Permission.write))]
+Predictor = Annotated[Principal, Depends(require(Permission.predict))]
+KeyManager = Annotated[Principal, Depends(require(Permission.manage_keys))]
+
+
+def mark_resource(request: Request, resource_id: str) -> None:
+    """Name the resource a state-changing call acted on, for its audit-log row."""
+    request.state.audit_resource_id = resource_id

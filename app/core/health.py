@@ -1,0 +1,46 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import func, select, text
+
+from app.db.migrate import is_at_head
+from app.jobs.models import Job
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    engine = request.app.state.engine
+    checks: dict[str, str] = {}
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        checks["migrations"] = "ok" if is_at_head(engine) else "not at head: run `fairaudit migrate`"
+    except Exception as exc:  # readiness reports the failure instead of raising
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request) -> str:
+    """Job counts by kind and status, in the Prometheus text format."""
+    with request.app.state.session_factory() as session:
+        rows = session.execute(
+            select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)
+        ).all()
+    lines = ["# HELP fairaudit_jobs Jobs by kind and status.", "# TYPE fairaudit_jobs gauge"]
+    lines += [f'fairaudit_jobs{{kind="{k}",status="{s}"}} {n}' for k, s, n in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,24 @@
+"""Imports every domain's models so ``Base.metadata`` is complete (Alembic and tests use this)."""
+
+from app.auth.models import ApiKey, AuditLogEntry, Organisation
+from app.cohorts.models import Cohort, CohortItem
+from app.db.base import Base
+from app.fairness.models import Evaluation, MetricRow
+from app.jobs.models import Job, JobEvent
+from app.serving.models import ModelAlias, ModelVersion, Prediction
+
+__all__ = [
+    "ApiKey",
+    "AuditLogEntry",
+    "Base",
+    "Cohort",
+    "CohortItem",
+    "Evaluation",
+    "Job",
+    "JobEvent",
+    "MetricRow",
+    "ModelAlias",
+    "ModelVersion",
+    "Organisation",
+    "Prediction",
+]

@@ -1,0 +1,98 @@
+"""Runs one claimed job to its end inside a job process (supervisor child or Ray task).
+
+A heartbeat thread proves the process alive and picks up cancel requests; if the job was taken
+away (stale and handed on), the process exits at once so two runs never race.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import traceback
+from typing import Any
+
+from app.core.errors import InputError
+from app.db.engine import make_engine, make_session_factory, transaction
+from app.jobs import handlers, state
+from app.jobs.context import Cancelled, JobContext
+from app.jobs.files import remove_job_files
+from app.jobs.models import Job
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+LOST_CLAIM_EXIT_CODE = 75
+
+
+def run_claimed_job(job_id: str, worker_id: str, settings_data: dict[str, Any]) -> str:
+    """Entry point of a job process. Returns the job's final status."""
+    settings = Settings.model_validate(settings_data)
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != "running" or job.worker_id != worker_id:
+            return "lost"
+        ctx = JobContext(
+            job_id=job.id,
+            worker_id=worker_id,
+            kind=job.kind,
+            organisation_id=job.organisation_id,
+            cohort_id=job.cohort_id,
+            config=dict(job.config),
+            attempt=job.attempt,
+            settings=settings,
+            session_factory=factory,
+        )
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat_loop, args=(ctx, stop), daemon=True, name="heartbeat")
+    beat.start()
+    try:
+        return _run(ctx, stop)
+    finally:
+        stop.set()
+        engine.dispose()
+
+
+def _run(ctx: JobContext, heartbeat_stop: threading.Event) -> str:
+    status, error, completion = "failed", None, None
+    try:
+        completion = handlers.resolve(ctx.kind)(ctx)
+        status = "succeeded"
+    except Cancelled:
+        status = "cancelled"
+    except InputError as exc:
+        error = str(exc)
+    except Exception as exc:  # any failure of the work itself ends the job with a readable reason
+        log.error("job %s failed:\n%s", ctx.job_id, traceback.format_exc())
+        error = f"{type(exc).__name__}: {exc}"
+    heartbeat_stop.set()  # from here on this process gives the claim up itself
+    try:
+        with transaction(ctx.session_factory) as session:
+            result = None
+            if completion is not None:
+                result = dict(completion.result)
+                if completion.register is not None:
+                    result.update(completion.register(session))
+            state.finish(session, ctx.job_id, ctx.worker_id, status, error=error, result=result)
+    except state.LostClaim:
+        return "lost"
+    finally:
+        if status != "succeeded":
+            remove_job_files(ctx.settings, ctx.job_id)
+    return status
+
+
+def _heartbeat_loop(ctx: JobContext, stop: threading.Event) -> None:
+    while not stop.wait(ctx.settings.heartbeat_seconds):
+        try:
+            with transaction(ctx.session_factory) as session:
+                if state.heartbeat(session, ctx.job_id, ctx.worker_id):
+                    ctx.cancel_event.set()
+        except state.LostClaim:
+            if stop.is_set():
+                return
+            log.error("job %s was taken from this worker; exiting", ctx.job_id)
+            os._exit(LOST_CLAIM_EXIT_CODE)
+        except Exception:  # a transient database error must not kill a long training run
+            log.exception("heartbeat for job %s failed; will retry", ctx.job_id)

@@ -1,0 +1,172 @@
+"""The embedded job supervisor: claims queued jobs and runs each in its own spawned child process.
+
+A crash, OOM kill or segfault in training takes down only the child; the supervisor sees the exit,
+and the job is queued again (resuming from its checkpoint) or failed once attempts run out. Cancel
+requests are honoured by the child at its next step; a child that ignores them is killed after a
+grace period. Several supervisors (several API replicas) may share one database: claims are atomic.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from multiprocessing.process import BaseProcess
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.base import utcnow
+from app.db.engine import transaction
+from app.jobs import state
+from app.jobs.files import remove_job_files
+from app.jobs.models import TERMINAL_STATUSES, Job
+from app.jobs.runner import run_claimed_job
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def dead_local_workers(session: Session) -> list[str]:
+    """Worker ids of running jobs claimed on this host by processes that no longer exist (after a
+    server restart these are recovered at once instead of waiting for their heartbeat to age)."""
+    host = socket.gethostname()
+    dead = []
+    for worker_id in session.scalars(select(Job.worker_id).where(Job.status == "running").distinct()):
+        if worker_id is None:
+            continue
+        parts = worker_id.split(":")
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            dead.append(worker_id)
+    return dead
+
+
+@dataclass
+class _Child:
+    job_id: str
+    process: BaseProcess
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.worker_id = new_worker_id()
+        self.capacity = settings.max_concurrent_jobs
+        self._children: dict[str, _Child] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # spawn, never fork: the parent may hold CUDA state, DB connections and threads.
+        self._mp = multiprocessing.get_context("spawn")
+
+    def start(self) -> None:
+        self.recover(startup=True)
+        self._thread = threading.Thread(target=self._loop, name="job-supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop claiming; kill running children and hand their jobs back to the queue."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for child in list(self._children.values()):
+            child.process.kill()
+            child.process.join(timeout=10)
+            self._release(child, "the server stopped while the job was running")
+        self._children.clear()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                self.tick()
+            except Exception:  # keep supervising through transient database errors
+                log.exception("supervisor tick failed")
+
+    def tick(self) -> None:
+        self._reap()
+        self._enforce_cancels()
+        self.recover()
+        while len(self._children) < self.capacity and not self._stop.is_set():
+            with transaction(self.session_factory) as session:
+                job = state.claim_next(session, self.worker_id)
+            if job is None:
+                break
+            self._spawn(job.id)
+
+    def recover(self, startup: bool = False) -> list[state.Recovered]:
+        with transaction(self.session_factory) as session:
+            dead = dead_local_workers(session)
+            recovered = state.recover_stale(
+                session, timedelta(seconds=self.settings.stale_after_seconds), dead_workers=dead
+            )
+        for r in recovered:
+            log.warning("recovered job %s (%s): now %s", r.job_id, r.reason, r.status)
+        return recovered
+
+    def _spawn(self, job_id: str) -> None:
+        process = self._mp.Process(
+            target=run_claimed_job,
+            args=(job_id, self.worker_id, self.settings.model_dump(mode="json")),
+            name=f"fairaudit-job-{job_id}",
+        )
+        process.start()
+        self._children[job_id] = _Child(job_id, process)
+        log.info("job %s started in process %s", job_id, process.pid)
+
+    def _reap(self) -> None:
+        for job_id, child in list(self._children.items()):
+            if child.process.is_alive():
+                continue
+            child.process.join()
+            del self._children[job_id]
+            code = child.process.exitcode
+            if code != 0:
+                self._release(child, f"the job process exited unexpectedly (exit code {code})")
+
+    def _release(self, child: _Child, reason: str) -> None:
+        with transaction(self.session_factory) as session:
+            job = session.get(Job, child.job_id, with_for_update=True)
+            if job is None or job.status != "running" or job.worker_id != self.worker_id:
+                return
+            status = state.release(session, job, reason)
+        if status in TERMINAL_STATUSES:
+            remove_job_files(self.settings, child.job_id)
+
+    def _enforce_cancels(self) -> None:
+        if not self._children:
+            return
+        grace = timedelta(seconds=self.settings.cancel_grace_seconds)
+        with self.session_factory() as session:
+            overdue = session.scalars(
+                select(Job.id).where(
+                    Job.id.in_(list(self._children)),
+                    Job.status == "running",
+                    Job.cancel_requested_at < utcnow() - grace,
+                )
+            ).all()
+        for job_id in overdue:
+            child = self._children.pop(job_id)
+            log.warning("job %s ignored its cancel request; killing process %s", job_id, child.process.pid)
+            child.process.kill()
+            child.process.join(timeout=10)
+            self._release(child, "cancelled (the process was killed after the grace period)")

@@ -1,0 +1,114 @@
+"""Shared fixtures: every database-backed test runs on SQLite and on PostgreSQL.
+
+PostgreSQL: a throw-away database is created on the server named by FAIRAUDIT_TEST_PG_URL
+(default: the local server, trust auth) for the test session, migrated once, and its tables are
+emptied after each test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.auth.service import create_key, ensure_organisation
+from app.db.base import Base
+from app.db.engine import make_engine, make_session_factory, transaction
+from app.db.migrate import upgrade_to_head
+from app.main import create_app
+from app.settings import Settings
+
+PG_SERVER_URL = os.environ.get("FAIRAUDIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    name = f"fairaudit_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fairaudit.db'}"
+        engine = make_engine(url)
+        upgrade_to_head(engine)
+        engine.dispose()
+        yield url
+        return
+    url = request.getfixturevalue("pg_database_url")
+    yield url
+    engine = make_engine(url)
+    _empty_tables(engine)
+    engine.dispose()
+
+
+def _empty_tables(engine: Engine) -> None:
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        model_dir=tmp_path / "models",
+        heartbeat_seconds=0.2,
+        stale_after_seconds=3.0,
+        cancel_grace_seconds=2.0,
+        ingest_workers=2,
+        bootstrap_resamples=200,
+    )
+
+
+@pytest.fixture
+def session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings.database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app over real HTTP semantics (httpx transport), with its real database; no supervisor,
+    so tests decide when jobs run (see ``run_jobs``)."""
+    with TestClient(create_app(settings, run_supervisor=False)) as test_client:
+        yield test_client
+
+
+class Keys:
+    """Makes organisations and keys, returning ready-to-use Authorization headers."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    def headers(self, role: str = "auditor", org: str = "St Elsewhere") -> dict[str, str]:
+        with transaction(self.factory) as session:
+            organisation = ensure_organisation(session, org)
+            _, plaintext = create_key(session, organisation.id, role)
+        return {"Authorization": f"Bearer {plaintext}"}
+
+
+@pytest.fixture
+def keys(session_factory: sessionmaker[Session]) -> Keys:
+    return Keys(session_factory)
