@@ -1,0 +1,26 @@
+# The two set-up commands of the README. Both create .venv on first use and reinstall only when
+# pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/fairaudit serve
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check app tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -m "not gpu"
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/bench_metrics.py
+	$(VENV)/bin/python benchmarks/bench_ingest.py
+	$(VENV)/bin/python benchmarks/bench_train.py
