@@ -35,8 +35,10 @@ RUN pip install -e . \
 # ---------- runtime stages ----------
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime-cpu
 FROM ${CUDA_BASE} AS runtime-gpu
-RUN apt-get update && apt-get install -y --no-install-recommends python3.11 python3.11-venv \
- && rm -rf /var/lib/apt/lists/* && ln -sf /usr/bin/python3.11 /usr/local/bin/python
+# The venv points at the build stage's interpreter in /usr/local; bring that interpreter along
+# (glibc on the CUDA base is newer than bookworm's, so its binaries run unchanged).
+COPY --from=build /usr/local /usr/local
+RUN ldconfig
 
 FROM runtime-${TARGET} AS runtime
 RUN groupadd --system fairaudit && useradd --system --gid fairaudit --home /srv/fairaudit fairaudit \
