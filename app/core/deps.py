@@ -10,18 +10,24 @@ from sqlalchemy.orm import Session
 
 from app.auth.roles import Permission
 from app.auth.service import Principal, authenticate
+from app.db.engine import run_rollback_hooks
 from app.settings import Settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request. It commits when the endpoint returns normally and rolls back on
-    any exception, so services and repositories never commit and a failed call leaves nothing."""
+    any exception, so services and repositories never commit and a failed call leaves nothing.
+
+    Services that create files register their removal with ``app.db.engine.on_rollback``: files and rows then
+    appear together or not at all.
+    """
     with request.app.state.session_factory() as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
+            run_rollback_hooks(session)
             raise
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,5 +52,24 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A unit of work outside a request (CLI, supervisor, job process): commit or roll back."""
-    with factory() as session, session.begin():
-        yield session
+    with factory() as session:
+        try:
+            with session.begin():
+                yield session
+        except BaseException:
+            run_rollback_hooks(session)
+            raise
+
+
+_ROLLBACK_HOOKS = "fairaudit_on_rollback"
+
+
+def on_rollback(session: Session, undo: Callable[[], None]) -> None:
+    """Run ``undo`` if this transaction is rolled back, e.g. remove files written for it, so rows
+    and files appear together or not at all."""
+    session.info.setdefault(_ROLLBACK_HOOKS, []).append(undo)
+
+
+def run_rollback_hooks(session: Session) -> None:
+    for undo in reversed(session.info.pop(_ROLLBACK_HOOKS, [])):
+        undo()
