@@ -1,0 +1,305 @@
+"""Manifest layouts: how one CSV row of each preset becomes a labelled item.
+
+Every preset maps a row to the same normalised ``RowItem``; per-row problems are collected on a
+``RowReader`` (never raised one at a time) so the manifest step can report every bad row at once.
+
+Normalised attribute values (``None`` = missing, which joins no group):
+
+- ``sex``: ``male`` / ``female`` / ``other`` (from male/m, female/f, other/o; blank or ``unknown``
+  is missing).
+- ``age_group``: the age binned by ``CohortConfig.age_bins``; [40, 60, 75] gives ``<40``,
+  ``40-59``, ``60-74``, ``>=75`` (a bin holds ages from its lower edge up to, not including, the next).
+- ``skin_type``: Fitzpatrick ``1``–``6`` (−1 is missing); ``skin_tone``: ``light`` (1–3) /
+  ``dark`` (4–6).
+- columns listed in ``sensitive_attributes``: the stripped cell text, blank is missing.
+
+Patient ids: ``generic`` from ``patient_id_column``; ``isic2019`` the ``lesion_id``; ``chexpert`` the
+``patientNNNNN`` folder in ``Path``; ``dicom`` a salted hash of the PatientID tag (see ``dicom.py``);
+``fitzpatrick17k`` has none (each image is its own group).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.cohorts import dicom
+from app.cohorts.config import FITZPATRICK_CLASSES, ISIC_CLASSES, CohortConfig
+
+_SEX = {"male": "male", "m": "male", "female": "female", "f": "female", "other": "other", "o": "other"}
+_MISSING_SEX = {"unknown", "u"}
+_TRUE = {"1", "1.0", "true"}
+_FALSE = {"0", "0.0", "false"}
+MAX_AGE = 130
+_CHEXPERT_POLICY = {"positive": 1, "negative": 0, "exclude": None}
+_CHEXPERT_PATIENT = re.compile(r"patient\d+")
+
+
+@dataclass(frozen=True)
+class RowItem:
+    """One manifest row, normalised. ``label`` is ``None`` when the label policy drops the row."""
+
+    item_id: str
+    image_ref: str  # the manifest's reference to the image: a path, or an id without extension
+    label: int | None
+    patient_id: str | None
+    attributes: dict[str, str | None]
+
+
+class RowReader:
+    """Typed access to one row's cells that records problems instead of raising."""
+
+    def __init__(self, row: Mapping[str, str]) -> None:
+        self.row = row
+        self.errors: list[tuple[str, str]] = []
+
+    def fail(self, column: str, message: str) -> None:
+        self.errors.append((column, message))
+
+    def text(self, column: str) -> str | None:
+        value = self.row[column].strip()
+        return value or None
+
+    def required(self, column: str) -> str:
+        value = self.text(column)
+        if value is None:
+            self.fail(column, "is empty")
+        return value or ""
+
+    def binary(self, column: str, positive: str | None) -> int | None:
+        """0/1 (or true/false) when ``positive`` is unset, else 1 iff the value equals ``positive``."""
+        value = self.text(column)
+        if value is None:
+            self.fail(column, "label is empty")
+            return None
+        if positive is not None:
+            return int(value == positive)
+        if value.lower() in _TRUE:
+            return 1
+        if value.lower() in _FALSE:
+            return 0
+        self.fail(column, f"label {value!r} is not binary (0/1); set positive_class to map other labels")
+        return None
+
+    def sex(self, column: str) -> str | None:
+        return self.check_sex(column, self.text(column))
+
+    def check_sex(self, column: str, value: str | None) -> str | None:
+        if value is None or value.lower() in _MISSING_SEX:
+            return None
+        if value.lower() not in _SEX:
+            self.fail(column, f"sex {value!r} is not male/female/other or blank")
+            return None
+        return _SEX[value.lower()]
+
+    def age(self, column: str) -> float | None:
+        value = self.text(column)
+        if value is None:
+            return None
+        try:
+            age = float(value)
+        except ValueError:
+            self.fail(column, f"age {value!r} is not a number")
+            return None
+        return self.check_age(column, age)
+
+    def check_age(self, column: str, age: float | None) -> float | None:
+        if age is not None and not 0 <= age <= MAX_AGE:
+            self.fail(column, f"age {age:g} is outside 0-{MAX_AGE}")
+            return None
+        return age
+
+
+def age_group(age: float | None, edges: list[int]) -> str | None:
+    """The ``age_group`` label of an age (see the module docstring)."""
+    if age is None:
+        return None
+    i = bisect.bisect_right(edges, age)
+    if i == 0:
+        return f"<{edges[0]}"
+    if i == len(edges):
+        return f">={edges[-1]}"
+    return f"{edges[i - 1]}-{edges[i] - 1}"
+
+
+class Preset:
+    """Base: the columns a layout needs and the attributes it yields; subclasses map rows."""
+
+    image_column: str
+    required_columns: tuple[str, ...]
+    attribute_names: tuple[str, ...]
+
+    def __init__(self, config: CohortConfig) -> None:
+        self.config = config
+        self.extra_attributes = list(config.sensitive_attributes)
+
+    def columns(self) -> list[str]:
+        """Every column the manifest must have (split column aside)."""
+        return list(dict.fromkeys([*self.required_columns, *self.extra_attributes]))
+
+    def attributes(self) -> list[str]:
+        return [*self.attribute_names, *self.extra_attributes]
+
+    def map_row(self, r: RowReader) -> RowItem:
+        raise NotImplementedError
+
+    def image_attributes(self, path: Path) -> tuple[dict[str, str | None], str | None] | None:
+        """Attributes and patient id read from the image file itself (only DICOM has any)."""
+        return None
+
+    def extras(self, r: RowReader) -> dict[str, str | None]:
+        return {column: r.text(column) for column in self.extra_attributes}
+
+
+class GenericPreset(Preset):
+    def __init__(self, config: CohortConfig) -> None:
+        super().__init__(config)
+        assert config.image_column and config.label_column  # guaranteed by CohortConfig
+        self.image_column = config.image_column
+        self.label_column = config.label_column
+        optional = [c for c in (config.age_column, config.patient_id_column) if c]
+        self.required_columns = (self.image_column, self.label_column, *optional)
+        self.attribute_names = ("age_group",) if config.age_column else ()
+
+    def map_row(self, r: RowReader) -> RowItem:
+        image = r.required(self.image_column)
+        attributes = self.extras(r)
+        if self.config.age_column:
+            attributes["age_group"] = age_group(r.age(self.config.age_column), self.config.age_bins)
+        return RowItem(
+            item_id=image,
+            image_ref=image,
+            label=r.binary(self.label_column, self.config.positive),
+            patient_id=r.text(self.config.patient_id_column) if self.config.patient_id_column else None,
+            attributes=attributes,
+        )
+
+
+class FitzpatrickPreset(Preset):
+    """The Fitzpatrick 17k table: image ``<md5hash>.jpg|png``, target ``three_partition_label``."""
+
+    image_column = "md5hash"
+    required_columns = ("md5hash", "fitzpatrick_scale", "three_partition_label")
+    attribute_names = ("skin_type", "skin_tone")
+
+    def map_row(self, r: RowReader) -> RowItem:
+        md5 = r.required("md5hash")
+        target = r.required("three_partition_label")
+        label = None
+        if target and target not in FITZPATRICK_CLASSES:
+            r.fail("three_partition_label", f"{target!r} is not one of {', '.join(FITZPATRICK_CLASSES)}")
+        elif target:
+            label = int(target == self.config.positive)
+        scale = r.required("fitzpatrick_scale")
+        skin_type = None
+        if scale and scale not in {"-1", "1", "2", "3", "4", "5", "6"}:
+            r.fail("fitzpatrick_scale", f"{scale!r} is not a skin type 1-6 or -1 (unknown)")
+        elif scale and scale != "-1":
+            skin_type = scale
+        tone = None if skin_type is None else ("light" if int(skin_type) <= 3 else "dark")
+        attributes = {"skin_type": skin_type, "skin_tone": tone, **self.extras(r)}
+        return RowItem(md5, md5, label, None, attributes)
+
+
+class IsicPreset(Preset):
+    """ISIC 2019 metadata joined with its one-hot ground truth; the lesion is the grouping unit."""
+
+    image_column = "image"
+    required_columns = ("image", "age_approx", "sex", "anatom_site_general", "lesion_id", *ISIC_CLASSES)
+    attribute_names = ("sex", "age_group", "anatom_site_general")
+
+    def map_row(self, r: RowReader) -> RowItem:
+        image = r.required("image")
+        hot = []
+        for code in ISIC_CLASSES:
+            value = r.required(code).lower()
+            if value in _TRUE:
+                hot.append(code)
+            elif value and value not in _FALSE:
+                r.fail(code, f"one-hot value {value!r} is not 0 or 1")
+        label = None
+        if len(hot) != 1:
+            r.fail("MEL..UNK", f"row has {len(hot)} classes set, expected exactly one")
+        else:
+            label = int(hot[0] == self.config.positive)
+        attributes = {
+            "sex": r.sex("sex"),
+            "age_group": age_group(r.age("age_approx"), self.config.age_bins),
+            "anatom_site_general": r.text("anatom_site_general"),
+            **self.extras(r),
+        }
+        return RowItem(image, image, label, r.text("lesion_id"), attributes)
+
+
+class ChexpertPreset(Preset):
+    """CheXpert: one finding column of 1 / 0 / −1 / blank (policy in ``config.py``)."""
+
+    image_column = "Path"
+    attribute_names = ("sex", "age_group")
+
+    def __init__(self, config: CohortConfig) -> None:
+        super().__init__(config)
+        assert config.finding_column  # guaranteed by CohortConfig
+        self.finding = config.finding_column
+        self.required_columns = ("Path", "Sex", "Age", self.finding)
+
+    def map_row(self, r: RowReader) -> RowItem:
+        path = r.required("Path")
+        value = r.text(self.finding)
+        label = None
+        if value is None:
+            label = _CHEXPERT_POLICY[self.config.blank_as]
+        elif value in {"1", "1.0"}:
+            label = 1
+        elif value in {"0", "0.0"}:
+            label = 0
+        elif value in {"-1", "-1.0"}:
+            label = _CHEXPERT_POLICY[self.config.uncertain_as]
+        else:
+            r.fail(self.finding, f"finding value {value!r} is not 1, 0, -1 or blank")
+        patient = _CHEXPERT_PATIENT.search(path)
+        attributes = {
+            "sex": r.sex("Sex"),
+            "age_group": age_group(r.age("Age"), self.config.age_bins),
+            **self.extras(r),
+        }
+        return RowItem(path, path, label, patient.group(0) if patient else None, attributes)
+
+
+class DicomPreset(Preset):
+    """DICOM files listed with a label; demographics come from the files' tags."""
+
+    attribute_names = ("sex", "age_group")
+
+    def __init__(self, config: CohortConfig, salt: bytes) -> None:
+        super().__init__(config)
+        self.image_column = config.image_column or "file"
+        self.label_column = config.label_column or "label"
+        self.required_columns = (self.image_column, self.label_column)
+        self.salt = salt
+
+    def map_row(self, r: RowReader) -> RowItem:
+        path = r.required(self.image_column)
+        label = r.binary(self.label_column, self.config.positive)
+        return RowItem(path, path, label, None, self.extras(r))
+
+    def image_attributes(self, path: Path) -> tuple[dict[str, str | None], str | None]:
+        """Raises ``dicom.DicomError`` for unreadable files or malformed tags."""
+        tags = dicom.read_demographics(path, self.salt)
+        return {"sex": tags.sex, "age_group": age_group(tags.age, self.config.age_bins)}, tags.patient_hash
+
+
+def make_preset(config: CohortConfig, salt: bytes) -> Preset:
+    """The row mapper for a config; ``salt`` keys the patient-id hash of the dicom preset."""
+    if config.preset == "dicom":
+        return DicomPreset(config, salt)
+    presets: dict[str, type[Preset]] = {
+        "generic": GenericPreset,
+        "fitzpatrick17k": FitzpatrickPreset,
+        "isic2019": IsicPreset,
+        "chexpert": ChexpertPreset,
+    }
+    return presets[config.preset](config)
