@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.auth.router import router as keys_router
 from app.cohorts.router import router as cohorts_router
 from app.core.audit import AuditMiddleware
+from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.health import router as health_router
 from app.core.problems import install_problem_handlers
 from app.db.engine import make_engine, make_session_factory
@@ -56,7 +57,13 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     app.state.engine = engine
     app.state.session_factory = session_factory
     install_problem_handlers(app)
-    app.add_middleware(AuditMiddleware)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        default_limit=settings.max_request_bytes,
+        upload_limit=settings.max_upload_bytes,
+        upload_paths=("/v1/cohorts",),
+    )
+    app.add_middleware(AuditMiddleware)  # outermost: rejected uploads are audited too
     for router in (health_router, keys_router, cohorts_router, jobs_router):
         app.include_router(router)
     return app

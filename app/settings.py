@@ -37,6 +37,7 @@ class Settings(BaseSettings):
 
     # Upload limits (archives and images are untrusted input)
     max_upload_bytes: int = Field(default=20 * 1024**3, gt=0)
+    max_request_bytes: int = Field(default=256 * 1024**2, gt=0, description="any other request body")
     max_uncompressed_bytes: int = Field(default=50 * 1024**3, gt=0)
     max_compression_ratio: float = Field(default=200.0, gt=1)
     max_archive_entries: int = Field(default=2_000_000, gt=0)

@@ -112,3 +112,32 @@ class Keys:
 @pytest.fixture
 def keys(session_factory: sessionmaker[Session]) -> Keys:
     return Keys(session_factory)
+
+
+def run_jobs_until_idle(settings: Settings, factory: sessionmaker[Session], timeout: float = 120.0) -> None:
+    """Run queued jobs with a real supervisor (real child processes) until none is queued or running."""
+    import time
+
+    from sqlalchemy import func, select
+
+    from app.jobs.models import Job
+    from app.jobs.supervisor import Supervisor
+
+    supervisor = Supervisor(settings, factory)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            supervisor.tick()
+            with factory() as session:
+                active = session.scalar(select(func.count()).where(Job.status.in_(["queued", "running"])))
+            if not active:
+                return
+            time.sleep(0.2)
+        raise TimeoutError("jobs still active after the timeout")
+    finally:
+        supervisor.stop()
+
+
+@pytest.fixture
+def run_jobs(settings: Settings, session_factory: sessionmaker[Session]):
+    return lambda timeout=120.0: run_jobs_until_idle(settings, session_factory, timeout)

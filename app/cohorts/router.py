@@ -1,3 +1,57 @@
-from fastapi import APIRouter
+"""Cohort endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from sqlalchemy import select
+
+from app.cohorts import service
+from app.cohorts.models import Cohort
+from app.cohorts.schemas import CohortList, CohortOut
+from app.core.deps import Reader, SessionDep, SettingsDep, Writer, mark_resource
+from app.core.pagination import paginate
 
 router = APIRouter(prefix="/v1/cohorts", tags=["cohorts"])
+
+
+@router.post("", status_code=202, response_model=CohortOut)
+def upload_cohort(
+    request: Request,
+    principal: Writer,
+    session: SessionDep,
+    settings: SettingsDep,
+    archive: Annotated[UploadFile, File(description=".zip or .tar.gz of images and one manifest CSV")],
+    config: Annotated[str, Form(description="JSON cohort config (name, preset, columns, split, image size)")],
+) -> CohortOut:
+    """Validate the archive and manifest now (4xx naming every bad row, column or file); decode the
+    images in an ingestion job. Answers 202 with the cohort in ``ingesting``."""
+    cohort = service.create_cohort(session, settings, principal, archive.file, archive.size, config)
+    mark_resource(request, cohort.id)
+    return service.represent(session, cohort)
+
+
+@router.get("", response_model=CohortList)
+def list_cohorts(
+    principal: Reader, session: SessionDep, limit: int = Query(50), cursor: str | None = None
+) -> CohortList:
+    query = select(Cohort).where(
+        Cohort.organisation_id == principal.organisation_id, Cohort.deleted_at.is_(None)
+    )
+    rows, next_cursor = paginate(session, query, Cohort, limit, cursor)
+    return CohortList(items=[service.represent(session, c) for c in rows], next_cursor=next_cursor)
+
+
+@router.get("/{cohort_id}", response_model=CohortOut)
+def get_cohort(cohort_id: str, principal: Reader, session: SessionDep) -> CohortOut:
+    return service.represent(session, service.get_cohort(session, principal.organisation_id, cohort_id))
+
+
+@router.delete("/{cohort_id}", response_model=CohortOut)
+def delete_cohort(
+    cohort_id: str, request: Request, principal: Writer, session: SessionDep, settings: SettingsDep
+) -> CohortOut:
+    mark_resource(request, cohort_id)
+    cohort = service.delete_cohort(session, settings, principal.organisation_id, cohort_id)
+    return service.represent(session, cohort)

@@ -12,10 +12,11 @@ import threading
 import traceback
 from typing import Any
 
+import app.db.models  # noqa: F401  (every mapper must be known in a fresh job process)
 from app.core.errors import InputError
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.jobs import handlers, state
-from app.jobs.context import Cancelled, JobContext
+from app.jobs.context import Cancelled, Completion, JobContext
 from app.jobs.files import remove_job_files
 from app.jobs.models import Job
 from app.settings import Settings
@@ -61,26 +62,45 @@ def _run(ctx: JobContext, heartbeat_stop: threading.Event) -> str:
         status = "succeeded"
     except Cancelled:
         status = "cancelled"
-    except InputError as exc:
-        error = str(exc)
     except Exception as exc:  # any failure of the work itself ends the job with a readable reason
-        log.error("job %s failed:\n%s", ctx.job_id, traceback.format_exc())
-        error = f"{type(exc).__name__}: {exc}"
+        error = _describe_failure(ctx, exc)
     heartbeat_stop.set()  # from here on this process gives the claim up itself
     try:
-        with transaction(ctx.session_factory) as session:
-            result = None
-            if completion is not None:
-                result = dict(completion.result)
-                if completion.register is not None:
-                    result.update(completion.register(session))
-            state.finish(session, ctx.job_id, ctx.worker_id, status, error=error, result=result)
+        if completion is not None:
+            try:
+                _finish(ctx, status, completion=completion)
+                return status
+            except state.LostClaim:
+                raise
+            except Exception as exc:  # registration failed: the job fails and registers nothing
+                status, error = "failed", _describe_failure(ctx, exc)
+        _finish(ctx, status, error=error)
+        return status
     except state.LostClaim:
         return "lost"
     finally:
         if status != "succeeded":
             remove_job_files(ctx.settings, ctx.job_id)
-    return status
+
+
+def _describe_failure(ctx: JobContext, exc: Exception) -> str:
+    if isinstance(exc, InputError):
+        return str(exc)
+    log.error("job %s failed:\n%s", ctx.job_id, traceback.format_exc())
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _finish(
+    ctx: JobContext, status: str, *, completion: Completion | None = None, error: str | None = None
+) -> None:
+    """Mark the job ended; a completion's registration commits in the same transaction."""
+    with transaction(ctx.session_factory) as session:
+        result = None
+        if completion is not None:
+            result = dict(completion.result)
+            if completion.register is not None:
+                result.update(completion.register(session))
+        state.finish(session, ctx.job_id, ctx.worker_id, status, error=error, result=result)
 
 
 def _heartbeat_loop(ctx: JobContext, stop: threading.Event) -> None:

@@ -1,0 +1,97 @@
+"""The ingestion job: decode a validated cohort's images into its cache, then mark it ready.
+
+Runs in a job process. A retry after a crash starts the decoding again from scratch (the cache is
+rebuilt, never patched); a failure or cancel removes the partial cache and marks the cohort failed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.cohorts import storage
+from app.cohorts.ingest import build_cache
+from app.cohorts.manifest import ManifestItem, ParsedManifest
+from app.cohorts.models import Cohort, CohortItem
+from app.cohorts.summary import summarize
+from app.core.errors import InputError
+from app.db.engine import transaction
+from app.jobs.context import Cancelled, Completion, JobContext
+
+
+def _load(ctx: JobContext) -> tuple[Cohort, ParsedManifest]:
+    with ctx.session_factory() as session:
+        cohort = session.get(Cohort, ctx.config["cohort_id"])
+        if cohort is None or cohort.deleted_at is not None:
+            raise InputError(f"cohort {ctx.config['cohort_id']} no longer exists")
+        rows = session.scalars(
+            select(CohortItem).where(CohortItem.cohort_id == cohort.id).order_by(CohortItem.position)
+        ).all()
+        items = [
+            ManifestItem(
+                item_id=r.item_id,
+                image=r.image_path,
+                label=r.label,
+                patient_id=r.patient_key,
+                split=r.split,
+                attributes=dict(r.attributes),
+                row=r.position + 2,
+            )
+            for r in rows
+        ]
+        session.expunge(cohort)
+    return cohort, ParsedManifest(items=items, attribute_names=list(cohort.attributes))
+
+
+def run_ingestion(ctx: JobContext) -> Completion:
+    cohort, manifest = _load(ctx)
+    cache = storage.cache_dir(ctx.settings, cohort.id)
+    shutil.rmtree(cache, ignore_errors=True)
+    total = len(manifest.items)
+
+    def progress(done: int, _total: int) -> None:
+        ctx.progress({"done": done, "total": total, "fraction": done / total if total else 1.0})
+
+    try:
+        build_cache(
+            manifest,
+            storage.files_dir(ctx.settings, cohort.id),
+            cache,
+            size=cohort.image_size,
+            channels=cohort.channels,
+            progress=progress,
+            workers=ctx.settings.ingest_workers,
+            should_cancel=ctx.should_cancel,
+            max_pixels=ctx.settings.max_image_pixels,
+        )
+    except BaseException as exc:
+        shutil.rmtree(cache, ignore_errors=True)
+        errors = exc.errors if isinstance(exc, InputError) else [{"message": str(exc) or type(exc).__name__}]
+        if not isinstance(exc, Cancelled):
+            _mark_failed(ctx, cohort.id, errors)
+        raise
+    summary = summarize(
+        [i.label for i in manifest.items],
+        [i.split for i in manifest.items],
+        manifest.attribute_columns(),
+        min_count=ctx.settings.min_group_count,
+    )
+
+    def register(session: Session) -> dict[str, Any]:
+        row = session.get(Cohort, cohort.id)
+        if row is None or row.deleted_at is not None:
+            raise InputError(f"cohort {cohort.id} was deleted during ingestion")
+        row.status, row.progress, row.summary = "ready", 1.0, summary
+        return {"cohort_id": cohort.id}
+
+    return Completion(result={"items": total}, register=register)
+
+
+def _mark_failed(ctx: JobContext, cohort_id: str, errors: list[dict[str, Any]]) -> None:
+    with transaction(ctx.session_factory) as session:
+        row = session.get(Cohort, cohort_id)
+        if row is not None and row.deleted_at is None:
+            row.status, row.errors = "failed", errors
