@@ -150,5 +150,6 @@ def parse_config(raw: str | bytes | dict[str, Any]) -> CohortConfig:
         for e in exc.errors():
             where = ".".join(str(p) for p in e["loc"])
             message = e["msg"].removeprefix("Value error, ")
-            errors.append({"field": where or "config", "message": f"{where}: {message}" if where else message})
+            described = f"{where}: {message}" if where else message
+            errors.append({"field": where or "config", "message": described})
         raise InputError("invalid cohort config", errors) from exc
