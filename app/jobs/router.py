@@ -10,11 +10,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.core.deps import Reader, SessionDep, Writer, mark_resource
+from app.core.deps import Reader, SessionDep, SettingsDep, Writer, mark_resource
 from app.core.pagination import paginate
 from app.jobs import repository, state
 from app.jobs.models import TERMINAL_STATUSES, Job
 from app.jobs.schemas import JobList, JobOut
+from app.training_jobs.schemas import TrainingJobCreate
+from app.training_jobs.service import start_training
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENT_POLL_SECONDS = 0.5
@@ -36,6 +38,16 @@ def list_jobs(
     )
     rows, next_cursor = paginate(session, query, Job, limit, cursor)
     return JobList(items=[JobOut.of(j) for j in rows], next_cursor=next_cursor)
+
+
+@router.post("", status_code=202, response_model=JobOut)
+def start_training_job(
+    body: TrainingJobCreate, principal: Writer, session: SessionDep, settings: SettingsDep, request: Request
+) -> JobOut:
+    """Validate the training config against the cohort (every problem named at once), then queue it."""
+    job = start_training(session, settings, principal, body)
+    mark_resource(request, job.id)
+    return JobOut.of(job)
 
 
 @router.get("/{job_id}", response_model=JobOut)
@@ -69,8 +81,11 @@ def job_events(job_id: str, principal: Reader, session: SessionDep, request: Req
             status = repository.get_job(s, principal.organisation_id, job_id).status
         return events, status
 
+    resume_from = request.headers.get("last-event-id", "0")
+    start = int(resume_from) if resume_from.isdigit() else 0  # a reconnecting client resumes where it was
+
     async def stream() -> AsyncIterator[str]:
-        last = 0
+        last = start
         while True:
             events, status = await run_in_threadpool(poll, last)
             for event_id, type_, data in events:

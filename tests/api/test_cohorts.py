@@ -139,7 +139,7 @@ def test_unknown_preset_and_bad_config_are_422(client, keys):
 def test_upload_over_the_size_limit_is_413_before_parsing(settings, keys, session_factory):
     from app.main import create_app
 
-    small = settings.model_copy(update={"max_upload_bytes": 10_000})
+    small = settings.model_copy(update={"max_upload_bytes": 2_000})
     with TestClient(create_app(small, run_supervisor=False)) as client:
         response = upload(client, keys.headers("auditor"), make_zip(30))
     assert response.status_code == 413
