@@ -8,54 +8,13 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from archives import CONFIG, make_zip, png_bytes, upload
 from fastapi.testclient import TestClient
-from PIL import Image
 from sqlalchemy import func, select
 
 from app.cohorts.cache import load_cohort_arrays
 from app.cohorts.models import Cohort, CohortItem
 from app.jobs.models import Job
-
-CONFIG = {
-    "name": "tiny",
-    "preset": "generic",
-    "image_column": "image",
-    "label_column": "label",
-    "sensitive_attributes": ["sex"],
-    "age_column": "age",
-    "patient_id_column": "patient_id",
-    "split": {"mode": "random", "seed": 1},
-    "image_size": 32,
-    "channels": 3,
-}
-
-
-def png_bytes(value: int, size: int = 40) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def make_zip(n: int = 60, *, extra: dict[str, bytes] | None = None, manifest: str | None = None) -> bytes:
-    rows = ["image,label,sex,age,patient_id"]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for i in range(n):
-            zf.writestr(f"img/{i}.png", png_bytes(i * 3 % 256))
-            rows.append(f"img/{i}.png,{i % 2},{'female' if i % 3 else 'male'},{30 + i},p{i // 2}")
-        zf.writestr("manifest.csv", manifest if manifest is not None else "\n".join(rows) + "\n")
-        for name, data in (extra or {}).items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
-def upload(client: TestClient, headers: dict[str, str], data: bytes, config: dict | None = None):
-    return client.post(
-        "/v1/cohorts",
-        headers=headers,
-        files={"archive": ("cohort.zip", data)},
-        data={"config": json.dumps(config or CONFIG)},
-    )
 
 
 def cohort_folders(settings) -> list[Path]:
