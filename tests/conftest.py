@@ -74,7 +74,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         model_dir=tmp_path / "models",
         heartbeat_seconds=0.2,
-        stale_after_seconds=3.0,
+        stale_after_seconds=5.0,
         cancel_grace_seconds=2.0,
         ingest_workers=2,
         bootstrap_resamples=200,

@@ -105,6 +105,18 @@ def heartbeat(session: Session, job_id: str, worker_id: str) -> bool:
     return row[0] is not None
 
 
+def vouch(session: Session, worker_id: str, job_ids: Iterable[str]) -> None:
+    """The supervisor vouches for runs it can see alive (a child still importing its libraries has
+    not begun to heartbeat itself yet, and must not be taken for dead by another supervisor)."""
+    ids = list(job_ids)
+    if ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.status == "running", Job.worker_id == worker_id)
+            .values(heartbeat_at=utcnow())
+        )
+
+
 def report_progress(
     session: Session,
     job_id: str,

@@ -1,4 +1,5 @@
-"""The embedded job supervisor: claims queued jobs and runs each in its own spawned child process.
+"""The job supervisor: claims queued jobs and runs each through an executor — by default its own
+spawned child process (embedded), or a Ray task (scale-out, ``app.jobs.ray_executor``).
 
 A crash, OOM kill or segfault in training takes down only the child; the supervisor sees the exit,
 and the job is queued again (resuming from its checkpoint) or failed once attempts run out. Cancel
@@ -9,14 +10,11 @@ grace period. Several supervisors (several API replicas) may share one database:
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import socket
 import threading
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
-from multiprocessing.process import BaseProcess
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.base import utcnow
 from app.db.engine import transaction
 from app.jobs import state
+from app.jobs.executors import Executor, LocalProcessExecutor, RunHandle
 from app.jobs.files import remove_job_files
 from app.jobs.models import TERMINAL_STATUSES, Job
-from app.jobs.runner import run_claimed_job
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,23 +59,22 @@ def dead_local_workers(session: Session) -> list[str]:
     return dead
 
 
-@dataclass
-class _Child:
-    job_id: str
-    process: BaseProcess
-
-
 class Supervisor:
-    def __init__(self, settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        executor: Executor | None = None,
+        capacity: int | None = None,
+    ) -> None:
         self.settings = settings
         self.session_factory = session_factory
+        self.executor = executor or LocalProcessExecutor()
         self.worker_id = new_worker_id()
-        self.capacity = settings.max_concurrent_jobs
-        self._children: dict[str, _Child] = {}
+        self.capacity = capacity or settings.max_concurrent_jobs
+        self._children: dict[str, RunHandle] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # spawn, never fork: the parent may hold CUDA state, DB connections and threads.
-        self._mp = multiprocessing.get_context("spawn")
 
     def start(self) -> None:
         self.recover(startup=True)
@@ -90,9 +87,8 @@ class Supervisor:
         if self._thread is not None:
             self._thread.join(timeout=10)
         for child in list(self._children.values()):
-            child.process.kill()
-            child.process.join(timeout=10)
-            self._release(child, "the server stopped while the job was running")
+            child.kill()
+            self._release(child.job_id, "the server stopped while the job was running")
         self._children.clear()
 
     def _loop(self) -> None:
@@ -105,13 +101,19 @@ class Supervisor:
     def tick(self) -> None:
         self._reap()
         self._enforce_cancels()
+        with transaction(self.session_factory) as session:
+            state.vouch(session, self.worker_id, self._children)
         self.recover()
         while len(self._children) < self.capacity and not self._stop.is_set():
             with transaction(self.session_factory) as session:
                 job = state.claim_next(session, self.worker_id)
             if job is None:
                 break
-            self._spawn(job.id)
+            handle = self.executor.launch(
+                job.id, self.worker_id, self.settings.model_dump(mode="json"), job.config
+            )
+            self._children[job.id] = handle
+            log.info("job %s started", job.id)
 
     def recover(self, startup: bool = False) -> list[state.Recovered]:
         with transaction(self.session_factory) as session:
@@ -123,34 +125,23 @@ class Supervisor:
             log.warning("recovered job %s (%s): now %s", r.job_id, r.reason, r.status)
         return recovered
 
-    def _spawn(self, job_id: str) -> None:
-        process = self._mp.Process(
-            target=run_claimed_job,
-            args=(job_id, self.worker_id, self.settings.model_dump(mode="json")),
-            name=f"fairaudit-job-{job_id}",
-        )
-        process.start()
-        self._children[job_id] = _Child(job_id, process)
-        log.info("job %s started in process %s", job_id, process.pid)
-
     def _reap(self) -> None:
         for job_id, child in list(self._children.items()):
-            if child.process.is_alive():
+            if child.running():
                 continue
-            child.process.join()
             del self._children[job_id]
-            code = child.process.exitcode
-            if code != 0:
-                self._release(child, f"the job process exited unexpectedly (exit code {code})")
+            reason = child.failure()
+            if reason is not None:
+                self._release(job_id, reason)
 
-    def _release(self, child: _Child, reason: str) -> None:
+    def _release(self, job_id: str, reason: str) -> None:
         with transaction(self.session_factory) as session:
-            job = session.get(Job, child.job_id, with_for_update=True)
+            job = session.get(Job, job_id, with_for_update=True)
             if job is None or job.status != "running" or job.worker_id != self.worker_id:
                 return
             status = state.release(session, job, reason)
         if status in TERMINAL_STATUSES:
-            remove_job_files(self.settings, child.job_id)
+            remove_job_files(self.settings, job_id)
 
     def _enforce_cancels(self) -> None:
         if not self._children:
@@ -165,8 +156,6 @@ class Supervisor:
                 )
             ).all()
         for job_id in overdue:
-            child = self._children.pop(job_id)
-            log.warning("job %s ignored its cancel request; killing process %s", job_id, child.process.pid)
-            child.process.kill()
-            child.process.join(timeout=10)
-            self._release(child, "cancelled (the process was killed after the grace period)")
+            log.warning("job %s ignored its cancel request; killing its run", job_id)
+            self._children.pop(job_id).kill()
+            self._release(job_id, "cancelled (the run was killed after the grace period)")
