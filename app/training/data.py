@@ -1,0 +1,140 @@
+"""Batches straight from the decoded image cache: stratified sampling, memmap reads, normalisation.
+
+Images stay ``uint8`` until they reach the training device (4× less to copy); the NHWC cache rows
+become an NCHW view in channels-last memory, the layout the convolutions run fastest in.
+Normalisation uses fixed, stated constants (ImageNet mean/std for RGB, their channel average for grey)
+so a model's preprocessing never depends on which images were in the training split.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+RGB_MEAN, RGB_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+GREY_MEAN, GREY_STD = (0.449,), (0.226,)
+
+
+def normalization(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) applied after scaling pixels to [0, 1]."""
+    return (GREY_MEAN, GREY_STD) if channels == 1 else (RGB_MEAN, RGB_STD)
+
+
+class Normalizer:
+    """uint8 NCHW → float in [0, 1] → (x − mean) / std, on the batch's device."""
+
+    def __init__(self, channels: int, device: torch.device) -> None:
+        mean, std = normalization(channels)
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+
+    @staticmethod
+    def to_unit(x: Tensor) -> Tensor:
+        return x.float().div_(255.0)
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.normalize(self.to_unit(x))
+
+
+@dataclass(frozen=True)
+class Batch:
+    images: Tensor  # (N, C, H, W) uint8, channels-last memory
+    labels: Tensor  # (N,) float32
+    groups: Tensor  # (N,) int64, -1 = missing
+    index: np.ndarray  # cohort row of each sample
+
+
+class BatchReader:
+    """Reads cohort rows into device tensors, optionally ``workers`` batches ahead in threads.
+
+    Memmap gathers and host→device copies release the GIL, so a thread hides disk reads behind compute.
+    """
+
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, codes: np.ndarray, device: torch.device, workers: int
+    ) -> None:
+        self.images, self.labels, self.codes = images, labels, codes
+        self.device, self.workers = device, workers
+
+    def load(self, index: np.ndarray) -> Batch:
+        rows = np.sort(index)  # sequential reads; order within a batch does not matter
+        pixels = torch.from_numpy(np.ascontiguousarray(self.images[rows]))
+        labels = torch.from_numpy(self.labels[rows].astype(np.float32))
+        groups = torch.from_numpy(self.codes[rows])
+        if self.device.type == "cuda":
+            pixels, labels, groups = (t.pin_memory() for t in (pixels, labels, groups))
+        return Batch(
+            images=pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2),
+            labels=labels.to(self.device, non_blocking=True),
+            groups=groups.to(self.device, non_blocking=True),
+            index=rows,
+        )
+
+    def iterate(self, batches: Sequence[np.ndarray]) -> Iterator[Batch]:
+        if self.workers == 0:
+            yield from map(self.load, batches)
+            return
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="batch-reader") as pool:
+            pending = deque(pool.submit(self.load, b) for b in batches[: self.workers + 1])
+            for nxt in batches[self.workers + 1 :]:
+                batch = pending.popleft().result()
+                pending.append(pool.submit(self.load, nxt))
+                yield batch
+            while pending:
+                yield pending.popleft().result()
+
+
+def sequential_batches(index: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    return [index[i : i + batch_size] for i in range(0, len(index), batch_size)]
+
+
+def _quotas(counts: np.ndarray, priority: np.ndarray, batch_size: int) -> np.ndarray:
+    """Per-stratum samples per batch: proportional (largest remainder) with at least one per stratum
+    while other strata can spare one; ``priority`` strata (positives of a known group) are served first."""
+    share = counts / counts.sum() * batch_size
+    quota = np.floor(share).astype(np.int64)
+    for s in sorted(np.flatnonzero(quota == 0), key=lambda s: not priority[s]):
+        if quota.sum() >= batch_size:
+            donors = np.flatnonzero(quota > 1)
+            if len(donors) == 0:
+                break
+            quota[donors[np.argmax((quota - share)[donors])]] -= 1
+        quota[s] = 1
+    while quota.sum() < batch_size:
+        quota[np.argmax(share - quota)] += 1
+    return quota
+
+
+def stratified_batches(
+    index: np.ndarray, labels: np.ndarray, codes: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One epoch of ``len(index) // batch_size`` full batches, each stratified by label × group.
+
+    Every stratum is represented in every batch when the batch has room (each positive group first),
+    so the worst group's positives are always there for the hinge; small strata are recycled with a
+    fresh shuffle each pass, large ones are seen about once per epoch.
+    """
+    width = int(codes.max()) + 2  # group codes shifted by one: 0 = missing
+    strata = labels[index].astype(np.int64) * width + (codes[index] + 1)
+    keys, inverse = np.unique(strata, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(keys))
+    priority = (keys // width == 1) & (keys % width != 0)
+    quota = _quotas(counts, priority, batch_size)
+    n_batches = max(1, len(index) // batch_size)
+    parts = []
+    for s, q in enumerate(quota):
+        members = index[inverse == s]
+        need = int(q) * n_batches
+        passes = -(-need // len(members)) if need else 0
+        draw = np.concatenate([rng.permutation(members) for _ in range(passes)]) if passes else members[:0]
+        parts.append(draw[:need].reshape(n_batches, int(q)))
+    return [np.concatenate([p[b] for p in parts]) for b in range(n_batches)]

@@ -1,0 +1,296 @@
+"""ONNX export of a trained network: one graph per segment for early exit, one full graph, a parity check.
+
+Files in the model folder:
+
+- ``stage_<j>.onnx`` for each segment j (see ``networks``): input ``image`` (j = 0; normalised
+  float32 NCHW) or ``features`` (the previous segment's ``next_features``); outputs ``next_features``
+  (absent from the last segment) and ``logits`` of shape (N, k): one column per exit of that segment,
+  in exit order.
+- ``full.onnx``: input ``image``, output ``logits`` (N, n_exits), every exit at once.
+
+Every graph has a dynamic batch dimension. After export, ONNX Runtime (CPU provider, intra-op spinning
+off) must reproduce PyTorch within 1e-4 on every probability at batch 1 and 8, segment by segment and
+chained, and the chained early-exit decisions must match PyTorch's (samples whose confidence lies within
+1e-4 of θ are not compared). Otherwise ``ExportParityError`` is raised and no folder is published.
+The folder is written under a temporary name and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import Tensor, nn
+
+from app.core.errors import ConflictError
+from app.training.networks import MultiExitNet
+from app.training.thresholds import exit_index
+
+MANIFEST = "model.json"
+FORMAT_VERSION = 1
+PARITY_TOLERANCE = 1e-4
+PARITY_BATCHES = (1, 8)
+
+
+class ExportParityError(RuntimeError):
+    """ONNX Runtime does not reproduce PyTorch closely enough; the model must not be served."""
+
+
+class _SegmentGraph(nn.Module):
+    def __init__(self, net: MultiExitNet, index: int) -> None:
+        super().__init__()
+        self.net, self.index = net, index
+        self.last = index == len(net.segments) - 1
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        features, logits = self.net.forward_segment(self.index, x)
+        return logits if self.last else (features, logits)
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    file: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    exits: tuple[int, ...]
+
+
+def graph_specs(net: MultiExitNet) -> tuple[list[GraphSpec], GraphSpec]:
+    last = len(net.segments) - 1
+    stages = [
+        GraphSpec(
+            file=f"stage_{j}.onnx",
+            inputs=("image" if j == 0 else "features",),
+            outputs=("logits",) if j == last else ("next_features", "logits"),
+            exits=seg.exits,
+        )
+        for j, seg in enumerate(net.segments)
+    ]
+    return stages, GraphSpec("full.onnx", ("image",), ("logits",), tuple(range(net.n_exits)))
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter logs torchvision-op notices and deprecation warnings that say nothing about us."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _export(module: nn.Module, example: Tensor, path: Path, spec: GraphSpec) -> None:
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with _quiet_exporter():
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=True,
+            verbose=False,
+            external_data=False,
+            input_names=list(spec.inputs),
+            output_names=list(spec.outputs),
+            dynamic_shapes=({0: batch},),
+        )
+
+
+def make_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
+    """A CPU session that does not spin after a run (spinning starves the next graph of a chain)."""
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    probability: np.ndarray  # (n,) served probability
+    exit_index: np.ndarray  # (n,) exit that decided
+    rows: list[int]  # samples each stage graph ran on
+
+
+class OnnxChain:
+    """Runs the stage graphs in order on only the samples still undecided, as serving does."""
+
+    def __init__(
+        self,
+        sessions: Sequence[ort.InferenceSession],
+        specs: Sequence[GraphSpec],
+        thresholds: Sequence[float | None],
+    ) -> None:
+        self.sessions, self.specs, self.thresholds = list(sessions), list(specs), list(thresholds)
+        self.n_exits = len(self.thresholds)
+
+    def run(self, image: np.ndarray) -> ChainResult:
+        n = len(image)
+        probability, chosen = np.empty(n), np.full(n, -1)
+        alive = np.arange(n)  # original rows still undecided
+        x, rows = image, []
+        for session, spec in zip(self.sessions, self.specs, strict=True):
+            if len(alive) == 0:
+                rows.append(0)
+                continue
+            rows.append(len(alive))
+            outs = session.run(None, {spec.inputs[0]: x})
+            p = sigmoid(outs[-1])
+            stay = np.ones(len(alive), dtype=bool)
+            for col, e in enumerate(spec.exits):
+                theta = self.thresholds[e]
+                if e == self.n_exits - 1:
+                    leave = stay.copy()
+                elif theta is None:
+                    continue
+                else:
+                    leave = stay & (np.maximum(p[:, col], 1 - p[:, col]) >= theta)
+                probability[alive[leave]], chosen[alive[leave]] = p[leave, col], e
+                stay &= ~leave
+            alive = alive[stay]
+            if len(outs) > 1:
+                x = outs[0][stay]
+        return ChainResult(probability, chosen, rows)
+
+
+def _parity(
+    net: MultiExitNet, folder: Path, images: np.ndarray, thresholds: Sequence[float | None]
+) -> dict[str, float]:
+    """Compare every graph with PyTorch at each batch size; raise ``ExportParityError`` on a mismatch."""
+    stage_specs, full_spec = graph_specs(net)
+    sessions = [make_session(folder / s.file) for s in stage_specs]
+    full = make_session(folder / full_spec.file)
+    worst = {"stage": 0.0, "chain": 0.0, "full": 0.0}
+    for size in PARITY_BATCHES:
+        x = np.ascontiguousarray(np.resize(images, (size, *images.shape[1:])), dtype=np.float32)
+        feats, chained, expected = torch.from_numpy(x), x, []
+        with torch.no_grad():
+            for j, (session, spec) in enumerate(zip(sessions, stage_specs, strict=True)):
+                ref_input = feats.numpy()
+                feats, logits = net.forward_segment(j, feats)
+                ref = torch.sigmoid(logits).numpy()
+                expected.append(ref)
+                worst["stage"] = max(
+                    worst["stage"], _diff(session.run(None, {spec.inputs[0]: ref_input})[-1], ref)
+                )
+                outs = session.run(None, {spec.inputs[0]: chained})
+                worst["chain"] = max(worst["chain"], _diff(outs[-1], ref))
+                chained = outs[0]
+        ref_all = np.concatenate(expected, axis=1)
+        worst["full"] = max(worst["full"], _diff(full.run(None, {"image": x})[0], ref_all))
+        decided = OnnxChain(sessions, stage_specs, thresholds).run(x).exit_index
+        expected_exit = exit_index(ref_all, thresholds)
+        conf = np.maximum(ref_all, 1 - ref_all)[:, :-1]
+        theta = np.array([np.inf if t is None else t for t in thresholds[:-1]])
+        clear = ~(np.abs(conf - theta) <= PARITY_TOLERANCE).any(axis=1)
+        if not np.array_equal(decided[clear], expected_exit[clear]):
+            raise ExportParityError(f"early-exit decisions differ from PyTorch at batch {size}")
+    if max(worst.values()) > PARITY_TOLERANCE:
+        raise ExportParityError(
+            f"ONNX Runtime differs from PyTorch by up to {max(worst.values()):.2e}: {worst}"
+        )
+    return worst
+
+
+def _diff(a: np.ndarray, logits_or_probs: np.ndarray) -> float:
+    """Max abs difference of probabilities (``a`` holds ONNX logits)."""
+    return float(np.abs(sigmoid(a) - logits_or_probs).max())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_model(
+    net: MultiExitNet,
+    folder: Path,
+    *,
+    parity_images: np.ndarray,
+    exit_thresholds: Sequence[float | None],
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the graphs and ``model.json`` (``metadata`` + graphs, hashes, parity, versions) to ``folder``.
+
+    ``parity_images``: normalised float32 NCHW samples (validation images) for the parity check.
+    ``exit_thresholds``: θ per exit (final head None) the chained decisions are checked with.
+    """
+    if folder.exists():
+        raise ConflictError(f"model version folder {folder} already exists")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        model = copy.deepcopy(net).cpu().to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+        model.eval()
+        stage_specs, full_spec = graph_specs(model)
+        example = torch.from_numpy(np.resize(parity_images, (2, *parity_images.shape[1:])).astype(np.float32))
+        x = example
+        with torch.no_grad():
+            for j, spec in enumerate(stage_specs):
+                _export(_SegmentGraph(model, j), x, tmp / spec.file, spec)
+                x = model.segment_features(j, x)
+        _export(model, example, tmp / full_spec.file, full_spec)
+        parity = _parity(model, tmp, parity_images, exit_thresholds)
+        opset = {o.domain or "ai.onnx": o.version for o in onnx.load(str(tmp / full_spec.file)).opset_import}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            **metadata,
+            "graphs": {
+                "stages": [_spec_json(s) for s in stage_specs],
+                "full": _spec_json(full_spec),
+                "batch_dimension": "dynamic",
+            },
+            "parity": {"max_abs_prob_diff": parity, "tolerance": PARITY_TOLERANCE, "batches": PARITY_BATCHES},
+            "files": {
+                p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())
+            },
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "onnx": onnx.__version__,
+                "onnxruntime": ort.__version__,
+                "opset": opset,
+            },
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False))
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _spec_json(spec: GraphSpec) -> dict[str, Any]:
+    return {
+        "file": spec.file,
+        "inputs": list(spec.inputs),
+        "outputs": list(spec.outputs),
+        "exits": list(spec.exits),
+    }

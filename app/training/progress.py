@@ -1,0 +1,49 @@
+"""How a training run talks to whoever runs it: progress events out, a cancel flag in.
+
+Both are plain callables so the same run works in a child process, a Ray worker or a notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Phase = Literal["train", "validate", "select", "export", "evaluate", "done"]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """A snapshot of the run. Step events come at most about once a second; every epoch ends with a
+    ``validate`` event carrying the epoch's validation AUC / PFD; later phases have one event each."""
+
+    phase: Phase
+    epoch: int  # 1-based; 0 before the first epoch
+    epochs: int
+    step: int  # optimizer steps done in the whole run
+    total_steps: int  # planned steps (early stopping may end sooner)
+    losses: Mapping[str, float] = field(default_factory=dict)  # running mean of this epoch, per term
+    images_per_s: float | None = None
+    eta_s: float | None = None
+    val_auc: float | None = None
+    val_pfd: float | None = None
+    message: str = ""
+
+
+class ProgressCallback(Protocol):
+    def __call__(self, event: ProgressEvent) -> None: ...
+
+
+CancelCheck = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """Raised between steps when the run's cancel check answers True."""
+
+
+def no_progress(event: ProgressEvent) -> None:
+    """The default callback: ignore events."""
+
+
+def never_cancel() -> bool:
+    return False

@@ -1,0 +1,303 @@
+"""The one entry point a job runner calls: validate, train (resumably), choose thresholds, export, evaluate.
+
+Phases: ``train`` (with a ``validate`` event per epoch) → ``select`` (exit thresholds, then the
+operating threshold, on the validation split) → ``export`` (ONNX + parity + ``model.json``) →
+``evaluate`` (every exit and the early-exit policy on the test split) → ``done``. Re-running with the
+same ``work_dir`` after a crash resumes from the last epoch checkpoint. Thresholds and test predictions
+are computed in float32 even on a mixed-precision device, so they are the exported graphs' numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.cohorts.cache import CohortArrays, load_cohort_arrays
+from app.fairness.engine.inputs import PredictionSet
+from app.training.config import TrainingConfig
+from app.training.data import Normalizer, normalization
+from app.training.export import export_model
+from app.training.groups import GroupEncoding, encode_groups
+from app.training.metrics import auc, pfd, positive_fractions
+from app.training.networks import ExitCosts, MultiExitNet, build_network, exit_costs, load_backbone_weights
+from app.training.progress import (
+    CancelCheck,
+    Cancelled,
+    Phase,
+    ProgressCallback,
+    ProgressEvent,
+    never_cancel,
+    no_progress,
+)
+from app.training.thresholds import ExitChoice, choose_exit_thresholds, exit_index, operating_threshold
+from app.training.trainer import EpochRecord, Trainer, select_device
+from app.training.validation import validate_training_config
+
+SELECTION = "highest validation AUC of the final exit (ties: earlier epoch)"
+PARITY_SAMPLES = 8
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    model_path: Path  # <model_dir>/<version>, holding the ONNX graphs and model.json
+    manifest: dict[str, Any]  # the model.json written
+    history: list[EpochRecord]
+    best_epoch: int
+    operating_threshold: float
+    exit_thresholds: list[float | None]  # per exit; the final head's is None; all None: no early exit
+    validation: dict[str, Any]  # metrics of the served output on the validation split
+    test_predictions: PredictionSet
+    device: str
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become None, numpy values become Python ones."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _served(probs: np.ndarray, thresholds: list[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    idx = exit_index(probs, thresholds)
+    return probs[np.arange(len(probs)), idx], idx
+
+
+def _validation_summary(
+    y: np.ndarray,
+    probs: np.ndarray,
+    groups: GroupEncoding,
+    codes: np.ndarray,
+    costs: ExitCosts,
+    thresholds: list[float | None],
+    threshold: float,
+) -> dict[str, Any]:
+    served, idx = _served(probs, thresholds)
+    pf = positive_fractions(y, served, codes, groups.n_groups)
+    pred = served >= threshold
+    return {
+        "auc": auc(y, served),
+        "auc_final_exit": auc(y, probs[:, -1]),
+        "exit_auc": [auc(y, probs[:, e]) for e in range(probs.shape[1])],
+        "pf": dict(zip(groups.labels, pf.tolist(), strict=True)),
+        "pfd": pfd(pf),
+        "tpr": float(pred[y == 1].mean()),
+        "fpr": float(pred[y == 0].mean()),
+        "exit_rate": np.bincount(idx, minlength=probs.shape[1]).astype(float) / len(idx),
+        "mean_compute": float(np.asarray(costs.fractions)[idx].mean()),
+    }
+
+
+def _describe(
+    net: MultiExitNet,
+    config: TrainingConfig,
+    cohort: CohortArrays,
+    costs: ExitCosts,
+    version: str,
+) -> dict[str, Any]:
+    """The parts of model.json serving needs to feed and read the graphs."""
+    mean, std = normalization(cohort.channels)
+    size = cohort.image_size
+    multi = config.multi_exit
+    return {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "method": config.method,
+        "architecture": {
+            "backbone": config.backbone,
+            "n_stages": net.backbone.n_stages,
+            "n_exits": net.n_exits,
+            "exit_stage": list(net.exit_stage),
+            "exit_names": [f"ic{e + 1}" for e in range(net.n_exits - 1)] + ["final"],
+            "ic_head": "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, "
+            "global avg-pool, linear(32->1)"
+            if multi
+            else None,
+            "ic_pool_sizes": list(net.ic_pool_sizes),
+            "final_head": "global avg-pool, linear(C->1)",
+            "served": "early_exit" if multi else "final_exit",
+        },
+        "input": {
+            "name": "image",
+            "layout": "NCHW",
+            "dtype": "float32",
+            "channels": cohort.channels,
+            "height": size,
+            "width": size,
+        },
+        "preprocessing": {
+            "color_mode": "L" if cohort.channels == 1 else "RGB",
+            "channel_handling": "grey input: ITU-R 601-2 luma; RGB input from grey: repeat the grey value; "
+            "alpha dropped (as at ingestion)",
+            "resize": {"height": size, "width": size, "method": "centre square crop, bilinear antialiased"},
+            "scale": 1 / 255,
+            "mean": list(mean),
+            "std": list(std),
+            "formula": "(pixel / 255 - mean) / std, per channel",
+        },
+        "output": {"kind": "logit", "probability": "sigmoid(logit)", "positive_label": 1},
+        "exit_costs": list(costs.fractions),
+        "exit_macs": list(costs.exit_macs),
+    }
+
+
+def run_training(
+    cohort: Path | CohortArrays,
+    config: TrainingConfig | Mapping[str, Any],
+    work_dir: Path,
+    model_dir: Path,
+    version: str,
+    progress: ProgressCallback = no_progress,
+    should_cancel: CancelCheck = never_cancel,
+) -> TrainingResult:
+    """Train one model on a cohort cache folder (or opened arrays) and publish ``model_dir/version``.
+
+    Raises ``InputError`` for a config that does not fit the cohort (before any work), ``Cancelled``
+    when ``should_cancel`` answers True, ``ExportParityError`` if ONNX Runtime disagrees with PyTorch.
+    """
+    arrays = load_cohort_arrays(cohort) if isinstance(cohort, Path) else cohort
+    cfg = validate_training_config(config, arrays)
+    groups = encode_groups(arrays.attributes, cfg.sensitive_attributes)
+    device = select_device(cfg.device)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    assert cfg.image_size is not None
+    net = build_network(
+        cfg.backbone,
+        in_channels=arrays.channels,
+        image_size=cfg.image_size,
+        multi_exit=cfg.multi_exit,
+        ic_pool=cfg.ic_pool_size,
+    )
+    if cfg.pretrained_weights is not None:
+        load_backbone_weights(net, cfg.pretrained_weights)
+    costs = exit_costs(net)
+    trainer = Trainer(
+        net,
+        cfg,
+        arrays,
+        groups,
+        device=device,
+        work_dir=work_dir,
+        progress=progress,
+        should_cancel=should_cancel,
+    )
+    fit = trainer.fit()
+    epochs = len(fit.history)
+    steps = trainer.steps_per_epoch * epochs
+
+    def phase(name: Phase, message: str = "") -> None:
+        if should_cancel():
+            raise Cancelled
+        progress(
+            ProgressEvent(
+                phase=name, epoch=epochs, epochs=cfg.epochs, step=steps, total_steps=steps, message=message
+            )
+        )
+
+    phase("select", f"best epoch {fit.best_epoch}")
+    val = arrays.indices("val")
+    y_val, codes_val = arrays.labels[val], groups.codes[val]
+    val_probs = trainer.predict(val, amp=False)
+    choice: ExitChoice | None = None
+    thresholds: list[float | None] = [None] * net.n_exits
+    if cfg.multi_exit:
+        choice = choose_exit_thresholds(
+            y_val,
+            val_probs,
+            codes_val,
+            groups.n_groups,
+            costs.fractions,
+            grid=cfg.exit_threshold_grid,
+            criterion=cfg.exit_criterion,
+            tolerance=cfg.exit_auc_tolerance,
+        )
+        thresholds = choice.thresholds
+    threshold = operating_threshold(
+        y_val, _served(val_probs, thresholds)[0], cfg.threshold_rule, cfg.target_specificity
+    )
+    validation = _validation_summary(y_val, val_probs, groups, codes_val, costs, thresholds, threshold)
+
+    phase("export")
+    normalizer = Normalizer(arrays.channels, torch.device("cpu"))
+    parity = normalizer(torch.from_numpy(np.asarray(arrays.images[val[:PARITY_SAMPLES]])).permute(0, 3, 1, 2))
+    metadata = {
+        **_describe(net, cfg, arrays, costs, version),
+        "operating_threshold": threshold,
+        "operating_threshold_rule": {
+            "rule": cfg.threshold_rule,
+            "target_specificity": cfg.target_specificity,
+            "decision": "probability >= operating_threshold",
+            "chosen_on": "val",
+        },
+        "exit_thresholds": thresholds,
+        "exit_policy": {
+            "confidence": "max(p, 1 - p)",
+            "rule": "leave at the first exit whose confidence >= its threshold; otherwise the final exit",
+            "shared_threshold": True,
+            "criterion": cfg.exit_criterion,
+            "auc_tolerance": cfg.exit_auc_tolerance,
+            "grid": cfg.exit_threshold_grid,
+            "candidates": [asdict(c) for c in choice.candidates] if choice else [],
+            "chosen_on": "val",
+        },
+        "training": {
+            "config": cfg.model_dump(mode="json"),
+            "seed": cfg.seed,
+            "device": str(device),
+            "mixed_precision": str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype else None,
+            "selection": SELECTION,
+            "best_epoch": fit.best_epoch,
+            "epochs_run": epochs,
+            "stopped_early": fit.stopped_early,
+            "groups": {"attributes": list(groups.attributes), "labels": list(groups.labels)},
+            "validation": validation,
+            "history": [asdict(r) for r in fit.history],
+        },
+    }
+    model_path = model_dir / version
+    manifest = export_model(
+        net, model_path, parity_images=parity.numpy(), exit_thresholds=thresholds, metadata=_clean(metadata)
+    )
+
+    phase("evaluate")
+    test = arrays.indices("test")
+    test_probs = trainer.predict(test, amp=False)
+    multi = cfg.multi_exit
+    predictions = PredictionSet(
+        y_true=arrays.labels[test].astype(np.int64),
+        exit_scores=test_probs,
+        groups={name: values[test] for name, values in arrays.attributes.items()},
+        threshold=threshold,
+        exit_index=exit_index(test_probs, thresholds) if multi else None,
+        exit_cost=np.asarray(costs.fractions) if multi else None,
+        sample_ids=arrays.item_ids[test],
+    )
+    phase("done", str(model_path))
+    return TrainingResult(
+        model_path=model_path,
+        manifest=manifest,
+        history=fit.history,
+        best_epoch=fit.best_epoch,
+        operating_threshold=threshold,
+        exit_thresholds=thresholds,
+        validation=_clean(validation),
+        test_predictions=predictions,
+        device=str(device),
+    )

@@ -1,0 +1,313 @@
+"""The training loop: device and precision, epochs, validation, checkpoints, resume, cancel.
+
+Model selection (stated with every model): the epoch with the highest validation AUC of the final exit
+(ties keep the earlier epoch); early stopping after ``patience`` epochs without a strictly better one.
+The final exit is the one every method serves or falls back to, so the criterion is comparable across
+methods; multi-exit thresholds are chosen afterwards on the selected weights.
+
+Reproducibility: weights are initialised from ``config.seed`` by the caller; batch order comes from a
+generator seeded by (seed, epoch) and augmentation from one seeded by (seed, epoch, step), so a run
+resumed from an epoch checkpoint replays exactly what an uninterrupted run does. On CPU the same
+config and seed give identical metrics; CUDA kernels may not be bitwise deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.cohorts.cache import CohortArrays
+from app.core.errors import ConflictError
+from app.training.augment import augment, step_generator
+from app.training.config import TrainingConfig
+from app.training.data import BatchReader, Normalizer, sequential_batches, stratified_batches
+from app.training.groups import GroupEncoding
+from app.training.losses import Objective
+from app.training.metrics import auc, pfd, positive_fractions
+from app.training.networks import MultiExitNet
+from app.training.progress import CancelCheck, Cancelled, ProgressCallback, ProgressEvent
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+REPORT_EVERY_S = 1.0
+
+
+def select_device(preference: str = "auto") -> torch.device:
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    losses: dict[str, float]
+    val_auc: float  # final exit
+    val_pfd: float  # final exit, training groups; NaN when fewer than two groups have positives
+    val_exit_auc: list[float]  # every exit
+    lr: float
+    seconds: float
+    images_per_s: float
+
+
+@dataclass
+class FitResult:
+    history: list[EpochRecord]
+    best_epoch: int
+    best_val_auc: float
+    stopped_early: bool
+
+
+@dataclass
+class _State:
+    epoch: int = 0  # epochs completed
+    step: int = 0
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    bad_epochs: int = 0
+    finished: bool = False
+    stopped_early: bool = False
+
+
+def _build_optimizer(params: Any, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay
+        )
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _build_scheduler(opt: torch.optim.Optimizer, cfg: TrainingConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch."""
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    if cfg.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
+    return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Trains ``net`` on a cohort's train split, validating every epoch; owns ``work_dir``."""
+
+    def __init__(
+        self,
+        net: MultiExitNet,
+        config: TrainingConfig,
+        cohort: CohortArrays,
+        groups: GroupEncoding,
+        *,
+        device: torch.device,
+        work_dir: Path,
+        progress: ProgressCallback,
+        should_cancel: CancelCheck,
+    ) -> None:
+        self.config, self.cohort, self.groups = config, cohort, groups
+        self.device, self.work_dir = device, work_dir
+        self.progress, self.should_cancel = progress, should_cancel
+        # channels-last: the cache's NHWC rows arrive in it, and CPU/GPU convolutions run faster in it
+        net.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.net = net
+        self.objective = Objective(
+            config.resolved_exit_weights(),
+            fairness_weight=config.fairness_weight,
+            hinge=config.pairwise,
+            rank_only=config.rank_only,
+            n_groups=groups.n_groups,
+        )
+        self.optimizer = _build_optimizer(self.net.parameters(), config)
+        self.scheduler = _build_scheduler(self.optimizer, config)
+        cuda = device.type == "cuda" and config.amp
+        self.amp_dtype = (
+            (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.normalizer = Normalizer(cohort.channels, device)
+        self.reader = BatchReader(cohort.images, cohort.labels, groups.codes, device, config.num_workers)
+        self.train_index = cohort.indices("train")
+        self.val_index = cohort.indices("val")
+        self.steps_per_epoch = max(1, len(self.train_index) // config.batch_size)
+
+    # -- inference ---------------------------------------------------------------------------------
+
+    def predict(self, index: np.ndarray, *, amp: bool = True) -> np.ndarray:
+        """Probabilities of every exit, ``(len(index), n_exits)``, in ``index`` order.
+
+        ``amp=False`` forces float32 (numbers that must match the exported ONNX graphs).
+        """
+        self.net.eval()
+        order = np.argsort(index, kind="stable")
+        out = np.empty((len(index), self.net.n_exits), dtype=np.float64)
+        start = 0
+        with torch.inference_mode(), self._autocast(amp):
+            for batch in self.reader.iterate(sequential_batches(index[order], self.config.batch_size * 2)):
+                if self.should_cancel():
+                    raise Cancelled
+                probs = torch.sigmoid(self.net(self.normalizer(batch.images)).float())
+                out[order[start : start + len(batch.index)]] = probs.cpu().numpy()
+                start += len(batch.index)
+        return out
+
+    def _autocast(self, enabled: bool = True) -> torch.autocast:
+        dtype = self.amp_dtype or torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=enabled and self.amp_dtype is not None)
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+
+    def _save(self, state: _State) -> None:
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        _atomic_save(
+            {
+                "config": self.config.model_dump(mode="json"),
+                "model": self.net.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "state": {**asdict(state), "history": [asdict(r) for r in state.history]},
+                "rng": rng,
+            },
+            self.work_dir / CHECKPOINT,
+        )
+
+    def _resume(self) -> _State:
+        path = self.work_dir / CHECKPOINT
+        if not path.exists():
+            return _State()
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        if ckpt["config"] != self.config.model_dump(mode="json"):
+            raise ConflictError(f"{path} belongs to a different training config; use a fresh work dir")
+        self.net.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        saved = ckpt["state"]
+        history = [EpochRecord(**r) for r in saved.pop("history")]
+        return _State(**saved, history=history)
+
+    # -- training ------------------------------------------------------------------------------------
+
+    def fit(self) -> FitResult:
+        cfg = self.config
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        state = self._resume()
+        total_steps = cfg.epochs * self.steps_per_epoch
+        started, steps_at_start = time.monotonic(), state.step
+        while not state.finished:
+            epoch = state.epoch + 1
+            losses, seconds = self._train_epoch(epoch, state, total_steps, started, steps_at_start)
+            probs = self.predict(self.val_index)
+            y, codes = self.cohort.labels[self.val_index], self.groups.codes[self.val_index]
+            record = EpochRecord(
+                epoch=epoch,
+                losses=losses,
+                val_auc=auc(y, probs[:, -1]),
+                val_pfd=pfd(positive_fractions(y, probs[:, -1], codes, self.groups.n_groups)),
+                val_exit_auc=[auc(y, probs[:, e]) for e in range(probs.shape[1])],
+                lr=self.optimizer.param_groups[0]["lr"],
+                seconds=seconds,
+                images_per_s=self.steps_per_epoch * cfg.batch_size / max(seconds, 1e-9),
+            )
+            self.scheduler.step()
+            state.history.append(record)
+            state.epoch = epoch
+            if record.val_auc > state.best_score:
+                state.best_epoch, state.best_score, state.bad_epochs = epoch, record.val_auc, 0
+                _atomic_save({"epoch": epoch, "model": self.net.state_dict()}, self.work_dir / BEST)
+            else:
+                state.bad_epochs += 1
+            state.stopped_early = cfg.patience is not None and state.bad_epochs >= cfg.patience
+            state.finished = epoch >= cfg.epochs or state.stopped_early
+            self._save(state)
+            self.progress(
+                ProgressEvent(
+                    phase="validate",
+                    epoch=epoch,
+                    epochs=cfg.epochs,
+                    step=state.step,
+                    total_steps=total_steps,
+                    losses=losses,
+                    images_per_s=record.images_per_s,
+                    eta_s=self._eta(started, state.step - steps_at_start, total_steps - state.step),
+                    val_auc=record.val_auc,
+                    val_pfd=record.val_pfd,
+                    message="early stop" if state.stopped_early else "",
+                )
+            )
+        best = torch.load(self.work_dir / BEST, map_location=self.device, weights_only=True)
+        self.net.load_state_dict(best["model"])
+        return FitResult(state.history, state.best_epoch, state.best_score, state.stopped_early)
+
+    @staticmethod
+    def _eta(started: float, steps_done: int, steps_left: int) -> float | None:
+        if steps_done == 0:
+            return None
+        return (time.monotonic() - started) / steps_done * steps_left
+
+    def _train_epoch(
+        self, epoch: int, state: _State, total_steps: int, started: float, steps_at_start: int
+    ) -> tuple[dict[str, float], float]:
+        cfg = self.config
+        self.net.train()
+        rng = np.random.default_rng([cfg.seed, epoch])
+        batches = stratified_batches(
+            self.train_index, self.cohort.labels, self.groups.codes, cfg.batch_size, rng
+        )
+        sums: dict[str, torch.Tensor] = {}
+        epoch_start = last_report = time.monotonic()
+        for i, batch in enumerate(self.reader.iterate(batches)):
+            if self.should_cancel():
+                raise Cancelled
+            x = self.normalizer.to_unit(batch.images)
+            if cfg.augment.enabled:
+                x = augment(x, cfg.augment, step_generator(cfg.seed, epoch, i))
+            x = self.normalizer.normalize(x)
+            with self._autocast():
+                logits = self.net(x)
+            loss, terms = self.objective(logits, batch.labels, batch.groups)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            state.step += 1
+            for k, v in terms.items():
+                sums[k] = sums[k] + v if k in sums else v
+            now = time.monotonic()
+            if now - last_report >= REPORT_EVERY_S:
+                last_report = now
+                self.progress(
+                    ProgressEvent(
+                        phase="train",
+                        epoch=epoch,
+                        epochs=cfg.epochs,
+                        step=state.step,
+                        total_steps=total_steps,
+                        losses={k: float(v) / (i + 1) for k, v in sums.items()},
+                        images_per_s=(i + 1) * cfg.batch_size / (now - epoch_start),
+                        eta_s=self._eta(started, state.step - steps_at_start, total_steps - state.step),
+                    )
+                )
+        seconds = time.monotonic() - epoch_start
+        return {k: float(v) / len(batches) for k, v in sums.items()}, seconds

@@ -1,0 +1,106 @@
+"""Check a training config against the cohort before any training starts.
+
+Every problem found is reported at once, as ``InputError`` entries ``{"field", "message"}``, so a
+user fixes a request in one round trip instead of discovering problems an epoch at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from app.cohorts.cache import CohortArrays
+from app.core.errors import InputError
+from app.training.config import MIN_IMAGE_SIZE, TrainingConfig
+from app.training.groups import encode_groups
+
+SPLITS = ("train", "val", "test")
+
+
+def parse_config(data: TrainingConfig | Mapping[str, Any]) -> TrainingConfig:
+    """Turn request data into a config, reporting pydantic's errors as field-level ``InputError``s."""
+    if isinstance(data, TrainingConfig):
+        return data
+    try:
+        return TrainingConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        raise InputError("invalid training config", errors) from exc
+
+
+def _cohort_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[str, str]]:
+    problems: list[dict[str, str]] = []
+
+    def problem(field: str, message: str) -> None:
+        problems.append({"field": field, "message": message})
+
+    if cohort.channels not in (1, 3):
+        problem("cohort", f"images have {cohort.channels} channels; 1 (grey) or 3 (RGB) are supported")
+    size = config.image_size or cohort.image_size
+    if size != cohort.image_size:
+        problem(
+            "image_size",
+            f"the cohort cache holds {cohort.image_size}px images; use image_size={cohort.image_size} "
+            f"or re-ingest the cohort at {size}px",
+        )
+    if size < MIN_IMAGE_SIZE[config.backbone]:
+        problem(
+            "image_size", f"{config.backbone} needs images of at least {MIN_IMAGE_SIZE[config.backbone]}px"
+        )
+
+    for split in SPLITS:
+        labels = cohort.labels[cohort.split == split]
+        if len(labels) == 0:
+            problem("cohort", f"the {split} split is empty")
+        elif not (labels == 1).any():
+            problem("cohort", f"the {split} split has no positives")
+        elif not (labels == 0).any():
+            problem("cohort", f"the {split} split has no negatives")
+
+    n_train = int((cohort.split == "train").sum())
+    if config.batch_size > n_train:
+        problem("batch_size", f"batch_size {config.batch_size} exceeds the {n_train} training samples")
+
+    unknown = [a for a in config.sensitive_attributes if a not in cohort.attributes]
+    for name in unknown:
+        known = ", ".join(sorted(cohort.attributes)) or "none"
+        problem("sensitive_attributes", f"unknown attribute {name!r}; the cohort has: {known}")
+    train = cohort.split == "train"
+    for name in config.sensitive_attributes:
+        if name in unknown:
+            continue
+        values = {v for v in cohort.attributes[name][train] if v is not None}
+        if len(values) < 2:
+            shown = f" ({next(iter(values))})" if values else ""
+            problem(
+                "sensitive_attributes",
+                f"attribute {name!r} has {len(values)} group{shown} in the training split",
+            )
+    if not unknown and len(config.sensitive_attributes) > 1 and not problems:
+        cells = encode_groups(cohort.attributes, config.sensitive_attributes).codes[train]
+        if len(np.unique(cells[cells >= 0])) < 2:
+            problem(
+                "sensitive_attributes", "the attributes' intersection has fewer than 2 groups in training"
+            )
+
+    weights = config.pretrained_weights
+    if weights is not None and weights.is_absolute() and not weights.is_file():  # relative: caller resolves
+        problem("pretrained_weights", f"no file at {weights}")
+    return problems
+
+
+def validate_training_config(
+    data: TrainingConfig | Mapping[str, Any], cohort: CohortArrays
+) -> TrainingConfig:
+    """The config to train with (``image_size`` filled in), or ``InputError`` naming every problem."""
+    config = parse_config(data)
+    problems = _cohort_problems(config, cohort)
+    if problems:
+        raise InputError("the training config does not fit the cohort", problems)
+    return config.model_copy(update={"image_size": cohort.image_size})
