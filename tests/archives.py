@@ -36,7 +36,7 @@ def make_zip(n: int = 60, *, extra: dict[str, bytes] | None = None, manifest: st
     with zipfile.ZipFile(buffer, "w") as zf:
         for i in range(n):
             zf.writestr(f"img/{i}.png", png_bytes(i * 3 % 256))
-            rows.append(f"img/{i}.png,{i % 2},{'female' if i % 3 else 'male'},{30 + i},p{i // 2}")
+            rows.append(f"img/{i}.png,{i % 2},{'female' if i % 3 else 'male'},{30 + i % 60},p{i // 2}")
         zf.writestr("manifest.csv", manifest if manifest is not None else "\n".join(rows) + "\n")
         for name, data in (extra or {}).items():
             zf.writestr(name, data)

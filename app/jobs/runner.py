@@ -65,22 +65,20 @@ def _run(ctx: JobContext, heartbeat_stop: threading.Event) -> str:
     except Exception as exc:  # any failure of the work itself ends the job with a readable reason
         error = _describe_failure(ctx, exc)
     heartbeat_stop.set()  # from here on this process gives the claim up itself
+    if completion is not None:
+        try:
+            _finish(ctx, status, completion=completion)
+        except state.LostClaim:
+            return "lost"  # another worker holds the job now: its files are not ours to remove
+        except Exception as exc:  # registration failed: the job fails and registers nothing
+            status, error, completion = "failed", _describe_failure(ctx, exc), None
     try:
-        if completion is not None:
-            try:
-                _finish(ctx, status, completion=completion)
-                return status
-            except state.LostClaim:
-                raise
-            except Exception as exc:  # registration failed: the job fails and registers nothing
-                status, error = "failed", _describe_failure(ctx, exc)
-        _finish(ctx, status, error=error)
-        return status
+        if completion is None:
+            _finish(ctx, status, error=error)
     except state.LostClaim:
         return "lost"
-    finally:
-        if status != "succeeded":
-            remove_job_files(ctx.settings, ctx.job_id)
+    remove_job_files(ctx.settings, ctx.job_id)  # checkpoints and staging are done with, whatever the end
+    return status
 
 
 def _describe_failure(ctx: JobContext, exc: Exception) -> str:

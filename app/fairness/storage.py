@@ -1,0 +1,106 @@
+"""Saving an evaluation: its report, one metric row per value, and the predictions behind it.
+
+Predictions are kept (``<data_dir>/evaluations/<id>/predictions.npz``) because a comparison of two
+evaluations on the same samples needs them for its paired bootstrap.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from app.db.base import new_id
+from app.db.engine import on_rollback
+from app.fairness.engine.inputs import PredictionSet
+from app.fairness.models import Evaluation, MetricRow
+from app.settings import Settings
+
+PREDICTIONS_FILE = "predictions.npz"
+
+
+def evaluation_dir(settings: Settings, evaluation_id: str) -> Path:
+    return settings.data_dir / "evaluations" / evaluation_id
+
+
+def save_predictions(folder: Path, predictions: PredictionSet) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {
+        "y_true": predictions.y_true,
+        "exit_scores": predictions.exit_scores,
+        "threshold": np.asarray(predictions.threshold),
+    }
+    for name in ("exit_index", "exit_cost", "sample_ids"):
+        value = getattr(predictions, name)
+        if value is not None:
+            arrays[name] = np.asarray(value, dtype=str) if name == "sample_ids" else value
+    for attribute, values in predictions.groups.items():
+        arrays[f"group:{attribute}"] = np.array(["\0" if v is None else str(v) for v in values], dtype=str)
+    np.savez_compressed(folder / PREDICTIONS_FILE, **arrays)
+
+
+def load_predictions(folder: Path) -> PredictionSet:
+    with np.load(folder / PREDICTIONS_FILE, allow_pickle=False) as data:
+        groups = {}
+        for key in data.files:
+            if key.startswith("group:"):
+                values = np.empty(len(data[key]), dtype=object)
+                values[:] = [None if v == "\0" else str(v) for v in data[key]]
+                groups[key.removeprefix("group:")] = values
+        sample_ids = np.asarray(data["sample_ids"], dtype=object) if "sample_ids" in data.files else None
+        return PredictionSet(
+            y_true=data["y_true"],
+            exit_scores=data["exit_scores"],
+            groups=groups,
+            threshold=float(data["threshold"]),
+            exit_index=data["exit_index"] if "exit_index" in data.files else None,
+            exit_cost=data["exit_cost"] if "exit_cost" in data.files else None,
+            sample_ids=sample_ids,
+        )
+
+
+def store_evaluation(
+    session: Session,
+    settings: Settings,
+    *,
+    organisation_id: str,
+    kind: str,
+    name: str,
+    predictions: PredictionSet,
+    report: dict[str, Any],
+    rows: list[dict[str, Any]],
+    metric_definition_version: str,
+    config: dict[str, Any],
+    model_version_id: str | None = None,
+    cohort_id: str | None = None,
+    job_id: str | None = None,
+    split: str | None = None,
+) -> Evaluation:
+    """Insert the evaluation and its metric rows and write its predictions; never commits. The files
+    are removed again if the transaction rolls back."""
+    evaluation = Evaluation(
+        id=new_id("evl"),
+        organisation_id=organisation_id,
+        kind=kind,
+        name=name,
+        status="ready",
+        model_version_id=model_version_id,
+        cohort_id=cohort_id,
+        job_id=job_id,
+        split=split,
+        config=config,
+        metric_definition_version=metric_definition_version,
+        report=report,
+    )
+    session.add(evaluation)
+    session.flush()
+    if rows:
+        session.execute(insert(MetricRow), [{**row, "evaluation_id": evaluation.id} for row in rows])
+    folder = evaluation_dir(settings, evaluation.id)
+    on_rollback(session, lambda: shutil.rmtree(folder, ignore_errors=True))
+    save_predictions(folder, predictions)
+    return evaluation

@@ -1,0 +1,130 @@
+"""The training job: train on a ready cohort, export, evaluate on the test split, and register the
+model version with its evaluation in the transaction that marks the job succeeded.
+
+The export is written to a per-job staging folder and moved into the model repository only inside
+that transaction (moved back out if it rolls back), so a failed or cancelled run leaves no model
+version and no files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.cohorts.models import Cohort
+from app.cohorts.storage import cache_dir
+from app.core.errors import InputError
+from app.db.engine import on_rollback
+from app.fairness.evaluation import evaluate_predictions
+from app.fairness.storage import store_evaluation
+from app.jobs.context import Cancelled, Completion, JobContext
+from app.jobs.files import staging_model_dir
+from app.serving.models import ModelVersion
+from app.training import progress as training_progress
+from app.training.run import run_training
+
+
+def model_version_id_for(job_id: str) -> str:
+    """One model version per training job, with an id known before the run (it names the export)."""
+    return "mdl_" + job_id.removeprefix("job_")
+
+
+def _progress_reporter(ctx: JobContext) -> training_progress.ProgressCallback:
+    def report(event: training_progress.ProgressEvent) -> None:
+        data: dict[str, Any] = {
+            "phase": event.phase,
+            "epoch": event.epoch,
+            "epochs": event.epochs,
+            "step": event.step,
+            "total_steps": event.total_steps,
+            "losses": dict(event.losses),
+            "images_per_s": event.images_per_s,
+            "eta_s": event.eta_s,
+            "val_auc": event.val_auc,
+            "val_pfd": event.val_pfd,
+            "message": event.message,
+            "fraction": event.step / event.total_steps if event.total_steps else 0.0,
+        }
+        history = data if event.phase == "validate" else None
+        ctx.progress(data, history_entry=history, force=event.phase not in ("train",))
+
+    return report
+
+
+def run_training_job(ctx: JobContext) -> Completion:
+    with ctx.session_factory() as session:
+        cohort = session.get(Cohort, ctx.cohort_id)
+        if cohort is None or cohort.deleted_at is not None or cohort.status != "ready":
+            raise InputError(f"cohort {ctx.cohort_id} is not available for training")
+        cohort_attributes = list(cohort.attributes)
+    version = model_version_id_for(ctx.job_id)
+    staging = staging_model_dir(ctx.settings, ctx.job_id)
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        result = run_training(
+            cache_dir(ctx.settings, ctx.cohort_id or ""),
+            ctx.config,
+            ctx.work_dir,
+            staging,
+            version,
+            progress=_progress_reporter(ctx),
+            should_cancel=ctx.should_cancel,
+        )
+    except training_progress.Cancelled:
+        raise Cancelled() from None
+    ctx.progress({"phase": "report", "message": "computing the fairness report", "fraction": 1.0}, force=True)
+    evaluation = evaluate_predictions(
+        result.test_predictions,
+        attributes=cohort_attributes,
+        settings=ctx.settings,
+        seed=int(ctx.config.get("seed", 0)),
+    )
+    manifest_bytes = (result.model_path / "model.json").read_bytes()
+
+    def register(session: Session) -> dict[str, Any]:
+        final = ctx.settings.model_dir / version
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(result.model_path, final)
+        on_rollback(session, lambda: shutil.rmtree(final, ignore_errors=True))
+        model = ModelVersion(
+            id=version,
+            organisation_id=ctx.organisation_id,
+            job_id=ctx.job_id,
+            cohort_id=ctx.cohort_id,
+            method=str(ctx.config["method"]),
+            backbone=str(ctx.config["backbone"]),
+            path=version,
+            sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+            files={name: info["sha256"] for name, info in result.manifest["files"].items()},
+            thresholds={"operating": result.operating_threshold, "exits": result.exit_thresholds},
+            config=dict(ctx.config),
+            stage="candidate",
+        )
+        session.add(model)
+        session.flush()
+        stored = store_evaluation(
+            session,
+            ctx.settings,
+            organisation_id=ctx.organisation_id,
+            kind="training",
+            name=f"{ctx.config['method']} on {ctx.cohort_id} (test split)",
+            predictions=result.test_predictions,
+            report=evaluation.report,
+            rows=evaluation.rows,
+            metric_definition_version=evaluation.version,
+            config=evaluation.config,
+            model_version_id=version,
+            cohort_id=ctx.cohort_id,
+            job_id=ctx.job_id,
+            split="test",
+        )
+        return {"model_version_id": version, "evaluation_id": stored.id}
+
+    return Completion(
+        result={"best_epoch": result.best_epoch, "device": result.device, "validation": result.validation},
+        register=register,
+    )
