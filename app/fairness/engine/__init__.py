@@ -1,0 +1,11 @@
+"""Pure-numpy fairness metrics engine (no web, database or torch imports).
+
+Public API: ``build_report``, ``metric_rows``, ``compare_models``, ``METRIC_DEFINITION_VERSION`` and
+the ``PredictionSet`` input contract. The report structure is documented in ``report.py``.
+"""
+
+from app.fairness.engine.compare import compare_models
+from app.fairness.engine.inputs import PredictionSet
+from app.fairness.engine.report import METRIC_DEFINITION_VERSION, build_report, metric_rows
+
+__all__ = ["METRIC_DEFINITION_VERSION", "PredictionSet", "build_report", "compare_models", "metric_rows"]

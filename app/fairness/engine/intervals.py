@@ -1,0 +1,51 @@
+"""Confidence intervals: Wilson for rates, percentile for bootstrap distributions, normal for means."""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+
+
+def z_value(confidence: float) -> float:
+    """Two-sided standard-normal quantile, e.g. 1.96 for 0.95."""
+    return NormalDist().inv_cdf(0.5 + confidence / 2.0)
+
+
+def wilson(successes: np.ndarray, n: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of ``successes / n``; NaN where n == 0.
+
+    Chosen over the Wald interval because it stays inside [0, 1] and keeps near-nominal coverage at
+    the small counts and extreme rates that subgroup audits produce.
+    """
+    x = np.asarray(successes, dtype=np.float64)
+    m = np.asarray(n, dtype=np.float64)
+    z = z_value(confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = x / m
+        denom = 1.0 + z * z / m
+        centre = (p + z * z / (2.0 * m)) / denom
+        half = z * np.sqrt(p * (1.0 - p) / m + z * z / (4.0 * m * m)) / denom
+    low = np.where(m > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
+    high = np.where(m > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
+    return low, high
+
+
+def percentile(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval over axis 0 of bootstrap ``samples``; NaN where any resample is NaN."""
+    alpha = 1.0 - confidence
+    if samples.shape[0] == 0:
+        nan = np.full(samples.shape[1:], np.nan)
+        return nan, nan.copy()
+    low, high = np.quantile(samples, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
+    return low, high
+
+
+def normal_mean(
+    mean: np.ndarray, sd: np.ndarray, n: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """mean ± z·sd/√n (for means of bounded per-sample quantities such as compute cost)."""
+    z = z_value(confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        half = z * np.asarray(sd) / np.sqrt(np.asarray(n, dtype=np.float64))
+    return np.asarray(mean) - half, np.asarray(mean) + half

@@ -1,0 +1,294 @@
+"""Per-group statistics of one score column for a block of resample weights, all groupings at once.
+
+The same code computes point estimates (weights all 1) and bootstrap resamples (multinomial counts),
+so intervals always describe exactly the estimator that is reported.
+
+AUC and PF are weighted Mann–Whitney sums over an order fixed once per column (no per-resample sort):
+for positive p, ``2·below(p) + tied(p)`` (negatives of weight below its score, plus those tied) is
+read from a cumulative sum of negative weights at two pre-computed positions. Summing
+``w_p·(2·below + tied)`` over a group's positives gives twice the Mann–Whitney U, so
+AUC = U / (W⁺·W⁻) with ties counting ½ (midranks). O(n log n) to plan, O(n) per resample.
+
+Rates, ECE and Brier come from weighted sums over contiguous segments of samples ordered by
+(cell, label, ECE bin, prediction): every per-group quantity is a sum of segment sums.
+
+Weights are stratified (each stratum's total weight equals its size), so n, n_pos and n_neg of every
+group are the same in every resample and are taken from the data, not recomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.fairness.engine.groups import Design, Grouping
+
+N_BINS = 10  # ECE: equal-width bins on [0, 1]
+
+
+def segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Sums of ``values[:, bounds[k]:bounds[k+1]]`` for each k; 0 for empty segments."""
+    out = np.zeros((values.shape[0], len(bounds) - 1), dtype=np.float64)
+    nonempty = bounds[1:] > bounds[:-1]
+    if nonempty.any():
+        out[:, nonempty] = np.add.reduceat(values, bounds[:-1][nonempty], axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class Aggregator:
+    """Sums columns of a ``(b, m)`` array by key (keys -1 are dropped) into ``(b, n_keys)``."""
+
+    take: np.ndarray
+    bounds: np.ndarray
+
+    @classmethod
+    def build(cls, key: np.ndarray, n_keys: int) -> Aggregator:
+        kept = np.flatnonzero(key >= 0)
+        take = kept[np.argsort(key[kept], kind="stable")]
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(key[kept], minlength=n_keys))])
+        return cls(take, bounds.astype(np.int64))
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return segment_sums(values[:, self.take], self.bounds)
+
+
+@dataclass(frozen=True)
+class RankPass:
+    """Index arrays for weighted Mann–Whitney sums: positives summed by ``sum group``, each against
+    the negatives of one ``negative group`` (its own group, or everyone for PF).
+
+    ``neg`` and ``pos`` are internal sample positions (they index the weights directly). ``C`` below
+    is the cumulative weight of ``neg`` with a leading 0, so ``C[i]`` is the weight of the first ``i``
+    negatives in (negative group, score) order.
+    """
+
+    neg: np.ndarray  # negatives, by negative group then score
+    pos: np.ndarray  # positives, by sum group then score
+    pos_bounds: np.ndarray  # (n_sum_groups + 1,)
+    lo: np.ndarray  # per positive: C index just past the lower-scored negatives of its negative group
+    tie: np.ndarray  # positives that tie with at least one negative of their negative group
+    tie_hi: np.ndarray  # for those: C index just past the tied negatives
+    base: np.ndarray  # per sum group: C index where its negative group starts
+    n_pos: np.ndarray  # per sum group
+
+    @classmethod
+    def build(
+        cls,
+        order: np.ndarray,
+        rank: np.ndarray,
+        is_pos: np.ndarray,
+        neg_group: np.ndarray,
+        sum_group: np.ndarray,
+        n_sum_groups: int,
+        sum_to_neg: np.ndarray,
+    ) -> RankPass:
+        """Arguments other than ``order`` are in score order (``order[i]``: internal position of the
+        i-th lowest score); ``rank`` is the dense rank of each score. Groups -1 are left out."""
+        n_ranks = int(rank[-1]) + 1 if len(rank) else 1
+        neg_all = np.flatnonzero(~is_pos & (neg_group >= 0))
+        neg = neg_all[np.argsort(neg_group[neg_all], kind="stable")]
+        neg_key = neg_group[neg] * n_ranks + rank[neg]
+        pos_all = np.flatnonzero(is_pos & (sum_group >= 0))
+        pos = pos_all[np.argsort(sum_group[pos_all], kind="stable")]
+        pos_key = sum_to_neg[sum_group[pos]] * n_ranks + rank[pos]
+        lo = np.searchsorted(neg_key, pos_key, side="left")
+        hi = np.searchsorted(neg_key, pos_key, side="right")
+        tie = np.flatnonzero(hi > lo)
+        n_neg_groups = int(sum_to_neg.max()) + 1 if len(sum_to_neg) else 0
+        neg_counts = np.bincount(neg_group[neg], minlength=n_neg_groups)
+        neg_start = np.concatenate([[0], np.cumsum(neg_counts)])
+        n_pos = np.bincount(sum_group[pos], minlength=n_sum_groups)
+        return cls(
+            neg=order[neg],
+            pos=order[pos],
+            pos_bounds=np.concatenate([[0], np.cumsum(n_pos)]).astype(np.int64),
+            lo=lo,
+            tie=tie,
+            tie_hi=hi[tie],
+            base=neg_start[sum_to_neg].astype(np.int64),
+            n_pos=n_pos,
+        )
+
+    def twice_u(self, weights: np.ndarray) -> np.ndarray:
+        """``(b, n_sum_groups)``: 2 × weighted Mann–Whitney U of each sum group.
+
+        2U = Σ_p w_p·(2·C[lo_p] + tied_p) − 2·C[base]·n_pos, the last term removing the negatives of
+        earlier negative groups that ``C`` also counts.
+        """
+        b = weights.shape[0]
+        cum = np.empty((b, len(self.neg) + 1), dtype=np.int32)
+        cum[:, 0] = 0
+        np.cumsum(np.take(weights, self.neg, axis=1), axis=1, dtype=np.int32, out=cum[:, 1:])
+        wp = np.take(weights, self.pos, axis=1)
+        below = np.multiply(wp, np.take(cum, self.lo, axis=1), dtype=np.float64)
+        sums = 2.0 * segment_sums(below, self.pos_bounds)
+        if len(self.tie):
+            tied = cum[:, self.tie_hi] - cum[:, self.lo[self.tie]]
+            tied_weighted = np.multiply(wp[:, self.tie], tied, dtype=np.float64)
+            tie_bounds = np.searchsorted(self.tie, self.pos_bounds)
+            sums += segment_sums(tied_weighted, tie_bounds)
+        return sums - 2.0 * cum[:, self.base] * self.n_pos
+
+
+@dataclass(frozen=True)
+class GroupingPlan:
+    """What one grouping needs from a column: its rank pass and its aggregators over segments/cells."""
+
+    grouping: Grouping
+    within: RankPass | None  # None for overall (read from the PF pass)
+    pf: Aggregator  # cells -> groups
+    tp: Aggregator  # segments -> groups
+    fp: Aggregator
+    ece: Aggregator  # segments -> group × bin
+    brier: Aggregator  # segments -> groups
+    n: np.ndarray
+    n_pos: np.ndarray
+    n_neg: np.ndarray
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """Everything fixed about one score column: orders, rank passes, segments."""
+
+    pf_pass: RankPass  # all positives by finest cell, against all negatives
+    seg_perm: np.ndarray | None  # internal positions by (cell, label, bin, prediction); None: identity
+    seg_bounds: np.ndarray
+    seg_error: np.ndarray  # score - label, in seg_perm order
+    groupings: tuple[GroupingPlan, ...]
+    n_pos: int
+    n_neg: int
+
+
+def ece_bins(scores: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
+    """Equal-width bin of each score on [0, 1]; a score of exactly 1 falls in the last bin."""
+    return np.minimum((scores * n_bins).astype(np.int64), n_bins - 1)
+
+
+def plan_column(
+    scores: np.ndarray, y: np.ndarray, design: Design, threshold: float, n_bins: int = N_BINS
+) -> ColumnPlan:
+    """Plan one column (``scores`` and ``y`` in the design's internal order)."""
+    is_pos = y.astype(bool)
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    rank = np.concatenate([[0], np.cumsum(sorted_scores[1:] != sorted_scores[:-1])]).astype(np.int64)
+    pos_s = is_pos[order]
+    cell_s = design.cell[order]
+    everyone = np.zeros(len(scores), dtype=np.int64)
+    pf_pass = RankPass.build(
+        order, rank, pos_s, everyone, cell_s, design.n_cells, np.zeros(design.n_cells, dtype=np.int64)
+    )
+
+    pred = (scores >= threshold).astype(np.int64)
+    bins = ece_bins(scores, n_bins)
+    label = is_pos.astype(np.int64)
+    seg_key = ((design.cell * 2 + label) * n_bins + bins) * 2 + pred
+    seg_perm = np.argsort(seg_key, kind="stable")
+    key_sorted = seg_key[seg_perm]
+    starts = np.flatnonzero(np.concatenate([[True], key_sorted[1:] != key_sorted[:-1]]))
+    seg_bounds = np.concatenate([starts, [len(scores)]]).astype(np.int64)
+    seg = key_sorted[starts]
+    seg_pred, seg_bin = seg % 2, (seg // 2) % n_bins
+    seg_label, seg_cell = (seg // (2 * n_bins)) % 2, seg // (4 * n_bins)
+
+    plans = []
+    for g in design.groupings:
+        k = g.n_groups
+        cell_group = design.cell_to_group(g)
+        seg_group = cell_group[seg_cell]
+        within = None
+        if g.kind != "overall":
+            codes_s = g.codes[order]
+            within = RankPass.build(order, rank, pos_s, codes_s, codes_s, k, np.arange(k))
+        n = np.bincount(g.codes[g.codes >= 0], minlength=k)
+        n_pos = np.bincount(g.codes[(g.codes >= 0) & is_pos], minlength=k)
+        ece_key = np.where(seg_group >= 0, seg_group * n_bins + seg_bin, -1)
+        plans.append(
+            GroupingPlan(
+                grouping=g,
+                within=within,
+                pf=Aggregator.build(cell_group, k),
+                tp=Aggregator.build(np.where((seg_label == 1) & (seg_pred == 1), seg_group, -1), k),
+                fp=Aggregator.build(np.where((seg_label == 0) & (seg_pred == 1), seg_group, -1), k),
+                ece=Aggregator.build(ece_key, k * n_bins),
+                brier=Aggregator.build(seg_group, k),
+                n=n,
+                n_pos=n_pos,
+                n_neg=n - n_pos,
+            )
+        )
+    identity = bool((seg_perm == np.arange(len(seg_perm))).all())
+    return ColumnPlan(
+        pf_pass=pf_pass,
+        seg_perm=None if identity else seg_perm,
+        seg_bounds=seg_bounds,
+        seg_error=(scores - label)[seg_perm],
+        groupings=tuple(plans),
+        n_pos=int(is_pos.sum()),
+        n_neg=int((~is_pos).sum()),
+    )
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with NaN where den == 0 (an empty denominator is undefined, never 0)."""
+    den = np.broadcast_to(np.asarray(den, dtype=np.float64), num.shape)
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+GroupArrays = dict[str, np.ndarray]  # metric -> (b, n_groups)
+
+
+def column_block(
+    plan: ColumnPlan, weights: np.ndarray, n_bins: int = N_BINS, dtype: type = np.float32
+) -> dict[str, GroupArrays]:
+    """Per-grouping, per-group statistics for a ``(b, n)`` uint8 block of weights (internal order).
+
+    Returns ``{attribute: {metric: (b, n_groups)}}`` with metrics auc, pf, pf_rest, tpr, fpr, tnr,
+    selection_rate, ece, brier, and the counts tp, fp. NaN marks an empty denominator.
+    Rank sums are exact integers whatever ``dtype``; ``dtype`` only sets the precision of the
+    score-weighted sums (ECE, Brier): float32 halves their cost in the bootstrap, where a relative
+    error of 1e-6 is far below the resampling noise; point estimates use float64.
+    """
+    twice_u_cells = plan.pf_pass.twice_u(weights)  # (b, n_cells): each cell's positives vs all negatives
+    twice_u_all = twice_u_cells.sum(axis=1, keepdims=True)
+
+    segmented = weights if plan.seg_perm is None else np.take(weights, plan.seg_perm, axis=1)
+    wf: np.ndarray = segmented.astype(dtype)
+    error: np.ndarray = plan.seg_error.astype(dtype)
+    seg_w = segment_sums(wf, plan.seg_bounds)
+    wf *= error
+    seg_err = segment_sums(wf, plan.seg_bounds)
+    wf *= error
+    seg_sq = segment_sums(wf, plan.seg_bounds)
+
+    out: dict[str, GroupArrays] = {}
+    for gp in plan.groupings:
+        k = gp.grouping.n_groups
+        twice_u_pf = gp.pf(twice_u_cells)
+        twice_u = twice_u_pf if gp.within is None else gp.within.twice_u(weights)
+        tp, fp = gp.tp(seg_w), gp.fp(seg_w)
+        fpr = _ratio(fp, gp.n_neg)
+        ece_parts = np.abs(gp.ece(seg_err)).reshape(len(weights), k, n_bins).sum(axis=2)
+        out[gp.grouping.attribute] = {
+            "auc": _ratio(twice_u, 2.0 * gp.n_pos * gp.n_neg),
+            "pf": _ratio(twice_u_pf, 2.0 * gp.n_pos * plan.n_neg),
+            "pf_rest": _ratio(twice_u_all - twice_u_pf, 2.0 * (plan.n_pos - gp.n_pos) * plan.n_neg),
+            "tpr": _ratio(tp, gp.n_pos),
+            "fpr": fpr,
+            "tnr": 1.0 - fpr,
+            "selection_rate": _ratio(tp + fp, gp.n),
+            "ece": _ratio(ece_parts, gp.n),
+            "brier": _ratio(gp.brier(seg_sq), gp.n),
+            "tp": tp,
+            "fp": fp,
+        }
+    return out
+
+
+def point_block(plan: ColumnPlan, n_bins: int = N_BINS) -> dict[str, GroupArrays]:
+    """Point estimates: :func:`column_block` with every weight 1 (one row)."""
+    return column_block(plan, np.ones((1, len(plan.seg_error)), dtype=np.uint8), n_bins, np.float64)
