@@ -39,8 +39,9 @@ def save_predictions(folder: Path, predictions: PredictionSet) -> None:
         if value is not None:
             arrays[name] = np.asarray(value, dtype=str) if name == "sample_ids" else value
     for attribute, values in predictions.groups.items():
-        arrays[f"group:{attribute}"] = np.array(["\0" if v is None else str(v) for v in values], dtype=str)
-    np.savez_compressed(folder / PREDICTIONS_FILE, **arrays)
+        arrays[f"group:{attribute}"] = np.array(["" if v is None else str(v) for v in values], dtype=str)
+        arrays[f"missing:{attribute}"] = np.array([v is None for v in values], dtype=bool)
+    np.savez_compressed(folder / PREDICTIONS_FILE, **arrays)  # type: ignore[arg-type]  # numpy stub quirk
 
 
 def load_predictions(folder: Path) -> PredictionSet:
@@ -48,9 +49,11 @@ def load_predictions(folder: Path) -> PredictionSet:
         groups = {}
         for key in data.files:
             if key.startswith("group:"):
+                name = key.removeprefix("group:")
+                missing = data[f"missing:{name}"]
                 values = np.empty(len(data[key]), dtype=object)
-                values[:] = [None if v == "\0" else str(v) for v in data[key]]
-                groups[key.removeprefix("group:")] = values
+                values[:] = [None if gone else str(v) for v, gone in zip(data[key], missing, strict=True)]
+                groups[name] = values
         sample_ids = np.asarray(data["sample_ids"], dtype=object) if "sample_ids" in data.files else None
         return PredictionSet(
             y_true=data["y_true"],

@@ -16,7 +16,7 @@ def get_job(session: Session, organisation_id: str, job_id: str) -> Job:
 
 def jobs_query(
     organisation_id: str, *, status: str | None, cohort_id: str | None, method: str | None, kind: str | None
-) -> Select[tuple[Job]]:
+) -> Select[Job]:
     query = select(Job).where(Job.organisation_id == organisation_id)
     for column, value in (
         (Job.status, status),

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class EvaluationOut(BaseModel):
+    """An evaluation and its fairness report (structure: ``app.fairness.engine.report``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: str = Field(description="training (test split of the training job), external or audit")
+    name: str
+    status: str
+    model_version_id: str | None
+    cohort_id: str | None
+    job_id: str | None
+    split: str | None
+    metric_definition_version: str
+    config: dict[str, Any]
+    report: dict[str, Any] | None = Field(
+        description="per group (attribute, intersection, exit, policy): metrics with 95% intervals and "
+        "statuses; gaps with bootstrap intervals and Holm-adjusted p-values; a Fairlearn block; exit rates; "
+        "a summary verdict"
+    )
+    model_files: dict[str, str] | None = Field(default=None, description="SHA-256 of each served model file")
+    created_at: datetime
+
+
+class EvaluationSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: str
+    name: str
+    status: str
+    model_version_id: str | None
+    cohort_id: str | None
+    split: str | None
+    created_at: datetime
+
+
+class EvaluationList(BaseModel):
+    items: list[EvaluationSummary]
+    next_cursor: str | None
+
+
+class AuditConfig(BaseModel):
+    """How to audit an uploaded predictions CSV. Give a fixed ``threshold`` (the one the model uses in
+    practice) or a ``threshold_rule``; a rule is then fitted on the audited data itself, which flatters
+    the model and is recorded in the report's config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    sensitive_attributes: list[str] = Field(min_length=1)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    threshold_rule: Literal["youden", "target_specificity"] | None = None
+    target_specificity: float | None = Field(default=None, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> AuditConfig:
+        if (self.threshold is None) == (self.threshold_rule is None):
+            raise ValueError("give exactly one of threshold and threshold_rule")
+        if self.threshold_rule == "target_specificity" and self.target_specificity is None:
+            raise ValueError("threshold_rule 'target_specificity' needs target_specificity")
+        if len(set(self.sensitive_attributes)) != len(self.sensitive_attributes):
+            raise ValueError("sensitive_attributes lists a column twice")
+        return self
+
+
+class CompareRequest(BaseModel):
+    evaluation_ids: list[str] = Field(
+        min_length=2, max_length=8, description="the first is the reference; the others are compared to it"
+    )
+    n_boot: int = Field(default=1000, ge=100, le=10_000)
+    seed: int = 0
+
+
+class ExternalEvaluationRequest(BaseModel):
+    cohort_id: str
+    split: Literal["all", "train", "val", "test"] = Field(
+        default="all", description="which items of the other cohort to evaluate on"
+    )

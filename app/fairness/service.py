@@ -1,0 +1,181 @@
+"""Evaluation use cases: read, audit uploaded predictions, compare, external validation, model card.
+Never commits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.service import Principal
+from app.cohorts import service as cohorts
+from app.core.errors import InputError, NotFoundError
+from app.fairness.audit_csv import parse_predictions_csv
+from app.fairness.engine.compare import compare_models
+from app.fairness.engine.inputs import PredictionSet
+from app.fairness.evaluation import evaluate_predictions
+from app.fairness.models import Evaluation
+from app.fairness.schemas import AuditConfig, CompareRequest, EvaluationOut, ExternalEvaluationRequest
+from app.fairness.storage import evaluation_dir, load_predictions, store_evaluation
+from app.jobs import state
+from app.jobs.models import Job
+from app.serving.models import ModelVersion
+from app.settings import Settings
+from app.training.thresholds import operating_threshold
+
+
+def get_evaluation(session: Session, organisation_id: str, evaluation_id: str) -> Evaluation:
+    evaluation = session.scalar(
+        select(Evaluation).where(
+            Evaluation.id == evaluation_id, Evaluation.organisation_id == organisation_id
+        )
+    )
+    if evaluation is None:
+        raise NotFoundError("evaluation", evaluation_id)
+    return evaluation
+
+
+def get_model_version(session: Session, organisation_id: str, model_id: str) -> ModelVersion:
+    model = session.scalar(
+        select(ModelVersion).where(
+            ModelVersion.id == model_id, ModelVersion.organisation_id == organisation_id
+        )
+    )
+    if model is None:
+        raise NotFoundError("model version", model_id)
+    return model
+
+
+def represent(session: Session, evaluation: Evaluation) -> EvaluationOut:
+    out = EvaluationOut.model_validate(evaluation)
+    if evaluation.model_version_id:
+        model = session.get(ModelVersion, evaluation.model_version_id)
+        out.model_files = dict(model.files) if model else None
+    return out
+
+
+def _parse_audit_config(raw: str) -> AuditConfig:
+    try:
+        return AuditConfig.model_validate(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise InputError("config is not valid JSON", [{"field": "config", "message": str(exc)}]) from None
+    except ValidationError as exc:
+        raise InputError(
+            "invalid audit config",
+            [
+                {"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]}
+                for e in exc.errors()
+            ],
+        ) from None
+
+
+def create_audit(
+    session: Session, settings: Settings, principal: Principal, raw_csv: bytes, raw_config: str
+) -> Evaluation:
+    """Audit predictions made elsewhere. Synchronous: the engine reports 100k rows in seconds."""
+    config = _parse_audit_config(raw_config)
+    parsed = parse_predictions_csv(raw_csv, config.sensitive_attributes)
+    threshold_note = "given"
+    threshold = config.threshold
+    if threshold is None:
+        assert config.threshold_rule is not None
+        if parsed.y_true.min() == parsed.y_true.max():
+            raise InputError(
+                "a threshold rule needs both classes in y_true",
+                [{"column": "y_true", "message": "only one class present; give a fixed threshold instead"}],
+            )
+        threshold = operating_threshold(
+            parsed.y_true, parsed.exit_scores[:, 0], config.threshold_rule, config.target_specificity
+        )
+        threshold_note = f"{config.threshold_rule} fitted on the audited data (optimistic)"
+    predictions = PredictionSet(
+        y_true=parsed.y_true,
+        exit_scores=parsed.exit_scores,
+        groups=parsed.groups,
+        threshold=threshold,
+        sample_ids=parsed.sample_ids,
+    )
+    outcome = evaluate_predictions(
+        predictions, attributes=config.sensitive_attributes, settings=settings, seed=config.seed
+    )
+    outcome.report["config"]["threshold_source"] = threshold_note
+    return store_evaluation(
+        session,
+        settings,
+        organisation_id=principal.organisation_id,
+        kind="audit",
+        name=config.name,
+        predictions=predictions,
+        report=outcome.report,
+        rows=outcome.rows,
+        metric_definition_version=outcome.version,
+        config={**outcome.config, "audit": config.model_dump(mode="json")},
+    )
+
+
+def compare(
+    session: Session, settings: Settings, organisation_id: str, request: CompareRequest
+) -> dict[str, Any]:
+    if len(set(request.evaluation_ids)) != len(request.evaluation_ids):
+        raise InputError("evaluation_ids lists an evaluation twice")
+    evaluations = [get_evaluation(session, organisation_id, i) for i in request.evaluation_ids]
+    predictions: dict[str, PredictionSet] = {
+        e.id: load_predictions(evaluation_dir(settings, e.id)) for e in evaluations
+    }
+    shared = set.intersection(*(set(p.groups) for p in predictions.values()))
+    attributes = [a for a in evaluations[0].config.get("attributes", []) if a in shared]
+    if not attributes:
+        raise InputError("the evaluations share no sensitive attribute to compare")
+    try:
+        result = compare_models(
+            predictions,
+            attributes=attributes,
+            n_boot=request.n_boot,
+            seed=request.seed,
+            min_count=settings.min_group_count,
+        )
+    except ValueError as exc:
+        raise InputError(f"these evaluations cannot be paired: {exc}") from None
+    return {
+        "evaluations": [
+            {
+                "id": e.id,
+                "name": e.name,
+                "model_version_id": e.model_version_id,
+                "cohort_id": e.cohort_id,
+                "split": e.split,
+            }
+            for e in evaluations
+        ],
+        **result,
+    }
+
+
+def start_external_evaluation(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    model_id: str,
+    request: ExternalEvaluationRequest,
+) -> Job:
+    model = get_model_version(session, principal.organisation_id, model_id)
+    cohort = cohorts.require_ready(session, principal.organisation_id, request.cohort_id)
+    size = int(model.config.get("image_size") or 0)
+    if size and size != cohort.image_size:
+        raise InputError(
+            f"model {model.id} takes {size} px images; cohort {cohort.id} was ingested at "
+            f"{cohort.image_size} px",
+            [{"field": "cohort_id", "message": "image size differs"}],
+        )
+    return state.enqueue(
+        session,
+        organisation_id=principal.organisation_id,
+        kind="evaluate",
+        config={"model_version_id": model.id, "cohort_id": cohort.id, "split": request.split},
+        cohort_id=cohort.id,
+        method=model.method,
+        max_attempts=settings.max_attempts,
+    )
