@@ -82,6 +82,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
+
+    settings = get_settings()
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    return run_demo(url, n=args.n, image_size=args.image_size, settings=settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairaudit", description="FairAudit: clinical fairness audits.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--image-size", type=int, default=128)
     synth.set_defaults(func=cmd_synth)
+
+    demo = sub.add_parser(
+        "demo", help="run the whole loop against a running server (started by `fairaudit serve`)"
+    )
+    demo.add_argument("--url", help="the server (default: FAIRAUDIT_HOST:FAIRAUDIT_PORT)")
+    demo.add_argument("--n", type=int, default=1500, help="synthetic images")
+    demo.add_argument("--image-size", type=int, default=64)
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
