@@ -1,0 +1,1 @@
+"""Synthetic cohorts with planted, documented biases (``fairaudit synth derm|cxr``)."""
