@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from app.cohorts.synth.archive import ArchiveWriter
 
-DX_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+DX_STORAGE = UID("1.2.840.10008.5.1.4.1.1.1.1")  # Digital X-Ray Image Storage - For Presentation
 FINDING_CONTRAST = 160.0
 FAINT_FINDING_CONTRAST = 60.0  # the planted bias: female patients aged 60 or more
 PREVALENCE = 0.3
@@ -147,7 +147,7 @@ class _Encoder:
     def _template(self, variant: tuple[bool, int, str]) -> bytes:
         monochrome1, rescale, sex = variant
         slope, intercept = RESCALES[rescale]
-        sop, study, series = self._UIDS
+        sop, study, series = (UID(u) for u in self._UIDS)
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = DX_STORAGE
         meta.MediaStorageSOPInstanceUID = sop

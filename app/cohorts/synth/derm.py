@@ -144,7 +144,9 @@ class _Painter:
         tilts = rng.uniform(-0.12, 0.12, (LIGHTINGS, 2)).astype(np.float32)
         self.backgrounds = {
             t: [
-                Image.fromarray(np.clip(np.float32(rgb) * (1 + ty * yy + tx * xx)[..., None], 0, 255).astype(np.uint8))
+                Image.fromarray(
+                    np.clip(np.array(rgb, np.float32) * (1 + ty * yy + tx * xx)[..., None], 0, 255).astype(np.uint8)
+                )
                 for ty, tx in tilts
             ]
             for t, rgb in SKIN_RGB.items()
