@@ -114,7 +114,10 @@ class CohortConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_preset_fields(self) -> CohortConfig:
-        fixed = sorted((_PRESET_FIELDS - _SETTABLE[self.preset]) & self.model_fields_set)
+        fields = type(self).model_fields
+        fixed = sorted(
+            name for name in _PRESET_FIELDS - _SETTABLE[self.preset] if getattr(self, name) != fields[name].default
+        )
         if fixed:
             raise ValueError(f"{', '.join(fixed)} cannot be set with the {self.preset} preset")
         if self.preset == "generic" and not (self.image_column and self.label_column):
