@@ -192,9 +192,7 @@ def _parity(
                 feats, logits = net.forward_segment(j, feats)
                 ref = torch.sigmoid(logits).numpy()
                 expected.append(ref)
-                worst["stage"] = max(
-                    worst["stage"], _diff(session.run(None, {spec.inputs[0]: ref_input})[-1], ref)
-                )
+                worst["stage"] = max(worst["stage"], _diff(session.run(None, {spec.inputs[0]: ref_input})[-1], ref))
                 outs = session.run(None, {spec.inputs[0]: chained})
                 worst["chain"] = max(worst["chain"], _diff(outs[-1], ref))
                 chained = outs[0]
@@ -208,9 +206,7 @@ def _parity(
         if not np.array_equal(decided[clear], expected_exit[clear]):
             raise ExportParityError(f"early-exit decisions differ from PyTorch at batch {size}")
     if max(worst.values()) > PARITY_TOLERANCE:
-        raise ExportParityError(
-            f"ONNX Runtime differs from PyTorch by up to {max(worst.values()):.2e}: {worst}"
-        )
+        raise ExportParityError(f"ONNX Runtime differs from PyTorch by up to {max(worst.values()):.2e}: {worst}")
     return worst
 
 
@@ -268,9 +264,7 @@ def export_model(
                 "batch_dimension": "dynamic",
             },
             "parity": {"max_abs_prob_diff": parity, "tolerance": PARITY_TOLERANCE, "batches": PARITY_BATCHES},
-            "files": {
-                p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())
-            },
+            "files": {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())},
             "versions": {
                 "python": platform.python_version(),
                 "torch": torch.__version__,
@@ -279,12 +273,13 @@ def export_model(
                 "opset": opset,
             },
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False))
+        text = json.dumps(manifest, indent=2, allow_nan=False)
+        (tmp / MANIFEST).write_text(text)
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return manifest
+    return dict(json.loads(text))  # exactly what the file says
 
 
 def _spec_json(spec: GraphSpec) -> dict[str, Any]:

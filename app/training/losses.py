@@ -89,9 +89,9 @@ class Objective:
         total = logits.new_zeros(())
         terms: dict[str, Tensor] = {}
         if self.bce:
-            per_exit = F.binary_cross_entropy_with_logits(
-                logits, y[:, None].expand_as(logits), reduction="none"
-            ).mean(0)
+            per_exit = F.binary_cross_entropy_with_logits(logits, y[:, None].expand_as(logits), reduction="none").mean(
+                0
+            )
             bce = (w * per_exit).sum()
             total = total + bce
             terms["bce"] = bce.detach()

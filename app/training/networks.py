@@ -107,13 +107,16 @@ class MultiExitNet(nn.Module):
 
 
 def stage_sides(backbone: StagedBackbone, image_size: int) -> list[int]:
-    """Spatial side of each stage's output for a square input (one dummy forward)."""
+    """Spatial side of each stage's output for a square input (one dummy forward, BN stats untouched)."""
     x = torch.zeros(1, backbone.in_channels, image_size, image_size)
     sides = []
+    was_training = backbone.training
+    backbone.eval()
     with torch.no_grad():
         for i in range(backbone.n_stages):
             x = backbone.forward_stage(i, x)
             sides.append(int(x.shape[-1]))
+    backbone.train(was_training)
     return sides
 
 
@@ -173,9 +176,7 @@ def _count_macs(module: nn.Module) -> Iterator[list[int]]:
         elif isinstance(layer, nn.Linear):
             total[0] += per_sample * layer.in_features
 
-    handles = [
-        m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d | nn.Linear)
-    ]
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     try:
         yield total
     finally:
@@ -213,7 +214,5 @@ def exit_costs(net: MultiExitNet) -> ExitCosts:
                 head_macs[e] = count[0]
     net.train(was_training)
     exit_segment = {e: j for j, seg in enumerate(net.segments) for e in seg.exits}
-    exit_macs = tuple(
-        sum(segment_macs[: exit_segment[e] + 1]) + sum(head_macs[: e + 1]) for e in range(net.n_exits)
-    )
+    exit_macs = tuple(sum(segment_macs[: exit_segment[e] + 1]) + sum(head_macs[: e + 1]) for e in range(net.n_exits))
     return ExitCosts(tuple(segment_macs), tuple(head_macs), exit_macs)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 Phase = Literal["train", "validate", "select", "export", "evaluate", "done"]
 
@@ -30,10 +30,8 @@ class ProgressEvent:
     message: str = ""
 
 
-class ProgressCallback(Protocol):
-    def __call__(self, event: ProgressEvent) -> None: ...
-
-
+#: Any callable taking an event (a function, ``list.append``, an object with ``__call__``).
+ProgressCallback = Callable[[ProgressEvent], None]
 CancelCheck = Callable[[], bool]
 
 

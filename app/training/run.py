@@ -206,9 +206,7 @@ def run_training(
         if should_cancel():
             raise Cancelled
         progress(
-            ProgressEvent(
-                phase=name, epoch=epochs, epochs=cfg.epochs, step=steps, total_steps=steps, message=message
-            )
+            ProgressEvent(phase=name, epoch=epochs, epochs=cfg.epochs, step=steps, total_steps=steps, message=message)
         )
 
     phase("select", f"best epoch {fit.best_epoch}")

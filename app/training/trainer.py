@@ -133,9 +133,7 @@ class Trainer:
         self.optimizer = _build_optimizer(self.net.parameters(), config)
         self.scheduler = _build_scheduler(self.optimizer, config)
         cuda = device.type == "cuda" and config.amp
-        self.amp_dtype = (
-            (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
-        )
+        self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.normalizer = Normalizer(cohort.channels, device)
         self.reader = BatchReader(cohort.images, cohort.labels, groups.codes, device, config.num_workers)
@@ -272,9 +270,7 @@ class Trainer:
         cfg = self.config
         self.net.train()
         rng = np.random.default_rng([cfg.seed, epoch])
-        batches = stratified_batches(
-            self.train_index, self.cohort.labels, self.groups.codes, cfg.batch_size, rng
-        )
+        batches = stratified_batches(self.train_index, self.cohort.labels, self.groups.codes, cfg.batch_size, rng)
         sums: dict[str, torch.Tensor] = {}
         epoch_start = last_report = time.monotonic()
         for i, batch in enumerate(self.reader.iterate(batches)):

@@ -27,10 +27,7 @@ def parse_config(data: TrainingConfig | Mapping[str, Any]) -> TrainingConfig:
     try:
         return TrainingConfig.model_validate(dict(data))
     except ValidationError as exc:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]}
-            for e in exc.errors()
-        ]
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]} for e in exc.errors()]
         raise InputError("invalid training config", errors) from exc
 
 
@@ -50,9 +47,7 @@ def _cohort_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[
             f"or re-ingest the cohort at {size}px",
         )
     if size < MIN_IMAGE_SIZE[config.backbone]:
-        problem(
-            "image_size", f"{config.backbone} needs images of at least {MIN_IMAGE_SIZE[config.backbone]}px"
-        )
+        problem("image_size", f"{config.backbone} needs images of at least {MIN_IMAGE_SIZE[config.backbone]}px")
 
     for split in SPLITS:
         labels = cohort.labels[cohort.split == split]
@@ -85,9 +80,7 @@ def _cohort_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[
     if not unknown and len(config.sensitive_attributes) > 1 and not problems:
         cells = encode_groups(cohort.attributes, config.sensitive_attributes).codes[train]
         if len(np.unique(cells[cells >= 0])) < 2:
-            problem(
-                "sensitive_attributes", "the attributes' intersection has fewer than 2 groups in training"
-            )
+            problem("sensitive_attributes", "the attributes' intersection has fewer than 2 groups in training")
 
     weights = config.pretrained_weights
     if weights is not None and weights.is_absolute() and not weights.is_file():  # relative: caller resolves
@@ -95,9 +88,7 @@ def _cohort_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[
     return problems
 
 
-def validate_training_config(
-    data: TrainingConfig | Mapping[str, Any], cohort: CohortArrays
-) -> TrainingConfig:
+def validate_training_config(data: TrainingConfig | Mapping[str, Any], cohort: CohortArrays) -> TrainingConfig:
     """The config to train with (``image_size`` filled in), or ``InputError`` naming every problem."""
     config = parse_config(data)
     problems = _cohort_problems(config, cohort)
