@@ -170,9 +170,7 @@ def _extract_zip(archive: Path, writer: _Writer) -> None:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
             if len(infos) > writer.limits.max_entries:
-                raise _bad(
-                    f"the archive has {len(infos)} entries, above {writer.limits.max_entries}", None, 413
-                )
+                raise _bad(f"the archive has {len(infos)} entries, above {writer.limits.max_entries}", None, 413)
             declared = 0
             for info in infos:
                 declared += info.file_size
@@ -240,9 +238,7 @@ def _locate_manifest(dest: Path, files: list[str], total: int) -> ExtractedArchi
     elif not csvs:
         raise _bad("the archive has no manifest: put manifest.csv (or a single .csv file) at its root")
     else:
-        raise _bad(
-            f"the archive root has several CSV files ({', '.join(csvs)}); name the manifest manifest.csv"
-        )
+        raise _bad(f"the archive root has several CSV files ({', '.join(csvs)}); name the manifest manifest.csv")
     root = dest / prefix if prefix else dest
     return ExtractedArchive(
         dest=dest,

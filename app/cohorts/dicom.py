@@ -92,8 +92,7 @@ def decode_dicom(source: Path | BinaryIO, max_pixels: int) -> np.ndarray:
         rows, cols = int(ds.Rows), int(ds.Columns)
         if rows * cols > max_pixels:
             raise DicomError(
-                f"decompression bomb: image is {cols}x{rows} = {rows * cols} pixels, "
-                f"above the limit of {max_pixels}"
+                f"decompression bomb: image is {cols}x{rows} = {rows * cols} pixels, above the limit of {max_pixels}"
             )
         photometric = str(ds.get("PhotometricInterpretation", ""))
         arr = ds.pixel_array
@@ -136,8 +135,5 @@ def render_grey(stored: np.ndarray, ds: Dataset) -> np.ndarray:
 def _is_plain_8bit(ds: Dataset) -> bool:
     identity = float(ds.get("RescaleSlope", 1) or 1) == 1 and float(ds.get("RescaleIntercept", 0) or 0) == 0
     return (
-        int(ds.BitsStored) <= 8
-        and int(ds.PixelRepresentation) == 0
-        and identity
-        and not ds.get("ModalityLUTSequence")
+        int(ds.BitsStored) <= 8 and int(ds.PixelRepresentation) == 0 and identity and not ds.get("ModalityLUTSequence")
     )

@@ -60,10 +60,7 @@ def decode_image(source: Path | bytes, size: int, channels: int, max_pixels: int
     if fmt is None:
         raise ImageDecodeError("not a PNG, JPEG or DICOM image (unrecognised file content)")
     fp = io.BytesIO(source) if isinstance(source, bytes) else source
-    if fmt == "DICOM":
-        image = _open_dicom(fp, max_pixels)
-    else:
-        image = _open_pillow(fp, fmt, size, channels, max_pixels)
+    image = _open_dicom(fp, max_pixels) if fmt == "DICOM" else _open_pillow(fp, fmt, size, channels, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -83,13 +80,12 @@ def _open_pillow(fp: Path | io.BytesIO, fmt: str, size: int, channels: int, max_
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"decompression bomb: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageDecodeError(f"not a readable {fmt} image: {exc}") from exc
+        raise ImageDecodeError(f"truncated or corrupt {fmt} image: {exc}") from exc
     width, height = image.size
     if width * height > max_pixels:
         image.close()
         raise ImageDecodeError(
-            f"decompression bomb: image is {width}x{height} = {width * height} pixels, "
-            f"above the limit of {max_pixels}"
+            f"decompression bomb: image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}"
         )
     if fmt == "JPEG":
         image.draft("L" if channels == 1 else "RGB", (size, size))

@@ -91,9 +91,7 @@ def parse_manifest(
     dropped = 0
     for row_number, cells in rows:
         if len(cells) != len(header):
-            errors.append(
-                {"row": row_number, "message": f"has {len(cells)} fields, the header has {len(header)}"}
-            )
+            errors.append({"row": row_number, "message": f"has {len(cells)} fields, the header has {len(header)}"})
             continue
         reader = RowReader(dict(zip(header, cells, strict=True)))
         item = preset.map_row(reader)
@@ -102,9 +100,7 @@ def parse_manifest(
             reader.fail(split_column, f"split {split!r} is not one of train, val, test")
         image = index.resolve(item.image_ref) if item.image_ref else None
         if item.image_ref and image is None:
-            reader.fail(
-                preset.image_column, f"image {item.image_ref!r} is listed but missing from the archive"
-            )
+            reader.fail(preset.image_column, f"image {item.image_ref!r} is listed but missing from the archive")
         if item.item_id in seen_ids:
             reader.fail(
                 preset.image_column,
@@ -290,9 +286,7 @@ class _FileIndex:
         clean = path.as_posix().removeprefix("./")
         candidates = [clean]
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            candidates += [
-                clean + ext for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)
-            ]
+            candidates += [clean + ext for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)]
         for candidate in candidates:
             if candidate in self.files:
                 return candidate
@@ -309,7 +303,5 @@ class _FileIndex:
             for f in unlisted[:MAX_LISTED_WARNINGS]
         ]
         if len(unlisted) > MAX_LISTED_WARNINGS:
-            warnings.append(
-                {"message": f"and {len(unlisted) - MAX_LISTED_WARNINGS} more unlisted files (ignored)"}
-            )
+            warnings.append({"message": f"and {len(unlisted) - MAX_LISTED_WARNINGS} more unlisted files (ignored)"})
         return warnings

@@ -50,8 +50,7 @@ def summarize(
     summary: dict[str, Any] = {
         "n": n,
         "splits": {
-            s: {"n": totals[s], "positives": positives[s], "negatives": totals[s] - positives[s]}
-            for s in present
+            s: {"n": totals[s], "positives": positives[s], "negatives": totals[s] - positives[s]} for s in present
         },
         "groupings": {},
         "warnings": [],
