@@ -51,15 +51,11 @@ def sniff_format(head: bytes) -> str | None:
 
 def decode_image(source: Path | bytes, size: int, channels: int, max_pixels: int) -> np.ndarray:
     """``(size, size, channels)`` ``uint8`` array of one image file or in-memory file."""
-    if isinstance(source, bytes):
-        head = source[:132]
-    else:
-        with open(source, "rb") as f:
-            head = f.read(132)
-    fmt = sniff_format(head)
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()  # one read, parsed in memory
+    fmt = sniff_format(data[:132])
     if fmt is None:
         raise ImageDecodeError("not a PNG, JPEG or DICOM image (unrecognised file content)")
-    fp = io.BytesIO(source) if isinstance(source, bytes) else source
+    fp = io.BytesIO(data)
     image = _open_dicom(fp, max_pixels) if fmt == "DICOM" else _open_pillow(fp, fmt, size, channels, max_pixels)
     try:
         with warnings.catch_warnings():
@@ -72,7 +68,7 @@ def decode_image(source: Path | bytes, size: int, channels: int, max_pixels: int
     return out.reshape(size, size, channels)
 
 
-def _open_pillow(fp: Path | io.BytesIO, fmt: str, size: int, channels: int, max_pixels: int) -> Image.Image:
+def _open_pillow(fp: io.BytesIO, fmt: str, size: int, channels: int, max_pixels: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -92,7 +88,7 @@ def _open_pillow(fp: Path | io.BytesIO, fmt: str, size: int, channels: int, max_
     return image
 
 
-def _open_dicom(fp: Path | io.BytesIO, max_pixels: int) -> Image.Image:
+def _open_dicom(fp: io.BytesIO, max_pixels: int) -> Image.Image:
     # Imported here: pydicom adds start-up time to every decoding process, and most cohorts are JPEG/PNG.
     from app.cohorts.dicom import DicomError, decode_dicom
 
