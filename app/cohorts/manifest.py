@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from app.cohorts.config import SPLITS, CohortConfig, ColumnSplit
+from app.cohorts.config import SPLITS, CohortConfig, ColumnSplit, RandomSplit
 from app.cohorts.dicom import DicomError
 from app.cohorts.presets import Preset, RowItem, RowReader, make_preset
 from app.cohorts.splits import random_split
@@ -156,7 +156,7 @@ def _check_config_against_preset(config: CohortConfig, preset: Preset, attribute
                 "message": f"{', '.join(clash)} already provided by the {config.preset} preset",
             }
         )
-    stratify = getattr(config.split, "stratify_by", None) or []
+    stratify = (config.split.stratify_by or []) if isinstance(config.split, RandomSplit) else []
     unknown = [name for name in stratify if name not in attribute_names]
     if unknown:
         problems.append(

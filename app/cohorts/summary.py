@@ -42,9 +42,9 @@ def summarize(
 ) -> dict[str, Any]:
     """Counts per split × label × group (see the module docstring for the shape)."""
     n = len(labels)
-    present = [s for s in SPLITS if s in set(splits)]
-    positives = Counter(s for s, y in zip(splits, labels, strict=True) if y == 1)
     totals = Counter(splits)
+    present = [s for s in SPLITS if s in totals]
+    positives = Counter(s for s, y in zip(splits, labels, strict=True) if y == 1)
     names = list(attributes)
     groupings = [[name] for name in names] + ([names] if len(names) > 1 else [])
     summary: dict[str, Any] = {

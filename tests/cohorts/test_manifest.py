@@ -285,3 +285,20 @@ def test_dicom_preset_names_bad_files_and_tags(tmp_path: Path) -> None:
     assert [e["row"] for e in info.value.errors] == [2, 3]
     assert "PatientAge '63 years'" in info.value.errors[0]["message"]
     assert "not a readable DICOM file" in info.value.errors[1]["message"]
+
+
+def test_config_names_that_do_not_fit_the_preset(tmp_path: Path) -> None:
+    error = rejected(
+        tmp_path,
+        "image,label,sex\na.png,1,F\n",
+        ["a.png"],
+        sensitive_attributes=["sex"],
+        split={"mode": "random", "stratify_by": ["ethnicity"]},
+    )
+    assert error.errors == [{"field": "split.stratify_by", "message": "ethnicity not among the attributes (sex)"}]
+
+
+def test_config_that_is_not_json() -> None:
+    with pytest.raises(InputError) as info:
+        parse_config("{name: c}")
+    assert info.value.detail == "config is not valid JSON"
