@@ -7,12 +7,18 @@ submits a Ray task instead (scale-out). Both run ``app.jobs.runner.run_claimed_j
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 from app.jobs.runner import run_claimed_job
+
+PR_SET_PDEATHSIG = 1
 
 
 class RunHandle(Protocol):
@@ -48,6 +54,21 @@ class ProcessHandle:
     def kill(self) -> None:
         self.process.kill()
         self.process.join(timeout=10)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so a server killed outright leaves no
+    orphan run behind to race the run that recovery starts."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _child_main(parent_pid: int, job_id: str, worker_id: str, settings_data: dict[str, Any]) -> None:
+    _die_with_parent(parent_pid)
+    run_claimed_job(job_id, worker_id, settings_data)
 
 
 class LocalProcessExecutor:

@@ -31,7 +31,5 @@ def jobs_query(
 
 def events_after(session: Session, job_id: str, after_id: int) -> list[JobEvent]:
     return list(
-        session.scalars(
-            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id).order_by(JobEvent.id)
-        )
+        session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id).order_by(JobEvent.id))
     )

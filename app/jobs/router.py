@@ -75,8 +75,7 @@ def job_events(job_id: str, principal: Reader, session: SessionDep, request: Req
     def poll(after: int) -> tuple[list[tuple[int, str, str]], str]:
         with factory() as s:
             events = [
-                (e.id, e.type, json.dumps(e.data, default=str))
-                for e in repository.events_after(s, job_id, after)
+                (e.id, e.type, json.dumps(e.data, default=str)) for e in repository.events_after(s, job_id, after)
             ]
             status = repository.get_job(s, principal.organisation_id, job_id).status
         return events, status

@@ -88,9 +88,7 @@ def _describe_failure(ctx: JobContext, exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _finish(
-    ctx: JobContext, status: str, *, completion: Completion | None = None, error: str | None = None
-) -> None:
+def _finish(ctx: JobContext, status: str, *, completion: Completion | None = None, error: str | None = None) -> None:
     """Mark the job ended; a completion's registration commits in the same transaction."""
     with transaction(ctx.session_factory) as session:
         result = None

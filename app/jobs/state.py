@@ -96,9 +96,7 @@ def _owned(job_id: str, worker_id: str) -> Any:
 
 def heartbeat(session: Session, job_id: str, worker_id: str) -> bool:
     """Record that the worker is alive; return whether a cancel was requested."""
-    result = session.execute(
-        _owned(job_id, worker_id).values(heartbeat_at=utcnow()).returning(Job.cancel_requested_at)
-    )
+    result = session.execute(_owned(job_id, worker_id).values(heartbeat_at=utcnow()).returning(Job.cancel_requested_at))
     row = result.one_or_none()
     if row is None:
         raise LostClaim(job_id)
@@ -124,9 +122,7 @@ def report_progress(
     progress: dict[str, Any],
     history_entry: dict[str, Any] | None = None,
 ) -> None:
-    job = session.scalar(
-        select(Job).where(Job.id == job_id, Job.status == "running", Job.worker_id == worker_id)
-    )
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.status == "running", Job.worker_id == worker_id))
     if job is None:
         raise LostClaim(job_id)
     job.progress = progress

@@ -109,9 +109,7 @@ class Supervisor:
                 job = state.claim_next(session, self.worker_id)
             if job is None:
                 break
-            handle = self.executor.launch(
-                job.id, self.worker_id, self.settings.model_dump(mode="json"), job.config
-            )
+            handle = self.executor.launch(job.id, self.worker_id, self.settings.model_dump(mode="json"), job.config)
             self._children[job.id] = handle
             log.info("job %s started", job.id)
 
@@ -130,16 +128,18 @@ class Supervisor:
             if child.running():
                 continue
             del self._children[job_id]
-            reason = child.failure()
-            if reason is not None:
-                self._release(job_id, reason)
+            self._release(job_id, child.failure() or "the job process exited without ending the job")
 
     def _release(self, job_id: str, reason: str) -> None:
+        """Settle a run that is over: a job it left running goes back to the queue (or fails); an
+        ended job's files are removed here too, since its process may have died before doing so."""
         with transaction(self.session_factory) as session:
             job = session.get(Job, job_id, with_for_update=True)
-            if job is None or job.status != "running" or job.worker_id != self.worker_id:
+            if job is None:
                 return
-            status = state.release(session, job, reason)
+            status = job.status
+            if status == "running" and job.worker_id == self.worker_id:
+                status = state.release(session, job, reason)
         if status in TERMINAL_STATUSES:
             remove_job_files(self.settings, job_id)
 

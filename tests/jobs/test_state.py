@@ -20,9 +20,7 @@ def make_jobs(factory, n: int, max_attempts: int = 2) -> list[str]:
     with transaction(factory) as session:
         org = ensure_organisation(session, "org")
         return [
-            state.enqueue(
-                session, organisation_id=org.id, kind="train", config={}, max_attempts=max_attempts
-            ).id
+            state.enqueue(session, organisation_id=org.id, kind="train", config={}, max_attempts=max_attempts).id
             for _ in range(n)
         ]
 

@@ -50,9 +50,7 @@ def test_a_killed_job_process_is_retried_and_succeeds(client, keys, settings, se
     assert client.get(f"/v1/cohorts/{cohort['id']}", headers=keys.headers()).json()["status"] == "ready"
 
 
-def test_jobs_left_running_by_a_dead_server_are_recovered_at_start(
-    client, keys, settings, session_factory, run_jobs
-):
+def test_jobs_left_running_by_a_dead_server_are_recovered_at_start(client, keys, settings, session_factory, run_jobs):
     cohort = upload(client, keys.headers(), make_zip(20)).json()
     import socket
 

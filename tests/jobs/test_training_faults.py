@@ -1,0 +1,186 @@
+"""Training jobs under faults, with real processes: a SIGKILLed child, a server killed outright and
+restarted, a cancel. Each ends with exactly the model versions it should have and no orphan files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from archives import make_zip, upload
+from sqlalchemy import func, select
+
+from app.jobs.models import Job, JobEvent
+from app.jobs.supervisor import Supervisor
+from app.serving.models import ModelVersion
+
+TRAIN = {
+    "method": "fair_multi_exit",
+    "sensitive_attributes": ["sex"],
+    "backbone": "small",
+    "batch_size": 16,
+    "lr": 0.001,
+    "seed": 5,
+    "patience": None,
+    "augment": {"hflip": False, "vflip": False, "rotate_degrees": 0, "brightness": 0, "contrast": 0},
+}
+
+
+def wait_for(predicate, timeout: float, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise TimeoutError("condition not reached in time")
+
+
+def job_row(factory, job_id: str) -> Job:
+    with factory() as session:
+        return session.get(Job, job_id)
+
+
+def model_count(factory) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(ModelVersion))
+
+
+def start_training(client, headers, run_jobs, epochs: int) -> str:
+    cohort = upload(client, headers, make_zip(160)).json()
+    run_jobs()
+    response = client.post("/v1/jobs", headers=headers, json={"cohort_id": cohort["id"], "epochs": epochs, **TRAIN})
+    assert response.status_code == 202, response.json()
+    return response.json()["id"]
+
+
+def epochs_done(factory, job_id: str) -> int:
+    return len(job_row(factory, job_id).history)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the embedded shape; PG below
+def test_sigkilled_training_resumes_from_its_checkpoint(client, keys, settings, session_factory, run_jobs):
+    headers = keys.headers()
+    job_id = start_training(client, headers, run_jobs, epochs=4)
+    supervisor = Supervisor(settings, session_factory)
+    try:
+
+        def two_epochs_done() -> bool:
+            supervisor.tick()
+            return epochs_done(session_factory, job_id) >= 2
+
+        wait_for(two_epochs_done, timeout=180)
+        (child,) = supervisor._children.values()
+        os.kill(child.process.pid, signal.SIGKILL)
+
+        def finished() -> bool:
+            supervisor.tick()
+            return job_row(session_factory, job_id).status not in ("queued", "running")
+
+        wait_for(finished, timeout=300)
+    finally:
+        supervisor.stop()
+    job = job_row(session_factory, job_id)
+    assert job.status == "succeeded" and job.attempt == 2, (job.status, job.error)
+    assert [h["epoch"] for h in job.history] == [1, 2, 3, 4], "each epoch recorded once across both attempts"
+    with session_factory() as session:
+        second_run = session.scalars(
+            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "progress").order_by(JobEvent.id)
+        ).all()
+        attempts = session.scalars(
+            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "state").order_by(JobEvent.id)
+        ).all()
+    restart_at = [e.id for e in attempts if e.data.get("attempt") == 2][0]
+    resumed_epochs = [e.data["epoch"] for e in second_run if e.id > restart_at and e.data.get("phase") == "train"]
+    assert resumed_epochs and min(resumed_epochs) >= 2, "the second attempt must resume, not start over"
+    assert model_count(session_factory) == 1
+    assert not (settings.data_dir / "jobs" / job_id).exists()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_cancel_stops_a_running_job_within_seconds_and_leaves_nothing(
+    client, keys, settings, session_factory, run_jobs
+):
+    headers = keys.headers()
+    job_id = start_training(client, headers, run_jobs, epochs=200)
+    supervisor = Supervisor(settings, session_factory)
+    try:
+
+        def running_epoch() -> bool:
+            supervisor.tick()
+            return epochs_done(session_factory, job_id) >= 1
+
+        wait_for(running_epoch, timeout=180)
+        asked = time.monotonic()
+        assert client.post(f"/v1/jobs/{job_id}/cancel", headers=headers).status_code == 202
+
+        def cancelled() -> bool:
+            supervisor.tick()
+            return job_row(session_factory, job_id).status == "cancelled"
+
+        wait_for(cancelled, timeout=10)
+        assert time.monotonic() - asked < 10
+    finally:
+        supervisor.stop()
+    assert model_count(session_factory) == 0
+    assert not (settings.data_dir / "jobs" / job_id).exists()
+    assert not settings.model_dir.exists() or not list(Path(settings.model_dir).iterdir())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(settings, port: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "FAIRAUDIT_DATABASE_URL": settings.database_url,
+        "FAIRAUDIT_DATA_DIR": str(settings.data_dir),
+        "FAIRAUDIT_MODEL_DIR": str(settings.model_dir),
+        "FAIRAUDIT_PORT": str(port),
+        "FAIRAUDIT_HEARTBEAT_SECONDS": "0.5",
+        "FAIRAUDIT_STALE_AFTER_SECONDS": "10",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_for(lambda: _healthy(port), timeout=60)
+    return process
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the scale-out database
+def test_server_killed_and_restarted_mid_training_finishes_the_job_once(
+    client, keys, settings, session_factory, run_jobs
+):
+    headers = keys.headers()
+    job_id = start_training(client, headers, run_jobs, epochs=4)
+    port = free_port()
+    server = start_server(settings, port)
+    try:
+        wait_for(lambda: epochs_done(session_factory, job_id) >= 2, timeout=180)
+        server.send_signal(signal.SIGKILL)  # no shutdown hook runs: the job is left "running"
+        server.wait()
+        assert job_row(session_factory, job_id).status == "running"
+        server = start_server(settings, port)
+        wait_for(lambda: job_row(session_factory, job_id).status not in ("queued", "running"), timeout=300)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    job = job_row(session_factory, job_id)
+    assert job.status == "succeeded" and job.attempt == 2, (job.status, job.attempt, job.error)
+    assert model_count(session_factory) == 1
