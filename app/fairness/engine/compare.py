@@ -67,9 +67,7 @@ def align(predictions: Mapping[str, PredictionSet]) -> tuple[list[np.ndarray], i
     return [np.array([pos[sid] for sid in common], dtype=np.int64) for pos in positions], len(common)
 
 
-def headline(
-    plan: ColumnPlan, arrays: dict[str, GroupArrays], min_count: int
-) -> dict[tuple[str, str], np.ndarray]:
+def headline(plan: ColumnPlan, arrays: dict[str, GroupArrays], min_count: int) -> dict[tuple[str, str], np.ndarray]:
     """``(b,)`` arrays of every headline metric, keyed by (attribute, metric)."""
     out = {("overall", m): arrays["overall"][m][:, 0] for m in OVERALL_METRICS}
     for gp in plan.groupings[1:]:
@@ -120,14 +118,10 @@ def compare_models(
             raise ValueError(f"model {name!r} has different labels for the same samples")
     reference = sets[0]
     groups = {a: np.asarray(reference.groups[a], dtype=object)[index[0]] for a in attributes}
-    policies = [
-        np.asarray(p.policy_scores, dtype=np.float64)[idx] for p, idx in zip(sets, index, strict=True)
-    ]
+    policies = [np.asarray(p.policy_scores, dtype=np.float64)[idx] for p, idx in zip(sets, index, strict=True)]
     design = build_design(y, groups, attributes, intersections=intersections, sort_by=policies[0])
     y_int = y[design.order]
-    plans = [
-        plan_column(s[design.order], y_int, design, p.threshold) for s, p in zip(policies, sets, strict=True)
-    ]
+    plans = [plan_column(s[design.order], y_int, design, p.threshold) for s, p in zip(policies, sets, strict=True)]
     points = [headline(plan, point_block(plan), min_count) for plan in plans]
     boots = (
         [

@@ -32,9 +32,7 @@ def roc_points(y: np.ndarray, scores: np.ndarray, max_points: int = MAX_ROC_POIN
     return {"fpr": np.round(fpr, 4).tolist(), "tpr": np.round(tpr, 4).tolist()}
 
 
-def reliability(
-    y: np.ndarray, scores: np.ndarray, codes: np.ndarray, n_groups: int, n_bins: int
-) -> list[list[dict]]:
+def reliability(y: np.ndarray, scores: np.ndarray, codes: np.ndarray, n_groups: int, n_bins: int) -> list[list[dict]]:
     """Per group, per non-empty ECE bin: count, mean score and observed positive fraction."""
     keep = codes >= 0
     key = codes[keep] * n_bins + ece_bins(scores[keep], n_bins)

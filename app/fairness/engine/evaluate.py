@@ -194,9 +194,7 @@ def gap_entries(
             "status": status,
             "p_value": p_value,
             "groups_used": [grouping.labels[k] for k in np.flatnonzero(used)],
-            "left_out": [
-                {"group": grouping.labels[k], "status": str(left[k])} for k in np.flatnonzero(~used)
-            ],
+            "left_out": [{"group": grouping.labels[k], "status": str(left[k])} for k in np.flatnonzero(~used)],
         }
     return out
 
@@ -260,9 +258,7 @@ def evaluate_column(
             }
             fl = fairlearn_block(pt["tp"][0], pt["fp"][0], gp.n_pos, gp.n_neg)
             entry["fairlearn"] = {
-                "by_group": {
-                    label: {r: num(fl["by_group"][r][k]) for r in RATES} for k, label in enumerate(g.labels)
-                },
+                "by_group": {label: {r: num(fl["by_group"][r][k]) for r in RATES} for k, label in enumerate(g.labels)},
                 "overall": {r: num(v) for r, v in fl["overall"].items()},
                 "between_groups": {m: num(v) for m, v in fl["between_groups"].items()},
                 "to_overall": {m: num(v) for m, v in fl["to_overall"].items()},

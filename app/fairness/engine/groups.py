@@ -107,9 +107,7 @@ def build_design(
     n = len(y_true)
     encoded = [encode_attribute(groups[a]) for a in attributes]
 
-    groupings: list[Grouping] = [
-        Grouping("overall", "overall", ("all",), ({},), np.zeros(n, dtype=np.int64), 0)
-    ]
+    groupings: list[Grouping] = [Grouping("overall", "overall", ("all",), ({},), np.zeros(n, dtype=np.int64), 0)]
     for name, (codes, labels) in zip(attributes, encoded, strict=True):
         levels = tuple({name: label} for label in labels)
         groupings.append(Grouping(name, "attribute", labels, levels, codes, int((codes < 0).sum())))
@@ -123,8 +121,7 @@ def build_design(
                 [c[observed] for c, _ in encoded], [max(len(lab), 1) for _, lab in encoded]
             )
         levels = tuple(
-            {a: encoded[j][1][k] for j, (a, k) in enumerate(zip(attributes, row, strict=True))}
-            for row in combos
+            {a: encoded[j][1][k] for j, (a, k) in enumerate(zip(attributes, row, strict=True))} for row in combos
         )
         labels = tuple(", ".join(f"{a}={v}" for a, v in lv.items()) for lv in levels)
         name = INTERSECTION_SEP.join(attributes)
@@ -141,7 +138,5 @@ def build_design(
     counts = np.bincount(stratum, minlength=2 * n_cells)
     bounds = np.concatenate([[0], np.cumsum(counts[counts > 0])])
 
-    permuted = tuple(
-        Grouping(g.attribute, g.kind, g.labels, g.levels, g.codes[order], g.n_missing) for g in groupings
-    )
+    permuted = tuple(Grouping(g.attribute, g.kind, g.labels, g.levels, g.codes[order], g.n_missing) for g in groupings)
     return Design(permuted, cell[order], n_cells, bounds.astype(np.int64), order)

@@ -26,9 +26,10 @@ def wilson(successes: np.ndarray, n: np.ndarray, confidence: float) -> tuple[np.
         denom = 1.0 + z * z / m
         centre = (p + z * z / (2.0 * m)) / denom
         half = z * np.sqrt(p * (1.0 - p) / m + z * z / (4.0 * m * m)) / denom
-    low = np.where(m > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
-    high = np.where(m > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
-    return low, high
+        # Exact at the ends (x = 0 or x = n) and never excluding p through rounding.
+        low = np.where(x == 0, 0.0, np.clip(np.minimum(centre - half, p), 0.0, 1.0))
+        high = np.where(x == m, 1.0, np.clip(np.maximum(centre + half, p), 0.0, 1.0))
+    return np.where(m > 0, low, np.nan), np.where(m > 0, high, np.nan)
 
 
 def percentile(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -41,9 +42,7 @@ def percentile(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.n
     return low, high
 
 
-def normal_mean(
-    mean: np.ndarray, sd: np.ndarray, n: np.ndarray, confidence: float
-) -> tuple[np.ndarray, np.ndarray]:
+def normal_mean(mean: np.ndarray, sd: np.ndarray, n: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """mean ± z·sd/√n (for means of bounded per-sample quantities such as compute cost)."""
     z = z_value(confidence)
     with np.errstate(divide="ignore", invalid="ignore"):

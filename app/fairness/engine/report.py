@@ -37,13 +37,14 @@ that does not exist is ``null`` with a status saying why)::
                                                   "exit_rates": [Value],     # one per exit
                                                   "mean_compute": Value | null}]}]},
       "summary": {"exit": "policy", "alpha": float, "verdict": str,
-                  "largest_significant_gap": Finding | null, "findings": [Finding],
+                  "largest_significant_gap": Finding | null,  # attributes before the intersection
+                  "findings": [Finding],
                   "overall": {metric: Value}}
     }
 
     Value   = {"value": float|null, "ci_low": float|null, "ci_high": float|null,
                "status": "ok"|"undefined"|"insufficient", "n": int}   # n: the status denominator
-    Finding = {"attribute": str, "gap": str, "value": float, "ci_low": float|null,
+    Finding = {"attribute": str, "kind": str, "gap": str, "value": float, "ci_low": float|null,
                "ci_high": float|null, "p_value": float|null, "significant": bool}
 
 Metrics per group: prevalence, auc (within the group), pf, tpr, fpr, tnr, fnr, ppv, npv, accuracy,
@@ -133,9 +134,7 @@ def build_report(
         raise ValueError("n_boot must be >= 0 and min_count >= 1")
     y = validate(predictions)
     columns, keys = score_columns(predictions)
-    design = build_design(
-        y, predictions.groups, attributes, intersections=intersections, sort_by=columns[keys[-1][1]]
-    )
+    design = build_design(y, predictions.groups, attributes, intersections=intersections, sort_by=columns[keys[-1][1]])
     y_int = y[design.order]
     columns = [c[design.order] for c in columns]
     plans = [plan_column(c, y_int, design, predictions.threshold, N_BINS) for c in columns]
@@ -215,7 +214,11 @@ def _exits(predictions: PredictionSet, design, min_count: int, confidence: float
 
 
 def summarise(evaluation: dict, alpha: float) -> dict:
-    """Verdict first: the largest gap whose Holm-adjusted group-vs-rest test is significant."""
+    """Verdict first: the largest gap whose Holm-adjusted group-vs-rest test is significant.
+
+    Single attributes are ranked before the intersection (whose max − min over many small cells is
+    larger almost by construction); the intersection's largest significant gap is named as well.
+    """
     findings = []
     for grouping in evaluation["groupings"]:
         for name in SUMMARY_GAPS:
@@ -226,6 +229,7 @@ def summarise(evaluation: dict, alpha: float) -> dict:
             findings.append(
                 {
                     "attribute": grouping["attribute"],
+                    "kind": grouping["kind"],
                     "gap": name,
                     "value": gap["value"],
                     "ci_low": gap["ci_low"],
@@ -234,14 +238,16 @@ def summarise(evaluation: dict, alpha: float) -> dict:
                     "significant": p is not None and p < alpha,
                 }
             )
-    findings.sort(key=lambda f: (not f["significant"], -f["value"]))
-    largest = findings[0] if findings and findings[0]["significant"] else None
+    findings.sort(key=lambda f: (not f["significant"], f["kind"] != "attribute", -f["value"]))
+    significant = [f for f in findings if f["significant"]]
+    largest = next((f for f in significant if f["kind"] == "attribute"), None)
+    intersection = next((f for f in significant if f["kind"] == "intersection"), None)
     overall = evaluation["groupings"][0]["groups"][0]["metrics"]
     return {
         "exit": evaluation["exit"],
         "alpha": alpha,
-        "verdict": _verdict(largest, findings, alpha),
-        "largest_significant_gap": largest,
+        "verdict": _verdict(largest, intersection, findings, alpha),
+        "largest_significant_gap": largest or intersection,
         "findings": findings,
         "overall": {m: overall[m] for m in ("auc", "tpr", "fpr", "ppv", "ece", "brier")},
     }
@@ -251,13 +257,21 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def _verdict(largest: dict | None, findings: list[dict], alpha: float) -> str:
+def _describe(f: dict) -> str:
+    return (
+        f"{f['gap']} = {_fmt(f['value'])} (CI {_fmt(f['ci_low'])} to {_fmt(f['ci_high'])}) across "
+        f"{f['attribute']}; Holm-adjusted p = {f['p_value']:.2g}"
+    )
+
+
+def _verdict(largest: dict | None, intersection: dict | None, findings: list[dict], alpha: float) -> str:
     if largest is not None:
-        return (
-            f"Largest significant gap: {largest['gap']} = {_fmt(largest['value'])} "
-            f"(CI {_fmt(largest['ci_low'])} to {_fmt(largest['ci_high'])}) across "
-            f"{largest['attribute']}; Holm-adjusted p = {largest['p_value']:.2g}."
-        )
+        text = f"Largest significant gap: {_describe(largest)}."
+        if intersection is not None:
+            text += f" In the intersection: {_describe(intersection)}."
+        return text
+    if intersection is not None:
+        return f"No single attribute shows a significant gap; in the intersection: {_describe(intersection)}."
     if not findings:
         return "No gap could be computed: no attribute has two groups with enough cases."
     top = max(findings, key=lambda f: f["value"])
