@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Method = Literal["erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairwise_eo"]
 Backbone = Literal["resnet18", "vgg11", "small"]
@@ -61,7 +61,12 @@ class TrainingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: Method = "erm"
-    sensitive_attributes: list[str] = Field(min_length=1, max_length=4)
+    sensitive_attributes: list[str] = Field(
+        min_length=1,
+        max_length=4,
+        validation_alias=AliasChoices("sensitive_attributes", "sensitive_attribute"),  # the API's singular form
+        description="one attribute, or several whose intersection cells are the training groups",
+    )
     backbone: Backbone = "resnet18"
     image_size: int | None = Field(default=None, ge=16, le=1024, description="None: the cohort cache's size")
     epochs: int = Field(default=20, ge=1, le=1000)

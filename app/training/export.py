@@ -210,9 +210,9 @@ def _parity(
     return worst
 
 
-def _diff(a: np.ndarray, logits_or_probs: np.ndarray) -> float:
-    """Max abs difference of probabilities (``a`` holds ONNX logits)."""
-    return float(np.abs(sigmoid(a) - logits_or_probs).max())
+def _diff(onnx_logits: np.ndarray, torch_probs: np.ndarray) -> float:
+    """Max abs difference of probabilities."""
+    return float(np.abs(sigmoid(onnx_logits) - torch_probs).max())
 
 
 def _sha256(path: Path) -> str:
@@ -239,7 +239,7 @@ def export_model(
     if folder.exists():
         raise ConflictError(f"model version folder {folder} already exists")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    tmp = folder.parent / f".{folder.name}.partial"  # a killed earlier attempt's leftovers go first
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:

@@ -1,10 +1,11 @@
 """The one entry point a job runner calls: validate, train (resumably), choose thresholds, export, evaluate.
 
 Phases: ``train`` (with a ``validate`` event per epoch) → ``select`` (exit thresholds, then the
-operating threshold, on the validation split) → ``export`` (ONNX + parity + ``model.json``) →
-``evaluate`` (every exit and the early-exit policy on the test split) → ``done``. Re-running with the
-same ``work_dir`` after a crash resumes from the last epoch checkpoint. Thresholds and test predictions
-are computed in float32 even on a mixed-precision device, so they are the exported graphs' numbers.
+operating threshold, on the validation split) → ``evaluate`` (every exit and the early-exit policy on
+the test split) → ``export`` (ONNX + parity + ``model.json``, published by one rename, last) → ``done``.
+Re-running with the same ``work_dir`` after a crash resumes from the last epoch checkpoint.
+Thresholds and test predictions are computed in float32 even on a mixed-precision device, so they are
+the exported graphs' numbers.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from app.training.progress import (
     no_progress,
 )
 from app.training.thresholds import ExitChoice, choose_exit_thresholds, exit_index, operating_threshold
-from app.training.trainer import EpochRecord, Trainer, select_device
+from app.training.trainer import EpochRecord, FitResult, Trainer, select_device
 from app.training.validation import validate_training_config
 
 SELECTION = "highest validation AUC of the final exit (ties: earlier epoch)"
@@ -78,19 +79,39 @@ def _served(probs: np.ndarray, thresholds: list[float | None]) -> tuple[np.ndarr
     return probs[np.arange(len(probs)), idx], idx
 
 
-def _validation_summary(
-    y: np.ndarray,
-    probs: np.ndarray,
-    groups: GroupEncoding,
-    codes: np.ndarray,
-    costs: ExitCosts,
-    thresholds: list[float | None],
-    threshold: float,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Selection:
+    """What is frozen with the model, all chosen on the validation split."""
+
+    thresholds: list[float | None]
+    choice: ExitChoice | None
+    threshold: float
+    validation: dict[str, Any]
+
+
+def _select(
+    cfg: TrainingConfig, y: np.ndarray, probs: np.ndarray, codes: np.ndarray, groups: GroupEncoding, costs: ExitCosts
+) -> _Selection:
+    """Exit thresholds first (threshold-free criteria), then the operating threshold on the served scores."""
+    choice = None
+    thresholds: list[float | None] = [None] * probs.shape[1]
+    if cfg.multi_exit:
+        choice = choose_exit_thresholds(
+            y,
+            probs,
+            codes,
+            groups.n_groups,
+            costs.fractions,
+            grid=cfg.exit_threshold_grid,
+            criterion=cfg.exit_criterion,
+            tolerance=cfg.exit_auc_tolerance,
+        )
+        thresholds = choice.thresholds
     served, idx = _served(probs, thresholds)
+    threshold = operating_threshold(y, served, cfg.threshold_rule, cfg.target_specificity)
     pf = positive_fractions(y, served, codes, groups.n_groups)
     pred = served >= threshold
-    return {
+    validation = {
         "auc": auc(y, served),
         "auc_final_exit": auc(y, probs[:, -1]),
         "exit_auc": [auc(y, probs[:, e]) for e in range(probs.shape[1])],
@@ -98,62 +119,100 @@ def _validation_summary(
         "pfd": pfd(pf),
         "tpr": float(pred[y == 1].mean()),
         "fpr": float(pred[y == 0].mean()),
-        "exit_rate": np.bincount(idx, minlength=probs.shape[1]).astype(float) / len(idx),
+        "exit_rate": np.bincount(idx, minlength=probs.shape[1]) / len(idx),
         "mean_compute": float(np.asarray(costs.fractions)[idx].mean()),
     }
+    return _Selection(thresholds, choice, threshold, _clean(validation))
 
 
-def _describe(
+def _manifest(
     net: MultiExitNet,
-    config: TrainingConfig,
+    cfg: TrainingConfig,
     cohort: CohortArrays,
     costs: ExitCosts,
     version: str,
+    selection: _Selection,
+    fit: FitResult,
+    groups: GroupEncoding,
+    trainer: Trainer,
 ) -> dict[str, Any]:
-    """The parts of model.json serving needs to feed and read the graphs."""
+    """model.json minus what export adds (graphs, file hashes, parity, versions)."""
     mean, std = normalization(cohort.channels)
     size = cohort.image_size
-    multi = config.multi_exit
-    return {
-        "version": version,
-        "created_at": datetime.now(UTC).isoformat(),
-        "method": config.method,
-        "architecture": {
-            "backbone": config.backbone,
-            "n_stages": net.backbone.n_stages,
-            "n_exits": net.n_exits,
-            "exit_stage": list(net.exit_stage),
-            "exit_names": [f"ic{e + 1}" for e in range(net.n_exits - 1)] + ["final"],
-            "ic_head": "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, "
-            "global avg-pool, linear(32->1)"
-            if multi
-            else None,
-            "ic_pool_sizes": list(net.ic_pool_sizes),
-            "final_head": "global avg-pool, linear(C->1)",
-            "served": "early_exit" if multi else "final_exit",
-        },
-        "input": {
-            "name": "image",
-            "layout": "NCHW",
-            "dtype": "float32",
-            "channels": cohort.channels,
-            "height": size,
-            "width": size,
-        },
-        "preprocessing": {
-            "color_mode": "L" if cohort.channels == 1 else "RGB",
-            "channel_handling": "grey input: ITU-R 601-2 luma; RGB input from grey: repeat the grey value; "
-            "alpha dropped (as at ingestion)",
-            "resize": {"height": size, "width": size, "method": "centre square crop, bilinear antialiased"},
-            "scale": 1 / 255,
-            "mean": list(mean),
-            "std": list(std),
-            "formula": "(pixel / 255 - mean) / std, per channel",
-        },
-        "output": {"kind": "logit", "probability": "sigmoid(logit)", "positive_label": 1},
-        "exit_costs": list(costs.fractions),
-        "exit_macs": list(costs.exit_macs),
-    }
+    multi = cfg.multi_exit
+    return _clean(
+        {
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(),
+            "method": cfg.method,
+            "architecture": {
+                "backbone": cfg.backbone,
+                "n_stages": net.backbone.n_stages,
+                "n_exits": net.n_exits,
+                "exit_stage": list(net.exit_stage),
+                "exit_names": [f"ic{e + 1}" for e in range(net.n_exits - 1)] + ["final"],
+                "ic_head": "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, "
+                "global avg-pool, linear(32->1)"
+                if multi
+                else None,
+                "ic_pool_sizes": list(net.ic_pool_sizes),
+                "final_head": "global avg-pool, linear(C->1)",
+                "served": "early_exit" if multi else "final_exit",
+            },
+            "input": {
+                "name": "image",
+                "layout": "NCHW",
+                "dtype": "float32",
+                "channels": cohort.channels,
+                "height": size,
+                "width": size,
+            },
+            "preprocessing": {
+                "color_mode": "L" if cohort.channels == 1 else "RGB",
+                "channel_handling": "grey input: ITU-R 601-2 luma; RGB input from grey: repeat the grey value; "
+                "alpha dropped (as at ingestion)",
+                "resize": {"height": size, "width": size, "method": "centre square crop, bilinear antialiased"},
+                "scale": 1 / 255,
+                "mean": list(mean),
+                "std": list(std),
+                "formula": "(pixel / 255 - mean) / std, per channel",
+            },
+            "output": {"kind": "logit", "probability": "sigmoid(logit)", "positive_label": 1},
+            "exit_costs": list(costs.fractions),
+            "exit_macs": list(costs.exit_macs),
+            "operating_threshold": selection.threshold,
+            "operating_threshold_rule": {
+                "rule": cfg.threshold_rule,
+                "target_specificity": cfg.target_specificity,
+                "decision": "probability >= operating_threshold",
+                "chosen_on": "val",
+            },
+            "exit_thresholds": selection.thresholds,
+            "exit_policy": {
+                "confidence": "max(p, 1 - p)",
+                "rule": "leave at the first exit whose confidence >= its threshold; otherwise the final exit",
+                "shared_threshold": True,
+                "criterion": cfg.exit_criterion,
+                "auc_tolerance": cfg.exit_auc_tolerance,
+                "grid": cfg.exit_threshold_grid,
+                "candidates": [asdict(c) for c in selection.choice.candidates] if selection.choice else [],
+                "chosen_on": "val",
+            },
+            "training": {
+                "config": cfg.model_dump(mode="json"),
+                "seed": cfg.seed,
+                "device": str(trainer.device),
+                "mixed_precision": str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype else None,
+                "selection": SELECTION,
+                "best_epoch": fit.best_epoch,
+                "epochs_run": len(fit.history),
+                "stopped_early": fit.stopped_early,
+                "groups": {"attributes": list(groups.attributes), "labels": list(groups.labels)},
+                "validation": selection.validation,
+                "history": [asdict(r) for r in fit.history],
+            },
+        }
+    )
 
 
 def run_training(
@@ -168,20 +227,19 @@ def run_training(
     """Train one model on a cohort cache folder (or opened arrays) and publish ``model_dir/version``.
 
     Raises ``InputError`` for a config that does not fit the cohort (before any work), ``Cancelled``
-    when ``should_cancel`` answers True, ``ExportParityError`` if ONNX Runtime disagrees with PyTorch.
+    when ``should_cancel`` answers True, ``ExportParityError`` if ONNX Runtime disagrees with PyTorch,
+    ``ConflictError`` if the version folder exists.
     """
     arrays = load_cohort_arrays(cohort) if isinstance(cohort, Path) else cohort
     cfg = validate_training_config(config, arrays)
     groups = encode_groups(arrays.attributes, cfg.sensitive_attributes)
-    device = select_device(cfg.device)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    assert cfg.image_size is not None
     net = build_network(
         cfg.backbone,
         in_channels=arrays.channels,
-        image_size=cfg.image_size,
+        image_size=arrays.image_size,
         multi_exit=cfg.multi_exit,
         ic_pool=cfg.ic_pool_size,
     )
@@ -193,86 +251,23 @@ def run_training(
         cfg,
         arrays,
         groups,
-        device=device,
+        device=select_device(cfg.device),
         work_dir=work_dir,
         progress=progress,
         should_cancel=should_cancel,
     )
     fit = trainer.fit()
-    epochs = len(fit.history)
-    steps = trainer.steps_per_epoch * epochs
+    steps = trainer.steps_per_epoch * len(fit.history)
 
     def phase(name: Phase, message: str = "") -> None:
         if should_cancel():
             raise Cancelled
-        progress(
-            ProgressEvent(phase=name, epoch=epochs, epochs=cfg.epochs, step=steps, total_steps=steps, message=message)
-        )
+        event = ProgressEvent(name, len(fit.history), cfg.epochs, steps, steps, message=message)
+        progress(event)
 
     phase("select", f"best epoch {fit.best_epoch}")
     val = arrays.indices("val")
-    y_val, codes_val = arrays.labels[val], groups.codes[val]
-    val_probs = trainer.predict(val, amp=False)
-    choice: ExitChoice | None = None
-    thresholds: list[float | None] = [None] * net.n_exits
-    if cfg.multi_exit:
-        choice = choose_exit_thresholds(
-            y_val,
-            val_probs,
-            codes_val,
-            groups.n_groups,
-            costs.fractions,
-            grid=cfg.exit_threshold_grid,
-            criterion=cfg.exit_criterion,
-            tolerance=cfg.exit_auc_tolerance,
-        )
-        thresholds = choice.thresholds
-    threshold = operating_threshold(
-        y_val, _served(val_probs, thresholds)[0], cfg.threshold_rule, cfg.target_specificity
-    )
-    validation = _validation_summary(y_val, val_probs, groups, codes_val, costs, thresholds, threshold)
-
-    phase("export")
-    normalizer = Normalizer(arrays.channels, torch.device("cpu"))
-    parity = normalizer(torch.from_numpy(np.asarray(arrays.images[val[:PARITY_SAMPLES]])).permute(0, 3, 1, 2))
-    metadata = {
-        **_describe(net, cfg, arrays, costs, version),
-        "operating_threshold": threshold,
-        "operating_threshold_rule": {
-            "rule": cfg.threshold_rule,
-            "target_specificity": cfg.target_specificity,
-            "decision": "probability >= operating_threshold",
-            "chosen_on": "val",
-        },
-        "exit_thresholds": thresholds,
-        "exit_policy": {
-            "confidence": "max(p, 1 - p)",
-            "rule": "leave at the first exit whose confidence >= its threshold; otherwise the final exit",
-            "shared_threshold": True,
-            "criterion": cfg.exit_criterion,
-            "auc_tolerance": cfg.exit_auc_tolerance,
-            "grid": cfg.exit_threshold_grid,
-            "candidates": [asdict(c) for c in choice.candidates] if choice else [],
-            "chosen_on": "val",
-        },
-        "training": {
-            "config": cfg.model_dump(mode="json"),
-            "seed": cfg.seed,
-            "device": str(device),
-            "mixed_precision": str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype else None,
-            "selection": SELECTION,
-            "best_epoch": fit.best_epoch,
-            "epochs_run": epochs,
-            "stopped_early": fit.stopped_early,
-            "groups": {"attributes": list(groups.attributes), "labels": list(groups.labels)},
-            "validation": validation,
-            "history": [asdict(r) for r in fit.history],
-        },
-    }
-    model_path = model_dir / version
-    manifest = export_model(
-        net, model_path, parity_images=parity.numpy(), exit_thresholds=thresholds, metadata=_clean(metadata)
-    )
+    selection = _select(cfg, arrays.labels[val], trainer.predict(val, amp=False), groups.codes[val], groups, costs)
 
     phase("evaluate")
     test = arrays.indices("test")
@@ -282,20 +277,30 @@ def run_training(
         y_true=arrays.labels[test].astype(np.int64),
         exit_scores=test_probs,
         groups={name: values[test] for name, values in arrays.attributes.items()},
-        threshold=threshold,
-        exit_index=exit_index(test_probs, thresholds) if multi else None,
+        threshold=selection.threshold,
+        exit_index=exit_index(test_probs, selection.thresholds) if multi else None,
         exit_cost=np.asarray(costs.fractions) if multi else None,
         sample_ids=arrays.item_ids[test],
     )
+
+    phase("export")
+    pixels = torch.from_numpy(np.asarray(arrays.images[val[:PARITY_SAMPLES]])).permute(0, 3, 1, 2)
+    parity = Normalizer(arrays.channels, torch.device("cpu"))(pixels).numpy()
+    metadata = _manifest(net, cfg, arrays, costs, version, selection, fit, groups, trainer)
+    model_path = model_dir / version
+    manifest = export_model(
+        net, model_path, parity_images=parity, exit_thresholds=selection.thresholds, metadata=metadata
+    )
+
     phase("done", str(model_path))
     return TrainingResult(
         model_path=model_path,
         manifest=manifest,
         history=fit.history,
         best_epoch=fit.best_epoch,
-        operating_threshold=threshold,
-        exit_thresholds=thresholds,
-        validation=_clean(validation),
+        operating_threshold=selection.threshold,
+        exit_thresholds=selection.thresholds,
+        validation=selection.validation,
         test_predictions=predictions,
-        device=str(device),
+        device=str(trainer.device),
     )

@@ -17,6 +17,7 @@ import math
 import os
 import random
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,18 @@ def _build_scheduler(opt: torch.optim.Optimizer, cfg: TrainingConfig) -> torch.o
     return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
 
 
+class _Eta:
+    """Seconds left, from the pace of this process so far (validation time included)."""
+
+    def __init__(self, total_steps: int, first_step: int) -> None:
+        self.total_steps, self.first_step, self.started = total_steps, first_step, time.monotonic()
+
+    def __call__(self, step: int) -> float | None:
+        if step == self.first_step:
+            return None
+        return (time.monotonic() - self.started) / (step - self.first_step) * (self.total_steps - step)
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -152,7 +165,7 @@ class Trainer:
         order = np.argsort(index, kind="stable")
         out = np.empty((len(index), self.net.n_exits), dtype=np.float64)
         start = 0
-        with torch.inference_mode(), self._autocast(amp):
+        with torch.inference_mode(), self._autocast(amp), self._exact_float32(not amp):
             for batch in self.reader.iterate(sequential_batches(index[order], self.config.batch_size * 2)):
                 if self.should_cancel():
                     raise Cancelled
@@ -160,6 +173,15 @@ class Trainer:
                 out[order[start : start + len(batch.index)]] = probs.cpu().numpy()
                 start += len(batch.index)
         return out
+
+    def _exact_float32(self, enabled: bool) -> AbstractContextManager[Any]:
+        """cuDNN convolutions default to TF32 on recent GPUs; numbers frozen with a model must not."""
+        if not enabled or self.device.type != "cuda":
+            return nullcontext()
+        cudnn = torch.backends.cudnn
+        return cudnn.flags(
+            enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=False
+        )
 
     def _autocast(self, enabled: bool = True) -> torch.autocast:
         dtype = self.amp_dtype or torch.bfloat16
@@ -211,11 +233,10 @@ class Trainer:
         cfg = self.config
         self.work_dir.mkdir(parents=True, exist_ok=True)
         state = self._resume()
-        total_steps = cfg.epochs * self.steps_per_epoch
-        started, steps_at_start = time.monotonic(), state.step
+        eta = _Eta(cfg.epochs * self.steps_per_epoch, state.step)
         while not state.finished:
             epoch = state.epoch + 1
-            losses, seconds = self._train_epoch(epoch, state, total_steps, started, steps_at_start)
+            losses, seconds = self._train_epoch(epoch, state, eta)
             probs = self.predict(self.val_index)
             y, codes = self.cohort.labels[self.val_index], self.groups.codes[self.val_index]
             record = EpochRecord(
@@ -245,10 +266,10 @@ class Trainer:
                     epoch=epoch,
                     epochs=cfg.epochs,
                     step=state.step,
-                    total_steps=total_steps,
+                    total_steps=eta.total_steps,
                     losses=losses,
                     images_per_s=record.images_per_s,
-                    eta_s=self._eta(started, state.step - steps_at_start, total_steps - state.step),
+                    eta_s=eta(state.step),
                     val_auc=record.val_auc,
                     val_pfd=record.val_pfd,
                     message="early stop" if state.stopped_early else "",
@@ -258,15 +279,7 @@ class Trainer:
         self.net.load_state_dict(best["model"])
         return FitResult(state.history, state.best_epoch, state.best_score, state.stopped_early)
 
-    @staticmethod
-    def _eta(started: float, steps_done: int, steps_left: int) -> float | None:
-        if steps_done == 0:
-            return None
-        return (time.monotonic() - started) / steps_done * steps_left
-
-    def _train_epoch(
-        self, epoch: int, state: _State, total_steps: int, started: float, steps_at_start: int
-    ) -> tuple[dict[str, float], float]:
+    def _train_epoch(self, epoch: int, state: _State, eta: _Eta) -> tuple[dict[str, float], float]:
         cfg = self.config
         self.net.train()
         rng = np.random.default_rng([cfg.seed, epoch])
@@ -299,10 +312,10 @@ class Trainer:
                         epoch=epoch,
                         epochs=cfg.epochs,
                         step=state.step,
-                        total_steps=total_steps,
+                        total_steps=eta.total_steps,
                         losses={k: float(v) / (i + 1) for k, v in sums.items()},
                         images_per_s=(i + 1) * cfg.batch_size / (now - epoch_start),
-                        eta_s=self._eta(started, state.step - steps_at_start, total_steps - state.step),
+                        eta_s=eta(state.step),
                     )
                 )
         seconds = time.monotonic() - epoch_start

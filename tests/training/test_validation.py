@@ -29,8 +29,10 @@ def cohort(make_cohort: MakeCohort) -> CohortArrays:
 
 
 def test_a_good_config_comes_back_with_the_cache_image_size(cohort: CohortArrays) -> None:
-    config = validate_training_config({**BASE, "sensitive_attributes": "sex"}, cohort)
+    config = validate_training_config(BASE, cohort)
     assert config.image_size == 32 and config.sensitive_attributes == ["sex"]
+    single = {k: v for k, v in BASE.items() if k != "sensitive_attributes"} | {"sensitive_attribute": "sex"}
+    assert validate_training_config(single, cohort) == config  # the API's singular spelling
 
 
 @pytest.mark.parametrize(
