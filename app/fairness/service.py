@@ -29,9 +29,7 @@ from app.training.thresholds import operating_threshold
 
 def get_evaluation(session: Session, organisation_id: str, evaluation_id: str) -> Evaluation:
     evaluation = session.scalar(
-        select(Evaluation).where(
-            Evaluation.id == evaluation_id, Evaluation.organisation_id == organisation_id
-        )
+        select(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.organisation_id == organisation_id)
     )
     if evaluation is None:
         raise NotFoundError("evaluation", evaluation_id)
@@ -40,9 +38,7 @@ def get_evaluation(session: Session, organisation_id: str, evaluation_id: str) -
 
 def get_model_version(session: Session, organisation_id: str, model_id: str) -> ModelVersion:
     model = session.scalar(
-        select(ModelVersion).where(
-            ModelVersion.id == model_id, ModelVersion.organisation_id == organisation_id
-        )
+        select(ModelVersion).where(ModelVersion.id == model_id, ModelVersion.organisation_id == organisation_id)
     )
     if model is None:
         raise NotFoundError("model version", model_id)
@@ -57,6 +53,36 @@ def represent(session: Session, evaluation: Evaluation) -> EvaluationOut:
     return out
 
 
+def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, Any]:
+    """What every report names: model version and its file hashes, cohort and split, thresholds,
+    seeds and the metric-definition version."""
+    config = evaluation.report["config"] if evaluation.report else {}
+    meta: dict[str, Any] = {
+        "evaluation": evaluation.id,
+        "kind": evaluation.kind,
+        "metric definition version": evaluation.metric_definition_version,
+        "cohort": evaluation.cohort_id or "uploaded predictions",
+        "split": evaluation.split,
+        "operating threshold": config.get("threshold"),
+        "bootstrap seed": config.get("seed"),
+    }
+    if evaluation.model_version_id:
+        model = session.get(ModelVersion, evaluation.model_version_id)
+        if model is not None:
+            meta.update(
+                {
+                    "model version": model.id,
+                    "method": model.method,
+                    "backbone": model.backbone,
+                    "model.json SHA-256": model.sha256,
+                    "exit thresholds": model.thresholds.get("exits"),
+                    "training seed": model.config.get("seed"),
+                }
+            )
+            meta.update({f"SHA-256 {name}": sha for name, sha in sorted(model.files.items())})
+    return meta
+
+
 def _parse_audit_config(raw: str) -> AuditConfig:
     try:
         return AuditConfig.model_validate(json.loads(raw))
@@ -65,10 +91,7 @@ def _parse_audit_config(raw: str) -> AuditConfig:
     except ValidationError as exc:
         raise InputError(
             "invalid audit config",
-            [
-                {"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]}
-                for e in exc.errors()
-            ],
+            [{"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]} for e in exc.errors()],
         ) from None
 
 
@@ -116,9 +139,7 @@ def create_audit(
     )
 
 
-def compare(
-    session: Session, settings: Settings, organisation_id: str, request: CompareRequest
-) -> dict[str, Any]:
+def compare(session: Session, settings: Settings, organisation_id: str, request: CompareRequest) -> dict[str, Any]:
     if len(set(request.evaluation_ids)) != len(request.evaluation_ids):
         raise InputError("evaluation_ids lists an evaluation twice")
     evaluations = [get_evaluation(session, organisation_id, i) for i in request.evaluation_ids]
@@ -166,8 +187,7 @@ def start_external_evaluation(
     size = int(model.config.get("image_size") or 0)
     if size and size != cohort.image_size:
         raise InputError(
-            f"model {model.id} takes {size} px images; cohort {cohort.id} was ingested at "
-            f"{cohort.image_size} px",
+            f"model {model.id} takes {size} px images; cohort {cohort.id} was ingested at {cohort.image_size} px",
             [{"field": "cohort_id", "message": "image size differs"}],
         )
     return state.enqueue(

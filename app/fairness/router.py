@@ -1,0 +1,109 @@
+"""Evaluation endpoints: reports (JSON, HTML, model card), audits of external predictions,
+comparisons, and external validation of a model version on another cohort."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+
+from app.core.deps import Reader, SessionDep, SettingsDep, Writer, mark_resource
+from app.core.errors import ConflictError
+from app.core.pagination import paginate
+from app.fairness import service
+from app.fairness.model_card import model_card
+from app.fairness.models import Evaluation
+from app.fairness.report_html import render_html
+from app.fairness.schemas import (
+    CompareRequest,
+    EvaluationList,
+    EvaluationOut,
+    EvaluationSummary,
+    ExternalEvaluationRequest,
+)
+from app.jobs.schemas import JobOut
+from app.serving.models import ModelVersion
+
+router = APIRouter(tags=["evaluations"])
+
+
+@router.get("/v1/evaluations", response_model=EvaluationList)
+def list_evaluations(
+    principal: Reader,
+    session: SessionDep,
+    model_version_id: str | None = None,
+    limit: int = Query(50),
+    cursor: str | None = None,
+) -> EvaluationList:
+    query = select(Evaluation).where(Evaluation.organisation_id == principal.organisation_id)
+    if model_version_id:
+        query = query.where(Evaluation.model_version_id == model_version_id)
+    rows, next_cursor = paginate(session, query, Evaluation, limit, cursor)
+    return EvaluationList(items=[EvaluationSummary.model_validate(e) for e in rows], next_cursor=next_cursor)
+
+
+@router.get("/v1/evaluations/{evaluation_id}", response_model=EvaluationOut)
+def get_evaluation(evaluation_id: str, principal: Reader, session: SessionDep) -> EvaluationOut:
+    return service.represent(session, service.get_evaluation(session, principal.organisation_id, evaluation_id))
+
+
+@router.get("/v1/evaluations/{evaluation_id}/report", response_class=HTMLResponse)
+def evaluation_report(evaluation_id: str, principal: Reader, session: SessionDep) -> HTMLResponse:
+    """A self-contained HTML page (no scripts or fonts fetched from anywhere): verdict first, then
+    per-group tables with intervals, ROC and calibration curves, TPR/FPR bars, exit rates."""
+    evaluation = service.represent(session, service.get_evaluation(session, principal.organisation_id, evaluation_id))
+    if evaluation.report is None:
+        raise ConflictError(f"evaluation {evaluation_id} has no report yet ({evaluation.status})")
+    return HTMLResponse(
+        render_html(
+            evaluation.report,
+            title=f"Fairness audit: {evaluation.name}",
+            metadata=service.report_metadata(session, evaluation),
+        )
+    )
+
+
+@router.get("/v1/evaluations/{evaluation_id}/model-card")
+def evaluation_model_card(evaluation_id: str, principal: Reader, session: SessionDep) -> dict[str, Any]:
+    """The evaluation as a Model Card Toolkit JSON document, intervals included."""
+    evaluation = service.get_evaluation(session, principal.organisation_id, evaluation_id)
+    model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None
+    return model_card(evaluation, model)
+
+
+@router.post("/v1/audits", status_code=201, response_model=EvaluationOut)
+def create_audit(
+    request: Request,
+    principal: Writer,
+    session: SessionDep,
+    settings: SettingsDep,
+    predictions: Annotated[UploadFile, File(description="CSV: y_true, y_score, attribute columns, optional sample_id")],
+    config: Annotated[str, Form(description="JSON: name, sensitive_attributes, threshold or threshold_rule")],
+) -> EvaluationOut:
+    evaluation = service.create_audit(session, settings, principal, predictions.file.read(), config)
+    mark_resource(request, evaluation.id)
+    return service.represent(session, evaluation)
+
+
+@router.post("/v1/compare")
+def compare(body: CompareRequest, principal: Reader, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    """Differences of each headline metric against the first evaluation, with paired-bootstrap
+    intervals and p-values (Holm-adjusted), on the samples the evaluations share."""
+    return service.compare(session, settings, principal.organisation_id, body)
+
+
+@router.post("/v1/models/{model_id}/evaluate", status_code=202, response_model=JobOut)
+def evaluate_model(
+    model_id: str,
+    body: ExternalEvaluationRequest,
+    request: Request,
+    principal: Writer,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> JobOut:
+    """External validation: run a model version on another (ready) cohort as an evaluation job."""
+    job = service.start_external_evaluation(session, settings, principal, model_id, body)
+    mark_resource(request, job.id)
+    return JobOut.of(job)

@@ -1,0 +1,125 @@
+"""Audits of external predictions, reports and comparisons over HTTP, on both databases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from sqlalchemy import func, select
+
+from app.fairness.models import Evaluation, MetricRow
+
+CONFIG = {"name": "vendor model", "sensitive_attributes": ["sex", "site"], "threshold": 0.5}
+
+
+def predictions_csv(n: int = 400, seed: int = 0, bias: float = 0.35, ids: bool = True) -> str:
+    """Scores that separate the classes well for men and worse for women (a planted gap)."""
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["female", "male"], n)
+    site = rng.choice(["a", "b", "c"], n)
+    y = rng.integers(0, 2, n)
+    signal = np.where(sex == "male", 1.0, 1.0 - 2 * bias)
+    score = 1 / (1 + np.exp(-(1.2 * signal * (2 * y - 1) + rng.normal(0, 1, n))))
+    header = "sample_id,y_true,y_score,sex,site" if ids else "y_true,y_score,sex,site"
+    lines = [header] + [
+        (f"s{i}," if ids else "") + f"{y[i]},{score[i]:.6f},{sex[i]},{site[i]}" for i in range(n)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def post_audit(client, headers, csv_text: str, config: dict | None = None):
+    return client.post(
+        "/v1/audits",
+        headers=headers,
+        files={"predictions": ("p.csv", csv_text.encode())},
+        data={"config": json.dumps(config or CONFIG)},
+    )
+
+
+def test_audit_produces_a_stored_report_with_intervals(client, keys, session_factory):
+    headers = keys.headers()
+    response = post_audit(client, headers, predictions_csv())
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["kind"] == "audit" and body["status"] == "ready"
+    policy = next(e for e in body["report"]["evaluations"] if e["exit"] == "policy")
+    sex = next(g for g in policy["groupings"] if g["attribute"] == "sex")
+    pfd = sex["gaps"]["pfd"]
+    assert pfd["status"] == "ok" and pfd["ci_low"] <= pfd["value"] <= pfd["ci_high"]
+    assert pfd["value"] > 0.05, "the planted gap between men and women must show"
+    female = next(g for g in sex["groups"] if g["group"] == "female")
+    assert (
+        female["metrics"]["tpr"]["ci_low"]
+        <= female["metrics"]["tpr"]["value"]
+        <= female["metrics"]["tpr"]["ci_high"]
+    )
+    assert body["report"]["summary"]["verdict"]
+    with session_factory() as session:
+        rows = session.scalar(select(func.count()).where(MetricRow.evaluation_id == body["id"]))
+    assert rows > 100
+    again = client.get(f"/v1/evaluations/{body['id']}", headers=headers).json()
+    assert again["report"] == body["report"]
+
+
+def test_html_report_and_model_card(client, keys):
+    headers = keys.headers()
+    evaluation_id = post_audit(client, headers, predictions_csv()).json()["id"]
+    page = client.get(f"/v1/evaluations/{evaluation_id}/report", headers=headers)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "<svg" in html and "female" in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html, (
+        "the report must open offline"
+    )
+    card = client.get(f"/v1/evaluations/{evaluation_id}/model-card", headers=headers).json()
+    metrics = card["quantitative_analysis"]["performance_metrics"]
+    assert any(m["slice"] == "sex=female" and "confidence_interval" in m for m in metrics)
+
+
+def test_audit_bad_input_is_named(client, keys, session_factory):
+    headers = keys.headers()
+    good = predictions_csv(50, ids=False)
+    cases = {
+        "missing column": (good.replace("site", "hospital", 1), "site"),
+        "score out of range": ("y_true,y_score,sex,site\n1,1.5,male,a\n0,0.4,female,b\n", "y_score"),
+        "non-binary label": ("y_true,y_score,sex,site\n2,0.5,male,a\n0,0.4,female,b\n", "y_true"),
+        "NaN score": ("y_true,y_score,sex,site\n1,nan,male,a\n0,0.4,female,b\n", "y_score"),
+        "single row": ("y_true,y_score,sex,site\n1,0.5,male,a\n", "two rows"),
+        "one group": ("y_true,y_score,sex,site\n1,0.5,male,a\n0,0.4,male,b\n", "sex"),
+    }
+    for name, (text, expected) in cases.items():
+        response = post_audit(client, headers, text)
+        assert response.status_code == 422, (name, response.json())
+        assert response.headers["content-type"] == "application/problem+json"
+        assert expected in json.dumps(response.json()), (name, response.json())
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Evaluation)) == 0
+
+
+def test_group_without_positives_gets_an_explicit_status_not_zero(client, keys):
+    rows = ["y_true,y_score,sex,site"]
+    rows += [f"{i % 2},{0.3 + 0.4 * (i % 2)},male,a" for i in range(60)]
+    rows += [f"0,0.2,female,{'ab'[i % 2]}" for i in range(30)]  # women: no positives
+    body = post_audit(client, keys.headers(), "\n".join(rows) + "\n").json()
+    policy = next(e for e in body["report"]["evaluations"] if e["exit"] == "policy")
+    sex = next(g for g in policy["groupings"] if g["attribute"] == "sex")
+    female = next(g for g in sex["groups"] if g["group"] == "female")
+    assert female["metrics"]["tpr"]["status"] == "undefined" and female["metrics"]["tpr"]["value"] is None
+    assert any(left["group"] == "female" for left in sex["gaps"]["eopp1"]["left_out"])
+
+
+def test_compare_pairs_evaluations_on_the_same_samples(client, keys):
+    headers = keys.headers()
+    first = post_audit(client, headers, predictions_csv(seed=1, bias=0.3)).json()["id"]
+    same = post_audit(client, headers, predictions_csv(seed=1, bias=0.3)).json()["id"]
+    fairer = post_audit(client, headers, predictions_csv(seed=1, bias=0.0)).json()["id"]
+    result = client.post(
+        "/v1/compare", headers=headers, json={"evaluation_ids": [first, same, fairer], "n_boot": 200}
+    )
+    assert result.status_code == 200, result.json()
+    text = json.dumps(result.json())
+    assert first in text and fairer in text
+    other_org = client.post(
+        "/v1/compare", headers=keys.headers(org="other"), json={"evaluation_ids": [first, same]}
+    )
+    assert other_org.status_code == 404
