@@ -123,6 +123,8 @@ def decode_into_store(
     """Decode ``(row, path)`` pairs into rows of the cache's image array; return ``(row, error)``s.
 
     The array is opened for this chunk only, so a process holds at most one chunk of written pages.
+    Rows are not flushed here: a synchronous write per chunk cost ~40 % of throughput; the caller
+    syncs the whole file once at the end.
     """
     store = open_image_store(folder, n, size, channels)
     errors = []
@@ -133,5 +135,4 @@ def decode_into_store(
             errors.append((row, str(exc)))
         except Exception as exc:  # a decoder failing in an unforeseen way is still one bad file
             errors.append((row, f"cannot decode: {type(exc).__name__}: {exc}"))
-    store.flush()
     return errors
