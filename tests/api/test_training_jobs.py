@@ -30,9 +30,7 @@ def ready_cohort(client, headers, run_jobs, n: int = 120) -> str:
     return cohort["id"]
 
 
-def test_training_job_registers_model_and_evaluation_together(
-    client, keys, settings, session_factory, run_jobs
-):
+def test_training_job_registers_model_and_evaluation_together(client, keys, settings, session_factory, run_jobs):
     headers = keys.headers()
     cohort_id = ready_cohort(client, headers, run_jobs)
     response = client.post("/v1/jobs", headers=headers, json={"cohort_id": cohort_id, **TRAIN})
@@ -55,6 +53,28 @@ def test_training_job_registers_model_and_evaluation_together(
     assert (folder / "model.json").exists() and set(model.files) <= {p.name for p in folder.iterdir()}
     assert len(model.thresholds["exits"]) == 5
     assert not list(settings.model_dir.glob(".staging-*")), "staging folders must not outlive the job"
+
+    # external validation through the served ONNX graph, on the same test split, pairs with the training one
+    started = client.post(
+        f"/v1/models/{model_id}/evaluate", headers=headers, json={"cohort_id": cohort_id, "split": "test"}
+    )
+    assert started.status_code == 202, started.json()
+    run_jobs(timeout=120)
+    external_job = client.get(f"/v1/jobs/{started.json()['id']}", headers=headers).json()
+    assert external_job["status"] == "succeeded", external_job["error"]
+    external = client.get(f"/v1/evaluations/{external_job['result']['evaluation_id']}", headers=headers).json()
+    internal = client.get(f"/v1/evaluations/{evaluation_id}", headers=headers).json()
+    assert external["kind"] == "external" and external["model_files"] == model.files
+    overall = [
+        next(g for g in e["report"]["evaluations"][-1]["groupings"] if g["attribute"] == "overall")
+        for e in (internal, external)
+    ]
+    auc_internal, auc_external = (o["groups"][0]["metrics"]["auc"]["value"] for o in overall)
+    assert abs(auc_internal - auc_external) < 1e-4, "ONNX serving graph and PyTorch evaluation must agree"
+    comparison = client.post(
+        "/v1/compare", headers=headers, json={"evaluation_ids": [evaluation_id, external["id"]], "n_boot": 100}
+    ).json()
+    assert comparison["n_matched"] == internal["report"]["population"]["n"]
 
 
 def test_bad_training_configs_are_rejected_before_queueing(client, keys, session_factory, run_jobs):
