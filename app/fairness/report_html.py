@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from html import escape
 
 PALETTE = ("#1b6ca8", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6cab", "#2e4057", "#c17c74")
-MAX_CURVE_GROUPS = 8
+MAX_CURVE_GROUPS = 8  # more curves in one small chart cannot be told apart
+MAX_BAR_GROUPS = 24
 TABLE_METRICS = ("prevalence", "auc", "pf", "tpr", "fpr", "ppv", "npv", "ece", "brier")
 GAP_ORDER = (
     "pfd",
@@ -281,7 +282,7 @@ def _grouping(entry: Mapping) -> str:
             if name in gaps
         ]
         parts.append(_table(["gap", "value [CI]", "Holm p", "status", "left out"], gap_rows))
-    charts = [rate_bars_svg(groups)]
+    charts = [rate_bars_svg(groups)] if len(groups) <= MAX_BAR_GROUPS else []
     curves = entry.get("curves")
     if curves and len(groups) <= MAX_CURVE_GROUPS:
         charts.append(roc_svg(curves["roc"]))

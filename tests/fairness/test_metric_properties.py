@@ -4,6 +4,7 @@ intersections."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 from synth import grouping
 
-from app.fairness.engine import PredictionSet, build_report
+from app.fairness.engine import PredictionSet, build_report, metric_rows
 
 SCORES = [0.0, 0.1, 0.3, 0.5, 0.5, 0.7, 0.9, 1.0]  # few values: many ties, some at the threshold
 
@@ -178,3 +179,16 @@ def test_overall_auc_is_the_positive_weighted_mean_of_pf(p: PredictionSet) -> No
         assert total == pytest.approx(auc, abs=1e-12)
         pf = [g["metrics"]["pf"]["value"] for g in groups if g["n_pos"]]
         assert min(pf) - 1e-12 <= auc <= max(pf) + 1e-12
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datasets())
+def test_bootstrap_on_degenerate_data_gives_strict_json_and_no_fake_zeros(p: PredictionSet) -> None:
+    report = build_report(p, attributes=["a", "b"], n_boot=5, min_count=2)
+    json.dumps(report, allow_nan=False)
+    for row in metric_rows(report):
+        assert row["status"] in {"ok", "undefined", "insufficient"}
+        if row["status"] == "undefined":
+            assert row["value"] is None and row["ci_low"] is None
+        elif row["ci_low"] is not None:
+            assert row["ci_low"] <= row["ci_high"]

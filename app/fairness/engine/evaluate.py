@@ -55,7 +55,7 @@ def num(x: float | np.floating | None) -> float | None:
 
 
 @dataclass(frozen=True)
-class Settings:
+class Options:
     min_count: int
     confidence: float
 
@@ -82,7 +82,7 @@ class MetricTable:
 
 
 def metric_tables(
-    gp: GroupingPlan, point: GroupArrays, boot: GroupArrays | None, n_neg_total: int, s: Settings
+    gp: GroupingPlan, point: GroupArrays, boot: GroupArrays | None, n_neg_total: int, s: Options
 ) -> dict[str, MetricTable]:
     """All per-group metrics of one grouping with intervals and statuses."""
     n, n_pos, n_neg = gp.n, gp.n_pos, gp.n_neg
@@ -132,7 +132,7 @@ def group_tests(
     point: GroupArrays,
     boot: GroupArrays | None,
     total: dict[str, int],
-    s: Settings,
+    s: Options,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per family: difference (group − rest), statistic, p and Holm-adjusted p for each group."""
     tp, fp = point["tp"][0], point["fp"][0]
@@ -166,7 +166,7 @@ def gap_entries(
     point: GroupArrays,
     boot: GroupArrays | None,
     tests: dict[str, dict[str, np.ndarray]],
-    s: Settings,
+    s: Options,
 ) -> dict[str, dict]:
     statuses = {m: tables[m].status for m in ("pf", "auc", "tpr", "fpr", "tnr", "selection_rate")}
     out = {}
@@ -203,7 +203,7 @@ def evaluate_column(
     plan: ColumnPlan,
     point: dict[str, GroupArrays],
     boot: dict[str, GroupArrays] | None,
-    s: Settings,
+    s: Options,
     *,
     curves_from: tuple[np.ndarray, np.ndarray] | None = None,
     n_bins: int = 10,

@@ -61,9 +61,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from app.fairness.engine.bootstrap import run_bootstrap
-from app.fairness.engine.evaluate import METRICS, Settings, evaluate_column, num
+from app.fairness.engine.evaluate import METRICS, Options, evaluate_column, num
 from app.fairness.engine.exits import exit_summary
-from app.fairness.engine.groups import build_design
+from app.fairness.engine.groups import Design, build_design
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.kernel import N_BINS, plan_column, point_block
 
@@ -140,12 +140,12 @@ def build_report(
     plans = [plan_column(c, y_int, design, predictions.threshold, N_BINS) for c in columns]
     points = [point_block(p, N_BINS) for p in plans]
     boots = run_bootstrap(design, plans, n_boot, seed) if n_boot > 0 else [None] * len(plans)
-    settings = Settings(min_count=min_count, confidence=confidence)
+    options = Options(min_count=min_count, confidence=confidence)
 
     evaluations = []
     for key, c in keys:
         curves = (y_int, columns[c]) if key == "policy" else None
-        groupings = evaluate_column(plans[c], points[c], boots[c], settings, curves_from=curves)
+        groupings = evaluate_column(plans[c], points[c], boots[c], options, curves_from=curves)
         evaluations.append({"exit": key, "groupings": groupings})
 
     report = {
@@ -179,7 +179,7 @@ def build_report(
     return report
 
 
-def _exits(predictions: PredictionSet, design, min_count: int, confidence: float) -> dict | None:
+def _exits(predictions: PredictionSet, design: Design, min_count: int, confidence: float) -> dict | None:
     if predictions.exit_index is None:
         return None
     exit_index = np.asarray(predictions.exit_index, dtype=np.int64)[design.order]

@@ -16,10 +16,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
-BLOCK = 32  # resamples per block: big enough to amortise Python overhead, small enough for cache
+
+def block_size(n: int) -> int:
+    """Resamples per block: ~3M sample-weights, enough to amortise Python overhead, small enough to
+    keep a block's intermediate arrays in cache (32 at n = 100,000)."""
+    return max(4, min(64, 3_200_000 // max(n, 1)))
 
 
-def block_sizes(n_boot: int, block: int = BLOCK) -> list[int]:
+def block_sizes(n_boot: int, block: int) -> list[int]:
     """Sizes of the blocks that make up ``n_boot`` resamples."""
     return [min(block, n_boot - start) for start in range(0, n_boot, block)]
 
@@ -45,10 +49,10 @@ def resample_block(strata_bounds: np.ndarray, size: int, rng: np.random.Generato
 
 
 def resample_blocks(
-    strata_bounds: np.ndarray, n_boot: int, seed: int, block: int = BLOCK
+    strata_bounds: np.ndarray, n_boot: int, seed: int, block: int | None = None
 ) -> Iterator[tuple[int, np.random.Generator, int]]:
     """(first resample index, generator, block size) for each block of ``n_boot`` resamples."""
-    sizes = block_sizes(n_boot, block)
+    sizes = block_sizes(n_boot, block or block_size(int(strata_bounds[-1])))
     children = np.random.SeedSequence(seed).spawn(len(sizes))
     start = 0
     for size, child in zip(sizes, children, strict=True):

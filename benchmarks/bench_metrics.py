@@ -1,0 +1,201 @@
+"""Benchmark: FairAudit's metrics engine vs Fairlearn's MetricFrame, in the same run.
+
+Data: ``--n`` predictions (default 100,000) with sex (2), age_group (4) and skin_type (6) and their
+intersection (48 cells). Two things are timed:
+
+1. FairAudit's whole report (``build_report``): every per-group metric of metrics.md for every
+   grouping, gaps, tests, curves, the Fairlearn block, and a ``--boot``-resample (default 1,000)
+   bootstrap stratified by cell × label.
+2. Fairlearn 0.15 ``MetricFrame`` on the metrics both define (count, selection rate, TPR, FPR, TNR,
+   AUC on scores, Brier) for the same four groupings, plus its 12 named difference/ratio functions
+   (demographic parity, equalized odds, equal opportunity), and its own (unstratified) bootstrap
+   (``n_boot=``). One MetricFrame resample takes about as long as the point estimate, so 1,000 would
+   take hours: it runs ``--fairlearn-boot`` resamples (default 5) and the time for ``--boot`` is
+   projected linearly from them (stated in the output).
+
+Usage: ``python benchmarks/bench_metrics.py [--n 100000] [--boot 1000] [--fairlearn-boot 5]``.
+Timings are wall-clock on whatever else the machine is doing; CPU time is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.fairness.engine import PredictionSet, build_report
+
+ATTRIBUTES = ["sex", "age_group", "skin_type"]
+
+
+def simulate(n: int, seed: int, n_exits: int) -> PredictionSet:
+    rng = np.random.default_rng(seed)
+    groups = {
+        "sex": rng.choice(["F", "M"], n).astype(object),
+        "age_group": rng.choice(["<40", "40-59", "60-74", ">=75"], n).astype(object),
+        "skin_type": rng.choice(["I", "II", "III", "IV", "V", "VI"], n).astype(object),
+    }
+    y = (rng.random(n) < 0.3).astype(np.int64)
+    separation = 1.2 - 0.4 * (groups["skin_type"] == "VI")
+    scores = np.stack(
+        [1 / (1 + np.exp(-(rng.normal(0, 1, n) + (0.7 + 0.3 * e) * separation * y - 1))) for e in range(n_exits)],
+        axis=1,
+    )
+    exit_index = exit_cost = None
+    if n_exits > 1:
+        confident = np.maximum(scores, 1 - scores) >= 0.85
+        confident[:, -1] = True
+        exit_index = confident.argmax(axis=1)
+        exit_cost = np.linspace(1 / n_exits, 1, n_exits)
+    return PredictionSet(
+        y_true=y,
+        exit_scores=scores,
+        groups=groups,
+        threshold=0.5,
+        exit_index=exit_index,
+        exit_cost=exit_cost,
+    )
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def fairlearn_run(p: PredictionSet, n_boot: int) -> dict[str, Any]:
+    """Time MetricFrames for the four groupings, the 12 difference functions, and MetricFrames with
+    their own bootstrap of ``n_boot`` resamples."""
+    import pandas as pd
+    from fairlearn.metrics import (
+        MetricFrame,
+        count,
+        demographic_parity_difference,
+        equal_opportunity_difference,
+        equalized_odds_difference,
+        false_positive_rate,
+        selection_rate,
+        true_negative_rate,
+        true_positive_rate,
+    )
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    t = p.threshold
+
+    def on_pred(fn: Callable) -> Callable:
+        return lambda y, s: fn(y, s >= t)
+
+    metrics = {
+        "count": count,
+        "selection_rate": on_pred(selection_rate),
+        "tpr": on_pred(true_positive_rate),
+        "fpr": on_pred(false_positive_rate),
+        "tnr": on_pred(true_negative_rate),
+        "auc": roc_auc_score,
+        "brier": brier_score_loss,
+    }
+    y, s = p.y_true, p.exit_scores[:, -1]
+    features: dict[str, Any] = {a: pd.Series(p.groups[a], name=a) for a in ATTRIBUTES}
+    features["×".join(ATTRIBUTES)] = pd.DataFrame({a: p.groups[a] for a in ATTRIBUTES})
+
+    def frames(**kwargs: Any) -> dict[str, Any]:
+        return {
+            name: MetricFrame(metrics=metrics, y_true=y, y_pred=s, sensitive_features=sf, **kwargs)
+            for name, sf in features.items()
+        }
+
+    def differences() -> None:
+        for sf in features.values():
+            for fn in (demographic_parity_difference, equalized_odds_difference, equal_opportunity_difference):
+                fn(y, s >= t, sensitive_features=sf)
+
+    out: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out["frames"], out["point_wall"], out["point_cpu"] = timed(frames)
+        _, out["diff_wall"], out["diff_cpu"] = timed(differences)
+        boot = {"n_boot": n_boot, "ci_quantiles": [0.025, 0.975], "random_state": 0}
+        _, out["boot_wall"], out["boot_cpu"] = timed(lambda: frames(**boot))
+    return out
+
+
+def agreement(report: dict, frames: dict) -> float:
+    """Largest |FairAudit − Fairlearn| over the per-group rates and AUC both computed."""
+    worst = 0.0
+    evaluation = next(e for e in report["evaluations"] if e["exit"] == "policy")
+    for grouping in evaluation["groupings"][1:]:
+        frame = frames[grouping["attribute"]].by_group
+        ours = {g["group"]: g for g in grouping["groups"]}
+        for key, row in frame.iterrows():
+            keys = key if isinstance(key, tuple) else (key,)
+            label = keys[0] if len(keys) == 1 else ", ".join(f"{a}={v}" for a, v in zip(ATTRIBUTES, keys, strict=True))
+            fl = grouping["fairlearn"]["by_group"][label]
+            for metric in ("selection_rate", "tpr", "fpr", "tnr"):
+                worst = max(worst, abs(fl[metric] - row[metric]))
+            worst = max(worst, abs(ours[label]["metrics"]["auc"]["value"] - row["auc"]))
+            worst = max(worst, abs(ours[label]["metrics"]["brier"]["value"] - row["brier"]))
+    return worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=100_000, help="number of predictions")
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for FairAudit")
+    parser.add_argument("--fairlearn-boot", type=int, default=5, help="MetricFrame resamples actually run")
+    parser.add_argument("--exits", type=int, default=1, help="exits of the simulated model")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-fairlearn", action="store_true")
+    args = parser.parse_args()
+
+    p = simulate(args.n, args.seed, args.exits)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"n = {args.n:,}, exits = {args.exits}, groupings: sex 2, age_group 4, skin_type 6, intersection 48")
+    print(f"cores available: {cores}; load average: {os.getloadavg()[0]:.2f}\n")
+
+    build_report(p, attributes=ATTRIBUTES, n_boot=2)  # warm-up (imports, allocator)
+    _point, point_wall, point_cpu = timed(lambda: build_report(p, attributes=ATTRIBUTES, n_boot=0))
+    report, full_wall, full_cpu = timed(lambda: build_report(p, attributes=ATTRIBUTES, n_boot=args.boot))
+    print("FairAudit build_report")
+    print(f"  point estimates only          {point_wall:8.2f} s wall  {point_cpu:8.2f} s CPU")
+    print(f"  full report, {args.boot:5d} resamples  {full_wall:8.2f} s wall  {full_cpu:8.2f} s CPU")
+    per_resample = (full_wall - point_wall) / max(args.boot, 1)
+    print(f"  bootstrap per resample        {per_resample * 1e3:8.2f} ms wall (all groupings, all metrics)")
+    target = "met" if full_wall < 5 else "NOT met"
+    print(f"  target whole report < 5 s: {target}\n")
+    if args.skip_fairlearn:
+        return
+
+    fl = fairlearn_run(p, args.fairlearn_boot)
+    k = args.fairlearn_boot
+    per_fl = max(fl["boot_wall"] - fl["point_wall"], 0.0) / k
+    fl_point = fl["point_wall"] + fl["diff_wall"]
+    projected = fl_point + per_fl * args.boot
+    print("Fairlearn 0.15 MetricFrame (count, selection rate, TPR, FPR, TNR, AUC, Brier; 4 groupings)")
+    print(f"  MetricFrames (point estimates) {fl['point_wall']:8.2f} s wall  {fl['point_cpu']:8.2f} s CPU")
+    print(f"  the 12 difference functions    {fl['diff_wall']:8.2f} s wall  {fl['diff_cpu']:8.2f} s CPU")
+    print(
+        f"  MetricFrames with n_boot={k:<3d}    {fl['boot_wall']:8.2f} s wall  {fl['boot_cpu']:8.2f} s CPU"
+        f"  -> {per_fl:.2f} s per resample (4 groupings)"
+    )
+    print(f"  {args.boot} resamples: PROJECTED linearly from {k} resamples run: {projected:,.0f} s\n")
+    print("Ratios (Fairlearn / FairAudit, same metrics or more on FairAudit's side)")
+    print(f"  point estimates (incl. the 12 differences) {fl_point / point_wall:8.1f}x")
+    print(f"  one bootstrap resample                     {per_fl / max(per_resample, 1e-9):8.0f}x")
+    ratio = projected / full_wall
+    verdict = "met" if ratio >= 20 else "NOT met"
+    print(f"  whole report, {args.boot} resamples (projected)  {ratio:8.0f}x  (target >= 20x: {verdict})")
+    worst = agreement(report, fl["frames"])
+    print(f"\nAgreement: max |FairAudit - Fairlearn| over per-group rates, AUC and Brier = {worst:.2e}")
+
+
+if __name__ == "__main__":
+    main()
