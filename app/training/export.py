@@ -27,7 +27,6 @@ import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from app.core.errors import ConflictError
+from app.serving.onnx_chain import GraphSpec, OnnxChain, make_session, sigmoid
 from app.training.networks import MultiExitNet
 from app.training.thresholds import exit_index
 
@@ -60,14 +60,6 @@ class _SegmentGraph(nn.Module):
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         features, logits = self.net.forward_segment(self.index, x)
         return logits if self.last else (features, logits)
-
-
-@dataclass(frozen=True)
-class GraphSpec:
-    file: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    exits: tuple[int, ...]
 
 
 def graph_specs(net: MultiExitNet) -> tuple[list[GraphSpec], GraphSpec]:
@@ -112,67 +104,6 @@ def _export(module: nn.Module, example: Tensor, path: Path, spec: GraphSpec) -> 
             output_names=list(spec.outputs),
             dynamic_shapes=({0: batch},),
         )
-
-
-def make_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
-    """A CPU session that does not spin after a run (spinning starves the next graph of a chain)."""
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-@dataclass(frozen=True)
-class ChainResult:
-    probability: np.ndarray  # (n,) served probability
-    exit_index: np.ndarray  # (n,) exit that decided
-    rows: list[int]  # samples each stage graph ran on
-
-
-class OnnxChain:
-    """Runs the stage graphs in order on only the samples still undecided, as serving does."""
-
-    def __init__(
-        self,
-        sessions: Sequence[ort.InferenceSession],
-        specs: Sequence[GraphSpec],
-        thresholds: Sequence[float | None],
-    ) -> None:
-        self.sessions, self.specs, self.thresholds = list(sessions), list(specs), list(thresholds)
-        self.n_exits = len(self.thresholds)
-
-    def run(self, image: np.ndarray) -> ChainResult:
-        n = len(image)
-        probability, chosen = np.empty(n), np.full(n, -1)
-        alive = np.arange(n)  # original rows still undecided
-        x, rows = image, []
-        for session, spec in zip(self.sessions, self.specs, strict=True):
-            if len(alive) == 0:
-                rows.append(0)
-                continue
-            rows.append(len(alive))
-            outs = session.run(None, {spec.inputs[0]: x})
-            p = sigmoid(outs[-1])
-            stay = np.ones(len(alive), dtype=bool)
-            for col, e in enumerate(spec.exits):
-                theta = self.thresholds[e]
-                if e == self.n_exits - 1:
-                    leave = stay.copy()
-                elif theta is None:
-                    continue
-                else:
-                    leave = stay & (np.maximum(p[:, col], 1 - p[:, col]) >= theta)
-                probability[alive[leave]], chosen[alive[leave]] = p[leave, col], e
-                stay &= ~leave
-            alive = alive[stay]
-            if len(outs) > 1:
-                x = outs[0][stay]
-        return ChainResult(probability, chosen, rows)
 
 
 def _parity(
@@ -259,8 +190,8 @@ def export_model(
             "format_version": FORMAT_VERSION,
             **metadata,
             "graphs": {
-                "stages": [_spec_json(s) for s in stage_specs],
-                "full": _spec_json(full_spec),
+                "stages": [s.to_json() for s in stage_specs],
+                "full": full_spec.to_json(),
                 "batch_dimension": "dynamic",
             },
             "parity": {"max_abs_prob_diff": parity, "tolerance": PARITY_TOLERANCE, "batches": PARITY_BATCHES},
@@ -280,12 +211,3 @@ def export_model(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dict(json.loads(text))  # exactly what the file says
-
-
-def _spec_json(spec: GraphSpec) -> dict[str, Any]:
-    return {
-        "file": spec.file,
-        "inputs": list(spec.inputs),
-        "outputs": list(spec.outputs),
-        "exits": list(spec.exits),
-    }

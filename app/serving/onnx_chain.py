@@ -1,0 +1,136 @@
+"""ONNX Runtime sessions and the early-exit chain over a model's stage graphs.
+
+Shared by the exporter's parity check and by serving, so the chain that was checked against PyTorch
+at export is the chain that serves. Imports neither torch nor FastAPI: the API process stays light.
+
+Sessions never spin after a run (``session.intra_op.allow_spinning = 0``): with spinning on, each
+stage's worker threads keep the cores busy after returning and starve the next stage, so a chain of
+four stage sessions costs ~4.7× the full graph instead of ~1× (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One exported graph: its file, input/output names and the exits whose logits it returns."""
+
+    file: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    exits: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "exits": list(self.exits),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GraphSpec:
+        return cls(str(data["file"]), tuple(data["inputs"]), tuple(data["outputs"]), tuple(data["exits"]))
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def serving_providers() -> list[str]:
+    """CUDA when this onnxruntime build and host have it (CPU stays as the fallback), else CPU only."""
+    return [CUDA, CPU] if CUDA in ort.get_available_providers() else [CPU]
+
+
+def make_session(
+    model: Path | bytes, threads: int | None = None, providers: Sequence[str] = (CPU,)
+) -> ort.InferenceSession:
+    """A session that does not spin after a run; ``model`` is a file or the (already verified) bytes."""
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=list(providers))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+class StageSession(Protocol):
+    def run(self, output_names: Any, input_feed: dict[str, Any]) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    probability: np.ndarray  # (n,) served probability
+    exit_index: np.ndarray  # (n,) exit that decided
+    rows: list[int]  # samples each stage graph ran on
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return np.maximum(self.probability, 1.0 - self.probability)
+
+
+class OnnxChain:
+    """Runs the stage graphs in order on only the samples still undecided.
+
+    A sample leaves at the first exit whose confidence max(p, 1 − p) reaches that exit's θ (``None``:
+    that exit never decides); the last exit decides whatever is left. Stage ``j + 1`` runs only on the
+    samples still undecided after stage ``j``, and not at all when none is left.
+    """
+
+    def __init__(
+        self,
+        sessions: Sequence[StageSession],
+        specs: Sequence[GraphSpec],
+        thresholds: Sequence[float | None],
+    ) -> None:
+        self.sessions, self.specs, self.thresholds = list(sessions), list(specs), list(thresholds)
+        self.n_exits = len(self.thresholds)
+
+    def run(self, image: np.ndarray) -> ChainResult:
+        n = len(image)
+        probability, chosen = np.empty(n), np.full(n, -1)
+        alive = np.arange(n)  # original rows still undecided
+        x, rows = image, []
+        for session, spec in zip(self.sessions, self.specs, strict=True):
+            if len(alive) == 0:
+                rows.append(0)
+                continue
+            rows.append(len(alive))
+            outs = session.run(None, {spec.inputs[0]: x})
+            p = sigmoid(outs[-1])
+            stay = np.ones(len(alive), dtype=bool)
+            for col, e in enumerate(spec.exits):
+                theta = self.thresholds[e]
+                if e == self.n_exits - 1:
+                    leave = stay.copy()
+                elif theta is None:
+                    continue
+                else:
+                    leave = stay & (np.maximum(p[:, col], 1 - p[:, col]) >= theta)
+                probability[alive[leave]], chosen[alive[leave]] = p[leave, col], e
+                stay &= ~leave
+            alive = alive[stay]
+            if len(outs) > 1:
+                x = outs[0][stay]
+        return ChainResult(probability, chosen, rows)
