@@ -1,0 +1,158 @@
+"""Loaded models: one ONNX Runtime session per stage graph per process, cached in a bounded LRU.
+
+Loading reads every file of the version once, checks it against the recorded SHA-256 and builds the
+sessions from those verified bytes (never from the paths, so nothing can be swapped in between).
+Each lookup re-stats the files (microseconds): a file replaced or touched on disk while its model is
+cached makes the next request reload and re-verify it, and a tampered model stops being served.
+
+Sessions: explicit providers (CUDA when available, else CPU), intra-op threads sized to the cores this
+process may use, no spinning (see ``onnx_chain``). ``InferenceSession.run`` is thread-safe, so one
+loaded model serves concurrent requests from the threadpool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+
+from app.core.errors import ConflictError
+from app.serving.integrity import TamperedModelError, read_verified
+from app.serving.models import ModelVersion
+from app.serving.onnx_chain import ChainResult, GraphSpec, OnnxChain, cpu_count, make_session, serving_providers
+from app.serving.preprocess import Preprocessing
+from app.settings import Settings
+
+MANIFEST = "model.json"
+Signature = tuple[tuple[str, int, int, int] | None, ...]
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where a registered version's files are and the hashes they must have."""
+
+    key: str
+    folder: Path
+    expected: dict[str, str]  # file name -> SHA-256, model.json included
+
+    @classmethod
+    def of(cls, settings: Settings, model: ModelVersion) -> ModelFiles:
+        expected = {**{str(k): str(v) for k, v in model.files.items()}, MANIFEST: model.sha256}
+        return cls(key=f"{model.id}:{model.sha256}", folder=settings.model_dir / model.path, expected=expected)
+
+    def signature(self) -> Signature:
+        """(name, mtime, size, inode) per file; ``None`` for a missing one."""
+        out: list[tuple[str, int, int, int] | None] = []
+        for name in sorted(self.expected):
+            try:
+                st = os.stat(self.folder / name)
+            except OSError:
+                out.append(None)
+                continue
+            out.append((name, st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    sha256: str  # of model.json
+    manifest: dict[str, Any]
+    preprocessing: Preprocessing
+    chain: OnnxChain
+    operating_threshold: float
+    signature: Signature
+
+    def predict(self, images: Sequence[bytes], names: Sequence[str], max_pixels: int) -> ChainResult:
+        """Decode, normalise and run the early-exit chain on one batch."""
+        pixels = self.preprocessing.decode(images, names, max_pixels)
+        return self.chain.run(self.preprocessing.normalise(pixels))
+
+    def labels(self, probability: np.ndarray) -> np.ndarray:
+        """The decision frozen with the model: ``probability >= operating_threshold``."""
+        return (probability >= self.operating_threshold).astype(np.int64)
+
+
+def load_model(files: ModelFiles, threads: int, providers: Sequence[str]) -> LoadedModel:
+    signature = files.signature()  # taken first: a change while reading shows up at the next lookup
+    contents = read_verified(files.folder, files.expected)
+    manifest = json.loads(contents[MANIFEST])
+    try:
+        stages = [GraphSpec.from_json(s) for s in manifest["graphs"]["stages"]]
+        thresholds = [None if t is None else float(t) for t in manifest["exit_thresholds"]]
+        operating = float(manifest["operating_threshold"])
+        graphs = [contents[s.file] for s in stages]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConflictError(f"model.json of {files.folder.name} lacks what serving needs: {exc!r}") from exc
+    sessions = [make_session(g, threads, providers) for g in graphs]
+    return LoadedModel(
+        sha256=files.expected[MANIFEST],
+        manifest=manifest,
+        preprocessing=Preprocessing.from_manifest(manifest),
+        chain=OnnxChain(sessions, stages, thresholds),
+        operating_threshold=operating,
+        signature=signature,
+    )
+
+
+class ModelCache:
+    """Bounded LRU of loaded models. Lookups of cached models never wait for a model being loaded."""
+
+    def __init__(self, size: int, threads: int, providers: Sequence[str]) -> None:
+        self.size, self.threads, self.providers = size, threads, list(providers)
+        self._entries: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()  # guards _entries
+        self._load_lock = threading.Lock()  # one load at a time: loads are rare and CPU-bound anyway
+
+    def get(self, files: ModelFiles) -> LoadedModel:
+        signature = files.signature()
+        cached = self._cached(files.key, signature)
+        if cached is not None:
+            return cached
+        with self._load_lock:
+            cached = self._cached(files.key, signature)  # loaded while we waited
+            if cached is not None:
+                return cached
+            try:
+                model = load_model(files, self.threads, self.providers)
+            except TamperedModelError:
+                self.evict(files.key)
+                raise
+            with self._lock:
+                self._entries[files.key] = model
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+            return model
+
+    def _cached(self, key: str, signature: Signature) -> LoadedModel | None:
+        with self._lock:
+            model = self._entries.get(key)
+            if model is None or model.signature != signature:
+                return None
+            self._entries.move_to_end(key)
+            return model
+
+    def evict(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
+_create_lock = threading.Lock()
+
+
+def model_cache(request: Request) -> ModelCache:
+    """The app's cache, created on first use (dependency)."""
+    state = request.app.state
+    with _create_lock:
+        cache: ModelCache | None = getattr(state, "model_cache", None)
+        if cache is None:
+            settings: Settings = state.settings
+            cache = state.model_cache = ModelCache(settings.model_cache_size, cpu_count(), serving_providers())
+    return cache
