@@ -17,6 +17,7 @@ from app.core.problems import install_problem_handlers
 from app.db.engine import make_engine, make_session_factory
 from app.jobs.router import router as jobs_router
 from app.jobs.supervisor import Supervisor
+from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,6 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         upload_paths=("/v1/cohorts",),
     )
     app.add_middleware(AuditMiddleware)  # outermost: rejected uploads are audited too
-    for router in (health_router, keys_router, cohorts_router, jobs_router):
+    for router in (health_router, keys_router, cohorts_router, jobs_router, serving_router):
         app.include_router(router)
     return app

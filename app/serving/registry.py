@@ -1,0 +1,125 @@
+"""Finding model versions by id or alias, and moving aliases. Never commits.
+
+Addressing: wherever a model id is accepted, an alias name is too. Model version ids always start
+with ``mdl_``; alias names are lowercase letters, digits and hyphens (``production``, ``shadow-2``),
+start with a letter and cannot contain ``_``, so the two can never be confused: a reference starting
+with ``mdl_`` is an id, anything else an alias of the caller's organisation.
+
+Stage: ``promoted`` while at least one alias points to a version, ``candidate`` otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import NoReturn
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.errors import ConflictError, InputError, NotFoundError
+from app.fairness.models import Evaluation
+from app.jobs.models import Job
+from app.serving.models import ModelAlias, ModelVersion
+
+MODEL_ID_PREFIX = "mdl_"
+ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,63}")
+RESERVED_ALIASES = frozenset({"aliases"})  # a path segment of the API under /v1/models
+ACTIVE_JOB_STATUSES = ("queued", "running")
+
+
+def check_alias_name(name: str) -> None:
+    if not ALIAS_PATTERN.fullmatch(name) or name in RESERVED_ALIASES:
+        raise InputError(
+            f"invalid alias name {name!r}: use 1-64 lowercase letters, digits and hyphens, starting with a "
+            "letter (no '_', so an alias can never look like a model id)",
+            status=422,
+        )
+
+
+def models_query(organisation_id: str) -> Select[ModelVersion]:
+    return select(ModelVersion).where(ModelVersion.organisation_id == organisation_id)
+
+
+def resolve(session: Session, organisation_id: str, ref: str) -> tuple[ModelVersion, str | None]:
+    """The version ``ref`` names (an id or an alias) and the alias used, if any.
+
+    A version whose training job is still queued or running does not exist yet: 409 saying so (the
+    caller can wait for the job); unknown ids and aliases, and other organisations' ones, are 404.
+    """
+    if ref.startswith(MODEL_ID_PREFIX):
+        model = session.scalar(models_query(organisation_id).where(ModelVersion.id == ref))
+        if model is None:
+            _explain_missing(session, organisation_id, ref)
+        return model, None
+    alias = session.scalar(
+        select(ModelAlias).where(ModelAlias.organisation_id == organisation_id, ModelAlias.name == ref)
+    )
+    if alias is None:
+        raise NotFoundError("model alias", ref)
+    model = session.get(ModelVersion, alias.model_version_id)
+    assert model is not None  # foreign key
+    return model, alias.name
+
+
+def _explain_missing(session: Session, organisation_id: str, model_id: str) -> NoReturn:
+    job_id = "job_" + model_id.removeprefix(MODEL_ID_PREFIX)  # inverse of train_job.model_version_id_for
+    job = session.scalar(
+        select(Job).where(Job.id == job_id, Job.organisation_id == organisation_id, Job.kind == "train")
+    )
+    if job is not None and job.status in ACTIVE_JOB_STATUSES:
+        raise ConflictError(
+            f"model version {model_id} does not exist yet: its training job {job_id} is {job.status}; "
+            f"it is registered when the job succeeds (GET /v1/jobs/{job_id})"
+        )
+    raise NotFoundError("model version", model_id)
+
+
+def aliases_of(session: Session, organisation_id: str, model_ids: Sequence[str]) -> dict[str, list[str]]:
+    rows = session.execute(
+        select(ModelAlias.model_version_id, ModelAlias.name)
+        .where(ModelAlias.organisation_id == organisation_id, ModelAlias.model_version_id.in_(model_ids))
+        .order_by(ModelAlias.name)
+    )
+    out: dict[str, list[str]] = {}
+    for model_id, name in rows:
+        out.setdefault(model_id, []).append(name)
+    return out
+
+
+def training_evaluations(session: Session, organisation_id: str, model_ids: Sequence[str]) -> dict[str, str]:
+    """Model id → id of the evaluation its training job stored (test split)."""
+    rows = session.execute(
+        select(Evaluation.model_version_id, Evaluation.id).where(
+            Evaluation.organisation_id == organisation_id,
+            Evaluation.kind == "training",
+            Evaluation.model_version_id.in_(model_ids),
+        )
+    )
+    return {str(model_id): ident for model_id, ident in rows}
+
+
+def set_alias(session: Session, organisation_id: str, name: str, model_version_id: str) -> ModelAlias:
+    """Point ``name`` at a version (creating the alias if needed) and update both versions' stages."""
+    check_alias_name(name)
+    target, _ = resolve(session, organisation_id, model_version_id)
+    alias = session.scalar(
+        select(ModelAlias).where(ModelAlias.organisation_id == organisation_id, ModelAlias.name == name)
+    )
+    previous = alias.model_version_id if alias is not None else None
+    try:
+        with session.begin_nested():
+            if alias is None:
+                alias = ModelAlias(organisation_id=organisation_id, name=name, model_version_id=target.id)
+                session.add(alias)
+            else:
+                alias.model_version_id = target.id
+    except IntegrityError:
+        raise ConflictError(f"alias {name!r} was created by a concurrent request; retry") from None
+    target.stage = "promoted"
+    if previous is not None and previous != target.id and not aliases_of(session, organisation_id, [previous]):
+        old = session.get(ModelVersion, previous)
+        if old is not None:
+            old.stage = "candidate"
+    return alias

@@ -1,0 +1,165 @@
+"""Model registry, prediction, outcomes and monitoring endpoints.
+
+``{model_ref}`` is a model version id (``mdl_…``) or an alias of the caller's organisation
+(``production``); see ``registry`` for why the two cannot be confused. Every model lookup is scoped to
+the caller's organisation, so another organisation's ids and aliases answer 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.core.deps import Predictor, Reader, SessionDep, SettingsDep, Writer, mark_resource
+from app.core.pagination import paginate
+from app.serving import registry, service
+from app.serving.download import iter_and_close, model_archive, model_file
+from app.serving.inputs import read_predict_request
+from app.serving.models import ModelVersion
+from app.serving.monitoring import monitor
+from app.serving.runtime import MANIFEST, ModelCache, ModelFiles, model_cache
+from app.serving.schemas import (
+    AliasIn,
+    AliasOut,
+    ModelList,
+    ModelOut,
+    MonitoringOut,
+    OutcomeIn,
+    PredictionRecord,
+    PredictResponse,
+)
+
+router = APIRouter(tags=["models"])
+CacheDep = Annotated[ModelCache, Depends(model_cache)]
+MODEL_REF = "a model version id (mdl_…) or an alias name of your organisation (e.g. production)"
+_DEMOGRAPHICS = {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
+PREDICT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images"],
+                    "properties": {
+                        "images": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "demographics": {
+                            "type": "string",
+                            "description": "JSON list with one object (or null) per image, in order",
+                        },
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["images"],
+                    "properties": {
+                        "images": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "required": ["data"],
+                                "properties": {
+                                    "data": {"type": "string", "contentEncoding": "base64"},
+                                    "name": {"type": "string"},
+                                    "demographics": _DEMOGRAPHICS,
+                                },
+                            },
+                        }
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def _model(session: SessionDep, organisation_id: str, model_ref: str) -> ModelVersion:
+    return registry.resolve(session, organisation_id, model_ref)[0]
+
+
+@router.get("/v1/models", response_model=ModelList)
+def list_models(principal: Reader, session: SessionDep, limit: int = Query(50), cursor: str | None = None) -> ModelList:
+    rows, next_cursor = paginate(session, registry.models_query(principal.organisation_id), ModelVersion, limit, cursor)
+    return ModelList(items=service.represent(session, principal.organisation_id, rows), next_cursor=next_cursor)
+
+
+@router.put("/v1/models/aliases/{name}", response_model=AliasOut)
+def put_alias(name: str, body: AliasIn, principal: Writer, session: SessionDep, request: Request) -> AliasOut:
+    """Point an alias (e.g. ``production``) at a model version; prediction can then name the alias."""
+    mark_resource(request, body.model_version_id)
+    return AliasOut.of(registry.set_alias(session, principal.organisation_id, name, body.model_version_id))
+
+
+@router.get("/v1/models/{model_ref}", response_model=ModelOut, description=MODEL_REF)
+def get_model(model_ref: str, principal: Reader, session: SessionDep) -> ModelOut:
+    (out,) = service.represent(
+        session, principal.organisation_id, [_model(session, principal.organisation_id, model_ref)]
+    )
+    return out
+
+
+@router.get(
+    "/v1/models/{model_ref}/onnx",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}, "application/octet-stream": {}}}},
+)
+def download_model(
+    model_ref: str,
+    principal: Reader,
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[str | None, Query(description="one file of the folder, e.g. stage_0.onnx or model.json")] = None,
+) -> Response:
+    """The model folder (ONNX stage graphs, full graph, model.json) as a zip, or one file of it;
+    every file is checked against its recorded SHA-256 first (409 if it changed)."""
+    model = _model(session, principal.organisation_id, model_ref)
+    files = ModelFiles.of(settings, model)
+    if file is not None:
+        media = "application/json" if file == MANIFEST else "application/octet-stream"
+        headers = {"Content-Disposition": f'attachment; filename="{file}"'}
+        return Response(model_file(files, file), media_type=media, headers=headers)
+    headers = {"Content-Disposition": f'attachment; filename="{model.id}.zip"'}
+    return StreamingResponse(
+        iter_and_close(model_archive(files, model.id)), media_type="application/zip", headers=headers
+    )
+
+
+@router.post(
+    "/v1/models/{model_ref}/predict",
+    response_model=PredictResponse,
+    openapi_extra=PREDICT_BODY,
+    description=MODEL_REF,
+)
+async def predict(
+    model_ref: str, request: Request, principal: Predictor, session: SessionDep, settings: SettingsDep, cache: CacheDep
+) -> PredictResponse:
+    """Early-exit prediction for one or more images (PNG, JPEG or DICOM) with the model's own
+    preprocessing; each result is stored with its demographics for monitoring."""
+    mark_resource(request, model_ref)
+    inputs = await read_predict_request(request, settings.max_predict_batch)
+    return await run_in_threadpool(
+        service.predict, session, settings, cache, principal.organisation_id, model_ref, inputs
+    )
+
+
+@router.get("/v1/models/{model_ref}/monitoring", response_model=MonitoringOut, description=MODEL_REF)
+def monitoring(model_ref: str, principal: Reader, session: SessionDep, settings: SettingsDep) -> MonitoringOut:
+    """Subgroup metrics (with intervals) of served predictions that have outcomes, and the demographic
+    mix of every request."""
+    model = _model(session, principal.organisation_id, model_ref)
+    return monitor(session, settings, principal.organisation_id, model)
+
+
+@router.post("/v1/predictions/{prediction_id}/outcome", response_model=PredictionRecord)
+def post_outcome(
+    prediction_id: str, body: OutcomeIn, principal: Predictor, session: SessionDep, request: Request
+) -> PredictionRecord:
+    """Record (or correct) the ground truth of a served prediction."""
+    mark_resource(request, prediction_id)
+    return PredictionRecord.of(service.record_outcome(session, principal.organisation_id, prediction_id, body.outcome))

@@ -1,0 +1,83 @@
+"""Registry representations, prediction and outcomes. Never commits (the request's session does)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.errors import NotFoundError
+from app.db.base import utcnow
+from app.serving import registry
+from app.serving.inputs import ImageInput
+from app.serving.models import ModelVersion, Prediction
+from app.serving.runtime import ModelCache, ModelFiles
+from app.serving.schemas import ModelOut, PredictionOut, PredictResponse
+from app.settings import Settings
+
+
+def represent(session: Session, organisation_id: str, models: Sequence[ModelVersion]) -> list[ModelOut]:
+    ids = [m.id for m in models]
+    aliases = registry.aliases_of(session, organisation_id, ids)
+    evaluations = registry.training_evaluations(session, organisation_id, ids)
+    return [ModelOut.of(m, aliases.get(m.id, []), evaluations.get(m.id)) for m in models]
+
+
+def predict(
+    session: Session,
+    settings: Settings,
+    cache: ModelCache,
+    organisation_id: str,
+    ref: str,
+    inputs: Sequence[ImageInput],
+) -> PredictResponse:
+    """Run the early-exit chain on one batch and store one Prediction row per image."""
+    model, alias = registry.resolve(session, organisation_id, ref)
+    loaded = cache.get(ModelFiles.of(settings, model))
+    result = loaded.predict([i.data for i in inputs], [i.name for i in inputs], settings.max_image_pixels)
+    labels, confidence = loaded.labels(result.probability), result.confidence
+    rows = [
+        Prediction(
+            organisation_id=organisation_id,
+            model_version_id=model.id,
+            probability=float(result.probability[k]),
+            label=int(labels[k]),
+            exit_index=int(result.exit_index[k]),
+            confidence=float(confidence[k]),
+            demographics=item.demographics,
+        )
+        for k, item in enumerate(inputs)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return PredictResponse(
+        model_id=model.id,
+        model_sha256=loaded.sha256,
+        evaluation_id=registry.training_evaluations(session, organisation_id, [model.id]).get(model.id),
+        alias=alias,
+        operating_threshold=loaded.operating_threshold,
+        predictions=[
+            PredictionOut(
+                id=row.id,
+                image=item.name,
+                probability=row.probability,
+                label=row.label,
+                exit_index=row.exit_index,
+                confidence=row.confidence,
+                demographics=row.demographics,
+            )
+            for row, item in zip(rows, inputs, strict=True)
+        ],
+    )
+
+
+def record_outcome(session: Session, organisation_id: str, prediction_id: str, outcome: int) -> Prediction:
+    """Set (or correct) the ground truth of a served prediction."""
+    row = session.scalar(
+        select(Prediction).where(Prediction.id == prediction_id, Prediction.organisation_id == organisation_id)
+    )
+    if row is None:
+        raise NotFoundError("prediction", prediction_id)
+    row.outcome, row.outcome_at = outcome, utcnow()
+    return row
