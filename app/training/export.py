@@ -13,6 +13,19 @@ off) must reproduce PyTorch within 1e-4 on every probability at batch 1 and 8, s
 chained, and the chained early-exit decisions must match PyTorch's (samples whose confidence lies within
 1e-4 of θ are not compared). Otherwise ``ExportParityError`` is raised and no folder is published.
 The folder is written under a temporary name and renamed into place only when complete.
+
+``model.json`` (top-level keys; ``app.training.run`` fills the metadata):
+``format_version``, ``version``, ``created_at``, ``method``; ``architecture`` (backbone, n_stages,
+n_exits, exit_stage, exit_names, heads, ``served``: early_exit | final_exit); ``input`` (name, layout,
+dtype, channels, height, width); ``preprocessing`` (color_mode, resize, scale, mean, std, formula);
+``output`` (logit → sigmoid); ``exit_costs`` (fraction of the full network's multiply-adds per exit,
+last 1.0) and ``exit_macs``; ``operating_threshold`` (+ ``operating_threshold_rule``);
+``exit_thresholds`` (θ per exit, ``null`` = never leave there; the last is always ``null``) and
+``exit_policy`` (confidence rule, criterion, candidates examined); ``training`` (config, seed, device,
+mixed precision, selection rule, best epoch, groups, validation metrics, per-epoch history);
+``graphs`` (``stages``: file, inputs, outputs, exits per stage graph; ``full``); ``parity``;
+``files`` (name → sha256, bytes, for every file but model.json); ``versions`` (python, torch, onnx,
+onnxruntime, opset).
 """
 
 from __future__ import annotations

@@ -260,7 +260,7 @@ def run_training(
     steps = trainer.steps_per_epoch * len(fit.history)
 
     def phase(name: Phase, message: str = "") -> None:
-        if should_cancel():
+        if name != "done" and should_cancel():  # once published, the model stays
             raise Cancelled
         event = ProgressEvent(name, len(fit.history), cfg.epochs, steps, steps, message=message)
         progress(event)
