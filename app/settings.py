@@ -35,6 +35,23 @@ class Settings(BaseSettings):
     cancel_grace_seconds: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
 
+    # Ray scale-out (with ray_address set; see app/jobs/ray_executor.py for what the cluster needs)
+    ray_max_concurrent_jobs: int = Field(
+        default=4, ge=1, description="jobs one supervisor keeps on the cluster at once (≤ the cluster's job slots)"
+    )
+    ray_cpus_per_job: float = Field(default=1.0, gt=0, description="CPUs each job's Ray task asks for")
+    ray_gpus_per_job: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "GPUs a training task asks for unless its config says device=cpu (other jobs take none); "
+            "unset: 1 when the cluster reports GPUs, else 0"
+        ),
+    )
+    ray_ship_package: bool = Field(
+        default=False, description="upload this app package to the cluster (nodes still need the dependencies)"
+    )
+
     # Upload limits (archives and images are untrusted input)
     max_upload_bytes: int = Field(default=20 * 1024**3, gt=0)
     max_request_bytes: int = Field(default=256 * 1024**2, gt=0, description="any other request body")
