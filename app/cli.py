@@ -46,6 +46,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from app.db.engine import make_engine, make_session_factory
+    from app.jobs.supervisor import Supervisor
+
+    if args.concurrency is not None and args.concurrency < 1:
+        print("error: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    _migrate()
+    if settings.ray_address:
+        print(
+            "note: FAIRAUDIT_RAY_ADDRESS is set, so the API already dispatches jobs to Ray; "
+            "this worker runs the jobs it claims here, in local processes",
+            file=sys.stderr,
+        )
+    engine = make_engine(settings.database_url)
+    supervisor = Supervisor(settings, make_session_factory(engine), capacity=args.concurrency)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    supervisor.start()
+    print(
+        f"FairAudit worker {supervisor.worker_id}: up to {supervisor.capacity} job(s) at once "
+        f"(database {settings.database_url.split('@')[-1]}); stop with Ctrl-C or SIGTERM",
+        flush=True,
+    )
+    try:
+        stop.wait()
+    finally:
+        supervisor.stop()  # running jobs are killed and queued again; they resume from checkpoints
+        engine.dispose()
+    return 0
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from app.auth.service import create_key, ensure_organisation
     from app.core.errors import InputError
@@ -104,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="upgrade the database to the latest migration").set_defaults(
         func=cmd_migrate
     )
+
+    worker = sub.add_parser(
+        "worker",
+        help="run queued jobs on this machine without the API (one local process per job)",
+        description=(
+            "Claim and run queued jobs on this machine, with no API: for a machine that should execute jobs "
+            "beside API replicas started with FAIRAUDIT_SUPERVISOR_ENABLED=false, or in addition to them "
+            "(claims are atomic). Not needed with FAIRAUDIT_RAY_ADDRESS: the API then dispatches jobs to "
+            "the Ray cluster itself. Needs the API's database and its data and model folders."
+        ),
+    )
+    worker.add_argument("--concurrency", type=int, help="jobs run at once (default: FAIRAUDIT_MAX_CONCURRENT_JOBS)")
+    worker.set_defaults(func=cmd_worker)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="create an API key (and the organisation if new); prints the key")
