@@ -1,15 +1,15 @@
 # The two set-up commands of the README. Both create .venv on first use and reinstall only when
-# pyproject.toml changes.
+# pyproject.toml (or this file) changes. The Ray extra is installed too, so the Ray executor's tests run.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,ray]'
 	touch $(STAMP)
 
 serve: $(STAMP)
