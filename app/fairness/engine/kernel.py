@@ -150,12 +150,19 @@ class GroupingPlan:
 
 @dataclass(frozen=True)
 class ColumnPlan:
-    """Everything fixed about one score column: orders, rank passes, segments."""
+    """Everything fixed about one score column: its sample order, rank passes, segments.
 
+    Positions are in the column's *local* order: the design's order re-sorted by score within each
+    stratum (a move within blocks of a few thousand samples, so permuting the weights is cheap and
+    cache-friendly). In that order (cell, label, ECE bin, prediction) segments are contiguous, and
+    the negatives of a cell in score order are a contiguous run. ``local`` is None when the design's
+    order already is the local order (the column the design was sorted by, e.g. the served policy).
+    """
+
+    local: np.ndarray | None
     pf_pass: RankPass  # all positives by finest cell, against all negatives
-    seg_perm: np.ndarray | None  # internal positions by (cell, label, bin, prediction); None: identity
-    seg_bounds: np.ndarray
-    seg_error: np.ndarray  # score - label, in seg_perm order
+    seg_bounds: np.ndarray  # (cell, label, bin, prediction) segments
+    seg_error: np.ndarray  # score - label
     groupings: tuple[GroupingPlan, ...]
     n_pos: int
     n_neg: int
@@ -170,40 +177,38 @@ def plan_column(
     scores: np.ndarray, y: np.ndarray, design: Design, threshold: float, n_bins: int = N_BINS
 ) -> ColumnPlan:
     """Plan one column (``scores`` and ``y`` in the design's internal order)."""
-    is_pos = y.astype(bool)
+    label = y.astype(np.int64)
+    local = np.lexsort((scores, design.cell * 2 + label))
+    scores, label, cell = scores[local], label[local], design.cell[local]
+    is_pos = label.astype(bool)
     order = np.argsort(scores, kind="stable")
     sorted_scores = scores[order]
     rank = np.concatenate([[0], np.cumsum(sorted_scores[1:] != sorted_scores[:-1])]).astype(np.int64)
     pos_s = is_pos[order]
-    cell_s = design.cell[order]
     everyone = np.zeros(len(scores), dtype=np.int64)
     pf_pass = RankPass.build(
-        order, rank, pos_s, everyone, cell_s, design.n_cells, np.zeros(design.n_cells, dtype=np.int64)
+        order, rank, pos_s, everyone, cell[order], design.n_cells, np.zeros(design.n_cells, dtype=np.int64)
     )
 
     pred = (scores >= threshold).astype(np.int64)
-    bins = ece_bins(scores, n_bins)
-    label = is_pos.astype(np.int64)
-    seg_key = ((design.cell * 2 + label) * n_bins + bins) * 2 + pred
-    seg_perm = np.argsort(seg_key, kind="stable")
-    key_sorted = seg_key[seg_perm]
-    starts = np.flatnonzero(np.concatenate([[True], key_sorted[1:] != key_sorted[:-1]]))
-    seg_bounds = np.concatenate([starts, [len(scores)]]).astype(np.int64)
-    seg = key_sorted[starts]
+    seg_key = ((cell * 2 + label) * n_bins + ece_bins(scores, n_bins)) * 2 + pred  # non-decreasing
+    starts = np.flatnonzero(np.concatenate([[True], seg_key[1:] != seg_key[:-1]]))
+    seg = seg_key[starts]
     seg_pred, seg_bin = seg % 2, (seg // 2) % n_bins
     seg_label, seg_cell = (seg // (2 * n_bins)) % 2, seg // (4 * n_bins)
 
     plans = []
     for g in design.groupings:
         k = g.n_groups
+        codes = g.codes[local]
         cell_group = design.cell_to_group(g)
         seg_group = cell_group[seg_cell]
         within = None
         if g.kind != "overall":
-            codes_s = g.codes[order]
+            codes_s = codes[order]
             within = RankPass.build(order, rank, pos_s, codes_s, codes_s, k, np.arange(k))
-        n = np.bincount(g.codes[g.codes >= 0], minlength=k)
-        n_pos = np.bincount(g.codes[(g.codes >= 0) & is_pos], minlength=k)
+        n = np.bincount(codes[codes >= 0], minlength=k)
+        n_pos = np.bincount(codes[(codes >= 0) & is_pos], minlength=k)
         ece_key = np.where(seg_group >= 0, seg_group * n_bins + seg_bin, -1)
         plans.append(
             GroupingPlan(
@@ -219,12 +224,12 @@ def plan_column(
                 n_neg=n - n_pos,
             )
         )
-    identity = bool((seg_perm == np.arange(len(seg_perm))).all())
+    identity = bool((local == np.arange(len(local))).all())
     return ColumnPlan(
+        local=None if identity else local,
         pf_pass=pf_pass,
-        seg_perm=None if identity else seg_perm,
-        seg_bounds=seg_bounds,
-        seg_error=(scores - label)[seg_perm],
+        seg_bounds=np.concatenate([starts, [len(scores)]]).astype(np.int64),
+        seg_error=scores - label,
         groupings=tuple(plans),
         n_pos=int(is_pos.sum()),
         n_neg=int((~is_pos).sum()),
@@ -253,11 +258,12 @@ def column_block(
     score-weighted sums (ECE, Brier): float32 halves their cost in the bootstrap, where a relative
     error of 1e-6 is far below the resampling noise; point estimates use float64.
     """
+    if plan.local is not None:
+        weights = np.take(weights, plan.local, axis=1)
     twice_u_cells = plan.pf_pass.twice_u(weights)  # (b, n_cells): each cell's positives vs all negatives
     twice_u_all = twice_u_cells.sum(axis=1, keepdims=True)
 
-    segmented = weights if plan.seg_perm is None else np.take(weights, plan.seg_perm, axis=1)
-    wf: np.ndarray = segmented.astype(dtype)
+    wf: np.ndarray = weights.astype(dtype)
     error: np.ndarray = plan.seg_error.astype(dtype)
     seg_w = segment_sums(wf, plan.seg_bounds)
     wf *= error
