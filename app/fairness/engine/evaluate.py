@@ -30,7 +30,6 @@ METRICS = (
     "ece",
     "brier",
 )
-BOOTSTRAPPED = ("auc", "pf", "ece", "brier")  # the others are rates with Wilson intervals
 TEST_FAMILIES = ("tpr", "fpr", "selection_rate", "pf")
 GAP_TESTS: dict[str, tuple[str, ...]] = {
     "pfd": ("pf",),
@@ -56,6 +55,8 @@ def num(x: float | np.floating | None) -> float | None:
 
 @dataclass(frozen=True)
 class Options:
+    """Report settings every evaluation needs."""
+
     min_count: int
     confidence: float
 

@@ -56,8 +56,6 @@ GAPS: dict[str, tuple[tuple[str, ...], Callable[[Arrays], np.ndarray]]] = {
     "equal_opportunity_ratio": (("tpr",), lambda a: _ratio(a["tpr"])),
 }
 
-HEADLINE_GAPS = ("pfd", "auc_gap", "worst_group_auc", "eopp1", "eopp0", "eodd")
-
 
 def used_groups(name: str, statuses: dict[str, np.ndarray]) -> np.ndarray:
     """Boolean mask of the groups that enter gap ``name`` (ok for every metric it uses)."""
