@@ -24,8 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, run_supervisor: bool | None = None) -> FastAPI:
-    """Build the app. The supervisor runs in-process unless Ray is configured or it is switched off
-    (tests drive jobs explicitly; scale-out replicas may leave job execution to Ray)."""
+    """Build the app. The job supervisor runs in-process unless it is switched off (tests drive jobs
+    explicitly; ``fairaudit worker`` may run it elsewhere). It runs each job in a local child
+    process, or, with ``ray_address`` set, as a Ray task on that cluster (up to
+    ``ray_max_concurrent_jobs`` per replica; replicas share the queue, claims are atomic)."""
     settings = settings or get_settings()
     problems = settings.check_production()
     if problems:
@@ -33,11 +35,21 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
     if run_supervisor is None:
-        run_supervisor = settings.supervisor_enabled and settings.ray_address is None
+        run_supervisor = settings.supervisor_enabled
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        supervisor = Supervisor(settings, session_factory) if run_supervisor else None
+        supervisor, ray_executor = None, None
+        if run_supervisor and settings.ray_address:
+            from app.jobs.ray_executor import RayExecutor
+
+            ray_executor = RayExecutor(settings)
+            ray_executor.connect()  # a wrong address or a missing Ray fails the start, not each job
+            supervisor = Supervisor(
+                settings, session_factory, executor=ray_executor, capacity=settings.ray_max_concurrent_jobs
+            )
+        elif run_supervisor:
+            supervisor = Supervisor(settings, session_factory)
         if supervisor is not None:
             supervisor.start()
         app.state.supervisor = supervisor
@@ -46,6 +58,8 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         finally:
             if supervisor is not None:
                 supervisor.stop()
+            if ray_executor is not None:
+                ray_executor.close()
             engine.dispose()
 
     app = FastAPI(
