@@ -52,6 +52,9 @@ selection_rate, ece, brier. Rates have Wilson intervals; auc, pf, ece, brier and
 percentile intervals from the stratified bootstrap. Gaps: pfd, auc_gap, worst_group_auc, eopp1,
 eopp0, eodd, demographic_parity_difference/_ratio, equalized_odds_difference/_ratio,
 equal_opportunity_difference/_ratio (see ``gaps.py``); ``fairlearn`` holds Fairlearn's own values.
+A gap's ``p_value`` is the smallest Holm-adjusted p of its group-vs-rest tests (PF for pfd, TPR for
+eopp1 and equal opportunity, FPR for eopp0, selection rate for demographic parity, TPR and FPR
+together for eodd and equalized odds; null for auc_gap and worst_group_auc), see ``significance.py``.
 """
 
 from __future__ import annotations
