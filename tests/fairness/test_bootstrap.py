@@ -10,12 +10,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from synth import simulate
 
-from app.fairness.engine import build_report
+from app.fairness.engine import build_report, resample
 from app.fairness.engine.bootstrap import run_bootstrap
 from app.fairness.engine.groups import build_design
 from app.fairness.engine.intervals import percentile
 from app.fairness.engine.kernel import column_block, plan_column
-from app.fairness.engine.resample import resample_block
 
 
 def _design_and_plan(n: int, seed: int):
@@ -28,7 +27,7 @@ def _design_and_plan(n: int, seed: int):
 
 def test_weighted_statistics_equal_those_of_the_expanded_resample() -> None:
     _p, y, s, design, plan = _design_and_plan(600, 1)
-    weights = resample_block(design.strata_bounds, 4, np.random.default_rng(3))
+    weights = resample.resample_block(design.strata_bounds, 4, np.random.default_rng(3))
     stats = column_block(plan, weights, dtype=np.float64)
     sex = grouping_codes(design, "sex")
     for row in range(4):
@@ -50,13 +49,20 @@ def grouping_codes(design, attribute: str) -> np.ndarray:
     return next(g for g in design.groupings if g.attribute == attribute).codes
 
 
-def test_resamples_keep_every_stratum_size() -> None:
+@pytest.mark.parametrize("many_strata", [False, True])
+def test_resamples_keep_every_stratum_size(monkeypatch: pytest.MonkeyPatch, many_strata: bool) -> None:
+    if many_strata:  # the vectorised path for designs with thousands of strata
+        monkeypatch.setattr(resample, "MANY_STRATA", 1)
     _, _, _, design, _ = _design_and_plan(500, 2)
-    weights = resample_block(design.strata_bounds, 50, np.random.default_rng(0)).astype(np.int64)
+    weights = resample.resample_block(design.strata_bounds, 400, np.random.default_rng(0)).astype(np.int64)
     sizes = np.diff(design.strata_bounds)
     sums = np.add.reduceat(weights, design.strata_bounds[:-1], axis=1)
     assert (sums == sizes).all()
-    assert weights.std() > 0.5  # it does resample
+    # Multinomial(m, 1/m) counts: mean 1, variance 1 - 1/m, drawn at least once w.p. 1 - (1 - 1/m)^m.
+    m = np.repeat(sizes, sizes).astype(float)
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights.var() == pytest.approx((1 - 1 / m).mean(), abs=0.02)
+    assert (weights > 0).mean() == pytest.approx((1 - (1 - 1 / m) ** m).mean(), abs=0.01)
 
 
 def test_bootstrap_is_deterministic_and_independent_of_threads() -> None:

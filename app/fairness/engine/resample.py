@@ -13,6 +13,7 @@ same resamples for every model.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 
 import numpy as np
 
@@ -28,23 +29,27 @@ def block_sizes(n_boot: int, block: int) -> list[int]:
     return [min(block, n_boot - start) for start in range(0, n_boot, block)]
 
 
+MANY_STRATA = 2048  # above this, one vectorised draw beats a call per stratum
+
+
 def resample_block(strata_bounds: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """``(size, n)`` uint8 counts; samples in internal order, each stratum a contiguous block.
 
-    One row at a time keeps the draws and the counting in cache (several times faster than one
-    bincount over the whole block).
+    Draws are made per stratum for the whole block (integer draws, cheaper than scaled floats) unless
+    there are very many strata; counting is one row at a time so that it stays in cache.
     """
     n = int(strata_bounds[-1])
-    lengths = np.diff(strata_bounds)
-    start = np.repeat(strata_bounds[:-1], lengths)  # per position: its stratum's first position
-    length = np.repeat(lengths, lengths).astype(np.float64)
+    draws = np.empty((size, n), dtype=np.int64)
+    if len(strata_bounds) - 1 <= MANY_STRATA:
+        for start, end in pairwise(strata_bounds):
+            draws[:, start:end] = rng.integers(start, end, size=(size, end - start))
+    else:
+        lengths = np.diff(strata_bounds)
+        scaled = rng.random((size, n)) * np.repeat(lengths, lengths)
+        np.add(scaled.astype(np.int64), np.repeat(strata_bounds[:-1], lengths), out=draws)
     out = np.empty((size, n), dtype=np.uint8)
     for row in range(size):
-        draws = rng.random(n)
-        draws *= length
-        index = draws.astype(np.int64)
-        index += start
-        out[row] = np.bincount(index, minlength=n)
+        out[row] = np.bincount(draws[row], minlength=n)
     return out
 
 
