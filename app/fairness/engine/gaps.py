@@ -14,6 +14,10 @@ Definitions (``metrics.md``):
   undefined (0/0), not 0.
 A group enters a gap only when every metric the gap uses is ``ok`` for it (both TPR and FPR for the
 equalized-odds family); the gap names the groups it left out and why.
+
+A max − min gap's bootstrap distribution sits above the true gap when the groups are alike (the
+largest of several noisy values is biased upwards), so its percentile interval describes magnitude;
+the evidence that some group differs is the gap's Holm-adjusted group-vs-rest p-value.
 """
 
 from __future__ import annotations
