@@ -14,6 +14,10 @@ Resources (a clear rule, so a job never waits for a GPU nobody asked for):
   fails with a readable error, as it would on a machine without one). Set ``ray_gpus_per_job``
   explicitly on an autoscaling cluster whose GPU nodes only appear on demand.
 
+A task asking for more than any node has (a GPU on a cluster without one) waits, and Ray reports it
+infeasible; its job shows ``running`` without progress until a node that fits joins or it is
+cancelled.
+
 Each task runs in a fresh Ray worker process (``max_calls=1``), as each local job runs in a fresh
 spawned child: CUDA memory, threads and open files of one job never leak into the next. Ray's own
 retries are off (``max_retries=0``): a task that dies (its worker killed, out of memory, its node
@@ -30,8 +34,8 @@ What a real cluster needs (a local ``ray start`` from this checkout needs nothin
   uploads the API's ``app`` package with the connection (Ray ``runtime_env`` ``py_modules``);
 * every node reaches the database at ``FAIRAUDIT_DATABASE_URL`` (PostgreSQL: SQLite is a local file
   and cannot be shared) and sees ``data_dir`` and ``model_dir`` at the same paths as the API (a
-  shared volume): tasks run with the API's settings, read uploads from and write cohorts, checkpoints
-  and models to those folders;
+  shared volume): tasks run with the API's settings (relative folders made absolute against the API's
+  working directory), read uploads from and write cohorts, checkpoints and models to those folders;
 * the API process is the owner (the Ray *driver*) of its job tasks: if it dies, Ray ends its tasks,
   and the next supervisor recovers the jobs (stale heartbeat) and runs them again. Ray also ends a
   driver that loses its cluster's GCS for longer than Ray's reconnect timeout (60 s by default).
@@ -62,6 +66,19 @@ def task_name(job_id: str) -> str:
 def _run_job_task(job_id: str, worker_id: str, settings_data: dict[str, Any]) -> str:
     """Body of the Ray task (pickled by reference: the worker imports this module)."""
     return run_claimed_job(job_id, worker_id, settings_data)
+
+
+def settings_for_task(settings_data: dict[str, Any]) -> dict[str, Any]:
+    """The API's settings as a task must see them: Ray workers do not run in the API's working
+    directory, so relative folders (the embedded default ``var/data``) and a relative SQLite path are
+    made absolute here, where they mean what the API means by them."""
+    data = dict(settings_data)
+    for key in ("data_dir", "model_dir"):
+        data[key] = str(Path(data[key]).absolute())
+    url = str(data["database_url"])
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        data["database_url"] = "sqlite:///" + Path(url.removeprefix("sqlite:///")).absolute().as_posix()
+    return data
 
 
 def describe_ray_failure(exc: BaseException) -> str:
@@ -129,6 +146,8 @@ class RayExecutor:
     def __init__(self, settings: Settings) -> None:
         if not settings.ray_address:
             raise ValueError("RayExecutor needs settings.ray_address (FAIRAUDIT_RAY_ADDRESS)")
+        if settings.is_sqlite:
+            log.warning("Ray jobs with SQLite work only on a single-node cluster on this machine; use PostgreSQL")
         self.settings = settings
         self._ray: Any = None
         self._remote: Any = None
@@ -189,7 +208,7 @@ class RayExecutor:
                 num_gpus=gpus,
                 max_retries=0,
                 retry_exceptions=False,
-            ).remote(job_id, worker_id, settings_data)
+            ).remote(job_id, worker_id, settings_for_task(settings_data))
         except Exception as exc:  # the supervisor releases the job for a later attempt
             log.exception("could not submit job %s to Ray", job_id)
             return RayRunHandle(job_id, None, self._ray, f"could not submit the job to Ray: {_first_line(exc)}")

@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from app.jobs.models import Job, JobEvent
-from app.jobs.ray_executor import RayExecutor, RayRunHandle, task_name
+from app.jobs.ray_executor import RayExecutor, RayRunHandle, settings_for_task, task_name
 from app.jobs.supervisor import Supervisor
 from app.main import create_app
 from app.settings import Settings
@@ -272,3 +272,13 @@ def test_gpu_rule(ray_settings):
     assert half.gpus_for({"device": "cuda"}) == 0.5 and half.gpus_for({"device": "cpu"}) == 0.0
     none = RayExecutor(ray_settings.model_copy(update={"ray_gpus_per_job": 0}))
     assert none.gpus_for({"device": "cuda"}) == 0.0
+
+
+def test_tasks_get_absolute_paths(ray_settings):
+    relative = ray_settings.model_copy(
+        update={"data_dir": Path("var/data"), "model_dir": Path("models"), "database_url": "sqlite:///var/x.db"}
+    )
+    shipped = settings_for_task(relative.model_dump(mode="json"))
+    assert shipped["data_dir"] == str(Path.cwd() / "var/data") and shipped["model_dir"] == str(Path.cwd() / "models")
+    assert shipped["database_url"] == f"sqlite:///{Path.cwd() / 'var/x.db'}"
+    assert settings_for_task(ray_settings.model_dump(mode="json"))["database_url"] == ray_settings.database_url
