@@ -12,7 +12,7 @@ import pytest
 import torch
 from training_helpers import small_config, write_cohort
 
-from app.cohorts.cache import CohortArrays
+from app.cohorts.cache import CohortArrays, load_cohort_arrays
 from app.core.errors import ConflictError
 from app.training import ExportParityError, ProgressEvent, TrainingResult, run_training
 from app.training.data import Normalizer
@@ -86,8 +86,6 @@ def test_model_folder_lists_every_file_with_its_hash(trained: tuple[TrainingResu
 
 
 def test_onnx_graphs_reproduce_the_test_predictions(trained: tuple[TrainingResult, list], cohort_dir: Path) -> None:
-    from app.cohorts.cache import load_cohort_arrays
-
     result, _ = trained
     cohort = load_cohort_arrays(cohort_dir)
     test = cohort.indices("test")
@@ -99,8 +97,6 @@ def test_onnx_graphs_reproduce_the_test_predictions(trained: tuple[TrainingResul
 
 
 def test_early_exit_never_runs_later_stages(trained: tuple[TrainingResult, list], cohort_dir: Path) -> None:
-    from app.cohorts.cache import load_cohort_arrays
-
     result, _ = trained
     cohort = load_cohort_arrays(cohort_dir)
     test = cohort.indices("test")
@@ -124,8 +120,6 @@ def test_early_exit_never_runs_later_stages(trained: tuple[TrainingResult, list]
 
 
 def test_prediction_set_for_the_test_split(trained: tuple[TrainingResult, list], cohort_dir: Path) -> None:
-    from app.cohorts.cache import load_cohort_arrays
-
     result, _ = trained
     cohort = load_cohort_arrays(cohort_dir)
     test = cohort.indices("test")

@@ -11,6 +11,7 @@ from training_helpers import MakeCohort
 
 from app.cohorts.cache import CohortArrays
 from app.core.errors import InputError
+from app.training.config import TrainingConfig
 from app.training.validation import validate_training_config
 
 BASE: dict[str, Any] = {"method": "erm", "sensitive_attributes": ["sex"], "backbone": "small", "batch_size": 32}
@@ -89,3 +90,12 @@ def test_a_split_without_one_class(cohort: CohortArrays, split: str, label: int,
 def test_every_problem_is_reported_at_once(cohort: CohortArrays) -> None:
     found = problems({**BASE, "sensitive_attributes": ["race"], "batch_size": 4000, "image_size": 64}, cohort)
     assert {p["field"] for p in found} == {"sensitive_attributes", "batch_size", "image_size"}
+
+
+def test_exit_weights_default_to_the_papers() -> None:
+    def weights(**kw: Any) -> tuple[float, ...]:
+        return TrainingConfig(sensitive_attributes=["sex"], **kw).resolved_exit_weights()
+
+    assert weights(method="fair_multi_exit", backbone="vgg11") == (0.3, 0.45, 0.6, 0.75, 0.9)
+    assert weights(method="fair_multi_exit_pairwise_eo", backbone="resnet18") == (1.0,) * 5
+    assert weights(method="pairwise_eo", backbone="vgg11") == (1.0,)
