@@ -104,12 +104,13 @@ class _Writer:
     """Writes entries under ``dest``, checking names and counting real bytes against the limits."""
 
     def __init__(self, dest: Path, limits: ArchiveLimits, archive_size: int) -> None:
-        self.dest = dest.resolve()
+        self.dest = dest
         self.limits = limits
         self.ratio_budget = int(limits.max_compression_ratio * max(archive_size, 1))
         self.total = 0
         self.entries = 0
         self.files: list[str] = []
+        self.folders: set[str] = set()
 
     def check_budget(self, total: int, entry: str) -> None:
         if total > self.limits.max_uncompressed_bytes:
@@ -126,8 +127,12 @@ class _Writer:
                 413,
             )
 
-    def path_for(self, name: str) -> Path | None:
-        """Where an entry goes; ``None`` for clutter that is skipped. Raises for unsafe names."""
+    def path_for(self, name: str) -> str | None:
+        """The entry's path relative to ``dest``; ``None`` for clutter that is skipped.
+
+        Raises for unsafe names. Checking each part is enough to stay inside ``dest``: nothing
+        extracted is ever a link, so no path component can lead elsewhere.
+        """
         self.entries += 1
         if self.entries > self.limits.max_entries:
             raise _bad(f"the archive has more than {self.limits.max_entries} entries", name, 413)
@@ -139,21 +144,23 @@ class _Writer:
             raise _bad("entry escapes the archive root ('..')", name)
         if not parts or parts[0] == "__MACOSX" or parts[-1] in _JUNK_NAMES or parts[-1].startswith("._"):
             return None
-        path = self.dest.joinpath(*parts)
-        if not path.resolve().is_relative_to(self.dest):
-            raise _bad("entry escapes the archive root", name)
-        return path
+        return "/".join(parts)
 
-    def mkdir(self, path: Path, name: str) -> None:
+    def mkdir(self, rel: str, name: str) -> None:
+        if rel in self.folders:
+            return
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            (self.dest / rel).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _bad(f"cannot create folder: {exc.strerror}", name) from exc
+        self.folders.add(rel)
 
-    def write(self, path: Path, source: IO[bytes], name: str) -> None:
+    def write(self, rel: str, source: IO[bytes], name: str) -> None:
+        folder, _, _ = rel.rpartition("/")
+        if folder:
+            self.mkdir(folder, name)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "xb") as out:
+            with open(self.dest / rel, "xb") as out:
                 while chunk := source.read(CHUNK):
                     self.total += len(chunk)
                     self.check_budget(self.total, name)
@@ -162,7 +169,7 @@ class _Writer:
             raise _bad("duplicate entry in the archive", name) from exc
         except OSError as exc:
             raise _bad(f"cannot extract entry: {exc.strerror or exc}", name) from exc
-        self.files.append(path.relative_to(self.dest).as_posix())
+        self.files.append(rel)
 
 
 def _extract_zip(archive: Path, writer: _Writer) -> None:
@@ -183,14 +190,14 @@ def _extract_zip(archive: Path, writer: _Writer) -> None:
 
 def _extract_zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, writer: _Writer) -> None:
     name = info.filename
-    path = writer.path_for(name)
+    rel = writer.path_for(name)
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise _bad("entry is a symbolic link", name)
-    if path is None:
+    if rel is None:
         return
     if info.is_dir() or stat.S_ISDIR(mode):
-        writer.mkdir(path, name)
+        writer.mkdir(rel, name)
         return
     if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
         raise _bad("entry is not a regular file (device, FIFO or socket)", name)
@@ -198,7 +205,7 @@ def _extract_zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, writer: _Writ
         raise _bad("entry is encrypted", name)
     try:
         with zf.open(info) as source:
-            writer.write(path, source, name)
+            writer.write(rel, source, name)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise _bad(f"entry is corrupt: {exc}", name) from exc
 
@@ -208,17 +215,17 @@ def _extract_tar_gz(archive: Path, writer: _Writer) -> None:
         with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as tf:
             for member in tf:
                 name = member.name
-                path = writer.path_for(name)
+                rel = writer.path_for(name)
                 if member.issym() or member.islnk():
                     raise _bad("entry is a link", name)
-                if path is None:
+                if rel is None:
                     continue
                 if member.isdir():
-                    writer.mkdir(path, name)
+                    writer.mkdir(rel, name)
                 elif member.isreg() and not member.issparse():
                     source = tf.extractfile(member)
                     assert source is not None  # regular members always have data
-                    writer.write(path, source, name)
+                    writer.write(rel, source, name)
                 else:
                     raise _bad("entry is not a regular file (device, FIFO or socket)", name)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:

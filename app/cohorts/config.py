@@ -25,6 +25,7 @@ PresetName = Literal["generic", "fitzpatrick17k", "isic2019", "chexpert", "dicom
 FITZPATRICK_CLASSES = ("benign", "malignant", "non-neoplastic")
 ISIC_CLASSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 SPLITS = ("train", "val", "test")
+MAX_AGE = 130  # years; larger ages are data errors
 
 _DEFAULT_CHANNELS = {"fitzpatrick17k": 3, "isic2019": 3, "chexpert": 1, "dicom": 1, "generic": 3}
 _DEFAULT_POSITIVE = {"fitzpatrick17k": "malignant", "isic2019": "MEL"}
@@ -90,6 +91,7 @@ class CohortConfig(BaseModel):
     age_column: str | None = None
     age_bins: list[int] = Field(
         default_factory=lambda: [40, 60, 75],
+        min_length=1,
         description="bin edges for age_group: [40, 60, 75] gives <40, 40-59, 60-74, >=75",
     )
     patient_id_column: str | None = None

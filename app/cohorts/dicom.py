@@ -36,6 +36,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from app.cohorts.config import MAX_AGE
+
 _SEX = {"M": "male", "F": "female", "O": "other"}
 _AGE = re.compile(r"^(\d{3})([DWMY])$")
 _DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Y": 365.25}
@@ -65,7 +67,10 @@ def parse_age(value: str) -> float | None:
     match = _AGE.match(value)
     if not match:
         raise DicomError(f"PatientAge {value!r} is not a DICOM age like '063Y'")
-    return round(int(match.group(1)) * _DAYS_PER_UNIT[match.group(2)] / 365.25, 2)
+    years = round(int(match.group(1)) * _DAYS_PER_UNIT[match.group(2)] / 365.25, 2)
+    if years > MAX_AGE:
+        raise DicomError(f"PatientAge {value!r} is above {MAX_AGE} years")
+    return years
 
 
 def read_demographics(path: Path, salt: bytes) -> Demographics:

@@ -123,8 +123,7 @@ def decode_into_store(
     """Decode ``(row, path)`` pairs into rows of the cache's image array; return ``(row, error)``s.
 
     The array is opened for this chunk only, so a process holds at most one chunk of written pages.
-    Rows are not flushed here: a synchronous write per chunk cost ~40 % of throughput; the caller
-    syncs the whole file once at the end.
+    Rows are not flushed here (see ``ingest``): a synchronous write per chunk cost ~40 % of throughput.
     """
     store = open_image_store(folder, n, size, channels)
     errors = []

@@ -27,13 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.cohorts import dicom
-from app.cohorts.config import FITZPATRICK_CLASSES, ISIC_CLASSES, CohortConfig
+from app.cohorts.config import FITZPATRICK_CLASSES, ISIC_CLASSES, MAX_AGE, CohortConfig
 
 _SEX = {"male": "male", "m": "male", "female": "female", "f": "female", "other": "other", "o": "other"}
 _MISSING_SEX = {"unknown", "u"}
 _TRUE = {"1", "1.0", "true"}
 _FALSE = {"0", "0.0", "false"}
-MAX_AGE = 130
 _CHEXPERT_POLICY = {"positive": 1, "negative": 0, "exclude": None}
 _CHEXPERT_PATIENT = re.compile(r"patient\d+")
 
@@ -85,9 +84,7 @@ class RowReader:
         return None
 
     def sex(self, column: str) -> str | None:
-        return self.check_sex(column, self.text(column))
-
-    def check_sex(self, column: str, value: str | None) -> str | None:
+        value = self.text(column)
         if value is None or value.lower() in _MISSING_SEX:
             return None
         if value.lower() not in _SEX:
@@ -104,10 +101,7 @@ class RowReader:
         except ValueError:
             self.fail(column, f"age {value!r} is not a number")
             return None
-        return self.check_age(column, age)
-
-    def check_age(self, column: str, age: float | None) -> float | None:
-        if age is not None and not 0 <= age <= MAX_AGE:
+        if not 0 <= age <= MAX_AGE:
             self.fail(column, f"age {age:g} is outside 0-{MAX_AGE}")
             return None
         return age
