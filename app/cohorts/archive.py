@@ -8,6 +8,7 @@
   ``max_compression_ratio`` × the archive's size. Sizes are counted on the bytes actually written,
   whatever the headers claim (a zip's declared sizes are only used to refuse early).
 - Streaming: entries are copied in 1 MiB chunks, so memory stays flat whatever the archive size.
+  Zip entries are all checked before any is written.
 - Skipped silently: macOS/Windows clutter (``__MACOSX/``, ``._*``, ``.DS_Store``, ``Thumbs.db``).
 - On any error everything extracted is removed before ``InputError`` is raised.
 
@@ -173,6 +174,7 @@ class _Writer:
 
 
 def _extract_zip(archive: Path, writer: _Writer) -> None:
+    """Check every entry first, so nothing is written for an archive with a bad entry anywhere."""
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
@@ -182,32 +184,38 @@ def _extract_zip(archive: Path, writer: _Writer) -> None:
             for info in infos:
                 declared += info.file_size
                 writer.check_budget(declared, info.filename)
-            for info in infos:
-                _extract_zip_entry(zf, info, writer)
+            files = [(info, rel) for info in infos if (rel := _check_zip_entry(info, writer)) is not None]
+            for info, rel in files:
+                _copy_zip_entry(zf, info, rel, writer)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         raise _bad(f"the zip archive is corrupt or unsupported: {exc}") from exc
 
 
-def _extract_zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, writer: _Writer) -> None:
+def _check_zip_entry(info: zipfile.ZipInfo, writer: _Writer) -> str | None:
+    """The path of a file entry to copy; ``None`` for skipped clutter and (created) folders."""
     name = info.filename
     rel = writer.path_for(name)
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise _bad("entry is a symbolic link", name)
     if rel is None:
-        return
+        return None
     if info.is_dir() or stat.S_ISDIR(mode):
         writer.mkdir(rel, name)
-        return
+        return None
     if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
         raise _bad("entry is not a regular file (device, FIFO or socket)", name)
     if info.flag_bits & 0x1:
         raise _bad("entry is encrypted", name)
+    return rel
+
+
+def _copy_zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, rel: str, writer: _Writer) -> None:
     try:
         with zf.open(info) as source:
-            writer.write(rel, source, name)
+            writer.write(rel, source, info.filename)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise _bad(f"entry is corrupt: {exc}", name) from exc
+        raise _bad(f"entry is corrupt: {exc}", info.filename) from exc
 
 
 def _extract_tar_gz(archive: Path, writer: _Writer) -> None:

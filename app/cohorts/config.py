@@ -131,9 +131,7 @@ class CohortConfig(BaseModel):
             raise ValueError(f"positive_class must be one of {', '.join(choices)} for {self.preset}")
         if len(set(self.sensitive_attributes)) != len(self.sensitive_attributes):
             raise ValueError("sensitive_attributes lists a column twice")
-        if any(b <= a for a, b in zip(self.age_bins, self.age_bins[1:], strict=False)) or (
-            self.age_bins and self.age_bins[0] <= 0
-        ):
+        if self.age_bins[0] <= 0 or any(b <= a for a, b in zip(self.age_bins, self.age_bins[1:], strict=False)):
             raise ValueError("age_bins must be positive and strictly increasing")
         return self
 
