@@ -17,7 +17,7 @@ from app.core.deps import Predictor, Reader, SessionDep, SettingsDep, Writer, ma
 from app.core.pagination import paginate
 from app.serving import registry, service
 from app.serving.download import iter_and_close, model_archive, model_file
-from app.serving.inputs import read_predict_request
+from app.serving.inputs import ImageInput, read_predict_request
 from app.serving.models import ModelVersion
 from app.serving.monitoring import monitor
 from app.serving.runtime import MANIFEST, ModelCache, ModelFiles, model_cache
@@ -79,6 +79,12 @@ PREDICT_BODY: dict[str, Any] = {
 }
 
 
+async def predict_inputs(request: Request) -> list[ImageInput]:
+    """The prediction body, read before the API key is checked (as FastAPI reads declared bodies), so
+    no database transaction is open while it streams in."""
+    return await read_predict_request(request, request.app.state.settings.max_predict_batch)
+
+
 def _model(session: SessionDep, organisation_id: str, model_ref: str) -> ModelVersion:
     return registry.resolve(session, organisation_id, model_ref)[0]
 
@@ -137,12 +143,17 @@ def download_model(
     description=MODEL_REF,
 )
 async def predict(
-    model_ref: str, request: Request, principal: Predictor, session: SessionDep, settings: SettingsDep, cache: CacheDep
+    model_ref: str,
+    request: Request,
+    inputs: Annotated[list[ImageInput], Depends(predict_inputs)],  # first: resolved before the key check
+    principal: Predictor,
+    session: SessionDep,
+    settings: SettingsDep,
+    cache: CacheDep,
 ) -> PredictResponse:
     """Early-exit prediction for one or more images (PNG, JPEG or DICOM) with the model's own
     preprocessing; each result is stored with its demographics for monitoring."""
     mark_resource(request, model_ref)
-    inputs = await read_predict_request(request, settings.max_predict_batch)
     return await run_in_threadpool(
         service.predict, session, settings, cache, principal.organisation_id, model_ref, inputs
     )

@@ -147,8 +147,8 @@ class ModelCache:
 _create_lock = threading.Lock()
 
 
-def model_cache(request: Request) -> ModelCache:
-    """The app's cache, created on first use (dependency)."""
+async def model_cache(request: Request) -> ModelCache:
+    """The app's cache, created on first use (dependency; async only to skip a threadpool hop)."""
     state = request.app.state
     with _create_lock:
         cache: ModelCache | None = getattr(state, "model_cache", None)

@@ -32,8 +32,18 @@ def predict(
     ref: str,
     inputs: Sequence[ImageInput],
 ) -> PredictResponse:
-    """Run the early-exit chain on one batch and store one Prediction row per image."""
+    """Run the early-exit chain on one batch and store one Prediction row per image.
+
+    Unlike other services this one commits, twice, on purpose: on SQLite every transaction takes the
+    write lock at its first statement (``BEGIN IMMEDIATE``), so the read transaction (key, model) ends
+    before model loading and inference, and the rows' transaction ends here, in the worker thread,
+    rather than after control has gone back to the event loop. Concurrent predictions then hold the
+    lock for milliseconds instead of queueing behind each other's inference. Nothing is written before
+    the first commit, so a request that fails later still leaves nothing.
+    """
     model, alias = registry.resolve(session, organisation_id, ref)
+    evaluation_id = registry.training_evaluations(session, organisation_id, [model.id]).get(model.id)
+    session.commit()
     loaded = cache.get(ModelFiles.of(settings, model))
     result = loaded.predict([i.data for i in inputs], [i.name for i in inputs], settings.max_image_pixels)
     labels, confidence = loaded.labels(result.probability), result.confidence
@@ -50,11 +60,11 @@ def predict(
         for k, item in enumerate(inputs)
     ]
     session.add_all(rows)
-    session.flush()
+    session.commit()
     return PredictResponse(
         model_id=model.id,
         model_sha256=loaded.sha256,
-        evaluation_id=registry.training_evaluations(session, organisation_id, [model.id]).get(model.id),
+        evaluation_id=evaluation_id,
         alias=alias,
         operating_threshold=loaded.operating_threshold,
         predictions=[

@@ -106,6 +106,7 @@ def test_a_predictor_predicts_and_posts_outcomes_but_cannot_upload_train_or_read
     assert client.post("/v1/jobs", headers=predictor, json={"cohort_id": "coh_x", "method": "erm"}).status_code == 403
     assert client.get("/v1/models", headers=predictor).status_code == 403
     assert client.get(f"/v1/models/{served.id}/onnx", headers=predictor).status_code == 403
+    assert client.post(f"/v1/models/{served.id}/predict", **multipart(noise_images(1))).status_code == 401
 
 
 def test_a_tampered_model_is_refused(client, served):
