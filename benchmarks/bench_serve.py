@@ -1,0 +1,405 @@
+"""Serving benchmark: early exit vs full depth, the HTTP service vs raw ONNX Runtime, ONNX Runtime vs PyTorch.
+
+One model per run, exported once with the real exporter (parity check included) and measured three ways
+on the same files and the same synthetic images:
+
+1. Early exit vs full depth (images/s at ``--batch``): the served early-exit chain against the full graph
+   (every exit computed) and against the same chain with early exit switched off. The network has random
+   weights (BatchNorm statistics randomised too) and its exit thresholds are set on a synthetic
+   validation split at quantiles of its own exit confidences (``--exit-shares``: the share meant to leave
+   at each internal exit); the exit fractions printed are those measured on the separate test split.
+2. Service overhead: single-image prediction requests over HTTP to a real uvicorn server on 127.0.0.1
+   (``--clients`` concurrent keep-alive clients, ``--requests`` in all; the server writes a Prediction
+   row and an audit row per request) against raw ONNX Runtime in this process on the same images
+   (the early-exit chain on already-normalised single images, sequentially and from ``--clients``
+   threads; the better of the two is the reference). Also shown: decode + preprocessing + chain in
+   process, and what batching 8 single images together (micro-batching) would do to raw inference.
+   The clients run on the same cores as the server, so the service is charged for them too.
+   With the default SQLite database, concurrent clients currently stall: the audit middleware writes
+   its row synchronously on the event loop while another request holds SQLite's write lock (every
+   transaction begins IMMEDIATE) and needs the loop to finish — each stall lasts the 30 s busy
+   timeout. Until that write moves off the loop, measure with ``--database-url`` (PostgreSQL).
+3. ONNX Runtime vs PyTorch eager (CPU, same threads) for the same network's full forward pass.
+
+Targets: early exit ≥ 1.5× full depth when at least half the images leave at exit 1 or 2; the service
+≥ 0.7× raw ONNX Runtime throughput.
+
+    .venv/bin/python benchmarks/bench_serve.py                                  # resnet18, 128 px
+    .venv/bin/python benchmarks/bench_serve.py --backbone small --image-size 64 --requests 80  # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import io
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.auth.service import create_key, ensure_organisation
+from app.db.engine import make_engine, make_session_factory, transaction
+from app.db.migrate import upgrade_to_head
+from app.serving.models import ModelVersion
+from app.serving.onnx_chain import OnnxChain, cpu_count, make_session
+from app.serving.preprocess import Preprocessing
+from app.serving.runtime import MANIFEST, LoadedModel, ModelFiles, load_model
+from app.training.data import normalization
+from app.training.export import export_model
+from app.training.networks import MultiExitNet, build_network, exit_costs
+
+BOUNDARY = "benchserveboundary"
+
+
+def synthetic_pngs(n: int, size: int, seed: int) -> list[bytes]:
+    """Smooth random colour patterns, 25 % larger than the model input (decoding resizes them)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    side = size + size // 4
+    out = []
+    for _ in range(n):
+        coarse = rng.integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+        image = Image.fromarray(coarse).resize((side, side), Image.Resampling.BILINEAR)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        out.append(buffer.getvalue())
+    return out
+
+
+def random_network(backbone: str, size: int, seed: int) -> MultiExitNet:
+    torch.manual_seed(seed)
+    net = build_network(backbone, in_channels=3, image_size=size, multi_exit=True).eval()
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                assert module.running_mean is not None and module.running_var is not None
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+    return net
+
+
+def set_thresholds(probs: np.ndarray, shares: list[float]) -> list[float | None]:
+    """θ per internal exit so that about ``shares[e]`` of all samples leave at exit e (on ``probs``)."""
+    confidence = np.maximum(probs, 1 - probs)
+    alive = np.ones(len(probs), dtype=bool)
+    thresholds: list[float | None] = []
+    for e, share in enumerate(shares):
+        k = round(share * len(probs))
+        c = np.sort(confidence[alive, e])[::-1]
+        if k <= 0 or len(c) == 0:
+            thresholds.append(None)
+            continue
+        theta = float(c[min(k, len(c)) - 1])
+        thresholds.append(theta)
+        alive &= confidence[:, e] < theta
+    return [*thresholds, None]
+
+
+def input_description(size: int) -> dict[str, Any]:
+    """The model.json entries serving feeds the graphs by (RGB, the trainer's normalisation)."""
+    mean, std = normalization(3)
+    return {
+        "input": {"name": "image", "layout": "NCHW", "dtype": "float32", "channels": 3, "height": size, "width": size},
+        "preprocessing": {"color_mode": "RGB", "scale": 1 / 255, "mean": list(mean), "std": list(std)},
+    }
+
+
+def export(net: MultiExitNet, folder: Path, size: int, val: np.ndarray, shares: list[float]) -> dict[str, Any]:
+    with torch.no_grad():
+        probs = torch.sigmoid(net(torch.from_numpy(val))).numpy()
+    thresholds = set_thresholds(probs, shares)
+    metadata = {
+        **input_description(size),
+        "method": "fair_multi_exit",
+        "operating_threshold": 0.5,
+        "exit_thresholds": thresholds,
+        "exit_costs": list(exit_costs(net).fractions),
+    }
+    return export_model(net, folder, parity_images=val[:8], exit_thresholds=thresholds, metadata=metadata)
+
+
+def verified_files(folder: Path, manifest: dict[str, Any]) -> ModelFiles:
+    expected = {name: info["sha256"] for name, info in manifest["files"].items()}
+    expected[MANIFEST] = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+    return ModelFiles("bench", folder, expected)
+
+
+def rate(fn: Callable[[], Any], items: int, rounds: int) -> float:
+    """Median items/s over ``rounds`` timed calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return items / statistics.median(times)
+
+
+def map_all(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    return [fn(item) for item in items]
+
+
+def batches(x: np.ndarray, size: int) -> list[np.ndarray]:
+    return [np.ascontiguousarray(x[i : i + size]) for i in range(0, len(x), size)]
+
+
+def early_exit_vs_full(model: LoadedModel, folder: Path, x: np.ndarray, batch: int, rounds: int, threads: int) -> None:
+    chain = model.chain
+    no_exit = OnnxChain(chain.sessions, chain.specs, [None] * chain.n_exits)
+    full = make_session(folder / "full.onnx", threads)
+    parts = batches(x, batch)
+    exits = np.concatenate([chain.run(p).exit_index for p in parts])
+    fractions = np.bincount(exits, minlength=chain.n_exits) / len(exits)
+    ee = rate(lambda: [chain.run(p) for p in parts], len(x), rounds)
+    deep = rate(lambda: [no_exit.run(p) for p in parts], len(x), rounds)
+    graph = rate(lambda: [full.run(None, {"image": p}) for p in parts], len(x), rounds)
+    costs = np.asarray(model.manifest["exit_costs"])
+    print(f"\n1. Early exit vs full depth ({len(x)} test images, batch {batch})")
+    print("   exit fractions (1-based exits): " + ", ".join(f"{e + 1}: {f:.0%}" for e, f in enumerate(fractions)))
+    print(f"   left at exit 1 or 2: {fractions[:2].sum():.0%}; expected compute {float(costs[exits].mean()):.2f}")
+    print(f"   full graph        {graph:8.1f} img/s")
+    print(f"   chain, no exit    {deep:8.1f} img/s")
+    print(f"   chain, early exit {ee:8.1f} img/s   -> {ee / graph:.2f}x the full graph, {ee / deep:.2f}x the chain")
+
+
+def onnx_vs_torch(net: MultiExitNet, folder: Path, x: np.ndarray, batch: int, rounds: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    full = make_session(folder / "full.onnx", threads)
+    print(f"\n3. ONNX Runtime vs PyTorch eager (full forward, {threads} threads)")
+    for size in (1, batch):
+        parts = batches(x[: max(size, min(len(x), 8 * size))], size)
+        n = sum(len(p) for p in parts)
+        tensors = [torch.from_numpy(p) for p in parts]
+        with torch.inference_mode():
+            eager = rate(partial(map_all, net, tensors), n, rounds)
+        ort_rate = rate(partial(map_all, lambda p: full.run(None, {"image": p}), parts), n, rounds)
+        ratio = ort_rate / eager
+        print(f"   batch {size:3d}: eager {eager:8.1f} img/s, ONNX Runtime {ort_rate:8.1f} img/s -> {ratio:.2f}x")
+
+
+def multipart_body(png: bytes) -> bytes:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="images"; filename="x.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    return head + png + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(
+    work: Path, folder: Path, manifest: dict[str, Any], database_url: str | None
+) -> tuple[subprocess.Popen[bytes], int, str]:
+    """Migrate the database (a fresh SQLite file by default), register the model and a predictor key,
+    start uvicorn."""
+    env = {
+        **os.environ,
+        "FAIRAUDIT_DATABASE_URL": database_url or f"sqlite:///{work / 'fairaudit.db'}",
+        "FAIRAUDIT_DATA_DIR": str(work / "data"),
+        "FAIRAUDIT_MODEL_DIR": str(work / "models"),
+        "FAIRAUDIT_SUPERVISOR_ENABLED": "false",
+    }
+    engine = make_engine(env["FAIRAUDIT_DATABASE_URL"])
+    upgrade_to_head(engine)
+    shutil.copytree(folder, work / "models" / "mdl_bench")
+    with transaction(make_session_factory(engine)) as session:
+        org = ensure_organisation(session, "bench")
+        _, key = create_key(session, org.id, "predictor")
+        session.add(
+            ModelVersion(
+                id="mdl_bench",
+                organisation_id=org.id,
+                method="fair_multi_exit",
+                backbone="bench",
+                path="mdl_bench",
+                sha256=hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest(),
+                files={name: info["sha256"] for name, info in manifest["files"].items()},
+                thresholds={"operating": manifest["operating_threshold"], "exits": manifest["exit_thresholds"]},
+                config={},
+            )
+        )
+    engine.dispose()
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    server = subprocess.Popen(command, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return server, port, key
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
+def http_load(port: int, key: str, bodies: list[bytes], requests: int, clients: int) -> tuple[float, list[float]]:
+    """Requests/s and per-request latencies (s) of ``clients`` keep-alive clients sharing ``requests``."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            start = time.perf_counter()
+            conn.request("POST", "/v1/models/mdl_bench/predict", body=bodies[i % len(bodies)], headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies.append(elapsed)
+                if response.status != 200:
+                    errors.append(payload.decode()[:200])
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[0]}")
+    return requests / wall, latencies
+
+
+def raw_concurrent(model: LoadedModel, singles: list[np.ndarray], requests: int, clients: int) -> float:
+    counter, lock = iter(range(requests)), threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            model.chain.run(singles[i % len(singles)])
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return requests / (time.perf_counter() - start)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q))
+
+
+def service_overhead(
+    model: LoadedModel,
+    folder: Path,
+    work: Path,
+    pngs: list[bytes],
+    x: np.ndarray,
+    args: argparse.Namespace,
+) -> None:
+    requests, clients = args.requests, args.clients
+    singles = [np.ascontiguousarray(x[i : i + 1]) for i in range(len(x))]
+    latencies = []
+    for i in range(requests):
+        start = time.perf_counter()
+        model.chain.run(singles[i % len(singles)])
+        latencies.append(time.perf_counter() - start)
+    sequential = requests / sum(latencies)
+    concurrent = raw_concurrent(model, singles, requests, clients)
+    raw = max(sequential, concurrent)
+    decode_start = time.perf_counter()
+    for i in range(requests):
+        model.predict([pngs[i % len(pngs)]], ["x"], 10**8)
+    in_process = requests / (time.perf_counter() - decode_start)
+    eight = batches(x[: 8 * max(1, len(x) // 8)], 8)
+    batched = rate(lambda: [model.chain.run(b) for b in eight], 8 * len(eight), 3)
+
+    server, port, key = start_server(work, folder, model.manifest, args.database_url)
+    try:
+        bodies = [multipart_body(p) for p in pngs]
+        http_load(port, key, bodies, min(requests, 2 * clients), clients)  # warm-up: loads the model
+        throughput, http_latencies = http_load(port, key, bodies, requests, clients)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    backend = (args.database_url or "sqlite").split(":")[0]
+    print(f"\n2. Service overhead ({requests} single-image requests, {clients} concurrent clients, {backend})")
+    print(f"   raw ONNX Runtime chain, sequential    {sequential:8.1f} img/s  p50 {pct(latencies, 50):6.2f} ms")
+    print(f"   raw ONNX Runtime chain, {clients} threads     {concurrent:8.1f} img/s")
+    print(f"   decode + preprocess + chain, in process {in_process:6.1f} img/s")
+    print(f"   HTTP service (uvicorn, 127.0.0.1)     {throughput:8.1f} img/s  ", end="")
+    print(f"p50 {pct(http_latencies, 50):6.2f} ms  p99 {pct(http_latencies, 99):6.2f} ms")
+    print(f"   -> service / raw ONNX Runtime: {throughput / raw:.2f}x")
+    print(f"   micro-batching bound: raw chain at batch 8 {batched:.1f} img/s vs batch 1 {sequential:.1f} img/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="resnet18", choices=["resnet18", "small", "vgg11"])
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--n-val", type=int, default=64, help="images the exit thresholds are set on")
+    parser.add_argument("--n-test", type=int, default=128, help="images every throughput is measured on")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=240)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--exit-shares", default="0.4,0.2,0.1,0.1", help="share meant to leave at exits 1-4")
+    parser.add_argument("--threads", type=int, default=cpu_count())
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--database-url", help="an empty database for the server (default: a new SQLite file)")
+    args = parser.parse_args()
+    shares = [float(s) for s in args.exit_shares.split(",")]
+
+    with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
+        work = Path(tmp)
+        net = random_network(args.backbone, args.image_size, args.seed)
+        if len(shares) != net.n_exits - 1:
+            parser.error(f"--exit-shares needs {net.n_exits - 1} values")
+        pngs = synthetic_pngs(args.n_val + args.n_test, args.image_size, args.seed)
+        start = time.perf_counter()
+        folder = work / "export" / "mdl_bench"
+        prep = Preprocessing.from_manifest(input_description(args.image_size))
+        x_all = prep.normalise(prep.decode(pngs, [str(i) for i in range(len(pngs))], 10**8))
+        x_val, x_test = x_all[: args.n_val], x_all[args.n_val :]
+        manifest = export(net, folder, args.image_size, x_val, shares)
+        model = load_model(verified_files(folder, manifest), args.threads, ["CPUExecutionProvider"])
+        print(
+            f"{args.backbone} at {args.image_size} px, {net.n_exits} exits, exported in "
+            f"{time.perf_counter() - start:.0f} s; thresholds {model.chain.thresholds}; "
+            f"ONNX Runtime {args.threads} intra-op threads, no spinning"
+        )
+        early_exit_vs_full(model, folder, x_test, args.batch, args.rounds, args.threads)
+        service_overhead(model, folder, work, pngs[args.n_val :], x_test, args)
+        onnx_vs_torch(net, folder, x_test, args.batch, args.rounds, args.threads)
+
+
+if __name__ == "__main__":
+    main()
