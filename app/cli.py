@@ -131,16 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairaudit", description="FairAudit: clinical fairness audits.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser(
-        "serve", help="migrate the database, then serve the API with the embedded defaults"
-    )
+    serve = sub.add_parser("serve", help="migrate the database, then serve the API with the embedded defaults")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.set_defaults(func=cmd_serve)
 
-    sub.add_parser("migrate", help="upgrade the database to the latest migration").set_defaults(
-        func=cmd_migrate
-    )
+    sub.add_parser("migrate", help="upgrade the database to the latest migration").set_defaults(func=cmd_migrate)
 
     worker = sub.add_parser(
         "worker",
@@ -170,9 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--image-size", type=int, default=128)
     synth.set_defaults(func=cmd_synth)
 
-    demo = sub.add_parser(
-        "demo", help="run the whole loop against a running server (started by `fairaudit serve`)"
-    )
+    demo = sub.add_parser("demo", help="run the whole loop against a running server (started by `fairaudit serve`)")
     demo.add_argument("--url", help="the server (default: FAIRAUDIT_HOST:FAIRAUDIT_PORT)")
     demo.add_argument("--n", type=int, default=1500, help="synthetic images")
     demo.add_argument("--image-size", type=int, default=64)

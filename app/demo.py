@@ -128,24 +128,18 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
 
     auditor, predictor = _keys(settings)
     work = Path(tempfile.mkdtemp(prefix="fairaudit-demo-"))
-    print(
-        f"1. Synthetic dermatology cohort: {n} images, {image_size} px (planted bias: fainter lesions on dark skin)"
-    )
+    print(f"1. Synthetic dermatology cohort: {n} images, {image_size} px (planted bias: fainter lesions on dark skin)")
     archive = work / "derm.zip"
     write_derm_archive(archive, n=n, seed=11, image_size=image_size)
     held_out = work / "held-out.zip"
     write_derm_archive(held_out, n=40, seed=12345, image_size=image_size)
 
-    with httpx.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {auditor}"}, timeout=120
-    ) as client:
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {auditor}"}, timeout=120) as client:
         print("2. Upload")
         config = {"name": "demo derm", "preset": "fitzpatrick17k", "image_size": image_size}
         with archive.open("rb") as fh:
             cohort = _check(
-                client.post(
-                    "/v1/cohorts", files={"archive": ("derm.zip", fh)}, data={"config": json.dumps(config)}
-                )
+                client.post("/v1/cohorts", files={"archive": ("derm.zip", fh)}, data={"config": json.dumps(config)})
             )
         cohort = _wait_cohort(client, cohort["id"])
         print(
@@ -156,9 +150,7 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
         print("3. Train a baseline and a fair multi-exit model")
         methods = {"erm (baseline)": "erm", "fair_multi_exit_pairwise_eo": "fair_multi_exit_pairwise_eo"}
         jobs = {
-            name: _check(
-                client.post("/v1/jobs", json={"cohort_id": cohort["id"], "method": method, **TRAINING})
-            )["id"]
+            name: _check(client.post("/v1/jobs", json={"cohort_id": cohort["id"], "method": method, **TRAINING}))["id"]
             for name, method in methods.items()
         }
         finished = _wait_jobs(client, jobs)
@@ -178,9 +170,7 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
             )
         names = list(evaluations)
         comparison = _check(
-            client.post(
-                "/v1/compare", json={"evaluation_ids": [evaluations[n]["id"] for n in names], "n_boot": 1000}
-            )
+            client.post("/v1/compare", json={"evaluation_ids": [evaluations[n]["id"] for n in names], "n_boot": 1000})
         )
         for row in comparison["comparisons"][0]["differences"]:
             wanted = row["metric"] in ("auc", "pfd", "eopp1") and row["attribute"] in (
@@ -211,9 +201,7 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
     with zipfile.ZipFile(held_out) as zf:
         images = [name for name in zf.namelist() if name.endswith((".png", ".jpg"))][:4]
         files = [("images", (name, zf.read(name))) for name in images]
-    with httpx.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {predictor}"}, timeout=60
-    ) as client:
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {predictor}"}, timeout=60) as client:
         result = _check(client.post("/v1/models/production/predict", files=files))
     print(
         f"   model {result['model_id']} (sha256 {result['model_sha256'][:12]}…, evaluation {result['evaluation_id']})"

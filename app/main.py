@@ -15,6 +15,7 @@ from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.health import router as health_router
 from app.core.problems import install_problem_handlers
 from app.db.engine import make_engine, make_session_factory
+from app.fairness.router import router as fairness_router
 from app.jobs.router import router as jobs_router
 from app.jobs.supervisor import Supervisor
 from app.serving.router import router as serving_router
@@ -79,6 +80,6 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         upload_paths=("/v1/cohorts",),
     )
     app.add_middleware(AuditMiddleware)  # outermost: rejected uploads are audited too
-    for router in (health_router, keys_router, cohorts_router, jobs_router, serving_router):
+    for router in (health_router, keys_router, cohorts_router, jobs_router, serving_router, fairness_router):
         app.include_router(router)
     return app

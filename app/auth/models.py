@@ -28,9 +28,7 @@ class ApiKey(TimestampMixin, Base):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = id_column("key")
-    organisation_id: Mapped[str] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
-    )
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200), default="")
     prefix: Mapped[str] = mapped_column(String(16), unique=True)

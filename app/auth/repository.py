@@ -17,14 +17,10 @@ def get_key_by_prefix(session: Session, prefix: str) -> ApiKey | None:
 
 
 def get_key(session: Session, organisation_id: str, key_id: str) -> ApiKey | None:
-    return session.scalar(
-        select(ApiKey).where(ApiKey.id == key_id, ApiKey.organisation_id == organisation_id)
-    )
+    return session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.organisation_id == organisation_id))
 
 
 def list_keys(session: Session, organisation_id: str) -> list[ApiKey]:
     return list(
-        session.scalars(
-            select(ApiKey).where(ApiKey.organisation_id == organisation_id).order_by(ApiKey.created_at)
-        )
+        session.scalars(select(ApiKey).where(ApiKey.organisation_id == organisation_id).order_by(ApiKey.created_at))
     )

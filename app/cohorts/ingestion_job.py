@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.cohorts import storage
-from app.cohorts.ingest import build_cache
+from app.cohorts.ingest import IngestCancelled, build_cache
 from app.cohorts.manifest import ManifestItem, ParsedManifest
 from app.cohorts.models import Cohort, CohortItem
 from app.cohorts.summary import summarize
@@ -67,11 +67,13 @@ def run_ingestion(ctx: JobContext) -> Completion:
             should_cancel=ctx.should_cancel,
             max_pixels=ctx.settings.max_image_pixels,
         )
+    except IngestCancelled:
+        shutil.rmtree(cache, ignore_errors=True)
+        raise Cancelled() from None
     except BaseException as exc:
         shutil.rmtree(cache, ignore_errors=True)
         errors = exc.errors if isinstance(exc, InputError) else [{"message": str(exc) or type(exc).__name__}]
-        if not isinstance(exc, Cancelled):
-            _mark_failed(ctx, cohort.id, errors)
+        _mark_failed(ctx, cohort.id, errors)
         raise
     summary = summarize(
         [i.label for i in manifest.items],

@@ -18,9 +18,7 @@ class Cohort(TimestampMixin, Base):
     __tablename__ = "cohorts"
 
     id: Mapped[str] = id_column("coh")
-    organisation_id: Mapped[str] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
-    )
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     preset: Mapped[str] = mapped_column(String(32))
     config: Mapped[dict[str, Any]]

@@ -36,9 +36,7 @@ def upload_cohort(
 def list_cohorts(
     principal: Reader, session: SessionDep, limit: int = Query(50), cursor: str | None = None
 ) -> CohortList:
-    query = select(Cohort).where(
-        Cohort.organisation_id == principal.organisation_id, Cohort.deleted_at.is_(None)
-    )
+    query = select(Cohort).where(Cohort.organisation_id == principal.organisation_id, Cohort.deleted_at.is_(None))
     rows, next_cursor = paginate(session, query, Cohort, limit, cursor)
     return CohortList(items=[service.represent(session, c) for c in rows], next_cursor=next_cursor)
 

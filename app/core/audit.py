@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.models import AuditLogEntry
@@ -36,7 +37,9 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            self._record(scope, status["code"])
+            # Off the event loop: on SQLite the write waits for the database lock, and the request
+            # holding that lock may itself need the loop to finish.
+            await run_in_threadpool(self._record, scope, status["code"])
 
     def _record(self, scope: Scope, status_code: int) -> None:
         state: dict[str, Any] = scope.get("state", {})

@@ -16,9 +16,7 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimitMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, default_limit: int, upload_limit: int, upload_paths: tuple[str, ...]
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, default_limit: int, upload_limit: int, upload_paths: tuple[str, ...]) -> None:
         self.app = app
         self.default_limit = default_limit
         self.upload_limit = upload_limit

@@ -38,9 +38,7 @@ def readyz(request: Request) -> JSONResponse:
 def metrics(request: Request) -> str:
     """Job counts by kind and status, in the Prometheus text format."""
     with request.app.state.session_factory() as session:
-        rows = session.execute(
-            select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)
-        ).all()
+        rows = session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)).all()
     lines = ["# HELP fairaudit_jobs Jobs by kind and status.", "# TYPE fairaudit_jobs gauge"]
     lines += [f'fairaudit_jobs{{kind="{k}",status="{s}"}} {n}' for k, s, n in rows]
     return "\n".join(lines) + "\n"

@@ -27,9 +27,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         created, ident = json.loads(base64.urlsafe_b64decode(padded))
         return datetime.fromisoformat(created), str(ident)
     except Exception:
-        raise InputError(
-            "invalid cursor: pass the next_cursor of a previous page unchanged", status=400
-        ) from None
+        raise InputError("invalid cursor: pass the next_cursor of a previous page unchanged", status=400) from None
 
 
 def paginate(
@@ -39,9 +37,7 @@ def paginate(
         raise InputError(f"limit must be between 1 and {MAX_LIMIT}", status=400)
     if cursor:
         created, ident = decode_cursor(cursor)
-        query = query.where(
-            or_(model.created_at < created, and_(model.created_at == created, model.id < ident))
-        )
+        query = query.where(or_(model.created_at < created, and_(model.created_at == created, model.id < ident)))
     rows = list(session.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)))
     next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor

@@ -87,9 +87,7 @@ def parse_predictions_csv(raw: bytes, attributes: list[str]) -> PredictionSet:
     if "sample_id" in index:
         ids = np.array([row[index["sample_id"]].strip() for row in rows], dtype=object)
         if len(set(ids)) != len(ids):
-            raise InputError(
-                "sample_id values must be unique", [{"column": "sample_id", "message": "duplicates"}]
-            )
+            raise InputError("sample_id values must be unique", [{"column": "sample_id", "message": "duplicates"}])
     for a in attributes:
         observed = {v for v in groups[a] if v is not None}
         if len(observed) < 2:
@@ -97,6 +95,4 @@ def parse_predictions_csv(raw: bytes, attributes: list[str]) -> PredictionSet:
                 "every sensitive attribute needs at least two groups to compare",
                 [{"column": a, "message": f"only {sorted(observed) or 'missing values'} found"}],
             )
-    return PredictionSet(
-        y_true=y_true, exit_scores=y_score[:, None], groups=groups, threshold=0.5, sample_ids=ids
-    )
+    return PredictionSet(y_true=y_true, exit_scores=y_score[:, None], groups=groups, threshold=0.5, sample_ids=ids)

@@ -29,9 +29,7 @@ def model_card(evaluation: Evaluation, model: ModelVersion | None) -> dict[str, 
     metrics: list[dict[str, Any]] = []
     for grouping in (policy or {}).get("groupings", []):
         for group in grouping["groups"]:
-            slice_name = (
-                "overall" if grouping["kind"] == "overall" else f"{grouping['attribute']}={group['group']}"
-            )
+            slice_name = "overall" if grouping["kind"] == "overall" else f"{grouping['attribute']}={group['group']}"
             for name in HEADLINE_GROUP_METRICS:
                 entry = _metric(name, group["metrics"][name], slice_name)
                 if entry:
@@ -80,8 +78,6 @@ def model_card(evaluation: Evaluation, model: ModelVersion | None) -> dict[str, 
         "fairaudit": {
             "metric_definition_version": evaluation.metric_definition_version,
             "model_files_sha256": dict(model.files) if model else None,
-            "thresholds": dict(model.thresholds)
-            if model
-            else {"operating": report.get("config", {}).get("threshold")},
+            "thresholds": dict(model.thresholds) if model else {"operating": report.get("config", {}).get("threshold")},
         },
     }

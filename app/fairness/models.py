@@ -20,9 +20,7 @@ class Evaluation(TimestampMixin, Base):
     __tablename__ = "evaluations"
 
     id: Mapped[str] = id_column("evl")
-    organisation_id: Mapped[str] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
-    )
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(16), default="running")

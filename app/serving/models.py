@@ -17,9 +17,7 @@ class ModelVersion(TimestampMixin, Base):
     __tablename__ = "model_versions"
 
     id: Mapped[str] = id_column("mdl")
-    organisation_id: Mapped[str] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
-    )
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), unique=True)
     cohort_id: Mapped[str | None] = mapped_column(ForeignKey("cohorts.id"))
     method: Mapped[str] = mapped_column(String(64))
@@ -48,9 +46,7 @@ class Prediction(TimestampMixin, Base):
     __tablename__ = "predictions"
 
     id: Mapped[str] = id_column("prd")
-    organisation_id: Mapped[str] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), index=True
-    )
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
     model_version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"), index=True)
     probability: Mapped[float]
     label: Mapped[int]

@@ -54,7 +54,8 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
     scores = np.concatenate(probs)
     multi = scores.shape[1] > 1
     predictions = PredictionSet(
-        y_true=arrays.labels[index].astype(np.int64), exit_scores=scores,
+        y_true=arrays.labels[index].astype(np.int64),
+        exit_scores=scores,
         groups={name: values[index] for name, values in arrays.attributes.items()},
         threshold=float(manifest["operating_threshold"]),
         exit_index=exit_index(scores, manifest["exit_thresholds"]) if multi else None,
@@ -65,11 +66,21 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
 
     def register(session: Session) -> dict[str, Any]:
         stored = store_evaluation(
-            session, ctx.settings, organisation_id=ctx.organisation_id, kind="external",
-            name=f"{model_id} on {cohort_id} ({split})", predictions=predictions, report=outcome.report,
-            rows=outcome.rows, metric_definition_version=outcome.version, config=outcome.config,
-            model_version_id=model_id, cohort_id=cohort_id, job_id=ctx.job_id, split=split,
+            session,
+            ctx.settings,
+            organisation_id=ctx.organisation_id,
+            kind="external",
+            name=f"{model_id} on {cohort_id} ({split})",
+            predictions=predictions,
+            report=outcome.report,
+            rows=outcome.rows,
+            metric_definition_version=outcome.version,
+            config=outcome.config,
+            model_version_id=model_id,
+            cohort_id=cohort_id,
+            job_id=ctx.job_id,
+            split=split,
         )
         return {"evaluation_id": stored.id}
 
-    return Completion(result={"items": int(len(index))}, register=register)
+    return Completion(result={"items": len(index)}, register=register)

@@ -23,9 +23,7 @@ def weights_dir(settings: Settings) -> Path:
     return (settings.data_dir / "weights").resolve()
 
 
-def start_training(
-    session: Session, settings: Settings, principal: Principal, body: TrainingJobCreate
-) -> Job:
+def start_training(session: Session, settings: Settings, principal: Principal, body: TrainingJobCreate) -> Job:
     cohort = cohorts.require_ready(session, principal.organisation_id, body.cohort_id)
     arrays = load_cohort_arrays(cache_dir(settings, cohort.id))
     config = validate_training_config(body.training_config(), arrays)

@@ -13,6 +13,7 @@ import os
 import shutil
 from typing import Any
 
+import torch
 from sqlalchemy.orm import Session
 
 from app.cohorts.models import Cohort
@@ -61,6 +62,8 @@ def run_training_job(ctx: JobContext) -> Completion:
         if cohort is None or cohort.deleted_at is not None or cohort.status != "ready":
             raise InputError(f"cohort {ctx.cohort_id} is not available for training")
         cohort_attributes = list(cohort.attributes)
+    # one job per core share: oversubscribed OpenMP threads spin against each other on small machines
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // ctx.settings.max_concurrent_jobs))
     version = model_version_id_for(ctx.job_id)
     staging = staging_model_dir(ctx.settings, ctx.job_id)
     shutil.rmtree(staging, ignore_errors=True)
@@ -88,6 +91,8 @@ def run_training_job(ctx: JobContext) -> Completion:
     def register(session: Session) -> dict[str, Any]:
         final = ctx.settings.model_dir / version
         final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists() and session.get(ModelVersion, version) is None:
+            shutil.rmtree(final)  # left by an attempt killed between publishing and committing
         os.replace(result.model_path, final)
         on_rollback(session, lambda: shutil.rmtree(final, ignore_errors=True))
         model = ModelVersion(

@@ -21,9 +21,7 @@ def predictions_csv(n: int = 400, seed: int = 0, bias: float = 0.35, ids: bool =
     signal = np.where(sex == "male", 1.0, 1.0 - 2 * bias)
     score = 1 / (1 + np.exp(-(1.2 * signal * (2 * y - 1) + rng.normal(0, 1, n))))
     header = "sample_id,y_true,y_score,sex,site" if ids else "y_true,y_score,sex,site"
-    lines = [header] + [
-        (f"s{i}," if ids else "") + f"{y[i]},{score[i]:.6f},{sex[i]},{site[i]}" for i in range(n)
-    ]
+    lines = [header] + [(f"s{i}," if ids else "") + f"{y[i]},{score[i]:.6f},{sex[i]},{site[i]}" for i in range(n)]
     return "\n".join(lines) + "\n"
 
 
@@ -49,9 +47,7 @@ def test_audit_produces_a_stored_report_with_intervals(client, keys, session_fac
     assert pfd["value"] > 0.05, "the planted gap between men and women must show"
     female = next(g for g in sex["groups"] if g["group"] == "female")
     assert (
-        female["metrics"]["tpr"]["ci_low"]
-        <= female["metrics"]["tpr"]["value"]
-        <= female["metrics"]["tpr"]["ci_high"]
+        female["metrics"]["tpr"]["ci_low"] <= female["metrics"]["tpr"]["value"] <= female["metrics"]["tpr"]["ci_high"]
     )
     assert body["report"]["summary"]["verdict"]
     with session_factory() as session:
@@ -113,13 +109,9 @@ def test_compare_pairs_evaluations_on_the_same_samples(client, keys):
     first = post_audit(client, headers, predictions_csv(seed=1, bias=0.3)).json()["id"]
     same = post_audit(client, headers, predictions_csv(seed=1, bias=0.3)).json()["id"]
     fairer = post_audit(client, headers, predictions_csv(seed=1, bias=0.0)).json()["id"]
-    result = client.post(
-        "/v1/compare", headers=headers, json={"evaluation_ids": [first, same, fairer], "n_boot": 200}
-    )
+    result = client.post("/v1/compare", headers=headers, json={"evaluation_ids": [first, same, fairer], "n_boot": 200})
     assert result.status_code == 200, result.json()
     text = json.dumps(result.json())
     assert first in text and fairer in text
-    other_org = client.post(
-        "/v1/compare", headers=keys.headers(org="other"), json={"evaluation_ids": [first, same]}
-    )
+    other_org = client.post("/v1/compare", headers=keys.headers(org="other"), json={"evaluation_ids": [first, same]})
     assert other_org.status_code == 404

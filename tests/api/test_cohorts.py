@@ -60,9 +60,7 @@ def test_upload_ingests_into_a_ready_cohort_with_a_summary(client, keys, setting
     assert all(len(splits) == 1 for splits in by_patient.values()), "a patient spans two splits"
 
 
-def test_bad_manifest_is_rejected_with_every_row_named_and_nothing_left(
-    client, keys, settings, session_factory
-):
+def test_bad_manifest_is_rejected_with_every_row_named_and_nothing_left(client, keys, settings, session_factory):
     headers = keys.headers("auditor")
     manifest = (
         "image,label,sex,age,patient_id\nimg/0.png,1,male,40,p0\nimg/1.png,yes,male,41,p1\n"
@@ -109,14 +107,8 @@ def test_upload_over_the_size_limit_is_413_before_parsing(settings, keys, sessio
 def test_roles_and_organisations(client, keys):
     auditor = keys.headers("auditor", org="A")
     created = upload(client, auditor, make_zip(4)).json()
-    assert (
-        client.get(f"/v1/cohorts/{created['id']}", headers=keys.headers("auditor", org="B")).status_code
-        == 404
-    )
-    assert (
-        client.delete(f"/v1/cohorts/{created['id']}", headers=keys.headers("admin", org="B")).status_code
-        == 404
-    )
+    assert client.get(f"/v1/cohorts/{created['id']}", headers=keys.headers("auditor", org="B")).status_code == 404
+    assert client.delete(f"/v1/cohorts/{created['id']}", headers=keys.headers("admin", org="B")).status_code == 404
     assert upload(client, keys.headers("predictor", org="A"), make_zip(4)).status_code == 403
     assert client.get("/v1/cohorts", headers=auditor).json()["items"][0]["id"] == created["id"]
     assert client.get("/v1/cohorts", headers=keys.headers("auditor", org="B")).json()["items"] == []
@@ -142,9 +134,7 @@ def test_undecodable_image_fails_ingestion_cleanly(client, keys, settings, run_j
     with zipfile.ZipFile(buffer, "w") as zf:
         for info in src.infolist():
             payload = src.read(info)
-            zf.writestr(
-                info.filename, payload[: len(payload) // 2] if info.filename == "img/3.png" else payload
-            )
+            zf.writestr(info.filename, payload[: len(payload) // 2] if info.filename == "img/3.png" else payload)
     response = upload(client, headers, buffer.getvalue())
     if response.status_code == 202:  # decoding errors surface in the ingestion job
         run_jobs()

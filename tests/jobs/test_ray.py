@@ -193,11 +193,6 @@ def test_the_app_dispatches_jobs_to_ray_when_an_address_is_set(keys, ray_setting
         assert client.get(f"/v1/cohorts/{cohort['id']}", headers=headers).json()["status"] == "ready"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingestion turns a cancel into a failure: build_cache raises IngestCancelled, which "
-    "app/cohorts/ingestion_job.py does not translate into Cancelled (not a Ray matter: same locally)",
-)
 def test_a_cancel_is_honoured_by_the_run_on_ray(client, keys, ray_settings, session_factory):
     settings = ray_settings.model_copy(update={"cancel_grace_seconds": 120.0})  # no kill: the run ends it
     headers = keys.headers()
