@@ -50,3 +50,17 @@ def upload(client: TestClient, headers: dict[str, str], data: bytes, config: dic
         files={"archive": ("cohort.zip", data)},
         data={"config": json.dumps(config or CONFIG)},
     )
+
+
+# A training request that finishes in seconds on CPU: small backbone, 2 epochs, no augmentation.
+TRAIN = {
+    "method": "fair_multi_exit_pairwise_eo",
+    "sensitive_attributes": ["sex"],
+    "backbone": "small",
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 0.001,
+    "seed": 3,
+    "patience": None,
+    "augment": {"hflip": False, "vflip": False, "rotate_degrees": 0, "brightness": 0, "contrast": 0},
+}

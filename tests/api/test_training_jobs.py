@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archives import make_zip, upload
+from archives import TRAIN, make_zip, upload
 from sqlalchemy import func, select
 
 from app.fairness.models import Evaluation, MetricRow
 from app.jobs.models import Job
 from app.serving.models import ModelVersion
-
-TRAIN = {
-    "method": "fair_multi_exit_pairwise_eo",
-    "sensitive_attributes": ["sex"],
-    "backbone": "small",
-    "epochs": 2,
-    "batch_size": 16,
-    "lr": 0.001,
-    "seed": 3,
-    "patience": None,
-    "augment": {"hflip": False, "vflip": False, "rotate_degrees": 0, "brightness": 0, "contrast": 0},
-}
 
 
 def ready_cohort(client, headers, run_jobs, n: int = 120) -> str:

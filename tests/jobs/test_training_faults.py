@@ -97,7 +97,9 @@ def test_sigkilled_training_resumes_from_its_checkpoint(client, keys, settings, 
             select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "state").order_by(JobEvent.id)
         ).all()
     restart_at = next(e.id for e in attempts if e.data.get("attempt") == 2)
-    resumed_epochs = [e.data["epoch"] for e in second_run if e.id > restart_at and e.data.get("phase") == "train"]
+    resumed_epochs = [
+        e.data["epoch"] for e in second_run if e.id > restart_at and e.data.get("phase") in ("train", "validate")
+    ]
     assert resumed_epochs and min(resumed_epochs) >= 2, "the second attempt must resume, not start over"
     assert model_count(session_factory) == 1
     assert not (settings.data_dir / "jobs" / job_id).exists()

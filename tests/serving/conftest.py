@@ -13,25 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from archives import make_zip, upload
+from archives import TRAIN, make_zip, upload
 from serving_helpers import ServedModel, columns, insert_model
 from sqlalchemy import select
 
 from app.fairness.models import Evaluation
 from app.serving.models import ModelVersion
 from app.settings import Settings
-
-TRAIN = {
-    "method": "fair_multi_exit_pairwise_eo",
-    "sensitive_attributes": ["sex"],
-    "backbone": "small",
-    "epochs": 2,
-    "batch_size": 16,
-    "lr": 0.001,
-    "seed": 3,
-    "patience": None,
-    "augment": {"hflip": False, "vflip": False, "rotate_degrees": 0, "brightness": 0, "contrast": 0},
-}
 
 
 @dataclass(frozen=True)
