@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench
+.PHONY: serve test bench
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,4 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_metrics.py
 	$(VENV)/bin/python benchmarks/bench_ingest.py
 	$(VENV)/bin/python benchmarks/bench_train.py
+	$(VENV)/bin/python benchmarks/bench_serve.py

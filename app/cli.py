@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole loop against a running server (started by `fairaudit serve`)")
     demo.add_argument("--url", help="the server (default: FAIRAUDIT_HOST:FAIRAUDIT_PORT)")
-    demo.add_argument("--n", type=int, default=1500, help="synthetic images")
+    demo.add_argument("--n", type=int, default=2500, help="synthetic images")
     demo.add_argument("--image-size", type=int, default=64)
     demo.set_defaults(func=cmd_demo)
     return parser
@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the demo's output
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

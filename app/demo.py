@@ -23,7 +23,7 @@ from app.settings import Settings
 SKIN_ATTRIBUTE = "skin_tone"
 TRAINING = {
     "backbone": "small",
-    "epochs": 8,
+    "epochs": 6,
     "batch_size": 64,
     "lr": 0.002,
     "seed": 7,
@@ -90,6 +90,9 @@ def _wait_jobs(client: httpx.Client, jobs: dict[str, str]) -> dict[str, dict[str
             extra = f"{job['status']} epoch {progress.get('epoch', 0)}/{progress.get('epochs', '?')}" + (
                 f" val AUC {auc:.3f}" if isinstance(auc, float) else ""
             )
+            if job["status"] != "running":
+                best = (job.get("result") or {}).get("best_epoch")
+                extra = job["status"] + (f" (best epoch {best})" if best else "")
             lines.append(f"  {name:<34} {_bar(fraction)} {extra:<40}")
         sys.stdout.write(f"\x1b[{len(lines)}A")  # redraw the bars in place
         sys.stdout.write("\n".join(lines) + "\n")
@@ -185,14 +188,14 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
         for name, evaluation in evaluations.items():
             print(f"   report ({name}): {base_url}/v1/evaluations/{evaluation['id']}/report")
 
-        fairer = min(
-            names,
-            key=lambda n: (
-                _policy_value(evaluations[n]["report"], SKIN_ATTRIBUTE, "pfd")["value"]
-                if _policy_value(evaluations[n]["report"], SKIN_ATTRIBUTE, "pfd")["value"] is not None
-                else 9
-            ),
-        )
+        pfd = {n: _policy_value(evaluations[n]["report"], SKIN_ATTRIBUTE, "pfd")["value"] for n in names}
+        measured = [n for n in names if pfd[n] is not None]
+        if measured:
+            fairer = min(measured, key=lambda n: pfd[n])
+        else:
+            fairer = max(names, key=lambda n: _policy_value(evaluations[n]["report"], "overall", "auc")["value"] or 0)
+            print("   PFD could not be measured (too few positives per group in the test split; use a larger --n):")
+            print("   promoting the model with the higher AUC instead")
         model_id = finished[fairer]["result"]["model_version_id"]
         print(f"5. Promote the fairer model ({fairer}, {model_id}) to 'production'")
         _check(client.put("/v1/models/aliases/production", json={"model_version_id": model_id}))
