@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,7 @@ def age_group(age: float | None, edges: list[int]) -> str | None:
     return f"{edges[i - 1]}-{edges[i] - 1}"
 
 
-class Preset:
+class Preset(ABC):
     """Base: the columns a layout needs and the attributes it yields; subclasses map rows."""
 
     image_column: str
@@ -137,8 +138,9 @@ class Preset:
     def attributes(self) -> list[str]:
         return [*self.attribute_names, *self.extra_attributes]
 
+    @abstractmethod
     def map_row(self, r: RowReader) -> RowItem:
-        raise NotImplementedError
+        """Turn one manifest row into an item (label, patient, attributes) or raise a row error."""
 
     def image_attributes(self, path: Path) -> tuple[dict[str, str | None], str | None] | None:
         """Attributes and patient id read from the image file itself (only DICOM has any)."""
