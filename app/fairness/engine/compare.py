@@ -22,7 +22,7 @@ from app.fairness.engine.groups import build_design
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.intervals import percentile
 from app.fairness.engine.kernel import ColumnPlan, GroupArrays, plan_column, point_block
-from app.fairness.engine.report import METRIC_DEFINITION_VERSION, validate
+from app.fairness.engine.report import METRIC_DEFINITION_VERSION, run_config, validate
 from app.fairness.engine.significance import bootstrap_wald, holm
 from app.fairness.engine.status import OK, status_of
 
@@ -165,14 +165,7 @@ def compare_models(
 
     return {
         "metric_definition_version": METRIC_DEFINITION_VERSION,
-        "config": {
-            "attributes": list(attributes),
-            "intersections": intersections,
-            "n_boot": n_boot,
-            "seed": seed,
-            "min_count": min_count,
-            "confidence": confidence,
-        },
+        "config": run_config(attributes, intersections, n_boot, seed, min_count, confidence),
         "reference": names[0],
         "models": names,
         "n_matched": n_matched,

@@ -120,6 +120,20 @@ def score_columns(predictions: PredictionSet) -> tuple[list[np.ndarray], list[tu
     return columns, keys
 
 
+def run_config(
+    attributes: list[str], intersections: bool, n_boot: int, seed: int, min_count: int, confidence: float
+) -> dict:
+    """The settings a report or comparison was computed with, recorded beside its numbers."""
+    return {
+        "attributes": list(attributes),
+        "intersections": intersections,
+        "n_boot": n_boot,
+        "seed": seed,
+        "min_count": min_count,
+        "confidence": confidence,
+    }
+
+
 def build_report(
     predictions: PredictionSet,
     *,
@@ -154,12 +168,7 @@ def build_report(
     report = {
         "metric_definition_version": METRIC_DEFINITION_VERSION,
         "config": {
-            "attributes": list(attributes),
-            "intersections": intersections,
-            "n_boot": n_boot,
-            "seed": seed,
-            "min_count": min_count,
-            "confidence": confidence,
+            **run_config(attributes, intersections, n_boot, seed, min_count, confidence),
             "alpha": round(1.0 - confidence, 10),
             "threshold": float(predictions.threshold),
             "ece_bins": N_BINS,
