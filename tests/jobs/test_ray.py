@@ -64,6 +64,7 @@ def ray_address() -> Iterator[str]:
         f"--temp-dir={root / 'ray'}",
         "--num-cpus=2",
         "--num-gpus=1",  # logical only: lets the GPU rule be checked on a machine without one
+        "--node-ip-address=127.0.0.1",  # keep all cluster traffic on loopback
         "--include-dashboard=false",
         "--disable-usage-stats",
         f"--ray-client-server-port={_free_port()}",
