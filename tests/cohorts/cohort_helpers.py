@@ -16,7 +16,8 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from app.cohorts.archive import ArchiveLimits
 
 LIMITS = ArchiveLimits(max_uncompressed_bytes=10**9, max_compression_ratio=200.0, max_entries=10_000)
-FITZ_CSV = Path("/work/shared/data/fitzpatrick17k_metadata.csv")
+# The reference data lives in ``shared/`` beside the checkout (as on developer machines and in CI).
+FITZ_CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "fitzpatrick17k_metadata.csv"
 
 
 def image_bytes(pixels: np.ndarray, fmt: str = "PNG", **save: object) -> bytes:
