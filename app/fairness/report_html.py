@@ -10,24 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
+from app.fairness.engine.gaps import GAPS
+
 PALETTE = ("#1b6ca8", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6cab", "#2e4057", "#c17c74")
 MAX_CURVE_GROUPS = 8  # more curves in one small chart cannot be told apart
 MAX_BAR_GROUPS = 24
 TABLE_METRICS = ("prevalence", "auc", "pf", "tpr", "fpr", "ppv", "npv", "ece", "brier")
-GAP_ORDER = (
-    "pfd",
-    "auc_gap",
-    "worst_group_auc",
-    "eopp1",
-    "eopp0",
-    "eodd",
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equal_opportunity_difference",
-    "equal_opportunity_ratio",
-)
+GAP_ORDER = tuple(GAPS)  # the engine's order: PF first, then AUC, rates and Fairlearn's differences
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;

@@ -31,7 +31,6 @@ onnxruntime, opset).
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
@@ -50,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from app.core.errors import ConflictError
+from app.serving.integrity import sha256_file
 from app.serving.onnx_chain import GraphSpec, OnnxChain, make_session, sigmoid
 from app.training.networks import MultiExitNet
 from app.training.thresholds import exit_index
@@ -159,14 +159,6 @@ def _diff(onnx_logits: np.ndarray, torch_probs: np.ndarray) -> float:
     return float(np.abs(sigmoid(onnx_logits) - torch_probs).max())
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def export_model(
     net: MultiExitNet,
     folder: Path,
@@ -208,7 +200,7 @@ def export_model(
                 "batch_dimension": "dynamic",
             },
             "parity": {"max_abs_prob_diff": parity, "tolerance": PARITY_TOLERANCE, "batches": PARITY_BATCHES},
-            "files": {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())},
+            "files": {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())},
             "versions": {
                 "python": platform.python_version(),
                 "torch": torch.__version__,
