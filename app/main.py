@@ -14,7 +14,8 @@ from app.core.audit import AuditMiddleware
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.health import router as health_router
 from app.core.problems import install_problem_handlers
-from app.db.engine import make_engine, make_session_factory
+from app.db.engine import make_engine, make_read_session_factory, make_session_factory
+from app.db.group_commit import GroupCommitWriter
 from app.fairness.router import router as fairness_router
 from app.jobs.router import router as jobs_router
 from app.jobs.supervisor import Supervisor
@@ -33,8 +34,9 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     problems = settings.check_production()
     if problems:
         raise RuntimeError("refusing to start with unsafe production settings: " + "; ".join(problems))
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.db_pool_size)
     session_factory = make_session_factory(engine)
+    row_writer = GroupCommitWriter(session_factory)
     if run_supervisor is None:
         run_supervisor = settings.supervisor_enabled
 
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
                 supervisor.stop()
             if ray_executor is not None:
                 ray_executor.close()
+            row_writer.close()
             engine.dispose()
 
     app = FastAPI(
@@ -72,6 +75,8 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.read_session_factory = make_read_session_factory(engine)
+    app.state.row_writer = row_writer  # prediction and audit-log rows (group commit)
     install_problem_handlers(app)
     app.add_middleware(
         BodySizeLimitMiddleware,

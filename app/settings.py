@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: sqlite file in data_dir
     data_dir: Path = Path("var/data")
     model_dir: Path = Path("models")
+    db_pool_size: int = Field(
+        default=16, ge=1, description="database connections the API keeps open (concurrent requests, row writer)"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 

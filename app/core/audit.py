@@ -1,19 +1,22 @@
 """Audit trail: one row for every state-changing call (POST, PUT, PATCH, DELETE), whatever its outcome.
 
-Written by an ASGI middleware in its own transaction after the response status is known, so a
-rejected or failed call is recorded too (its own changes having been rolled back).
+Written by an ASGI middleware after the response status is known, outside the request's own
+transaction, so a rejected or failed call is recorded too (its own changes having been rolled back).
+The row goes through the app's group-commit writer (``app.db.group_commit``): no threadpool hop, no
+turn of its own at SQLite's write lock, and the call is complete only once its row is committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.models import AuditLogEntry
-from app.db.engine import transaction
+from app.db.base import utcnow
+from app.db.group_commit import GroupCommitWriter
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 log = logging.getLogger(__name__)
@@ -37,17 +40,16 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            # Off the event loop: on SQLite the write waits for the database lock, and the request
-            # holding that lock may itself need the loop to finish.
-            await run_in_threadpool(self._record, scope, status["code"])
+            await self._record(scope, status["code"])
 
-    def _record(self, scope: Scope, status_code: int) -> None:
+    async def _record(self, scope: Scope, status_code: int) -> None:
         state: dict[str, Any] = scope.get("state", {})
         principal = state.get("principal")
         route = scope.get("route")
         action = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
         client = scope.get("client")
         entry = AuditLogEntry(
+            created_at=utcnow(),  # when the call ended, not when its batch was flushed
             organisation_id=getattr(principal, "organisation_id", None),
             api_key_id=getattr(principal, "key_id", None),
             method=scope["method"],
@@ -58,8 +60,8 @@ class AuditMiddleware:
             client=client[0] if client else None,
             detail=None,
         )
+        writer: GroupCommitWriter = scope["app"].state.row_writer
         try:
-            with transaction(scope["app"].state.session_factory) as session:
-                session.add(entry)
+            await asyncio.wrap_future(writer.submit([entry]))
         except Exception:  # the audit write must never turn a served response into a crash
             log.exception("could not write audit-log row for %s %s", scope["method"], scope["path"])

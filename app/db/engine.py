@@ -7,30 +7,39 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "fairaudit_read_only"  # execution option of the engine behind read-only sessions
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 5) -> Engine:
     """Create an engine; SQLite gets WAL, enforced foreign keys and a busy timeout.
 
     WAL lets the API read while a job process writes progress; the busy timeout makes concurrent
     writers (API, supervisor, job children) wait instead of failing with "database is locked".
+    ``pool_size`` connections stay open: past it, each checkout opens (and its return closes) a new
+    connection, which costs far more than the statements a short request runs on it.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        engine = create_engine(url, connect_args=connect_args, pool_size=pool_size)
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; emit it ourselves so that a
-        # read-then-write transaction takes the write lock up front (no lock-upgrade deadlocks).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size)
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """pysqlite's own transaction handling defers BEGIN; emit it ourselves so that a read-then-write
+    transaction takes the write lock up front (no lock-upgrade deadlocks). Read-only sessions begin
+    DEFERRED instead: under WAL they read the last commit without waiting for, or holding, that lock."""
+    conn.exec_driver_sql("BEGIN DEFERRED" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -45,6 +54,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that only read (authentication, model lookups on the prediction path).
+
+    On SQLite every other transaction takes the single write lock at BEGIN, so a lookup done in the
+    request's session queues behind every concurrent writer; these never do. A flush in one is a
+    bug, and raises rather than upgrading the lock.
+    """
+    factory = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False)
+    event.listen(factory, "before_flush", _refuse_flush)
+    return factory
+
+
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a read-only session was asked to write; use the request's session or a transaction")
 
 
 @contextmanager

@@ -147,15 +147,22 @@ async def predict(
     request: Request,
     inputs: Annotated[list[ImageInput], Depends(predict_inputs)],  # first: resolved before the key check
     principal: Predictor,
-    session: SessionDep,
     settings: SettingsDep,
     cache: CacheDep,
 ) -> PredictResponse:
     """Early-exit prediction for one or more images (PNG, JPEG or DICOM) with the model's own
     preprocessing; each result is stored with its demographics for monitoring."""
     mark_resource(request, model_ref)
+    state = request.app.state
     return await run_in_threadpool(
-        service.predict, session, settings, cache, principal.organisation_id, model_ref, inputs
+        service.predict,
+        state.read_session_factory,
+        state.row_writer,
+        settings,
+        cache,
+        principal.organisation_id,
+        model_ref,
+        inputs,
     )
 
 

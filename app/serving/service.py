@@ -1,14 +1,16 @@
-"""Registry representations, prediction and outcomes. Never commits (the request's session does)."""
+"""Registry representations, prediction and outcomes. Never commits (the request's session does; prediction rows
+go through the group-commit writer, see ``predict``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.errors import NotFoundError
 from app.db.base import utcnow
+from app.db.group_commit import GroupCommitWriter
 from app.serving import registry
 from app.serving.inputs import ImageInput
 from app.serving.models import ModelVersion, Prediction
@@ -25,7 +27,8 @@ def represent(session: Session, organisation_id: str, models: Sequence[ModelVers
 
 
 def predict(
-    session: Session,
+    read_factory: sessionmaker[Session],
+    writer: GroupCommitWriter,
     settings: Settings,
     cache: ModelCache,
     organisation_id: str,
@@ -34,21 +37,23 @@ def predict(
 ) -> PredictResponse:
     """Run the early-exit chain on one batch and store one Prediction row per image.
 
-    Unlike other services this one commits, twice, on purpose: on SQLite every transaction takes the
-    write lock at its first statement (``BEGIN IMMEDIATE``), so the read transaction (key, model) ends
-    before model loading and inference, and the rows' transaction ends here, in the worker thread,
-    rather than after control has gone back to the event loop. Concurrent predictions then hold the
-    lock for milliseconds instead of queueing behind each other's inference. Nothing is written before
-    the first commit, so a request that fails later still leaves nothing.
+    Unlike other services this one does not use the request's session, on purpose: the lookups run in
+    a read-only session (on SQLite it never waits for the write lock) that ends before model loading
+    and inference, and the rows are appended by the group-commit writer, which commits the rows of
+    concurrent predictions together. This returns only once its rows are committed, so every
+    prediction id in the response is stored; a request that fails earlier leaves nothing.
     """
-    model, alias = registry.resolve(session, organisation_id, ref)
-    evaluation_id = registry.training_evaluations(session, organisation_id, [model.id]).get(model.id)
-    session.commit()
-    loaded = cache.get(ModelFiles.of(settings, model))
+    with read_factory() as session:
+        model, alias = registry.resolve(session, organisation_id, ref)
+        evaluation_id = registry.training_evaluations(session, organisation_id, [model.id]).get(model.id)
+        files = ModelFiles.of(settings, model)
+    loaded = cache.get(files)
     result = loaded.predict([i.data for i in inputs], [i.name for i in inputs], settings.max_image_pixels)
     labels, confidence = loaded.labels(result.probability), result.confidence
+    now = utcnow()
     rows = [
         Prediction(
+            created_at=now,
             organisation_id=organisation_id,
             model_version_id=model.id,
             probability=float(result.probability[k]),
@@ -59,8 +64,7 @@ def predict(
         )
         for k, item in enumerate(inputs)
     ]
-    session.add_all(rows)
-    session.commit()
+    writer.submit(rows).result()  # ids are assigned when the rows are flushed
     return PredictResponse(
         model_id=model.id,
         model_sha256=loaded.sha256,

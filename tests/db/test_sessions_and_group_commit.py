@@ -1,0 +1,142 @@
+"""Read-only sessions and the group-commit writer, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.auth.models import AuditLogEntry, Organisation
+from app.auth.service import ensure_organisation
+from app.db.engine import make_engine, make_read_session_factory, make_session_factory, transaction
+from app.db.group_commit import GroupCommitWriter
+from app.serving.models import Prediction
+
+
+def audit_row(path: str) -> AuditLogEntry:
+    return AuditLogEntry(method="POST", path=path, action=f"POST {path}", status_code=200)
+
+
+def paths(factory: sessionmaker[Session]) -> list[str]:
+    with factory() as session:
+        return sorted(session.scalars(select(AuditLogEntry.path)))
+
+
+def test_read_only_session_does_not_wait_for_a_writer(database_url: str) -> None:
+    """A lookup in a read-only session answers while another connection holds an open write
+    transaction (on SQLite a read in an ordinary session would wait for its commit: BEGIN IMMEDIATE)."""
+    engine = make_engine(database_url)
+    factory, read = make_session_factory(engine), make_read_session_factory(engine)
+    with transaction(factory) as session:
+        ensure_organisation(session, "existing")
+    writer_holds_lock, release = threading.Event(), threading.Event()
+
+    def hold_write_transaction() -> None:
+        with transaction(factory) as session:
+            session.add(Organisation(name="uncommitted"))
+            session.flush()
+            writer_holds_lock.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_write_transaction)
+    holder.start()
+    try:
+        assert writer_holds_lock.wait(10)
+        start = time.monotonic()
+        with read() as session:
+            names = sorted(session.scalars(select(Organisation.name)))
+        assert time.monotonic() - start < 2.0
+        assert names == ["existing"]  # the last commit, not the writer's uncommitted row
+    finally:
+        release.set()
+        holder.join()
+        engine.dispose()
+
+
+def test_read_only_session_refuses_to_write(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with make_read_session_factory(engine)() as session:
+            session.add(Organisation(name="sneaky"))
+            with pytest.raises(RuntimeError, match="read-only session"):
+                session.flush()
+        with make_session_factory(engine)() as session:
+            assert session.scalar(select(func.count()).select_from(Organisation)) == 0
+    finally:
+        engine.dispose()
+
+
+def test_group_commit_writes_concurrent_submissions(database_url: str) -> None:
+    engine = make_engine(database_url, pool_size=4)
+    factory = make_session_factory(engine)
+    writer = GroupCommitWriter(factory)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            futures = list(pool.map(lambda i: writer.submit([audit_row(f"/r{i:03d}")]), range(200)))
+        for future in futures:
+            future.result(timeout=30)
+        assert paths(factory) == [f"/r{i:03d}" for i in range(200)]
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+def test_a_bad_submission_fails_alone(database_url: str) -> None:
+    """A row that violates a constraint fails its own submission; the others queued with it are stored."""
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    writer = GroupCommitWriter(factory)
+    gate, batch_sizes = threading.Event(), []
+    original_commit = writer._commit
+
+    def commit_after_gate(batch):  # hold the thread so that later submissions queue up together
+        gate.wait(10)
+        batch_sizes.append(len(batch))
+        original_commit(batch)
+
+    writer._commit = commit_after_gate  # type: ignore[method-assign]
+    try:
+        blocker = writer.submit([audit_row("/first")])
+        time.sleep(0.2)  # the thread has taken "/first" and waits at the gate
+        good_a = writer.submit([audit_row("/a")])
+        orphan = Prediction(
+            organisation_id="org_missing",
+            model_version_id="mdl_missing",
+            probability=0.5,
+            label=1,
+            exit_index=0,
+            confidence=0.5,
+            demographics=None,
+        )
+        bad = writer.submit([audit_row("/with-bad-row"), orphan])
+        good_b = writer.submit([audit_row("/b")])
+        gate.set()
+        blocker.result(timeout=30)
+        good_a.result(timeout=30)
+        good_b.result(timeout=30)
+        with pytest.raises(Exception, match=r"(?i)foreign key"):
+            bad.result(timeout=30)
+        assert paths(factory) == ["/a", "/b", "/first"]  # nothing of the bad submission, not even its audit row
+        assert batch_sizes == [1, 3, 1, 1, 1]  # the shared batch failed and was retried one by one
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+def test_close_writes_what_was_queued_then_refuses(database_url: str) -> None:
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    writer = GroupCommitWriter(factory)
+    futures = [writer.submit([audit_row(f"/q{i}")]) for i in range(20)]
+    writer.close()
+    try:
+        assert all(f.done() and f.exception() is None for f in futures)
+        assert len(paths(factory)) == 20
+        with pytest.raises(RuntimeError, match="closed"):
+            writer.submit([audit_row("/late")])
+    finally:
+        engine.dispose()
