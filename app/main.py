@@ -19,6 +19,7 @@ from app.db.group_commit import GroupCommitWriter
 from app.fairness.router import router as fairness_router
 from app.jobs.router import router as jobs_router
 from app.jobs.supervisor import Supervisor
+from app.serving.directory import ServedModels
 from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings
 
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
-    app.state.read_session_factory = make_read_session_factory(engine)
+    app.state.read_session_factory = read_session_factory = make_read_session_factory(engine)
+    app.state.served_models = ServedModels(settings, read_session_factory)
     app.state.row_writer = row_writer  # prediction and audit-log rows (group commit)
     install_problem_handlers(app)
     app.add_middleware(

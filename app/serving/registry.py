@@ -53,14 +53,20 @@ def resolve(session: Session, organisation_id: str, ref: str) -> tuple[ModelVers
         if model is None:
             _explain_missing(session, organisation_id, ref)
         return model, None
-    alias = session.scalar(
-        select(ModelAlias).where(ModelAlias.organisation_id == organisation_id, ModelAlias.name == ref)
-    )
-    if alias is None:
-        raise NotFoundError("model alias", ref)
-    model = session.get(ModelVersion, alias.model_version_id)
+    model = session.get(ModelVersion, alias_target(session, organisation_id, ref))
     assert model is not None  # foreign key
-    return model, alias.name
+    return model, ref
+
+
+def alias_target(session: Session, organisation_id: str, name: str) -> str:
+    """The model version id an alias of the organisation points to (404 if there is no such alias)."""
+    query = select(ModelAlias.model_version_id).where(
+        ModelAlias.organisation_id == organisation_id, ModelAlias.name == name
+    )
+    target = session.scalar(query)
+    if target is None:
+        raise NotFoundError("model alias", name)
+    return target
 
 
 def _explain_missing(session: Session, organisation_id: str, model_id: str) -> NoReturn:

@@ -156,7 +156,7 @@ async def predict(
     state = request.app.state
     return await run_in_threadpool(
         service.predict,
-        state.read_session_factory,
+        state.served_models,
         state.row_writer,
         settings,
         cache,

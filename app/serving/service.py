@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app.core.errors import NotFoundError
 from app.db.base import utcnow
 from app.db.group_commit import GroupCommitWriter
 from app.serving import registry
+from app.serving.directory import ServedModels
 from app.serving.inputs import ImageInput
 from app.serving.models import ModelVersion, Prediction
-from app.serving.runtime import ModelCache, ModelFiles
+from app.serving.runtime import ModelCache
 from app.serving.schemas import ModelOut, PredictionOut, PredictResponse
 from app.settings import Settings
 
@@ -27,7 +28,7 @@ def represent(session: Session, organisation_id: str, models: Sequence[ModelVers
 
 
 def predict(
-    read_factory: sessionmaker[Session],
+    served_models: ServedModels,
     writer: GroupCommitWriter,
     settings: Settings,
     cache: ModelCache,
@@ -37,17 +38,14 @@ def predict(
 ) -> PredictResponse:
     """Run the early-exit chain on one batch and store one Prediction row per image.
 
-    Unlike other services this one does not use the request's session, on purpose: the lookups run in
-    a read-only session (on SQLite it never waits for the write lock) that ends before model loading
-    and inference, and the rows are appended by the group-commit writer, which commits the rows of
-    concurrent predictions together. This returns only once its rows are committed, so every
-    prediction id in the response is stored; a request that fails earlier leaves nothing.
+    Unlike other services this one does not use the request's session, on purpose: the model is found
+    through ``ServedModels`` (cached, or read-only sessions that on SQLite never wait for the write
+    lock), and the rows are appended by the group-commit writer, which commits the rows of concurrent
+    predictions together. This returns only once its rows are committed, so every prediction id in the
+    response is stored; a request that fails earlier leaves nothing.
     """
-    with read_factory() as session:
-        model, alias = registry.resolve(session, organisation_id, ref)
-        evaluation_id = registry.training_evaluations(session, organisation_id, [model.id]).get(model.id)
-        files = ModelFiles.of(settings, model)
-    loaded = cache.get(files)
+    served, alias = served_models.find(organisation_id, ref)
+    loaded = cache.get(served.files)
     result = loaded.predict([i.data for i in inputs], [i.name for i in inputs], settings.max_image_pixels)
     labels, confidence = loaded.labels(result.probability), result.confidence
     now = utcnow()
@@ -55,7 +53,7 @@ def predict(
         Prediction(
             created_at=now,
             organisation_id=organisation_id,
-            model_version_id=model.id,
+            model_version_id=served.id,
             probability=float(result.probability[k]),
             label=int(labels[k]),
             exit_index=int(result.exit_index[k]),
@@ -66,9 +64,9 @@ def predict(
     ]
     writer.submit(rows).result()  # ids are assigned when the rows are flushed
     return PredictResponse(
-        model_id=model.id,
+        model_id=served.id,
         model_sha256=loaded.sha256,
-        evaluation_id=evaluation_id,
+        evaluation_id=served.evaluation_id,
         alias=alias,
         operating_threshold=loaded.operating_threshold,
         predictions=[

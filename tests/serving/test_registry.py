@@ -66,6 +66,8 @@ def test_alias_promotes_and_addresses_a_version(client, served, settings, sessio
     client.put("/v1/models/aliases/production", headers=served.headers, json={"model_version_id": "mdl_second"})
     assert client.get(f"/v1/models/{served.id}", headers=served.headers).json()["stage"] == "candidate"
     assert client.get("/v1/models/production", headers=served.headers).json()["id"] == "mdl_second"
+    moved = client.post("/v1/models/production/predict", headers=predictor, **multipart(noise_images(1)))
+    assert moved.json()["model_id"] == "mdl_second"  # the alias is looked up again, not cached with the model
 
     for bad in ("Prod", "mdl_x", "pro_d", "aliases", "-x"):
         response = client.put(f"/v1/models/aliases/{bad}", headers=served.headers, json={"model_version_id": served.id})
