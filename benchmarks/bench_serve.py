@@ -9,16 +9,14 @@ on the same files and the same synthetic images:
    validation split at quantiles of its own exit confidences (``--exit-shares``: the share meant to leave
    at each internal exit); the exit fractions printed are those measured on the separate test split.
 2. Service overhead: single-image prediction requests over HTTP to a real uvicorn server on 127.0.0.1
-   (``--clients`` concurrent keep-alive clients, ``--requests`` in all; the server writes a Prediction
-   row and an audit row per request) against raw ONNX Runtime in this process on the same images
-   (the early-exit chain on already-normalised single images, sequentially and from ``--clients``
-   threads; the better of the two is the reference). Also shown: decode + preprocessing + chain in
-   process, and what batching 8 single images together (micro-batching) would do to raw inference.
-   The clients run on the same cores as the server, so the service is charged for them too.
-   With the default SQLite database, concurrent clients currently stall: the audit middleware writes
-   its row synchronously on the event loop while another request holds SQLite's write lock (every
-   transaction begins IMMEDIATE) and needs the loop to finish — each stall lasts the 30 s busy
-   timeout. Until that write moves off the loop, measure with ``--database-url`` (PostgreSQL).
+   (``--clients`` concurrent keep-alive clients, ``--requests`` in all; the server checks the key, finds
+   the model, decodes the PNG, runs the chain and stores a Prediction row and an audit row per request)
+   against raw ONNX Runtime in this process on the same images (the early-exit chain on already-decoded,
+   normalised single images, sequentially and from ``--clients`` threads; the better of the two is the
+   reference). Also measured: the same decode + preprocessing + chain in process (what the service does
+   minus HTTP, key, lookups and rows), and CPU time per image of each, the server's read from /proc, so
+   the overhead is shown in milliseconds of CPU and not only as a ratio. The clients run on the same
+   cores as the server, so the service is charged for them too.
 3. ONNX Runtime vs PyTorch eager (CPU, same threads) for the same network's full forward pass.
 
 Targets: early exit ≥ 1.5× full depth when at least half the images leave at exit 1 or 2; the service
@@ -141,13 +139,21 @@ def verified_files(folder: Path, manifest: dict[str, Any]) -> ModelFiles:
 
 def rate(fn: Callable[[], Any], items: int, rounds: int) -> float:
     """Median items/s over ``rounds`` timed calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
+    return rates({"": fn}, items, rounds)[""]
+
+
+def rates(fns: dict[str, Callable[[], Any]], items: int, rounds: int) -> dict[str, float]:
+    """Median items/s of each function, the rounds interleaved (A B C A B C …) after one warm-up call
+    each, so that a change in the machine's load over the run affects every variant alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return items / statistics.median(times)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: items / statistics.median(t) for name, t in times.items()}
 
 
 def map_all(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
@@ -165,9 +171,16 @@ def early_exit_vs_full(model: LoadedModel, folder: Path, x: np.ndarray, batch: i
     parts = batches(x, batch)
     exits = np.concatenate([chain.run(p).exit_index for p in parts])
     fractions = np.bincount(exits, minlength=chain.n_exits) / len(exits)
-    ee = rate(lambda: [chain.run(p) for p in parts], len(x), rounds)
-    deep = rate(lambda: [no_exit.run(p) for p in parts], len(x), rounds)
-    graph = rate(lambda: [full.run(None, {"image": p}) for p in parts], len(x), rounds)
+    measured = rates(
+        {
+            "early exit": lambda: [chain.run(p) for p in parts],
+            "no exit": lambda: [no_exit.run(p) for p in parts],
+            "full graph": lambda: [full.run(None, {"image": p}) for p in parts],
+        },
+        len(x),
+        rounds,
+    )
+    ee, deep, graph = measured["early exit"], measured["no exit"], measured["full graph"]
     costs = np.asarray(model.manifest["exit_costs"])
     print(f"\n1. Early exit vs full depth ({len(x)} test images, batch {batch})")
     print("   exit fractions (1-based exits): " + ", ".join(f"{e + 1}: {f:.0%}" for e, f in enumerate(fractions)))
@@ -293,7 +306,9 @@ def http_load(port: int, key: str, bodies: list[bytes], requests: int, clients: 
     return requests / wall, latencies
 
 
-def raw_concurrent(model: LoadedModel, singles: list[np.ndarray], requests: int, clients: int) -> float:
+def concurrent_rate(fn: Callable[[int], Any], requests: int, clients: int) -> tuple[float, float]:
+    """Items/s and CPU milliseconds per item of ``fn(0) … fn(requests - 1)`` shared by ``clients``
+    threads (CPU of this whole process, ONNX Runtime's own threads included)."""
     counter, lock = iter(range(requests)), threading.Lock()
 
     def worker() -> None:
@@ -302,15 +317,22 @@ def raw_concurrent(model: LoadedModel, singles: list[np.ndarray], requests: int,
                 i = next(counter, None)
             if i is None:
                 return
-            model.chain.run(singles[i % len(singles)])
+            fn(i)
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return requests / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return requests / wall, 1000 * cpu / requests
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -327,38 +349,49 @@ def service_overhead(
 ) -> None:
     requests, clients = args.requests, args.clients
     singles = [np.ascontiguousarray(x[i : i + 1]) for i in range(len(x))]
-    latencies = []
-    for i in range(requests):
-        start = time.perf_counter()
-        model.chain.run(singles[i % len(singles)])
-        latencies.append(time.perf_counter() - start)
-    sequential = requests / sum(latencies)
-    concurrent = raw_concurrent(model, singles, requests, clients)
-    raw = max(sequential, concurrent)
-    decode_start = time.perf_counter()
-    for i in range(requests):
-        model.predict([pngs[i % len(pngs)]], ["x"], 10**8)
-    in_process = requests / (time.perf_counter() - decode_start)
+    in_process = {
+        "raw ONNX Runtime chain": lambda i: model.chain.run(singles[i % len(singles)]),
+        "decode + preprocess + chain": lambda i: model.predict([pngs[i % len(pngs)]], ["x"], 10**8),
+    }
+    measured = {}
+    for name, fn in in_process.items():
+        concurrent_rate(fn, min(requests, 32), clients)  # warm-up
+        for threads in (1, clients):
+            measured[name, threads] = concurrent_rate(fn, requests, threads)
+    raw = max(measured["raw ONNX Runtime chain", t] for t in (1, clients))
+    pipeline = max(measured["decode + preprocess + chain", t] for t in (1, clients))
     eight = batches(x[: 8 * max(1, len(x) // 8)], 8)
     batched = rate(lambda: [model.chain.run(b) for b in eight], 8 * len(eight), 3)
+    one = rate(lambda: [model.chain.run(s) for s in singles], len(singles), 3)
 
     server, port, key = start_server(work, folder, model.manifest, args.database_url)
     try:
         bodies = [multipart_body(p) for p in pngs]
         http_load(port, key, bodies, min(requests, 2 * clients), clients)  # warm-up: loads the model
+        server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
         throughput, http_latencies = http_load(port, key, bodies, requests, clients)
+        server_ms = 1000 * (cpu_seconds(server.pid) - server_cpu) / requests
+        client_ms = 1000 * (time.process_time() - client_cpu) / requests
     finally:
         server.terminate()
         server.wait(timeout=30)
     backend = (args.database_url or "sqlite").split(":")[0]
     print(f"\n2. Service overhead ({requests} single-image requests, {clients} concurrent clients, {backend})")
-    print(f"   raw ONNX Runtime chain, sequential    {sequential:8.1f} img/s  p50 {pct(latencies, 50):6.2f} ms")
-    print(f"   raw ONNX Runtime chain, {clients} threads     {concurrent:8.1f} img/s")
-    print(f"   decode + preprocess + chain, in process {in_process:6.1f} img/s")
-    print(f"   HTTP service (uvicorn, 127.0.0.1)     {throughput:8.1f} img/s  ", end="")
-    print(f"p50 {pct(http_latencies, 50):6.2f} ms  p99 {pct(http_latencies, 99):6.2f} ms")
-    print(f"   -> service / raw ONNX Runtime: {throughput / raw:.2f}x")
-    print(f"   micro-batching bound: raw chain at batch 8 {batched:.1f} img/s vs batch 1 {sequential:.1f} img/s")
+    print(f"   {'':42s} {'img/s':>8s} {'CPU ms/img':>11s}")
+    for (name, threads), (speed, cpu) in measured.items():
+        print(f"   {name + f', {threads} thread' + 's' * (threads > 1):42s} {speed:8.1f} {cpu:11.2f}")
+    print(
+        f"   {'HTTP service (uvicorn, 127.0.0.1)':42s} {throughput:8.1f} {server_ms:11.2f} (server) + {client_ms:.2f} ",
+        end="",
+    )
+    print(f"(clients)   p50 {pct(http_latencies, 50):.1f} ms  p99 {pct(http_latencies, 99):.1f} ms")
+    print(
+        f"   -> service / raw ONNX Runtime: {throughput / raw[0]:.2f}x; service / in-process decode + chain: ", end=""
+    )
+    print(f"{throughput / pipeline[0]:.2f}x")
+    overhead = server_ms - measured["decode + preprocess + chain", clients][1]
+    print(f"   server CPU per request beyond decode + chain: {overhead:.2f} ms (HTTP, key, model lookup, rows)")
+    print(f"   micro-batching bound: raw chain at batch 8 {batched:.1f} img/s vs batch 1 {one:.1f} img/s")
 
 
 def main() -> None:
