@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         raise RuntimeError("refusing to start with unsafe production settings: " + "; ".join(problems))
     engine = make_engine(settings.database_url, settings.db_pool_size)
     session_factory = make_session_factory(engine)
-    row_writer = GroupCommitWriter(session_factory)
+    row_writer = GroupCommitWriter(engine)
     if run_supervisor is None:
         run_supervisor = settings.supervisor_enabled
 

@@ -48,20 +48,20 @@ class AuditMiddleware:
         route = scope.get("route")
         action = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
         client = scope.get("client")
-        entry = AuditLogEntry(
-            created_at=utcnow(),  # when the call ended, not when its batch was flushed
-            organisation_id=getattr(principal, "organisation_id", None),
-            api_key_id=getattr(principal, "key_id", None),
-            method=scope["method"],
-            path=scope["path"],
-            action=action[:64],
-            resource_id=state.get("audit_resource_id"),
-            status_code=status_code,
-            client=client[0] if client else None,
-            detail=None,
-        )
+        entry = {
+            "created_at": utcnow(),  # when the call ended, not when its batch was written
+            "organisation_id": getattr(principal, "organisation_id", None),
+            "api_key_id": getattr(principal, "key_id", None),
+            "method": scope["method"],
+            "path": scope["path"],
+            "action": action[:64],
+            "resource_id": state.get("audit_resource_id"),
+            "status_code": status_code,
+            "client": client[0] if client else None,
+            "detail": None,
+        }
         writer: GroupCommitWriter = scope["app"].state.row_writer
         try:
-            await asyncio.wrap_future(writer.submit([entry]))
+            await asyncio.wrap_future(writer.submit(AuditLogEntry, [entry]))
         except Exception:  # the audit write must never turn a served response into a crash
             log.exception("could not write audit-log row for %s %s", scope["method"], scope["path"])

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, TimestampMixin, id_column
 
+PREDICTION_ID_PREFIX = "prd"
+
 
 class ModelVersion(TimestampMixin, Base):
     """The exported ONNX stages of one successful training job, frozen thresholds included."""
@@ -45,7 +47,7 @@ class ModelAlias(TimestampMixin, Base):
 class Prediction(TimestampMixin, Base):
     __tablename__ = "predictions"
 
-    id: Mapped[str] = id_column("prd")
+    id: Mapped[str] = id_column(PREDICTION_ID_PREFIX)
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
     model_version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"), index=True)
     probability: Mapped[float]

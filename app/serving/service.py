@@ -9,12 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotFoundError
-from app.db.base import utcnow
+from app.db.base import new_id, utcnow
 from app.db.group_commit import GroupCommitWriter
 from app.serving import registry
 from app.serving.directory import ServedModels
 from app.serving.inputs import ImageInput
-from app.serving.models import ModelVersion, Prediction
+from app.serving.models import PREDICTION_ID_PREFIX, ModelVersion, Prediction
 from app.serving.runtime import ModelCache
 from app.serving.schemas import ModelOut, PredictionOut, PredictResponse
 from app.settings import Settings
@@ -48,12 +48,10 @@ def predict(
     loaded = cache.get(served.files)
     result = loaded.predict([i.data for i in inputs], [i.name for i in inputs], settings.max_image_pixels)
     labels, confidence = loaded.labels(result.probability), result.confidence
-    now = utcnow()
-    rows = [
-        Prediction(
-            created_at=now,
-            organisation_id=organisation_id,
-            model_version_id=served.id,
+    predictions = [
+        PredictionOut(
+            id=new_id(PREDICTION_ID_PREFIX),
+            image=item.name,
             probability=float(result.probability[k]),
             label=int(labels[k]),
             exit_index=int(result.exit_index[k]),
@@ -62,25 +60,17 @@ def predict(
         )
         for k, item in enumerate(inputs)
     ]
-    writer.submit(rows).result()  # ids are assigned when the rows are flushed
+    now = utcnow()
+    stored = {"created_at": now, "organisation_id": organisation_id, "model_version_id": served.id}
+    rows = [{**stored, **p.model_dump(exclude={"image"})} for p in predictions]
+    writer.submit(Prediction, rows).result()
     return PredictResponse(
         model_id=served.id,
         model_sha256=loaded.sha256,
         evaluation_id=served.evaluation_id,
         alias=alias,
         operating_threshold=loaded.operating_threshold,
-        predictions=[
-            PredictionOut(
-                id=row.id,
-                image=item.name,
-                probability=row.probability,
-                label=row.label,
-                exit_index=row.exit_index,
-                confidence=row.confidence,
-                demographics=row.demographics,
-            )
-            for row, item in zip(rows, inputs, strict=True)
-        ],
+        predictions=predictions,
     )
 
 

@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.models import AuditLogEntry, Organisation
 from app.auth.service import ensure_organisation
+from app.db.base import utcnow
 from app.db.engine import make_engine, make_read_session_factory, make_session_factory, transaction
 from app.db.group_commit import GroupCommitWriter
 from app.serving.models import Prediction
 
 
-def audit_row(path: str) -> AuditLogEntry:
-    return AuditLogEntry(method="POST", path=path, action=f"POST {path}", status_code=200)
+def audit_row(path: str) -> dict[str, object]:
+    return {"created_at": utcnow(), "method": "POST", "path": path, "action": f"POST {path}", "status_code": 200}
 
 
 def paths(factory: sessionmaker[Session]) -> list[str]:
@@ -73,10 +74,10 @@ def test_read_only_session_refuses_to_write(database_url: str) -> None:
 def test_group_commit_writes_concurrent_submissions(database_url: str) -> None:
     engine = make_engine(database_url, pool_size=4)
     factory = make_session_factory(engine)
-    writer = GroupCommitWriter(factory)
+    writer = GroupCommitWriter(engine)
     try:
         with ThreadPoolExecutor(8) as pool:
-            futures = list(pool.map(lambda i: writer.submit([audit_row(f"/r{i:03d}")]), range(200)))
+            futures = list(pool.map(lambda i: writer.submit(AuditLogEntry, [audit_row(f"/r{i:03d}")]), range(200)))
         for future in futures:
             future.result(timeout=30)
         assert paths(factory) == [f"/r{i:03d}" for i in range(200)]
@@ -89,7 +90,7 @@ def test_a_bad_submission_fails_alone(database_url: str) -> None:
     """A row that violates a constraint fails its own submission; the others queued with it are stored."""
     engine = make_engine(database_url)
     factory = make_session_factory(engine)
-    writer = GroupCommitWriter(factory)
+    writer = GroupCommitWriter(engine)
     gate, batch_sizes = threading.Event(), []
     original_commit = writer._commit
 
@@ -100,27 +101,31 @@ def test_a_bad_submission_fails_alone(database_url: str) -> None:
 
     writer._commit = commit_after_gate  # type: ignore[method-assign]
     try:
-        blocker = writer.submit([audit_row("/first")])
+        blocker = writer.submit(AuditLogEntry, [audit_row("/first")])
         time.sleep(0.2)  # the thread has taken "/first" and waits at the gate
-        good_a = writer.submit([audit_row("/a")])
-        orphan = Prediction(
-            organisation_id="org_missing",
-            model_version_id="mdl_missing",
-            probability=0.5,
-            label=1,
-            exit_index=0,
-            confidence=0.5,
-            demographics=None,
-        )
-        bad = writer.submit([audit_row("/with-bad-row"), orphan])
-        good_b = writer.submit([audit_row("/b")])
+        good_a = writer.submit(AuditLogEntry, [audit_row("/a")])
+        orphan = {
+            "id": "prd_orphan",
+            "created_at": utcnow(),
+            "organisation_id": "org_missing",
+            "model_version_id": "mdl_missing",
+            "probability": 0.5,
+            "label": 1,
+            "exit_index": 0,
+            "confidence": 0.5,
+            "demographics": None,
+        }
+        bad = writer.submit(Prediction, [orphan])
+        good_b = writer.submit(AuditLogEntry, [audit_row("/b")])
         gate.set()
         blocker.result(timeout=30)
         good_a.result(timeout=30)
         good_b.result(timeout=30)
         with pytest.raises(Exception, match=r"(?i)foreign key"):
             bad.result(timeout=30)
-        assert paths(factory) == ["/a", "/b", "/first"]  # nothing of the bad submission, not even its audit row
+        assert paths(factory) == ["/a", "/b", "/first"]
+        with factory() as session:
+            assert session.scalar(select(func.count()).select_from(Prediction)) == 0
         assert batch_sizes == [1, 3, 1, 1, 1]  # the shared batch failed and was retried one by one
     finally:
         writer.close()
@@ -130,13 +135,13 @@ def test_a_bad_submission_fails_alone(database_url: str) -> None:
 def test_close_writes_what_was_queued_then_refuses(database_url: str) -> None:
     engine = make_engine(database_url)
     factory = make_session_factory(engine)
-    writer = GroupCommitWriter(factory)
-    futures = [writer.submit([audit_row(f"/q{i}")]) for i in range(20)]
+    writer = GroupCommitWriter(engine)
+    futures = [writer.submit(AuditLogEntry, [audit_row(f"/q{i}")]) for i in range(20)]
     writer.close()
     try:
         assert all(f.done() and f.exception() is None for f in futures)
         assert len(paths(factory)) == 20
         with pytest.raises(RuntimeError, match="closed"):
-            writer.submit([audit_row("/late")])
+            writer.submit(AuditLogEntry, [audit_row("/late")])
     finally:
         engine.dispose()
