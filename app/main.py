@@ -14,7 +14,7 @@ from app.core.audit import AuditMiddleware
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.health import router as health_router
 from app.core.problems import install_problem_handlers
-from app.db.engine import make_engine, make_read_session_factory, make_session_factory
+from app.db.engine import make_engine, make_read_session_factory, make_session_factory, read_only
 from app.db.group_commit import GroupCommitWriter
 from app.fairness.router import router as fairness_router
 from app.jobs.router import router as jobs_router
@@ -76,8 +76,8 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
-    app.state.read_session_factory = read_session_factory = make_read_session_factory(engine)
-    app.state.served_models = ServedModels(settings, read_session_factory)
+    app.state.read_engine = read_only(engine)  # API key checks
+    app.state.served_models = ServedModels(settings, make_read_session_factory(engine))
     app.state.row_writer = row_writer  # prediction and audit-log rows (group commit)
     install_problem_handlers(app)
     app.add_middleware(

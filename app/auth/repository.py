@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import Connection, Row, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import ApiKey, Organisation
@@ -12,8 +14,11 @@ def get_organisation_by_name(session: Session, name: str) -> Organisation | None
     return session.scalar(select(Organisation).where(Organisation.name == name))
 
 
-def get_key_by_prefix(session: Session, prefix: str) -> ApiKey | None:
-    return session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+def key_credentials(db: Connection | Session, prefix: str) -> Row[str, str, str, str, datetime | None] | None:
+    """What authentication needs of the key with ``prefix``: columns, not an ORM object, since this
+    runs on every request (on a plain connection it costs half of an ORM lookup in a session)."""
+    query = select(ApiKey.id, ApiKey.organisation_id, ApiKey.role, ApiKey.secret_hash, ApiKey.revoked_at)
+    return db.execute(query.where(ApiKey.prefix == prefix)).first()
 
 
 def get_key(session: Session, organisation_id: str, key_id: str) -> ApiKey | None:

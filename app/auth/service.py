@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from app.auth import repository
@@ -67,13 +68,13 @@ def revoke_key(session: Session, organisation_id: str, key_id: str) -> ApiKey:
     return key
 
 
-def authenticate(session: Session, presented: str) -> Principal | None:
+def authenticate(db: Connection | Session, presented: str) -> Principal | None:
     """Resolve a presented key, or None if it is malformed, unknown or revoked."""
     parts = split_key(presented)
     if parts is None:
         return None
     prefix, secret = parts
-    key = repository.get_key_by_prefix(session, prefix)
+    key = repository.key_credentials(db, prefix)
     if key is None or key.revoked_at is not None or not secret_matches(secret, key.secret_hash):
         return None
     return Principal(organisation_id=key.organisation_id, key_id=key.id, role=Role(key.role))

@@ -41,17 +41,17 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 def _principal(request: Request) -> Principal:
-    """The caller, looked up in a read-only session of its own (see ``make_read_session_factory``), so
-    the key check never waits for the database's write lock and the request's session begins only when
-    the endpoint first uses it."""
+    """The caller, looked up on a read-only connection of its own (``app.db.engine.read_only``), so the
+    key check never waits for the database's write lock and the request's session begins only when the
+    endpoint first uses it."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(
             401, "missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
         )
-    with request.app.state.read_session_factory() as session:
-        principal = authenticate(session, token.strip())
+    with request.app.state.read_engine.connect() as conn:
+        principal = authenticate(conn, token.strip())
     if principal is None:
         raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal

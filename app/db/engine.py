@@ -56,14 +56,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that only read (authentication, model lookups on the prediction path).
+def read_only(engine: Engine) -> Engine:
+    """The same engine and pool, for reads only: on SQLite every other transaction takes the single
+    write lock at BEGIN, so a lookup done there queues behind every concurrent writer; these begin
+    DEFERRED and never do."""
+    return engine.execution_options(**{READ_ONLY: True})
 
-    On SQLite every other transaction takes the single write lock at BEGIN, so a lookup done in the
-    request's session queues behind every concurrent writer; these never do. A flush in one is a
-    bug, and raises rather than upgrading the lock.
-    """
-    factory = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False, autoflush=False)
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions over ``read_only(engine)`` (model lookups on the prediction path). A flush in one is a
+    bug, and raises rather than upgrading the lock."""
+    factory = sessionmaker(read_only(engine), expire_on_commit=False, autoflush=False)
     event.listen(factory, "before_flush", _refuse_flush)
     return factory
 
