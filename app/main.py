@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         upload_paths=("/v1/cohorts",),
     )
     app.add_middleware(AuditMiddleware)  # outermost: rejected uploads are audited too
-    for router in (health_router, keys_router, cohorts_router, jobs_router, serving_router, fairness_router):
+    # Serving first: routes are matched in order, and prediction is the hot path (no two routers share a path).
+    for router in (serving_router, health_router, keys_router, cohorts_router, jobs_router, fairness_router):
         app.include_router(router)
     return app
