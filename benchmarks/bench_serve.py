@@ -401,7 +401,7 @@ def main() -> None:
     parser.add_argument("--n-val", type=int, default=64, help="images the exit thresholds are set on")
     parser.add_argument("--n-test", type=int, default=128, help="images every throughput is measured on")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=240)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--exit-shares", default="0.4,0.2,0.1,0.1", help="share meant to leave at exits 1-4")
