@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-READ_ONLY = "fairaudit_read_only"  # execution option of the engine behind read-only sessions
+READ_ONLY = "fairaudit_read_only"  # execution option of ``read_only(engine)``
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:

@@ -60,8 +60,8 @@ class GroupCommitWriter:
         self._lock = threading.Lock()  # guards _thread and _closed
 
     def submit(self, model: type[Base], rows: Sequence[Row]) -> Future[None]:
-        """Queue rows of ``model``'s table (each a dict of the same columns) for the next commit; the
-        future resolves once they are committed."""
+        """Queue rows (column → value dicts) of ``model``'s table for the next commit; the future
+        resolves once they are committed."""
         submission = _Submission(model.__table__, rows)  # type: ignore[arg-type]
         with self._lock:
             if self._closed:
@@ -102,12 +102,14 @@ class GroupCommitWriter:
                 return
 
     def _commit(self, batch: list[_Submission]) -> None:
-        by_table: defaultdict[Table, list[Row]] = defaultdict(list)
+        # one executemany per table and set of columns (an executemany binds the first row's columns)
+        groups: defaultdict[tuple[Table, tuple[str, ...]], list[Row]] = defaultdict(list)
         for submission in batch:
-            by_table[submission.table].extend(submission.rows)
+            for row in submission.rows:
+                groups[submission.table, tuple(row)].append(row)
         try:
             with self.engine.begin() as conn:
-                for table, rows in by_table.items():
+                for (table, _columns), rows in groups.items():
                     conn.execute(insert(table), rows)
         except Exception as exc:
             if len(batch) == 1:

@@ -76,11 +76,19 @@ def test_group_commit_writes_concurrent_submissions(database_url: str) -> None:
     factory = make_session_factory(engine)
     writer = GroupCommitWriter(engine)
     try:
+
+        def submit(i: int):  # every third row also names a resource: rows of two column sets in one batch
+            row = audit_row(f"/r{i:03d}") | ({"resource_id": f"res{i}"} if i % 3 == 0 else {})
+            return writer.submit(AuditLogEntry, [row])
+
         with ThreadPoolExecutor(8) as pool:
-            futures = list(pool.map(lambda i: writer.submit(AuditLogEntry, [audit_row(f"/r{i:03d}")]), range(200)))
+            futures = list(pool.map(submit, range(200)))
         for future in futures:
             future.result(timeout=30)
         assert paths(factory) == [f"/r{i:03d}" for i in range(200)]
+        with factory() as session:
+            named = session.scalars(select(AuditLogEntry.resource_id).where(AuditLogEntry.resource_id.is_not(None)))
+            assert sorted(named) == sorted(f"res{i}" for i in range(0, 200, 3))
     finally:
         writer.close()
         engine.dispose()
