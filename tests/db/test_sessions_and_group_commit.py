@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -71,34 +72,36 @@ def test_read_only_session_refuses_to_write(database_url: str) -> None:
         engine.dispose()
 
 
-def test_group_commit_writes_concurrent_submissions(database_url: str) -> None:
+@pytest.fixture
+def store(database_url: str) -> Iterator[tuple[sessionmaker[Session], GroupCommitWriter]]:
+    """A session factory and a group-commit writer over one engine (closed, then disposed, after the test)."""
     engine = make_engine(database_url, pool_size=4)
-    factory = make_session_factory(engine)
     writer = GroupCommitWriter(engine)
-    try:
-
-        def submit(i: int):  # every third row also names a resource: rows of two column sets in one batch
-            row = audit_row(f"/r{i:03d}") | ({"resource_id": f"res{i}"} if i % 3 == 0 else {})
-            return writer.submit(AuditLogEntry, [row])
-
-        with ThreadPoolExecutor(8) as pool:
-            futures = list(pool.map(submit, range(200)))
-        for future in futures:
-            future.result(timeout=30)
-        assert paths(factory) == [f"/r{i:03d}" for i in range(200)]
-        with factory() as session:
-            named = session.scalars(select(AuditLogEntry.resource_id).where(AuditLogEntry.resource_id.is_not(None)))
-            assert sorted(named) == sorted(f"res{i}" for i in range(0, 200, 3))
-    finally:
-        writer.close()
-        engine.dispose()
+    yield make_session_factory(engine), writer
+    writer.close()
+    engine.dispose()
 
 
-def test_a_bad_submission_fails_alone(database_url: str) -> None:
+def test_group_commit_writes_concurrent_submissions(store) -> None:
+    factory, writer = store
+
+    def submit(i: int):  # every third row also names a resource: rows of two column sets in one batch
+        row = audit_row(f"/r{i:03d}") | ({"resource_id": f"res{i}"} if i % 3 == 0 else {})
+        return writer.submit(AuditLogEntry, [row])
+
+    with ThreadPoolExecutor(8) as pool:
+        futures = list(pool.map(submit, range(200)))
+    for future in futures:
+        future.result(timeout=30)
+    assert paths(factory) == [f"/r{i:03d}" for i in range(200)]
+    with factory() as session:
+        named = session.scalars(select(AuditLogEntry.resource_id).where(AuditLogEntry.resource_id.is_not(None)))
+        assert sorted(named) == sorted(f"res{i}" for i in range(0, 200, 3))
+
+
+def test_a_bad_submission_fails_alone(store) -> None:
     """A row that violates a constraint fails its own submission; the others queued with it are stored."""
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
-    writer = GroupCommitWriter(engine)
+    factory, writer = store
     gate, batch_sizes = threading.Event(), []
     original_commit = writer._commit
 
@@ -108,48 +111,39 @@ def test_a_bad_submission_fails_alone(database_url: str) -> None:
         original_commit(batch)
 
     writer._commit = commit_after_gate  # type: ignore[method-assign]
-    try:
-        blocker = writer.submit(AuditLogEntry, [audit_row("/first")])
-        time.sleep(0.2)  # the thread has taken "/first" and waits at the gate
-        good_a = writer.submit(AuditLogEntry, [audit_row("/a")])
-        orphan = {
-            "id": "prd_orphan",
-            "created_at": utcnow(),
-            "organisation_id": "org_missing",
-            "model_version_id": "mdl_missing",
-            "probability": 0.5,
-            "label": 1,
-            "exit_index": 0,
-            "confidence": 0.5,
-            "demographics": None,
-        }
-        bad = writer.submit(Prediction, [orphan])
-        good_b = writer.submit(AuditLogEntry, [audit_row("/b")])
-        gate.set()
-        blocker.result(timeout=30)
-        good_a.result(timeout=30)
-        good_b.result(timeout=30)
-        with pytest.raises(Exception, match=r"(?i)foreign key"):
-            bad.result(timeout=30)
-        assert paths(factory) == ["/a", "/b", "/first"]
-        with factory() as session:
-            assert session.scalar(select(func.count()).select_from(Prediction)) == 0
-        assert batch_sizes == [1, 3, 1, 1, 1]  # the shared batch failed and was retried one by one
-    finally:
-        writer.close()
-        engine.dispose()
+    blocker = writer.submit(AuditLogEntry, [audit_row("/first")])
+    time.sleep(0.2)  # the thread has taken "/first" and waits at the gate
+    good_a = writer.submit(AuditLogEntry, [audit_row("/a")])
+    orphan = {
+        "id": "prd_orphan",
+        "created_at": utcnow(),
+        "organisation_id": "org_missing",
+        "model_version_id": "mdl_missing",
+        "probability": 0.5,
+        "label": 1,
+        "exit_index": 0,
+        "confidence": 0.5,
+        "demographics": None,
+    }
+    bad = writer.submit(Prediction, [orphan])
+    good_b = writer.submit(AuditLogEntry, [audit_row("/b")])
+    gate.set()
+    blocker.result(timeout=30)
+    good_a.result(timeout=30)
+    good_b.result(timeout=30)
+    with pytest.raises(Exception, match=r"(?i)foreign key"):
+        bad.result(timeout=30)
+    assert paths(factory) == ["/a", "/b", "/first"]
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Prediction)) == 0
+    assert batch_sizes == [1, 3, 1, 1, 1]  # the shared batch failed and was retried one by one
 
 
-def test_close_writes_what_was_queued_then_refuses(database_url: str) -> None:
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
-    writer = GroupCommitWriter(engine)
+def test_close_writes_what_was_queued_then_refuses(store) -> None:
+    factory, writer = store
     futures = [writer.submit(AuditLogEntry, [audit_row(f"/q{i}")]) for i in range(20)]
     writer.close()
-    try:
-        assert all(f.done() and f.exception() is None for f in futures)
-        assert len(paths(factory)) == 20
-        with pytest.raises(RuntimeError, match="closed"):
-            writer.submit(AuditLogEntry, [audit_row("/late")])
-    finally:
-        engine.dispose()
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert len(paths(factory)) == 20
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.submit(AuditLogEntry, [audit_row("/late")])
