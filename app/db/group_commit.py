@@ -61,8 +61,14 @@ class GroupCommitWriter:
 
     def submit(self, model: type[Base], rows: Sequence[Row]) -> Future[None]:
         """Queue rows (column → value dicts) of ``model``'s table for the next commit; the future
-        resolves once they are committed."""
+        resolves once they are committed. A column the table lacks is refused here (Core would
+        silently drop it)."""
         submission = _Submission(model.__table__, rows)  # type: ignore[arg-type]
+        columns = set(submission.table.columns.keys())
+        for row in rows:
+            unknown = row.keys() - columns
+            if unknown:
+                raise ValueError(f"{submission.table.name} has no column(s) {sorted(unknown)}")
         with self._lock:
             if self._closed:
                 raise RuntimeError("the row writer is closed (the service is shutting down)")
@@ -104,10 +110,10 @@ class GroupCommitWriter:
     def _commit(self, batch: list[_Submission]) -> None:
         # one executemany per table and set of columns (an executemany binds the first row's columns)
         groups: defaultdict[tuple[Table, tuple[str, ...]], list[Row]] = defaultdict(list)
-        for submission in batch:
-            for row in submission.rows:
-                groups[submission.table, tuple(row)].append(row)
-        try:
+        try:  # everything a submission can break is inside: the thread must outlive any bad row
+            for submission in batch:
+                for row in submission.rows:
+                    groups[submission.table, tuple(row)].append(row)
             with self.engine.begin() as conn:
                 for (table, _columns), rows in groups.items():
                     conn.execute(insert(table), rows)

@@ -139,6 +139,17 @@ def test_a_bad_submission_fails_alone(store) -> None:
     assert batch_sizes == [1, 3, 1, 1, 1]  # the shared batch failed and was retried one by one
 
 
+def test_a_malformed_submission_is_refused_and_the_writer_goes_on(store) -> None:
+    factory, writer = store
+    with pytest.raises(ValueError, match=r"audit_log has no column\(s\) \['nonexistent'\]"):
+        writer.submit(AuditLogEntry, [{**audit_row("/x"), "nonexistent": 1}])
+    no_status = {"created_at": utcnow(), "method": "POST", "path": "/y", "action": "POST /y"}
+    with pytest.raises(Exception, match=r"(?i)not null|null value"):
+        writer.submit(AuditLogEntry, [no_status]).result(timeout=30)
+    writer.submit(AuditLogEntry, [audit_row("/after")]).result(timeout=30)
+    assert paths(factory) == ["/after"]
+
+
 def test_close_writes_what_was_queued_then_refuses(store) -> None:
     factory, writer = store
     futures = [writer.submit(AuditLogEntry, [audit_row(f"/q{i}")]) for i in range(20)]
