@@ -60,8 +60,7 @@ def predict(
         )
         for k, item in enumerate(inputs)
     ]
-    now = utcnow()
-    stored = {"created_at": now, "organisation_id": organisation_id, "model_version_id": served.id}
+    stored = {"created_at": utcnow(), "organisation_id": organisation_id, "model_version_id": served.id}
     rows = [{**stored, **p.model_dump(exclude={"image"})} for p in predictions]
     writer.submit(Prediction, rows).result()
     return PredictResponse(
