@@ -361,8 +361,14 @@ def service_overhead(
     raw = max(measured["raw ONNX Runtime chain", t] for t in (1, clients))
     pipeline = max(measured["decode + preprocess + chain", t] for t in (1, clients))
     eight = batches(x[: 8 * max(1, len(x) // 8)], 8)
-    batched = rate(lambda: [model.chain.run(b) for b in eight], 8 * len(eight), 3)
-    one = rate(lambda: [model.chain.run(s) for s in singles], len(singles), 3)
+    batching = rates(
+        {
+            "batch 8": lambda: [model.chain.run(b) for b in eight],
+            "batch 1": lambda: [model.chain.run(s) for s in singles[: 8 * len(eight)]],
+        },
+        8 * len(eight),
+        3,
+    )
 
     server, port, key = start_server(work, folder, model.manifest, args.database_url)
     try:
@@ -391,7 +397,8 @@ def service_overhead(
     print(f"{throughput / pipeline[0]:.2f}x")
     overhead = server_ms - measured["decode + preprocess + chain", clients][1]
     print(f"   server CPU per request beyond decode + chain: {overhead:.2f} ms (HTTP, key, model lookup, rows)")
-    print(f"   micro-batching bound: raw chain at batch 8 {batched:.1f} img/s vs batch 1 {one:.1f} img/s")
+    eight_rate, one_rate = batching["batch 8"], batching["batch 1"]
+    print(f"   micro-batching bound: raw chain at batch 8 {eight_rate:.1f} img/s vs batch 1 {one_rate:.1f} img/s")
 
 
 def main() -> None:

@@ -37,8 +37,9 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
 
 def _sqlite_begin(conn: Connection) -> None:
     """pysqlite's own transaction handling defers BEGIN; emit it ourselves so that a read-then-write
-    transaction takes the write lock up front (no lock-upgrade deadlocks). Read-only sessions begin
-    DEFERRED instead: under WAL they read the last commit without waiting for, or holding, that lock."""
+    transaction takes the write lock up front (no lock-upgrade deadlocks). Read-only connections
+    (``read_only``) begin DEFERRED instead: under WAL they read the last commit without waiting for,
+    or holding, that lock."""
     conn.exec_driver_sql("BEGIN DEFERRED" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 

@@ -7,10 +7,10 @@ service spent most of its time asleep in ``BEGIN IMMEDIATE``. Here one thread pe
 whatever rows are queued when it is free, writes them in one transaction and commits once; on
 PostgreSQL the same saves a commit round trip per row.
 
-Rows are plain column dictionaries written with Core ``INSERT`` (one executemany per table), not ORM
-objects: the ORM's unit of work cost more than the statements for these append-only rows (about
-400 µs against 200 µs for one row on SQLite, 1.2 ms against 0.5 ms for eight). Callers therefore set
-every value they need to know, ids included.
+Rows are plain column dictionaries written with Core ``INSERT`` (one executemany per table and set of
+columns), not ORM objects: the ORM's unit of work cost more than the statements for these append-only
+rows (about 400 µs against 200 µs for one row on SQLite, 1.2 ms against 0.5 ms for eight). Callers
+therefore set every value they need to know, ids included.
 
 Each caller waits for the commit of its own rows (``submit(...)`` returns a future), so a response
 never names a row that is not stored. A batch that fails is retried one submission at a time, so a
