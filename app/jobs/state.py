@@ -128,8 +128,15 @@ def report_progress(
     job.progress = progress
     job.heartbeat_at = utcnow()
     if history_entry is not None:
-        job.history = [*job.history, history_entry]
+        job.history = _with_epoch(job.history, history_entry)
     _event(session, job_id, "progress", progress)
+
+
+def _with_epoch(history: list[dict[str, Any]], entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """History keyed by epoch: a resumed run re-reports its last checkpointed epoch (the report may
+    not have landed before the crash), so an epoch already recorded is replaced, never duplicated."""
+    kept = [h for h in history if h.get("epoch") != entry.get("epoch")]
+    return sorted([*kept, entry], key=lambda h: h.get("epoch") or 0)
 
 
 def finish(

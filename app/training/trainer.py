@@ -234,6 +234,10 @@ class Trainer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         state = self._resume()
         eta = _Eta(cfg.epochs * self.steps_per_epoch, state.step)
+        if state.history:
+            # a crash between saving the checkpoint and reporting its epoch would lose that epoch
+            # from whoever records the reports; they key epochs, so a report that did land is replaced
+            self.progress(self._epoch_event(state.history[-1], state, eta))
         while not state.finished:
             epoch = state.epoch + 1
             losses, seconds = self._train_epoch(epoch, state, eta)
@@ -260,24 +264,25 @@ class Trainer:
             state.stopped_early = cfg.patience is not None and state.bad_epochs >= cfg.patience
             state.finished = epoch >= cfg.epochs or state.stopped_early
             self._save(state)
-            self.progress(
-                ProgressEvent(
-                    phase="validate",
-                    epoch=epoch,
-                    epochs=cfg.epochs,
-                    step=state.step,
-                    total_steps=eta.total_steps,
-                    losses=losses,
-                    images_per_s=record.images_per_s,
-                    eta_s=eta(state.step),
-                    val_auc=record.val_auc,
-                    val_pfd=record.val_pfd,
-                    message="early stop" if state.stopped_early else "",
-                )
-            )
+            self.progress(self._epoch_event(record, state, eta))
         best = torch.load(self.work_dir / BEST, map_location=self.device, weights_only=True)
         self.net.load_state_dict(best["model"])
         return FitResult(state.history, state.best_epoch, state.best_score, state.stopped_early)
+
+    def _epoch_event(self, record: EpochRecord, state: _State, eta: _Eta) -> ProgressEvent:
+        return ProgressEvent(
+            phase="validate",
+            epoch=record.epoch,
+            epochs=self.config.epochs,
+            step=state.step,
+            total_steps=eta.total_steps,
+            losses=record.losses,
+            images_per_s=record.images_per_s,
+            eta_s=eta(state.step),
+            val_auc=record.val_auc,
+            val_pfd=record.val_pfd,
+            message="early stop" if state.stopped_early else "",
+        )
 
     def _train_epoch(self, epoch: int, state: _State, eta: _Eta) -> tuple[dict[str, float], float]:
         cfg = self.config

@@ -97,3 +97,15 @@ def test_cancel_queued_is_immediate_running_is_flagged_ended_is_conflict(session
             for e in session.scalars(select(JobEvent).where(JobEvent.job_id == first).order_by(JobEvent.id))
         ]
     assert types == ["queued", "running", "running", "cancelled"]
+
+
+def test_history_keeps_one_entry_per_epoch_when_a_resumed_run_re_reports(session_factory) -> None:
+    (job_id,) = make_jobs(session_factory, 1)
+    with transaction(session_factory) as session:
+        state.claim_next(session, "w")
+    for epoch, auc in [(1, 0.6), (2, 0.7), (2, 0.7), (3, 0.8)]:
+        with transaction(session_factory) as session:
+            entry = {"epoch": epoch, "val_auc": auc}
+            state.report_progress(session, job_id, "w", entry, history_entry=entry)
+    with session_factory() as session:
+        assert [h["epoch"] for h in session.get(Job, job_id).history] == [1, 2, 3]

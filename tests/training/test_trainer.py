@@ -124,3 +124,20 @@ def test_progress_reports_each_epoch(cohort: CohortArrays, tmp_path: Path, monke
     assert steps[-1].eta_s == pytest.approx(0.0)
     assert [e.epoch for e in epochs] == [1, 2]
     assert all(e.val_auc is not None and 0 <= e.val_auc <= 1 and e.val_pfd is not None for e in epochs)
+
+
+def test_a_resumed_run_re_reports_its_last_checkpointed_epoch(cohort: CohortArrays, tmp_path: Path) -> None:
+    """Killed after the epoch-1 checkpoint but before its report: the next attempt reports epoch 1 first."""
+
+    def killed_while_reporting(event: ProgressEvent) -> None:
+        if event.phase == "validate":
+            raise RuntimeError("worker killed")
+
+    config = CONFIG.model_copy(update={"epochs": 2})
+    with pytest.raises(RuntimeError, match="worker killed"):
+        make_trainer(cohort, config, tmp_path, progress=killed_while_reporting).fit()
+    events: list[ProgressEvent] = []
+    fit = make_trainer(cohort, config, tmp_path, progress=events.append).fit()
+    reported = [e for e in events if e.phase == "validate"]
+    assert [e.epoch for e in reported] == [1, 2]
+    assert [e.val_auc for e in reported] == [r.val_auc for r in fit.history]
