@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import NoReturn
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,12 +58,15 @@ def resolve(session: Session, organisation_id: str, ref: str) -> tuple[ModelVers
     return model, ref
 
 
+# Built once: every prediction that names an alias runs it.
+_ALIAS_TARGET = select(ModelAlias.model_version_id).where(
+    ModelAlias.organisation_id == bindparam("organisation_id"), ModelAlias.name == bindparam("name")
+)
+
+
 def alias_target(session: Session, organisation_id: str, name: str) -> str:
     """The model version id an alias of the organisation points to (404 if there is no such alias)."""
-    query = select(ModelAlias.model_version_id).where(
-        ModelAlias.organisation_id == organisation_id, ModelAlias.name == name
-    )
-    target = session.scalar(query)
+    target = session.scalar(_ALIAS_TARGET, {"organisation_id": organisation_id, "name": name})
     if target is None:
         raise NotFoundError("model alias", name)
     return target
