@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,20 +29,35 @@ from app.settings import Settings
 PG_SERVER_URL = os.environ.get("FAIRAUDIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture(scope="session")
-def pg_database_url() -> Iterator[str]:
+@contextmanager
+def throwaway_pg_database(admin: Engine) -> Iterator[tuple[str, str]]:
+    """(name, url) of a new, migrated PostgreSQL database, dropped afterwards; ``admin`` is an
+    AUTOCOMMIT engine on the test server."""
     name = f"fairaudit_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    upgrade_to_head(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+        engine = make_engine(url)
+        upgrade_to_head(engine)
+        engine.dispose()
+        yield name, url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Engine]:
+    admin = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT")
+    yield admin
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(pg_admin: Engine) -> Iterator[str]:
+    with throwaway_pg_database(pg_admin) as (_, url):
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
