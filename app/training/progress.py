@@ -15,7 +15,8 @@ Phase = Literal["train", "validate", "select", "export", "evaluate", "done"]
 @dataclass(frozen=True)
 class ProgressEvent:
     """A snapshot of the run. Step events come at most about once a second; every epoch ends with a
-    ``validate`` event carrying the epoch's validation AUC / PFD; later phases have one event each."""
+    ``validate`` event carrying the epoch's validation AUC / PFD (a resumed run first repeats the one of
+    its last checkpointed epoch, so key them by epoch); later phases have one event each."""
 
     phase: Phase
     epoch: int  # 1-based; 0 before the first epoch
