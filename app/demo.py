@@ -118,6 +118,14 @@ def _fmt(value: dict[str, Any]) -> str:
     return f"{value['value']:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]"
 
 
+def _say_if_not_significant(differences: list[dict[str, Any]]) -> None:
+    """The pick is by point estimate; say so when the paired test cannot tell the two PFDs apart."""
+    row = next((r for r in differences if r["metric"] == "pfd" and r["attribute"] == SKIN_ATTRIBUTE), None)
+    if row is not None and row.get("p_value") is not None and row["p_value"] >= 0.05:
+        print(f"   the PFD difference is not significant on this test split (p = {row['p_value']:.3f}):")
+        print("   the pick below rests on the point estimates; audit on more data before relying on it")
+
+
 def _mean_compute(report: dict[str, Any]) -> float:
     exits = report.get("exits")
     if not exits:
@@ -175,7 +183,8 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
         comparison = _check(
             client.post("/v1/compare", json={"evaluation_ids": [evaluations[n]["id"] for n in names], "n_boot": 1000})
         )
-        for row in comparison["comparisons"][0]["differences"]:
+        differences = comparison["comparisons"][0]["differences"]
+        for row in differences:
             wanted = row["metric"] in ("auc", "pfd", "eopp1") and row["attribute"] in (
                 "overall",
                 SKIN_ATTRIBUTE,
@@ -192,6 +201,7 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
         measured = [n for n in names if pfd[n] is not None]
         if measured:
             fairer = min(measured, key=lambda n: pfd[n])
+            _say_if_not_significant(differences)
         else:
             fairer = max(names, key=lambda n: _policy_value(evaluations[n]["report"], "overall", "auc")["value"] or 0)
             print("   PFD could not be measured (too few positives per group in the test split; use a larger --n):")
