@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from archives import make_zip, upload
+from live_server import start_server, wait_for
 from sqlalchemy import func, select
 
 from app.jobs.models import Job, JobEvent
@@ -30,16 +27,6 @@ TRAIN = {
     "patience": None,
     "augment": {"hflip": False, "vflip": False, "rotate_degrees": 0, "brightness": 0, "contrast": 0},
 }
-
-
-def wait_for(predicate, timeout: float, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise TimeoutError("condition not reached in time")
 
 
 def job_row(factory, job_id: str) -> Job:
@@ -135,54 +122,21 @@ def test_cancel_stops_a_running_job_within_seconds_and_leaves_nothing(
     assert not settings.model_dir.exists() or not list(Path(settings.model_dir).iterdir())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(settings, port: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "FAIRAUDIT_DATABASE_URL": settings.database_url,
-        "FAIRAUDIT_DATA_DIR": str(settings.data_dir),
-        "FAIRAUDIT_MODEL_DIR": str(settings.model_dir),
-        "FAIRAUDIT_PORT": str(port),
-        "FAIRAUDIT_HEARTBEAT_SECONDS": "0.5",
-        "FAIRAUDIT_STALE_AFTER_SECONDS": "10",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    wait_for(lambda: _healthy(port), timeout=60)
-    return process
-
-
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the scale-out database
 def test_server_killed_and_restarted_mid_training_finishes_the_job_once(
     client, keys, settings, session_factory, run_jobs
 ):
     headers = keys.headers()
     job_id = start_training(client, headers, run_jobs, epochs=4)
-    port = free_port()
-    server = start_server(settings, port)
+    server = start_server(settings)
     try:
         wait_for(lambda: epochs_done(session_factory, job_id) >= 2, timeout=180)
-        server.send_signal(signal.SIGKILL)  # no shutdown hook runs: the job is left "running"
-        server.wait()
+        server.kill()  # no shutdown hook runs: the job is left "running"
         assert job_row(session_factory, job_id).status == "running"
-        server = start_server(settings, port)
+        server = start_server(settings, server.port)
         wait_for(lambda: job_row(session_factory, job_id).status not in ("queued", "running"), timeout=300)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
     job = job_row(session_factory, job_id)
     assert job.status == "succeeded" and job.attempt == 2, (job.status, job.attempt, job.error)
     assert model_count(session_factory) == 1
