@@ -3,7 +3,7 @@
 Data: ``--n`` predictions (default 100,000) with sex (2), age_group (4) and skin_type (6) and their
 intersection (48 cells). Two things are timed:
 
-1. FairAudit's whole report (``build_report``): every per-group metric of metrics.md for every
+1. FairAudit's whole report (``build_report``): every per-group metric of docs/metrics.md for every
    grouping, gaps, tests, curves, the Fairlearn block, and a ``--boot``-resample (default 1,000)
    bootstrap stratified by cell × label.
 2. Fairlearn 0.15 ``MetricFrame`` on the metrics both define (count, selection rate, TPR, FPR, TNR,

@@ -5,7 +5,7 @@ at export is the chain that serves. Imports neither torch nor FastAPI: the API p
 
 Sessions never spin after a run (``session.intra_op.allow_spinning = 0``): with spinning on, each
 stage's worker threads keep the cores busy after returning and starve the next stage, so a chain of
-four stage sessions costs ~4.7× the full graph instead of ~1× (docs/performance.md).
+four stage sessions costs ~4.7× the full graph instead of ~1× (benchmarks/README.md, Reference measurements).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The few ranking metrics training needs for model selection (AUC, PF per group, PFD).
 
 The audit report is the metrics engine's job (``app.fairness.engine``); these are the same
-definitions (methods.md §1, ties count ½), kept here so training does not depend on the engine.
+definitions (docs/methods.md §1, ties count ½), kept here so training does not depend on the engine.
 """
 
 from __future__ import annotations

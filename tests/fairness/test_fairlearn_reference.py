@@ -1,4 +1,4 @@
-"""The Fairlearn reference fixture of metrics.md, exactly (values computed with fairlearn 0.15.0)."""
+"""The Fairlearn reference fixture of docs/metrics.md, exactly (values computed with fairlearn 0.15.0)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pairwise-EO hinge (methods.md §1) and the per-exit weighting of the objective."""
+"""The pairwise-EO hinge (docs/methods.md §1) and the per-exit weighting of the objective."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Every gap is a function of per-group arrays of shape ``(b, n_groups)`` and returns ``(b,)``, so the
 same code gives the point estimate (b = 1) and every bootstrap resample.
 
-Definitions (``metrics.md``):
+Definitions (``docs/metrics.md``):
 - ``pfd`` max − min PF; ``auc_gap`` max − min within-group AUC; ``worst_group_auc`` min AUC;
 - ``eopp1`` max − min TPR; ``eopp0`` max − min TNR;
 - ``eodd``: the paper's |ΔTPR + ΔFPR| / 2 for two groups. Generalised to k groups as the maximum over
