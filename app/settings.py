@@ -66,9 +66,9 @@ class Settings(BaseSettings):
 
     # Orphaned work folders (app/housekeeping/orphans.py): removed at start-up and periodically
     orphan_sweep_enabled: bool = True
-    orphan_sweep_interval_seconds: float = Field(default=600.0, gt=0, description="seconds between sweeps")
+    orphan_sweep_interval_seconds: float = Field(default=300.0, gt=0, description="seconds between sweeps")
     orphan_min_age_seconds: float = Field(
-        default=3600.0,
+        default=900.0,
         ge=0,
         description="a folder no row owns is removed only once nothing in it changed for this long",
     )

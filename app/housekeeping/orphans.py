@@ -40,6 +40,7 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
+BATCH = 500
 Owners = Callable[[Session, list[str]], Collection[str]]
 
 
@@ -152,10 +153,10 @@ def sweep(settings: Settings, read_factory: sessionmaker[Session], *, now: float
         folders = area.candidates(settings)
         live = live_paths()
         ids = [i for i, folder in folders.items() if folder not in live]
-        if not ids:
-            continue
-        with read_factory() as session:
-            owned = area.owners(session, ids)
+        owned: set[str] = set()
+        for start in range(0, len(ids), BATCH):  # bounded IN lists (SQLite caps bound parameters)
+            with read_factory() as session:
+                owned.update(area.owners(session, ids[start : start + BATCH]))
         for folder in (folders[i] for i in ids if i not in owned):
             size = _untouched_since(folder, cutoff)
             if size is None:

@@ -91,6 +91,18 @@ def test_a_sweep_removes_exactly_the_folders_no_row_owns(client, keys, settings,
     assert [r.path for r in sweep(young, read, now=time.time() + 2 * HOUR)] == [held], "settled, unowned"
 
 
+def test_a_sweep_judges_more_folders_than_one_query_may_name(client, keys, settings, session_factory):
+    live = upload(client, keys.headers(), make_zip(4)).json()["id"]
+    root = settings.data_dir / "cohorts"
+    orphans = {root / fake_id("coh") for _ in range(1200)}  # above SQLite's old 999-parameter cap, 3 batches
+    for folder in orphans:
+        folder.mkdir()
+    old = settings.model_copy(update={"orphan_min_age_seconds": 0.0})
+    removed = sweep(old, make_read_session_factory(session_factory.kw["bind"]), now=time.time() + 1)
+    assert {r.path for r in removed} == orphans
+    assert cohort_folders(settings) == {live}
+
+
 def write_archive(path: Path, padding_mb: int, n: int = 12) -> Path:
     """A valid cohort archive made large by an incompressible file it does not list."""
     rows = ["image,label,sex,age,patient_id"]
