@@ -46,11 +46,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def gone_local_runs(session: Session, settings: Settings) -> list[str]:
+def gone_local_runs(session: Session, settings: Settings, *, warn: bool = False) -> list[str]:
     """Running jobs whose run is provably over: claimed on this host by a process that no longer
     exists, and with nobody holding their run lock (the claiming server's job process, and anything
     it started, are gone too). Recovered at once, instead of waiting for the heartbeat to age; a
-    run that outlived its server keeps the job until it ends or its heartbeat goes stale."""
+    run that outlived its server keeps the job until it ends or its heartbeat goes stale (``warn``:
+    say so, once, at start-up)."""
     host = socket.gethostname()
     gone = []
     for job_id, worker_id in session.execute(select(Job.id, Job.worker_id).where(Job.status == "running")):
@@ -59,7 +60,7 @@ def gone_local_runs(session: Session, settings: Settings) -> list[str]:
             continue
         if run_is_gone(job_work_dir(settings, job_id)):
             gone.append(job_id)
-        else:
+        elif warn:
             log.warning("job %s: its server %s is gone but a run still holds the job; waiting", job_id, parts[1])
     return gone
 
@@ -120,7 +121,7 @@ class Supervisor:
 
     def recover(self, startup: bool = False) -> list[state.Recovered]:
         with transaction(self.session_factory) as session:
-            gone = gone_local_runs(session, self.settings)
+            gone = gone_local_runs(session, self.settings, warn=startup)
             recovered = state.recover_stale(
                 session, timedelta(seconds=self.settings.stale_after_seconds), gone_runs=gone
             )
