@@ -17,6 +17,7 @@ from app.core.problems import install_problem_handlers
 from app.db.engine import make_engine, make_read_session_factory, make_session_factory, read_only
 from app.db.group_commit import GroupCommitWriter
 from app.fairness.router import router as fairness_router
+from app.housekeeping.orphans import OrphanSweeper
 from app.jobs.router import router as jobs_router
 from app.jobs.supervisor import Supervisor
 from app.serving.directory import ServedModels
@@ -57,9 +58,14 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         if supervisor is not None:
             supervisor.start()
         app.state.supervisor = supervisor
+        sweeper = OrphanSweeper(settings, make_read_session_factory(engine)) if settings.orphan_sweep_enabled else None
+        if sweeper is not None:
+            sweeper.start()
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.stop()
             if supervisor is not None:
                 supervisor.stop()
             if ray_executor is not None:

@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=64_000_000, gt=0)
     ingest_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
 
+    # Orphaned work folders (app/housekeeping/orphans.py): removed at start-up and periodically
+    orphan_sweep_enabled: bool = True
+    orphan_sweep_interval_seconds: float = Field(default=300.0, gt=0, description="seconds between sweeps")
+    orphan_min_age_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="a folder no row owns is removed only once nothing in it changed for this long",
+    )
+
     # Serving
     max_predict_batch: int = Field(default=64, ge=1)
     model_cache_size: int = Field(default=4, ge=1)

@@ -5,18 +5,20 @@ refused at once); the ingestion job then runs ``build_cache``. Bad images fail t
 bad file listed.
 
 Decoding runs in ``workers`` processes started with ``spawn`` (no inherited locks or threads from a
-server process). Each task is a chunk of rows; a worker opens the cache's memory map read-write,
-writes its rows and closes it. Rows are disjoint, so workers never coordinate. ``items.json`` is
-written only after every image decoded, so a cache without it is incomplete; on failure or cancel
-the caller removes the cache folder. Nothing is fsynced: readers on this machine share the page
-cache, a shared filesystem publishes each worker's rows when it closes the mapping (close-to-open),
-and a cache lost to a power cut is rebuilt by the job's retry. (Syncing cost 40 % of throughput per
-chunk, and once at the end it also flushes every extracted image under ext4's ordered mode.)
+server process) that die with the process that started them (``app.jobs.lifeline``). Each task is
+a chunk of rows; a worker opens the cache's memory map read-write, writes its rows and closes it.
+Rows are disjoint, so workers never coordinate. ``items.json`` is written only after every image
+decoded, so a cache without it is incomplete; on failure or cancel the caller removes the cache
+folder. Nothing is fsynced: readers on this machine share the page cache, a shared filesystem
+publishes each worker's rows when it closes the mapping (close-to-open), and a cache lost to a
+power cut is rebuilt by the job's retry. (Syncing cost 40 % of throughput per chunk, and once at
+the end it also flushes every extracted image under ext4's ordered mode.)
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import closing
@@ -27,6 +29,7 @@ from app.cohorts.cache import create_image_store, write_items
 from app.cohorts.images import decode_into_store
 from app.cohorts.manifest import ParsedManifest
 from app.core.errors import InputError
+from app.jobs.lifeline import die_with_parent
 from app.settings import get_settings
 
 MAX_CHUNK = 256
@@ -101,7 +104,12 @@ def _decode_chunks(
                 raise IngestCancelled()
             yield len(chunk), decode(chunk)
         return
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    executor = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,  # the pool's processes are started by this thread, in submit()
+        initargs=(os.getpid(),),
+    )
     try:
         futures = {executor.submit(decode, chunk): len(chunk) for chunk in chunks}
         for future in as_completed(futures):

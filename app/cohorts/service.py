@@ -23,6 +23,7 @@ from app.cohorts.upload import remove_tree, save_stream, too_large
 from app.core.errors import ConflictError, NotFoundError
 from app.db.base import new_id, utcnow
 from app.db.engine import on_rollback
+from app.housekeeping.live_work import hold_until_settled
 from app.jobs import state
 from app.jobs.models import TERMINAL_STATUSES, Job
 from app.settings import Settings
@@ -42,6 +43,7 @@ def create_cohort(
     cohort_id = new_id("coh")
     folder = storage.cohort_dir(settings, cohort_id)
     on_rollback(session, lambda: remove_tree(folder))
+    hold_until_settled(session, folder)  # not an orphan while this request writes it
     try:
         upload = folder / "upload.bin"
         save_stream(archive, upload, settings.max_upload_bytes)

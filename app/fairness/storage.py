@@ -18,6 +18,7 @@ from app.db.base import new_id
 from app.db.engine import on_rollback
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.models import Evaluation, MetricRow
+from app.housekeeping.live_work import hold_until_settled
 from app.settings import Settings
 
 PREDICTIONS_FILE = "predictions.npz"
@@ -105,5 +106,6 @@ def store_evaluation(
         session.execute(insert(MetricRow), [{**row, "evaluation_id": evaluation.id} for row in rows])
     folder = evaluation_dir(settings, evaluation.id)
     on_rollback(session, lambda: shutil.rmtree(folder, ignore_errors=True))
+    hold_until_settled(session, folder)
     save_predictions(folder, predictions)
     return evaluation

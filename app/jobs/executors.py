@@ -2,23 +2,19 @@
 executor only starts a run, says whether it is still going, and kills it.
 
 ``LocalProcessExecutor`` (embedded default) spawns a child process per job. ``app.jobs.ray_executor``
-submits a Ray task instead (scale-out). Both run ``app.jobs.runner.run_claimed_job``.
+submits a Ray task instead (scale-out). Both run ``app.jobs.runner.run_claimed_job``; a local child
+first ties its life to the process that started it (``app.jobs.lifeline``).
 """
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
-import sys
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
-from app.jobs.runner import run_claimed_job
-
-PR_SET_PDEATHSIG = 1
+from app.jobs.lifeline import job_process_main
 
 
 class RunHandle(Protocol):
@@ -56,24 +52,10 @@ class ProcessHandle:
         self.process.join(timeout=10)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGKILL this process when its parent dies, so a server killed outright leaves no
-    orphan run behind to race the run that recovery starts."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the parent died before the request took effect
-        os._exit(1)
-
-
-def _child_main(parent_pid: int, job_id: str, worker_id: str, settings_data: dict[str, Any]) -> None:
-    _die_with_parent(parent_pid)
-    run_claimed_job(job_id, worker_id, settings_data)
-
-
 class LocalProcessExecutor:
     """One spawned child process per job — never forked: the parent may hold CUDA state, database
-    connections and threads that a fork would copy in a broken state."""
+    connections and threads that a fork would copy in a broken state. ``launch`` must be called from
+    a thread that outlives the child (the supervisor's loop): the child dies with that thread."""
 
     def __init__(self) -> None:
         self._mp = multiprocessing.get_context("spawn")
@@ -82,7 +64,9 @@ class LocalProcessExecutor:
         self, job_id: str, worker_id: str, settings_data: dict[str, Any], job_config: dict[str, Any]
     ) -> ProcessHandle:
         process = self._mp.Process(
-            target=run_claimed_job, args=(job_id, worker_id, settings_data), name=f"fairaudit-job-{job_id}"
+            target=job_process_main,
+            args=(os.getpid(), job_id, worker_id, settings_data),
+            name=f"fairaudit-job-{job_id}",
         )
         process.start()
         return ProcessHandle(job_id, process)

@@ -1,7 +1,10 @@
 """Runs one claimed job to its end inside a job process (supervisor child or Ray task).
 
-A heartbeat thread proves the process alive and picks up cancel requests; if the job was taken
-away (stale and handed on), the process exits at once so two runs never race.
+Before touching anything the run takes the job's run lock (``app.jobs.lifeline``), waiting for a
+previous run that may still be writing, and only then checks that it still holds the claim. A
+heartbeat thread proves the process alive and picks up cancel requests; if the job was taken away
+(stale and handed on), or the run could not renew its claim for longer than the stale limit allows
+(others may take the job over then), the process exits at once so two runs never race.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -17,22 +21,33 @@ from app.core.errors import InputError
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.jobs import handlers, state
 from app.jobs.context import Cancelled, Completion, JobContext
-from app.jobs.files import remove_job_files
+from app.jobs.files import job_work_dir, remove_job_files
+from app.jobs.lifeline import acquire_run_lock
 from app.jobs.models import Job
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 LOST_CLAIM_EXIT_CODE = 75
+LEASE_EXPIRED_EXIT_CODE = 76
 
 
 def run_claimed_job(job_id: str, worker_id: str, settings_data: dict[str, Any]) -> str:
     """Entry point of a job process. Returns the job's final status."""
     settings = Settings.model_validate(settings_data)
+    run_lock = acquire_run_lock(job_work_dir(settings, job_id), timeout=settings.stale_after_seconds)
+    if run_lock is None:
+        raise RuntimeError(f"a previous run of job {job_id} was still alive, so this attempt did not start")
+    with run_lock:  # held until the run is over (or, if the process dies, until the kernel drops it)
+        return _run_locked(job_id, worker_id, settings)
+
+
+def _run_locked(job_id: str, worker_id: str, settings: Settings) -> str:
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
     with factory() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != "running" or job.worker_id != worker_id:
+            engine.dispose()
             return "lost"
         ctx = JobContext(
             job_id=job.id,
@@ -100,15 +115,27 @@ def _finish(ctx: JobContext, status: str, *, completion: Completion | None = Non
 
 
 def _heartbeat_loop(ctx: JobContext, stop: threading.Event) -> None:
+    """Renew the claim every ``heartbeat_seconds``. A renewal that fails is retried, but only while
+    the last one that worked began less than ``lease`` ago: past the stale limit another supervisor
+    may recover the job, and this run must be gone by then."""
+    lease = ctx.settings.stale_after_seconds - 2 * ctx.settings.heartbeat_seconds
+    renewed = time.monotonic()
     while not stop.wait(ctx.settings.heartbeat_seconds):
+        began = time.monotonic()
         try:
             with transaction(ctx.session_factory) as session:
                 if state.heartbeat(session, ctx.job_id, ctx.worker_id):
                     ctx.cancel_event.set()
+            renewed = began
         except state.LostClaim:
             if stop.is_set():
                 return
             log.error("job %s was taken from this worker; exiting", ctx.job_id)
             os._exit(LOST_CLAIM_EXIT_CODE)
         except Exception:  # a transient database error must not kill a long training run
+            if stop.is_set():
+                return
+            if time.monotonic() - renewed > lease:
+                log.exception("job %s could not renew its claim for %.0f s; exiting", ctx.job_id, lease)
+                os._exit(LEASE_EXPIRED_EXIT_CODE)
             log.exception("heartbeat for job %s failed; will retry", ctx.job_id)

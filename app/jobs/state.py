@@ -193,20 +193,21 @@ class Recovered:
 
 
 def recover_stale(
-    session: Session, stale_after: timedelta, *, now: datetime | None = None, dead_workers: Iterable[str] = ()
+    session: Session, stale_after: timedelta, *, now: datetime | None = None, gone_runs: Iterable[str] = ()
 ) -> list[Recovered]:
-    """Release running jobs whose heartbeat is older than ``stale_after`` or whose worker is known dead."""
+    """Release running jobs whose heartbeat is older than ``stale_after`` or whose run is known to be
+    over (``gone_runs``: job ids whose process is proven dead)."""
     cutoff = (now or utcnow()) - stale_after
-    dead = list(dead_workers)
+    gone = list(gone_runs)
     condition = Job.heartbeat_at < cutoff
-    if dead:
-        condition = condition | Job.worker_id.in_(dead)
+    if gone:
+        condition = condition | Job.id.in_(gone)
     jobs = session.scalars(select(Job).where(Job.status == "running", condition).with_for_update()).all()
     out = []
     for job in jobs:
         reason = (
             "its worker process is gone"
-            if job.worker_id in dead
+            if job.id in gone
             else f"no heartbeat since {job.heartbeat_at:%Y-%m-%dT%H:%M:%SZ}"
         )
         out.append(Recovered(job.id, release(session, job, reason), reason))

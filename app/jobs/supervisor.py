@@ -23,7 +23,8 @@ from app.db.base import utcnow
 from app.db.engine import transaction
 from app.jobs import state
 from app.jobs.executors import Executor, LocalProcessExecutor, RunHandle
-from app.jobs.files import remove_job_files
+from app.jobs.files import job_work_dir, remove_job_files
+from app.jobs.lifeline import run_is_gone
 from app.jobs.models import TERMINAL_STATUSES, Job
 from app.settings import Settings
 
@@ -45,18 +46,23 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def dead_local_workers(session: Session) -> list[str]:
-    """Worker ids of running jobs claimed on this host by processes that no longer exist (after a
-    server restart these are recovered at once instead of waiting for their heartbeat to age)."""
+def gone_local_runs(session: Session, settings: Settings, *, warn: bool = False) -> list[str]:
+    """Running jobs whose run is provably over: claimed on this host by a process that no longer
+    exists, and with nobody holding their run lock (the claiming server's job process, and anything
+    it started, are gone too). Recovered at once, instead of waiting for the heartbeat to age; a
+    run that outlived its server keeps the job until it ends or its heartbeat goes stale (``warn``:
+    say so, once, at start-up)."""
     host = socket.gethostname()
-    dead = []
-    for worker_id in session.scalars(select(Job.worker_id).where(Job.status == "running").distinct()):
-        if worker_id is None:
+    gone = []
+    for job_id, worker_id in session.execute(select(Job.id, Job.worker_id).where(Job.status == "running")):
+        parts = (worker_id or "").split(":")
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit() or _pid_alive(int(parts[1])):
             continue
-        parts = worker_id.split(":")
-        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _pid_alive(int(parts[1])):
-            dead.append(worker_id)
-    return dead
+        if run_is_gone(job_work_dir(settings, job_id)):
+            gone.append(job_id)
+        elif warn:
+            log.warning("job %s: its server %s is gone but a run still holds the job; waiting", job_id, parts[1])
+    return gone
 
 
 class Supervisor:
@@ -115,9 +121,9 @@ class Supervisor:
 
     def recover(self, startup: bool = False) -> list[state.Recovered]:
         with transaction(self.session_factory) as session:
-            dead = dead_local_workers(session)
+            gone = gone_local_runs(session, self.settings, warn=startup)
             recovered = state.recover_stale(
-                session, timedelta(seconds=self.settings.stale_after_seconds), dead_workers=dead
+                session, timedelta(seconds=self.settings.stale_after_seconds), gone_runs=gone
             )
         for r in recovered:
             log.warning("recovered job %s (%s): now %s", r.job_id, r.reason, r.status)

@@ -5,6 +5,14 @@ folder) serves the whole module; the test process is its driver, as the API proc
 production. A run is held at a known point by locking the ``cohorts`` table, which the ingestion job
 reads first: the Ray task is then running and blocked until the test lets it go, so cancels and
 kills land mid-run every time.
+
+Everything stays on loopback: Ray turns ``127.0.0.1`` into the machine's interface address (it
+"resolves localhost to a remotely reachable IP") unless multi-node clustering is off, so the head
+is started, and this driver connects, with it off; the head's usage-stats module would still ask
+the cloud metadata service (169.254.169.254) and usage-stats.ray.io, so it gets a cluster config
+naming a local provider and a loopback report URL. ``SocketWatch`` samples the sockets of every
+process of the cluster and of this driver for the whole module, and the last test fails on any
+address that is not loopback.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from pathlib import Path
 import pytest
 from archives import make_zip, upload
 from fastapi.testclient import TestClient
+from socket_watch import SocketWatch
 from sqlalchemy import select, text
 
 from app.jobs.models import Job, JobEvent
@@ -48,8 +57,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Ray's switch for a single-node cluster that keeps 127.0.0.1 as its address (see the docstring).
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
 @pytest.fixture(scope="module")
-def ray_address() -> Iterator[str]:
+def sockets() -> Iterator[SocketWatch]:
+    """Started before the cluster, stopped after it: every socket the module's processes open."""
+    watch = SocketWatch().start()
+    yield watch
+    watch.stop()
+
+
+def loopback_env(root: Path) -> dict[str, str]:
+    (root / "ray_bootstrap_config.yaml").write_text("provider:\n  type: local\n")  # read from $HOME
+    return {
+        **os.environ,
+        LOOPBACK_ONLY: "0",
+        "HOME": str(root),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_USAGE_STATS_REPORT_URL": "http://127.0.0.1:9/",  # the "usage stats are off" ping
+    }
+
+
+@pytest.fixture(scope="module")
+def ray_address(sockets: SocketWatch) -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="fa-ray-"))  # short: Ray's socket paths must fit 107 bytes
     script = Path(sys.executable).with_name("ray")
     command = (
@@ -73,7 +105,9 @@ def ray_address() -> Iterator[str]:
     ]
     log_path = root / "ray-start.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=loopback_env(root))
+    driver = pytest.MonkeyPatch()
+    driver.setattr(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", False)  # read once, at import
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while "Ray runtime started" not in log_path.read_text():
@@ -83,6 +117,7 @@ def ray_address() -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         ray.shutdown()
+        driver.undo()
         process.terminate()  # `ray start --block` stops every process it started
         try:
             process.wait(timeout=60)
@@ -281,3 +316,17 @@ def test_tasks_get_absolute_paths(ray_settings):
     assert shipped["data_dir"] == str(Path.cwd() / "var/data") and shipped["model_dir"] == str(Path.cwd() / "models")
     assert shipped["database_url"] == f"sqlite:///{Path.cwd() / 'var/x.db'}"
     assert settings_for_task(ray_settings.model_dump(mode="json"))["database_url"] == ray_settings.database_url
+
+
+def test_the_cluster_and_its_driver_use_loopback_only(client, keys, ray_settings, session_factory, sockets):
+    """Last in the module: the watch has sampled every test before this one; one more job makes sure
+    a driver, a worker and the head were all talking while it looked."""
+    job_id = upload(client, keys.headers(), make_zip(10)).json()["ingest_job_id"]
+    supervisor = ray_supervisor(ray_settings, session_factory)
+    try:
+        assert drive_to_end(supervisor, session_factory, job_id).status == "succeeded"
+    finally:
+        supervisor.stop()
+    sockets.sample()
+    assert sockets.samples > 1 and sockets.loopback_seen > 0, "the watch saw no socket at all"
+    assert not sockets.offending, "sockets off loopback:\n" + sockets.report()

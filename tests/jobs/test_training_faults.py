@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from archives import make_zip, upload
 from live_server import start_server, wait_for
+from processes import alive, descendants, describe
 from sqlalchemy import func, select
 
 from app.jobs.models import Job, JobEvent
@@ -123,7 +124,7 @@ def test_cancel_stops_a_running_job_within_seconds_and_leaves_nothing(
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the scale-out database
-def test_server_killed_and_restarted_mid_training_finishes_the_job_once(
+def test_server_killed_mid_training_takes_its_run_along_and_the_restart_finishes_the_job_once(
     client, keys, settings, session_factory, run_jobs
 ):
     headers = keys.headers()
@@ -131,7 +132,13 @@ def test_server_killed_and_restarted_mid_training_finishes_the_job_once(
     server = start_server(settings)
     try:
         wait_for(lambda: epochs_done(session_factory, job_id) >= 2, timeout=180)
+        family = descendants(server.pid)  # the job process (and multiprocessing's resource tracker)
+        assert family
         server.kill()  # no shutdown hook runs: the job is left "running"
+        deadline = time.monotonic() + 15  # SIGKILL lands at once; this bounds a hang
+        while alive(family) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(family), "the training run outlived its server:\n" + describe(alive(family))
         assert job_row(session_factory, job_id).status == "running"
         server = start_server(settings, server.port)
         wait_for(lambda: job_row(session_factory, job_id).status not in ("queued", "running"), timeout=300)
@@ -139,4 +146,12 @@ def test_server_killed_and_restarted_mid_training_finishes_the_job_once(
         server.stop()
     job = job_row(session_factory, job_id)
     assert job.status == "succeeded" and job.attempt == 2, (job.status, job.attempt, job.error)
+    assert [h["epoch"] for h in job.history] == [1, 2, 3, 4], "each epoch recorded once across both attempts"
+    with session_factory() as session:
+        runs = session.scalars(
+            select(JobEvent.data["attempt"].as_integer()).where(
+                JobEvent.job_id == job_id, JobEvent.type == "state", JobEvent.data["status"].as_string() == "running"
+            )
+        ).all()
+    assert [a for a in runs if a is not None] == [1, 2], "exactly one run after the restart"
     assert model_count(session_factory) == 1
