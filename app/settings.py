@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=64_000_000, gt=0)
     ingest_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
 
+    # DICOM and image limits (issue 10: bombs refused before decoding; see app/cohorts/image_limits.py)
+    max_dicom_header_bytes: int = Field(
+        default=16 * 1024**2, gt=0, description="bytes a DICOM's elements before its pixel data may take"
+    )
+
     # Serving
     max_predict_batch: int = Field(default=64, ge=1)
     model_cache_size: int = Field(default=4, ge=1)
