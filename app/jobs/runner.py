@@ -14,6 +14,7 @@ from typing import Any
 
 import app.db.models  # noqa: F401  (every mapper must be known in a fresh job process)
 from app.core.errors import InputError
+from app.core.private_files import make_private
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.jobs import handlers, state
 from app.jobs.context import Cancelled, Completion, JobContext
@@ -28,6 +29,7 @@ LOST_CLAIM_EXIT_CODE = 75
 def run_claimed_job(job_id: str, worker_id: str, settings_data: dict[str, Any]) -> str:
     """Entry point of a job process. Returns the job's final status."""
     settings = Settings.model_validate(settings_data)
+    make_private()  # owner-only files also where this process was not started by the service (Ray)
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
     with factory() as session:
