@@ -11,9 +11,11 @@ from app.settings import get_settings
 
 
 def _migrate() -> None:
+    from app.core.private_files import make_private
     from app.db.engine import make_engine
     from app.db.migrate import upgrade_to_head
 
+    make_private(get_settings().data_dir)  # before the SQLite database may be created
     engine = make_engine(get_settings().database_url)
     upgrade_to_head(engine)
     engine.dispose()

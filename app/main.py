@@ -13,6 +13,7 @@ from app.cohorts.router import router as cohorts_router
 from app.core.audit import AuditMiddleware
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.health import router as health_router
+from app.core.private_files import make_private
 from app.core.problems import install_problem_handlers
 from app.db.engine import make_engine, make_read_session_factory, make_session_factory, read_only
 from app.db.group_commit import GroupCommitWriter
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     problems = settings.check_production()
     if problems:
         raise RuntimeError("refusing to start with unsafe production settings: " + "; ".join(problems))
+    make_private(settings.data_dir)  # every file this process creates from here on is owner-only
     engine = make_engine(settings.database_url, settings.db_pool_size)
     session_factory = make_session_factory(engine)
     row_writer = GroupCommitWriter(engine)

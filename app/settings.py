@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         description="a folder no row owns is removed only once nothing in it changed for this long",
     )
 
+    # DICOM and image limits (issue 10: bombs refused before decoding; see app/cohorts/image_limits.py)
+    max_dicom_header_bytes: int = Field(
+        default=16 * 1024**2, gt=0, description="bytes a DICOM's elements before its pixel data may take"
+    )
+
     # Serving
     max_predict_batch: int = Field(default=64, ge=1)
     model_cache_size: int = Field(default=4, ge=1)

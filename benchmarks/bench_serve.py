@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from app.auth.service import create_key, ensure_organisation
+from app.cohorts.image_limits import ImageLimits
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.db.migrate import upgrade_to_head
 from app.serving.models import ModelVersion
@@ -351,7 +352,9 @@ def service_overhead(
     singles = [np.ascontiguousarray(x[i : i + 1]) for i in range(len(x))]
     in_process = {
         "raw ONNX Runtime chain": lambda i: model.chain.run(singles[i % len(singles)]),
-        "decode + preprocess + chain": lambda i: model.predict([pngs[i % len(pngs)]], ["x"], 10**8),
+        "decode + preprocess + chain": lambda i: model.predict(
+            [pngs[i % len(pngs)]], ["x"], ImageLimits(max_pixels=10**8)
+        ),
     }
     measured = {}
     for name, fn in in_process.items():
@@ -427,7 +430,7 @@ def main() -> None:
         start = time.perf_counter()
         folder = work / "export" / "mdl_bench"
         prep = Preprocessing.from_manifest(input_description(args.image_size))
-        x_all = prep.normalise(prep.decode(pngs, [str(i) for i in range(len(pngs))], 10**8))
+        x_all = prep.normalise(prep.decode(pngs, [str(i) for i in range(len(pngs))], ImageLimits(max_pixels=10**8)))
         x_val, x_test = x_all[: args.n_val], x_all[args.n_val :]
         manifest = export(net, folder, args.image_size, x_val, shares)
         model = load_model(verified_files(folder, manifest), args.threads, ["CPUExecutionProvider"])

@@ -87,6 +87,21 @@ def write_items(
     os.replace(tmp, folder / ITEMS_FILE)
 
 
+def is_complete(folder: Path) -> bool:
+    return (folder / ITEMS_FILE).exists()
+
+
+def sync_cache(folder: Path) -> None:
+    """Make a finished cache durable (its files and their folder entries): the uploaded originals it
+    was decoded from are deleted next, so it could not be rebuilt after a power cut."""
+    for path in (folder / IMAGES_FILE, folder / ITEMS_FILE, folder):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def load_cohort_arrays(folder: Path) -> CohortArrays:
     """Open a finished cache read-only."""
     meta_path = folder / ITEMS_FILE

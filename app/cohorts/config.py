@@ -8,6 +8,9 @@ CheXpert labels (``finding_column`` holds 1 / 0 / −1 / blank): ``uncertain_as`
 (default ``exclude``: the row is dropped, the "U-Ignore" policy) and ``blank_as`` decides blank
 (default ``negative``: CheXpert leaves a finding blank when the report does not mention it).
 Dropped rows are counted in a manifest warning.
+
+``keep_sources``: the uploaded originals are deleted once ingestion has decoded them, unless this is
+set; then the listed images are kept, DICOM files de-identified (see ``app.cohorts.sources``).
 """
 
 from __future__ import annotations
@@ -101,6 +104,11 @@ class CohortConfig(BaseModel):
     finding_column: str | None = None
     uncertain_as: Literal["exclude", "positive", "negative"] = "exclude"
     blank_as: Literal["negative", "exclude"] = "negative"
+    keep_sources: bool = Field(
+        default=False,
+        description="keep the uploaded images after ingestion, DICOM files de-identified (PS3.15 basic "
+        "profile); by default the originals are deleted once decoded",
+    )
 
     @model_validator(mode="before")
     @classmethod

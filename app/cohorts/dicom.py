@@ -19,6 +19,9 @@ Rendering rule for greyscale (MONOCHROME1/2) images:
 
 Colour (RGB, or YBR which pydicom converts to RGB) 8-bit data is kept; deeper colour data is shifted
 down to 8 bits. Multi-frame files use their first frame.
+
+Untrusted files are read within ``ImageLimits`` (transfer syntax, header size, pixel count, expansion)
+before any pixel is decoded; see ``dicom_reader``.
 """
 
 from __future__ import annotations
@@ -28,24 +31,20 @@ import hmac
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from app.cohorts.config import MAX_AGE
+from app.cohorts.dicom_reader import DicomError, decode_first_frame, read_tags
+from app.cohorts.image_limits import ImageLimits
 
 _SEX = {"M": "male", "F": "female", "O": "other"}
 _AGE = re.compile(r"^(\d{3})([DWMY])$")
 _DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Y": 365.25}
-DEMOGRAPHIC_TAGS = ["PatientSex", "PatientAge", "PatientID"]
-
-
-class DicomError(Exception):
-    """A file that is not a readable DICOM image, or whose demographic tags are malformed."""
+DEMOGRAPHIC_TAGS = {"PatientSex": "CS", "PatientAge": "AS", "PatientID": "LO"}  # keyword: value representation
+_RENDER_CHUNK = 1 << 20  # pixels rendered at a time: bounds the float64 temporaries to 8 MiB each
 
 
 @dataclass(frozen=True)
@@ -73,68 +72,86 @@ def parse_age(value: str) -> float | None:
     return years
 
 
-def read_demographics(path: Path, salt: bytes) -> Demographics:
-    """Read the three demographic tags only (no pixel data)."""
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=DEMOGRAPHIC_TAGS)
-    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-        raise DicomError(f"not a readable DICOM file: {exc}") from exc
-    sex_tag = str(ds.get("PatientSex", "") or "").strip().upper()
+def read_demographics(path: Path, salt: bytes, limits: ImageLimits | None = None) -> Demographics:
+    """Read the three demographic tags only: no pixel data, nothing past the Patient module."""
+    ds = read_tags(path, list(DEMOGRAPHIC_TAGS), limits or ImageLimits())
+    sex_tag = _text(ds, "PatientSex").upper()
     if sex_tag and sex_tag not in _SEX:
         raise DicomError(f"PatientSex {sex_tag!r} is not M, F or O")
-    patient_id = str(ds.get("PatientID", "") or "").strip()
+    patient_id = _text(ds, "PatientID")
     return Demographics(
         sex=_SEX.get(sex_tag),
-        age=parse_age(str(ds.get("PatientAge", "") or "")),
+        age=parse_age(_text(ds, "PatientAge")),
         patient_hash=patient_hash(patient_id, salt) if patient_id else None,
     )
 
 
-def decode_dicom(source: Path | BinaryIO, max_pixels: int) -> np.ndarray:
-    """Pixels as ``uint8``: ``(rows, cols)`` greyscale or ``(rows, cols, 3)`` RGB (module docstring)."""
+def _text(ds: Dataset, keyword: str) -> str:
+    """One demographic tag as stripped text. A tag stored with another value representation, or whose
+    value cannot be decoded, is refused by name rather than guessed at."""
+    if keyword not in ds:
+        return ""
     try:
-        ds = pydicom.dcmread(source)
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        if rows * cols > max_pixels:
-            raise DicomError(
-                f"decompression bomb: image is {cols}x{rows} = {rows * cols} pixels, above the limit of {max_pixels}"
-            )
-        photometric = str(ds.get("PhotometricInterpretation", ""))
-        arr = ds.pixel_array
-        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            arr = arr[0]
+        element = ds[keyword]
+    except Exception as exc:  # pydicom raises many types for values that do not fit their VR
+        raise DicomError(f"{keyword} cannot be read: {exc}") from exc
+    expected = DEMOGRAPHIC_TAGS[keyword]
+    if str(element.VR) != expected:
+        raise DicomError(f"{keyword} has value representation {element.VR}, expected {expected}")
+    if element.value is None:
+        return ""
+    if not isinstance(element.value, str):
+        raise DicomError(f"{keyword} holds several values; expected one")
+    return element.value.strip()
+
+
+def decode_dicom(source: Path | bytes, limits: ImageLimits) -> np.ndarray:
+    """Pixels as ``uint8``: ``(rows, cols)`` greyscale or ``(rows, cols, 3)`` RGB (module docstring).
+
+    Raises ``DicomError`` (unreadable or unsupported) or ``DicomTooLarge`` (over ``limits``) before
+    decoding anything it would refuse."""
+    arr, ds = decode_first_frame(source, limits)
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    try:
         if photometric in ("MONOCHROME1", "MONOCHROME2"):
             return render_grey(arr, ds)
         if arr.ndim == 3 and arr.shape[-1] == 3:
             return arr if arr.dtype == np.uint8 else (arr >> max(int(ds.BitsStored) - 8, 0)).astype(np.uint8)
-        raise DicomError(f"unsupported PhotometricInterpretation {photometric!r}")
-    except DicomError:
-        raise
-    except (InvalidDicomError, AttributeError, KeyError) as exc:
-        raise DicomError(f"not a readable DICOM image: {exc}") from exc
-    except Exception as exc:  # pydicom decoders raise many types for corrupt or unsupported data
-        raise DicomError(f"cannot decode DICOM pixel data: {type(exc).__name__}: {exc}") from exc
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # malformed LUT or window elements
+        raise DicomError(f"cannot render the DICOM image: {type(exc).__name__}: {exc}") from exc
+    raise DicomError(f"unsupported PhotometricInterpretation {photometric!r}")
 
 
 def render_grey(stored: np.ndarray, ds: Dataset) -> np.ndarray:
-    """Steps 1–4 of the module docstring for one greyscale frame."""
-    values = apply_modality_lut(stored, ds)
+    """Steps 1–4 of the module docstring for one greyscale frame, ``_RENDER_CHUNK`` pixels at a time
+    (each pixel's value depends only on itself and the dataset, so chunks give the same result)."""
     has_lut = bool(ds.get("VOILUTSequence"))
     has_window = "WindowCenter" in ds and "WindowWidth" in ds
+
+    def voi(chunk: np.ndarray) -> np.ndarray:
+        values = apply_modality_lut(chunk, ds)
+        if has_lut:
+            return apply_voi_lut(np.rint(values).astype(np.int64), ds)
+        return apply_voi_lut(values, ds) if has_window else values
+
+    flat = stored.reshape(-1)
+    chunks = range(0, flat.size, _RENDER_CHUNK)
     if has_lut:
-        values = apply_voi_lut(np.rint(values).astype(np.int64), ds)
         lo, hi = 0.0, float(2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1)
     elif has_window:
-        values = apply_voi_lut(values, ds)
         with np.errstate(over="ignore"):
             lo, hi = (float(v) for v in apply_voi_lut(np.array([-np.inf, np.inf]), ds))
     elif _is_plain_8bit(ds):
         lo, hi = 0.0, 255.0
     else:
-        lo, hi = float(values.min()), float(values.max())
+        ranges = [(float(v.min()), float(v.max())) for v in (voi(flat[s : s + _RENDER_CHUNK]) for s in chunks)]
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    out = np.clip(np.rint((values - lo) * scale), 0, 255).astype(np.uint8)
-    return 255 - out if ds.PhotometricInterpretation == "MONOCHROME1" else out
+    out = np.empty(flat.size, dtype=np.uint8)
+    for s in chunks:
+        out[s : s + _RENDER_CHUNK] = np.clip(np.rint((voi(flat[s : s + _RENDER_CHUNK]) - lo) * scale), 0, 255)
+    image = out.reshape(stored.shape)
+    return 255 - image if ds.PhotometricInterpretation == "MONOCHROME1" else image
 
 
 def _is_plain_8bit(ds: Dataset) -> bool:

@@ -2,10 +2,15 @@
 
 - The format is decided by the file's first bytes, never its name, and Pillow is only allowed the
   sniffed format's parser.
-- Decompression bombs: the pixel count in the header is checked against ``max_pixels`` before any
-  pixel is decoded; Pillow's own ``DecompressionBombWarning`` is an error too (so the effective limit
-  is the lower of ``max_pixels`` and ``Image.MAX_IMAGE_PIXELS``).
+- Limits (``ImageLimits``): the pixel count in the header is checked against ``max_pixels``
+  (``FAIRAUDIT_MAX_IMAGE_PIXELS``, the only pixel limit: Pillow's own process-wide one is switched
+  off in ``image_limits``) before any pixel is decoded; DICOM files get the checks of
+  ``dicom_reader`` (transfer syntax, header size, expansion) before theirs. Over a limit is
+  ``ImageTooLarge`` (413), anything else unusable ``ImageDecodeError`` (422).
 - Truncated or corrupt files are errors (``ImageFile.LOAD_TRUNCATED_IMAGES`` stays off).
+- ``check_image_file`` is the cheap upload-time check: the same header checks, plus the PNG IEND
+  chunk or JPEG end-of-image marker near the end of the file (a truncated file lacks it), without
+  decoding pixels. Decoding can still fail later on data corrupt inside.
 - JPEGs are decoded with ``Image.draft()``: libjpeg scales by 1/2, 1/4 or 1/8 while decoding, to the
   smallest size still at least ``size`` on both sides, which is several times faster.
 - Resize rule: the largest centred square is cut out (the longer side loses equal margins) and
@@ -19,23 +24,41 @@
 from __future__ import annotations
 
 import io
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
 
 from app.cohorts.cache import open_image_store
+from app.cohorts.image_limits import ImageLimits
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 DICOM_MAGIC = b"DICM"  # at byte 128, after the preamble
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+_END_MARKERS = {"PNG": (b"IEND\xaeB`\x82", "IEND chunk"), "JPEG": (b"\xff\xd9", "end-of-image marker")}
+_TAIL = 4096  # bytes searched for the end marker (some writers append a little data after it)
+T = TypeVar("T")
+_OTHER_FORMATS = {b"GIF87a": "GIF", b"GIF89a": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
 
 
 class ImageDecodeError(Exception):
     """A file that cannot be accepted as an image; the message says why."""
+
+    status = 422
+
+
+class ImageTooLarge(ImageDecodeError):
+    """An image over one of the ``ImageLimits``."""
+
+    status = 413
+
+
+def refusal_status(errors: Iterable[ImageDecodeError]) -> int:
+    """413 when every refused image is only too large, else 422 (something must be fixed in the file)."""
+    return 413 if all(isinstance(e, ImageTooLarge) for e in errors) else 422
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -49,51 +72,92 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def decode_image(source: Path | bytes, size: int, channels: int, max_pixels: int) -> np.ndarray:
+def _unsupported(head: bytes) -> ImageDecodeError:
+    other = next((name for magic, name in _OTHER_FORMATS.items() if head.startswith(magic)), None)
+    if other is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        other = "WebP"
+    what = f"a {other} image" if other else "unrecognised file content"
+    return ImageDecodeError(f"not a PNG, JPEG or DICOM image ({what})")
+
+
+def decode_image(source: Path | bytes, size: int, channels: int, limits: ImageLimits) -> np.ndarray:
     """``(size, size, channels)`` ``uint8`` array of one image file or in-memory file."""
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()  # one read, parsed in memory
-    fmt = sniff_format(data[:132])
+    if isinstance(source, bytes):
+        data: Path | bytes = source
+        head = source[:132]
+    else:
+        data = Path(source)
+        with data.open("rb") as f:
+            head = f.read(132)
+    fmt = sniff_format(head)
     if fmt is None:
-        raise ImageDecodeError("not a PNG, JPEG or DICOM image (unrecognised file content)")
-    fp = io.BytesIO(data)
-    image = _open_dicom(fp, max_pixels) if fmt == "DICOM" else _open_pillow(fp, fmt, size, channels, max_pixels)
+        raise _unsupported(head)
+    if fmt == "DICOM":  # read from the file itself: a DICOM may be large, and only its first frame is used
+        image = _open_dicom(data, limits)
+    else:
+        fp = io.BytesIO(data if isinstance(data, bytes) else data.read_bytes())  # one read, parsed in memory
+        image = _open_pillow(fp, fmt, limits)
+        if fmt == "JPEG":
+            image.draft("L" if channels == 1 else "RGB", (size, size))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            out = np.asarray(fit(to_channels(image, channels), size))
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as exc:
+        out = np.asarray(fit(to_channels(image, channels), size))
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"truncated or corrupt {fmt} image: {exc}") from exc
     finally:
         image.close()
     return out.reshape(size, size, channels)
 
 
-def _open_pillow(fp: io.BytesIO, fmt: str, size: int, channels: int, max_pixels: int) -> Image.Image:
+def check_image_file(path: Path, limits: ImageLimits) -> None:
+    """Header checks of one file, no pixel decoded (module docstring); raises like ``decode_image``."""
+    with path.open("rb") as f:
+        head = f.read(132)
+        fmt = sniff_format(head)
+        if fmt is None:
+            raise _unsupported(head)
+        if fmt == "DICOM":
+            _dicom_errors_as_image_errors(lambda: _check_dicom(path, limits))
+            return
+        f.seek(max(f.seek(0, io.SEEK_END) - _TAIL, 0))
+        tail = f.read()
+        _open_pillow(f, fmt, limits).close()  # reads the header only
+    marker, name = _END_MARKERS[fmt]
+    if marker not in tail:
+        raise ImageDecodeError(f"truncated {fmt} image: no {name} at its end")
+
+
+def _open_pillow(fp: io.BytesIO | io.BufferedReader, fmt: str, limits: ImageLimits) -> Image.Image:
+    fp.seek(0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(fp, formats=[fmt])
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"decompression bomb: {exc}") from exc
+        image = Image.open(fp, formats=[fmt])
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"truncated or corrupt {fmt} image: {exc}") from exc
-    width, height = image.size
-    if width * height > max_pixels:
+    if problem := limits.pixel_problem(*image.size):
         image.close()
-        raise ImageDecodeError(
-            f"decompression bomb: image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}"
-        )
-    if fmt == "JPEG":
-        image.draft("L" if channels == 1 else "RGB", (size, size))
+        raise ImageTooLarge(problem)
     return image
 
 
-def _open_dicom(fp: io.BytesIO, max_pixels: int) -> Image.Image:
+def _open_dicom(source: Path | bytes, limits: ImageLimits) -> Image.Image:
     # Imported here: pydicom adds start-up time to every decoding process, and most cohorts are JPEG/PNG.
-    from app.cohorts.dicom import DicomError, decode_dicom
+    from app.cohorts.dicom import decode_dicom
+
+    return Image.fromarray(_dicom_errors_as_image_errors(lambda: decode_dicom(source, limits)))
+
+
+def _check_dicom(path: Path, limits: ImageLimits) -> None:
+    from app.cohorts.dicom_reader import check_image
+
+    check_image(path, limits)
+
+
+def _dicom_errors_as_image_errors(read: Callable[[], T]) -> T:
+    from app.cohorts.dicom_reader import DicomError, DicomTooLarge
 
     try:
-        return Image.fromarray(decode_dicom(fp, max_pixels))
+        return read()
+    except DicomTooLarge as exc:
+        raise ImageTooLarge(str(exc)) from exc
     except DicomError as exc:
         raise ImageDecodeError(str(exc)) from exc
 
@@ -118,7 +182,7 @@ def fit(image: Image.Image, size: int) -> Image.Image:
 
 
 def decode_into_store(
-    folder: Path, n: int, size: int, channels: int, max_pixels: int, chunk: Sequence[tuple[int, str]]
+    folder: Path, n: int, size: int, channels: int, limits: ImageLimits, chunk: Sequence[tuple[int, str]]
 ) -> list[tuple[int, str]]:
     """Decode ``(row, path)`` pairs into rows of the cache's image array; return ``(row, error)``s.
 
@@ -129,7 +193,7 @@ def decode_into_store(
     errors = []
     for row, path in chunk:
         try:
-            store[row] = decode_image(Path(path), size, channels, max_pixels)
+            store[row] = decode_image(Path(path), size, channels, limits)
         except ImageDecodeError as exc:
             errors.append((row, str(exc)))
         except Exception as exc:  # a decoder failing in an unforeseen way is still one bad file

@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 
 from app.cohorts.cache import create_image_store, write_items
+from app.cohorts.image_limits import ImageLimits
 from app.cohorts.images import decode_into_store
 from app.cohorts.manifest import ParsedManifest
 from app.core.errors import InputError
@@ -50,18 +51,18 @@ def build_cache(
     workers: int = 1,
     should_cancel: Callable[[], bool] | None = None,
     *,
-    max_pixels: int | None = None,
+    limits: ImageLimits | None = None,
 ) -> None:
     """Decode every manifest item (paths relative to ``root``) into a new cache in ``cache_dir``.
 
     ``progress(done, total)`` is called after each chunk. Raises ``InputError`` (422) listing every
-    file that failed to decode, or ``IngestCancelled``. ``max_pixels`` defaults to the settings'.
+    file that failed to decode, or ``IngestCancelled``. ``limits`` default to the settings'.
     """
     items = manifest.items
     n = len(items)
-    max_pixels = max_pixels or get_settings().max_image_pixels
+    limits = limits or ImageLimits.from_settings(get_settings())
     create_image_store(cache_dir, n, size, channels)
-    decode = partial(decode_into_store, cache_dir, n, size, channels, max_pixels)
+    decode = partial(decode_into_store, cache_dir, n, size, channels, limits)
     step = max(1, min(MAX_CHUNK, -(-n // (max(workers, 1) * 8))))
     rows = [(i, str(root / item.image)) for i, item in enumerate(items)]
     chunks = [rows[s : s + step] for s in range(0, n, step)]

@@ -1,7 +1,11 @@
 """The ingestion job: decode a validated cohort's images into its cache, then mark it ready.
 
-Runs in a job process. A retry after a crash starts the decoding again from scratch (the cache is
-rebuilt, never patched); a failure or cancel removes the partial cache and marks the cohort failed.
+Runs in a job process. Once the cache is complete and durable the uploaded originals are deleted,
+or kept de-identified with ``keep_sources`` (``sources.py``): patient identifiers in DICOM files do
+not outlive ingestion. A retry after a crash keeps a complete cache (``items.json`` is written last)
+since the originals may already be gone, and otherwise decodes again from scratch (the cache is
+rebuilt, never patched). A failure or cancel removes the cohort's files — originals and partial
+cache — and marks the cohort failed with its errors.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.cohorts import storage
+from app.cohorts.cache import is_complete, sync_cache
+from app.cohorts.image_limits import ImageLimits
 from app.cohorts.ingest import IngestCancelled, build_cache
 from app.cohorts.manifest import ManifestItem, ParsedManifest
 from app.cohorts.models import Cohort, CohortItem
+from app.cohorts.sources import release_sources
 from app.cohorts.summary import summarize
 from app.core.errors import InputError
 from app.db.engine import transaction
@@ -49,31 +56,46 @@ def _load(ctx: JobContext) -> tuple[Cohort, ParsedManifest]:
 def run_ingestion(ctx: JobContext) -> Completion:
     cohort, manifest = _load(ctx)
     cache = storage.cache_dir(ctx.settings, cohort.id)
-    shutil.rmtree(cache, ignore_errors=True)
+    files = storage.files_dir(ctx.settings, cohort.id)
+    limits = ImageLimits.from_settings(ctx.settings)
     total = len(manifest.items)
 
     def progress(done: int, _total: int) -> None:
         ctx.progress({"done": done, "total": total, "fraction": done / total if total else 1.0})
 
     try:
-        build_cache(
-            manifest,
-            storage.files_dir(ctx.settings, cohort.id),
-            cache,
-            size=cohort.image_size,
-            channels=cohort.channels,
-            progress=progress,
-            workers=ctx.settings.ingest_workers,
-            should_cancel=ctx.should_cancel,
-            max_pixels=ctx.settings.max_image_pixels,
+        if not is_complete(cache):
+            shutil.rmtree(cache, ignore_errors=True)
+            build_cache(
+                manifest,
+                files,
+                cache,
+                size=cohort.image_size,
+                channels=cohort.channels,
+                progress=progress,
+                workers=ctx.settings.ingest_workers,
+                should_cancel=ctx.should_cancel,
+                limits=limits,
+            )
+            sync_cache(cache)
+        release_sources(
+            files,
+            {files / item.image for item in manifest.items},
+            keep=bool(cohort.config.get("keep_sources", False)),
+            uid_salt=cohort.id,
+            limits=limits,
         )
-    except IngestCancelled:
-        shutil.rmtree(cache, ignore_errors=True)
+    except (IngestCancelled, Cancelled):
+        storage.remove_cohort_files(ctx.settings, cohort.id)
         raise Cancelled() from None
-    except BaseException as exc:
-        shutil.rmtree(cache, ignore_errors=True)
+    except Exception as exc:  # the job fails for good (no retry): nothing of the upload is kept
+        storage.remove_cohort_files(ctx.settings, cohort.id)
         errors = exc.errors if isinstance(exc, InputError) else [{"message": str(exc) or type(exc).__name__}]
         _mark_failed(ctx, cohort.id, errors)
+        raise
+    except BaseException:  # the process is being stopped: a retry needs the originals, not a partial cache
+        if not is_complete(cache):
+            shutil.rmtree(cache, ignore_errors=True)
         raise
     summary = summarize(
         [i.label for i in manifest.items],

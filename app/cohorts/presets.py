@@ -29,6 +29,10 @@ from pathlib import Path
 
 from app.cohorts import dicom
 from app.cohorts.config import FITZPATRICK_CLASSES, ISIC_CLASSES, MAX_AGE, CohortConfig
+from app.cohorts.dicom_reader import DicomTooLarge
+from app.cohorts.image_limits import ImageLimits
+from app.core.errors import InputError
+from app.settings import get_settings
 
 _SEX = {"male": "male", "m": "male", "female": "female", "f": "female", "other": "other", "o": "other"}
 _MISSING_SEX = {"unknown", "u"}
@@ -283,8 +287,12 @@ class DicomPreset(Preset):
         return RowItem(path, path, label, None, self.extras(r))
 
     def image_attributes(self, path: Path) -> tuple[dict[str, str | None], str | None]:
-        """Raises ``dicom.DicomError`` for unreadable files or malformed tags."""
-        tags = dicom.read_demographics(path, self.salt)
+        """Raises ``dicom.DicomError`` for unreadable files or malformed tags (the manifest lists it with
+        the row), and a 413 ``InputError`` at once for a file over a read limit."""
+        try:
+            tags = dicom.read_demographics(path, self.salt, ImageLimits.from_settings(get_settings()))
+        except DicomTooLarge as exc:
+            raise InputError(str(exc), [{"file": path.name, "message": str(exc)}], status=413) from exc
         return {"sex": tags.sex, "age_group": age_group(tags.age, self.config.age_bins)}, tags.patient_hash
 
 

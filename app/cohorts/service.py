@@ -1,5 +1,8 @@
 """Cohort use cases: upload (validate everything before answering), read, delete. Never commits.
 
+Every listed image's header is checked before the upload is accepted (``image_check``), so a
+truncated, unsupported or oversized file is refused here rather than failing the ingestion job.
+
 Upload order matters for "nothing left behind": files are written under a fresh cohort folder whose
 removal is registered as a rollback hook first, so any rejection — at the size check, in the
 archive, in the manifest, or at commit — removes them together with the rows.
@@ -16,6 +19,8 @@ from app.auth.service import Principal
 from app.cohorts import storage
 from app.cohorts.archive import ArchiveLimits, extract_archive
 from app.cohorts.config import CohortConfig, parse_config
+from app.cohorts.image_check import check_listed_images
+from app.cohorts.image_limits import ImageLimits
 from app.cohorts.manifest import ParsedManifest, parse_manifest
 from app.cohorts.models import Cohort, CohortItem
 from app.cohorts.schemas import CohortOut
@@ -45,12 +50,14 @@ def create_cohort(
     on_rollback(session, lambda: remove_tree(folder))
     hold_until_settled(session, folder)  # not an orphan while this request writes it
     try:
+        storage.create_cohort_dir(settings, cohort_id)
         upload = folder / "upload.bin"
         save_stream(archive, upload, settings.max_upload_bytes)
         files = storage.files_dir(settings, cohort_id)
         extracted = extract_archive(upload, files, ArchiveLimits.from_settings(settings))
         upload.unlink()
         manifest = parse_manifest(extracted.manifest, config, files=extracted.files, salt=cohort_id.encode())
+        check_listed_images(extracted.root, manifest.items, ImageLimits.from_settings(settings))
     except BaseException:
         remove_tree(folder)
         raise

@@ -18,6 +18,7 @@ from typing import Any
 
 import app.db.models  # noqa: F401  (every mapper must be known in a fresh job process)
 from app.core.errors import InputError
+from app.core.private_files import make_private
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.jobs import handlers, state
 from app.jobs.context import Cancelled, Completion, JobContext
@@ -34,6 +35,7 @@ LEASE_EXPIRED_EXIT_CODE = 76
 def run_claimed_job(job_id: str, worker_id: str, settings_data: dict[str, Any]) -> str:
     """Entry point of a job process. Returns the job's final status."""
     settings = Settings.model_validate(settings_data)
+    make_private()  # owner-only files also where this process was not started by the service (Ray)
     run_lock = acquire_run_lock(job_work_dir(settings, job_id), timeout=settings.stale_after_seconds)
     if run_lock is None:
         raise RuntimeError(f"a previous run of job {job_id} was still alive, so this attempt did not start")

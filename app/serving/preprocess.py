@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from app.cohorts.images import ImageDecodeError, decode_image
+from app.cohorts.image_limits import ImageLimits
+from app.cohorts.images import ImageDecodeError, decode_image, refusal_status
 from app.core.errors import ConflictError, InputError
 
 
@@ -61,19 +62,23 @@ class Preprocessing:
             "and per-channel mean/std; it cannot be served"
         )
 
-    def decode(self, images: Sequence[bytes], names: Sequence[str], max_pixels: int) -> np.ndarray:
-        """``(n, size, size, C)`` uint8; every undecodable image is named in one 422."""
+    def decode(self, images: Sequence[bytes], names: Sequence[str], limits: ImageLimits) -> np.ndarray:
+        """``(n, size, size, C)`` uint8; every unusable image is named in one 413 (all only too large)
+        or 422."""
         out = np.empty((len(images), self.size, self.size, self.channels), dtype=np.uint8)
-        errors = []
+        errors, refused = [], []
         for i, (data, name) in enumerate(zip(images, names, strict=True)):
             try:
-                out[i] = decode_image(data, self.size, self.channels, max_pixels)
+                out[i] = decode_image(data, self.size, self.channels, limits)
             except ImageDecodeError as exc:
                 errors.append({"image": i, "file": name, "message": str(exc)})
+                refused.append(exc)
             except Exception as exc:  # a decoder failing in an unforeseen way is still one bad image
                 errors.append({"image": i, "file": name, "message": f"cannot decode: {type(exc).__name__}: {exc}"})
+                refused.append(ImageDecodeError())
         if errors:
-            raise InputError(f"{len(errors)} of {len(images)} images cannot be used", errors)
+            status = refusal_status(refused)
+            raise InputError(f"{len(errors)} of {len(images)} images cannot be used", errors, status=status)
         return out
 
     def normalise(self, pixels: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from starlette.requests import Request
 
+from app.cohorts.image_limits import ImageLimits
 from app.core.errors import ConflictError
 from app.serving.integrity import TamperedModelError, read_verified
 from app.serving.models import ModelVersion
@@ -70,9 +71,9 @@ class LoadedModel:
     operating_threshold: float
     signature: Signature
 
-    def predict(self, images: Sequence[bytes], names: Sequence[str], max_pixels: int) -> ChainResult:
+    def predict(self, images: Sequence[bytes], names: Sequence[str], limits: ImageLimits) -> ChainResult:
         """Decode, normalise and run the early-exit chain on one batch."""
-        pixels = self.preprocessing.decode(images, names, max_pixels)
+        pixels = self.preprocessing.decode(images, names, limits)
         return self.chain.run(self.preprocessing.normalise(pixels))
 
     def labels(self, probability: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.cohorts.image_limits import ImageLimits
 from app.core.errors import NotFoundError
 from app.db.base import new_id, utcnow
 from app.db.group_commit import GroupCommitWriter
@@ -46,7 +47,7 @@ def predict(
     """
     served, alias = served_models.find(organisation_id, ref)
     loaded = cache.get(served.files)
-    result = loaded.predict([i.data for i in inputs], [i.name for i in inputs], settings.max_image_pixels)
+    result = loaded.predict([i.data for i in inputs], [i.name for i in inputs], ImageLimits.from_settings(settings))
     labels, confidence = loaded.labels(result.probability), result.confidence
     predictions = [
         PredictionOut(

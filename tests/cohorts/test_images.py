@@ -12,20 +12,21 @@ import pytest
 from cohort_helpers import dicom_bytes, image_bytes
 from PIL import Image
 
+from app.cohorts.image_limits import ImageLimits
 from app.cohorts.images import ImageDecodeError, decode_image
 
 MAX_PIXELS = 64_000_000
 
 
 def decode(data: bytes, size: int = 32, channels: int = 3, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    return decode_image(data, size, channels, max_pixels)
+    return decode_image(data, size, channels, ImageLimits(max_pixels=max_pixels))
 
 
 def refused(data: bytes, tmp_path: Path, name: str = "x.png", **kwargs: int) -> str:
     path = tmp_path / name
     path.write_bytes(data)
     with pytest.raises(ImageDecodeError) as info:
-        decode_image(path, 32, 3, kwargs.get("max_pixels", MAX_PIXELS))
+        decode_image(path, 32, 3, ImageLimits(max_pixels=kwargs.get("max_pixels", MAX_PIXELS)))
     return str(info.value)
 
 
@@ -67,7 +68,7 @@ def test_format_comes_from_content_not_name(tmp_path: Path) -> None:
     pixels = np.full((40, 40, 3), 90, dtype=np.uint8)
     path = tmp_path / "really_a_png.jpg"
     path.write_bytes(image_bytes(pixels, "PNG"))
-    assert np.array_equal(decode_image(path, 40, 3, MAX_PIXELS), pixels)
+    assert np.array_equal(decode_image(path, 40, 3, ImageLimits(max_pixels=MAX_PIXELS)), pixels)
 
 
 def test_resize_rule_centre_crops_then_scales() -> None:

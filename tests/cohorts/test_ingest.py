@@ -11,6 +11,7 @@ from cohort_helpers import dicom_bytes, image_bytes, write_files
 
 from app.cohorts.cache import ITEMS_FILE, load_cohort_arrays
 from app.cohorts.config import CohortConfig
+from app.cohorts.image_limits import ImageLimits
 from app.cohorts.images import decode_image
 from app.cohorts.ingest import IngestCancelled, build_cache
 from app.cohorts.manifest import ParsedManifest, parse_manifest
@@ -49,7 +50,7 @@ def test_cache_round_trip(tmp_path: Path) -> None:
     arrays = load_cohort_arrays(tmp_path / "cache")
     assert arrays.images.shape == (24, 32, 32, 3)
     for row in (0, 1, 2, 23):
-        expected = decode_image(tmp_path / "files" / manifest.items[row].image, 32, 3, 10**8)
+        expected = decode_image(tmp_path / "files" / manifest.items[row].image, 32, 3, ImageLimits(max_pixels=10**8))
         assert np.array_equal(arrays.images[row], expected)
     assert list(arrays.labels) == [item.label for item in manifest.items]
     assert list(arrays.split) == [item.split for item in manifest.items]
@@ -75,7 +76,15 @@ def test_every_bad_file_is_named_and_the_cache_is_left_incomplete(tmp_path: Path
     }
     manifest = make_cohort(tmp_path / "files", n=6, bad=bad)
     with pytest.raises(InputError) as info:
-        build_cache(manifest, tmp_path / "files", tmp_path / "cache", 16, 3, workers=workers, max_pixels=50_000)
+        build_cache(
+            manifest,
+            tmp_path / "files",
+            tmp_path / "cache",
+            16,
+            3,
+            workers=workers,
+            limits=ImageLimits(max_pixels=50_000),
+        )
     errors = info.value.errors
     assert [(e["row"], e["file"]) for e in errors] == [
         (8, "bad/truncated.jpg"),

@@ -18,6 +18,7 @@ import pytest
 import torch
 from serving_helpers import insert_model, model_columns, multipart, noise_images
 
+from app.cohorts.image_limits import ImageLimits
 from app.cohorts.images import decode_image
 from app.serving.models import ModelVersion
 from app.serving.runtime import ModelFiles
@@ -40,7 +41,7 @@ class Exported:
 
 
 def reference_probabilities(net: MultiExitNet, images: list[bytes]) -> np.ndarray:
-    pixels = np.stack([decode_image(data, SIZE, 3, 10**6) for data in images])
+    pixels = np.stack([decode_image(data, SIZE, 3, ImageLimits(max_pixels=10**6)) for data in images])
     x = Normalizer(3, torch.device("cpu"))(torch.from_numpy(pixels).permute(0, 3, 1, 2))
     with torch.no_grad():
         return torch.sigmoid(net(x)).double().numpy()
@@ -87,7 +88,9 @@ def exported(tmp_path_factory) -> Exported:
         "operating_threshold": 0.5,
         "exit_thresholds": thresholds,
     }
-    pixels = np.stack([decode_image(d, SIZE, 3, 10**6) for d in images[:8]]).transpose(0, 3, 1, 2)
+    pixels = np.stack([decode_image(d, SIZE, 3, ImageLimits(max_pixels=10**6)) for d in images[:8]]).transpose(
+        0, 3, 1, 2
+    )
     parity = ((pixels / 255.0 - np.reshape(mean, (1, 3, 1, 1))) / np.reshape(std, (1, 3, 1, 1))).astype(np.float32)
     folder = tmp_path_factory.mktemp("parity") / MODEL_ID
     export_model(net, folder, parity_images=parity, exit_thresholds=thresholds, metadata=metadata)

@@ -66,7 +66,7 @@ def _png_of_pixels(n: int) -> bytes:
 BAD_INPUTS = {
     "not an image": (lambda: multipart([b"this is a CSV file,\n1,2\n"]), 422, "not a PNG, JPEG or DICOM"),
     "truncated": (lambda: multipart([noise_images(1)[0][:-40]]), 422, "img0.png"),
-    "decompression bomb": (lambda: multipart([_png_of_pixels(600)]), 422, "decompression bomb"),
+    "decompression bomb": (lambda: multipart([_png_of_pixels(600)]), 413, "FAIRAUDIT_MAX_IMAGE_PIXELS"),
     "batch too large": (lambda: multipart(noise_images(9)), 413, "at most 8 images"),
     "JSON batch too large": (lambda: json_body(noise_images(9)), 413, "got 9 images"),
     "bad base64": (lambda: {"json": {"images": [{"data": "not base64!"}]}}, 422, "base64"),
