@@ -82,8 +82,11 @@ class ExtractedArchive:
         return self._writer.total
 
     def extract(self, files: Iterable[str]) -> None:
-        """Write ``files`` (paths relative to ``root``, among ``files``) under ``root``."""
+        """Write ``files`` (paths relative to ``root``, among ``self.files``) under ``root``."""
         wanted = {self._prefix + f for f in files}
+        unknown = wanted - self._writer.listed
+        if unknown:
+            raise ValueError(f"not files of this archive: {', '.join(sorted(unknown)[:5])}")
         self._source.extract(wanted, self._writer)
 
 

@@ -25,7 +25,7 @@ import heapq
 import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from app.cohorts.config import SPLITS, CohortConfig, ColumnSplit, RandomSplit
@@ -38,6 +38,7 @@ from app.core.errors import InputError
 from app.settings import Settings, get_settings
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".dcm")
+_ANY_CASE_EXTENSIONS = IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)
 MAX_LISTED_WARNINGS = 100
 MAX_HEADER_SHOWN = 20  # header names quoted in a missing-column message
 
@@ -90,14 +91,53 @@ def parse_manifest(
     preset = make_preset(config, salt if salt is not None else secrets.token_bytes(16))
     attribute_names = preset.attributes()
     _check_config_against_preset(config, preset, attribute_names)
-    split_column = config.split.column if isinstance(config.split, ColumnSplit) else None
 
     errors = ErrorList(settings.max_reported_errors)
+    accepted, dropped = _read_rows(manifest_path, config, preset, index, CsvLimits.from_settings(settings), errors)
+    if errors:
+        raise errors.error(f"the manifest has {errors.count:,} problem(s)")
+    if not accepted:
+        raise InputError("the manifest has no usable rows", [{"message": "every row was dropped or empty"}])
+    if fetch is not None:
+        fetch([image for _, _, image, _ in accepted])
+    accepted = _read_image_attributes(preset, accepted, root, errors)
+    if errors:
+        raise errors.error(f"the manifest's images have {errors.count:,} problem(s)")
+    warnings: list[dict[str, Any]] = []
+    if dropped:
+        warnings.append({"message": f"{dropped} row(s) dropped by the label policy (uncertain or blank)"})
+    warnings.extend(index.unlisted_warnings())
+
+    splits = _assign_splits(accepted, config, attribute_names, warnings)
+    items = [
+        ManifestItem(
+            item_id=item.item_id,
+            image=image,
+            label=item.label if item.label is not None else 0,
+            patient_id=item.patient_id,
+            split=split,
+            attributes={name: item.attributes.get(name) for name in attribute_names},
+            row=row_number,
+        )
+        for (row_number, item, image, _), split in zip(accepted, splits, strict=True)
+    ]
+    return ParsedManifest(items=items, attribute_names=attribute_names, warnings=warnings)
+
+
+def _read_rows(
+    manifest_path: Path,
+    config: CohortConfig,
+    preset: Preset,
+    index: _FileIndex,
+    limits: CsvLimits,
+    errors: ErrorList,
+) -> tuple[list[tuple[int, RowItem, str, str | None]], int]:
+    """Check every row (problems go to ``errors``); the accepted rows and the count the label policy dropped."""
+    split_column = config.split.column if isinstance(config.split, ColumnSplit) else None
     accepted: list[tuple[int, RowItem, str, str | None]] = []
     seen_ids: dict[str, int] = {}
     seen_files: dict[str, int] = {}
     dropped = 0
-    limits = CsvLimits.from_settings(settings)
     with (
         open(manifest_path, "rb") as source,
         read_csv(source, limits, what="the manifest", file=manifest_path.name) as table,
@@ -136,35 +176,7 @@ def parse_manifest(
                 dropped += 1
                 continue
             accepted.append((row_number, item, image, split))
-
-    if errors:
-        raise errors.error(f"the manifest has {errors.count:,} problem(s)")
-    if not accepted:
-        raise InputError("the manifest has no usable rows", [{"message": "every row was dropped or empty"}])
-    if fetch is not None:
-        fetch([image for _, _, image, _ in accepted])
-    accepted = _read_image_attributes(preset, accepted, root, errors)
-    if errors:
-        raise errors.error(f"the manifest's images have {errors.count:,} problem(s)")
-    warnings: list[dict[str, Any]] = []
-    if dropped:
-        warnings.append({"message": f"{dropped} row(s) dropped by the label policy (uncertain or blank)"})
-    warnings.extend(index.unlisted_warnings())
-
-    splits = _assign_splits(accepted, config, attribute_names, warnings)
-    items = [
-        ManifestItem(
-            item_id=item.item_id,
-            image=image,
-            label=item.label if item.label is not None else 0,
-            patient_id=item.patient_id,
-            split=split,
-            attributes={name: item.attributes.get(name) for name in attribute_names},
-            row=row_number,
-        )
-        for (row_number, item, image, _), split in zip(accepted, splits, strict=True)
-    ]
-    return ParsedManifest(items=items, attribute_names=attribute_names, warnings=warnings)
+    return accepted, dropped
 
 
 class _Cells(Mapping[str, str]):
@@ -280,30 +292,33 @@ def _assign_splits(
 
 
 class _FileIndex:
-    """The archive's files, for resolving manifest references and finding unlisted files."""
+    """The archive's files, for resolving manifest references and finding unlisted files. Plain string
+    operations: a reference is resolved per row, and ``pathlib`` cost more than the rest of the row."""
 
     def __init__(self, files: Iterable[str]) -> None:
         self.files = set(files)
         self.listed: set[str] = set()
-        self.by_name: dict[str, list[str]] = {}
+        self.by_name: dict[str, str | None] = {}  # file name -> its only path, None when several share it
         for f in self.files:
-            self.by_name.setdefault(PurePosixPath(f).name, []).append(f)
+            name = f.rpartition("/")[2]
+            self.by_name[name] = None if name in self.by_name else f
 
     def resolve(self, ref: str) -> str | None:
-        path = PurePosixPath(ref.replace("\\", "/"))
-        if path.is_absolute() or ".." in path.parts:
+        parts = [p for p in ref.replace("\\", "/").split("/") if p not in ("", ".")]
+        if ref.startswith(("/", "\\")) or not parts or ".." in parts:
             return None
-        clean = path.as_posix().removeprefix("./")
+        clean, name = "/".join(parts), parts[-1]
+        dot = name.rfind(".")
         candidates = [clean]
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            candidates += [clean + ext for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)]
+        if not (0 < dot < len(name) - 1 and name[dot:].lower() in IMAGE_EXTENSIONS):
+            candidates += [clean + ext for ext in _ANY_CASE_EXTENSIONS]
         for candidate in candidates:
             if candidate in self.files:
                 return candidate
         for candidate in candidates:
-            same_name = self.by_name.get(PurePosixPath(candidate).name, [])
-            if len(same_name) == 1:
-                return same_name[0]
+            found = self.by_name.get(candidate.rpartition("/")[2])
+            if found is not None:
+                return found
         return None
 
     def unlisted_warnings(self) -> list[dict[str, Any]]:

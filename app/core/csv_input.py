@@ -78,7 +78,7 @@ class _Lines:
         line = self.text.readline(self.limit - self.used + 1)  # characters: at least one byte each
         if not line:
             raise StopIteration
-        self.used += len(line.encode("utf-8"))
+        self.used += len(line) if line.isascii() else len(line.encode("utf-8"))  # isascii() is O(1)
         if self.used > self.limit:
             raise _RowTooLarge
         return line

@@ -1,8 +1,9 @@
-"""A capped collector of per-row problems, so one error response stays small however bad the input.
+"""A capped collector of problems, so one error response stays small however bad the input.
 
 Validation reports every problem at once, but a file with a million bad rows must not become a
-100 MB response: the first ``limit`` problems are kept, the rest only counted, and the raised
-``InputError`` says how many were left out (in its detail and as a last entry of its list).
+100 MB response: the first ``limit`` problems are kept (the ``max_reported_errors`` setting), the
+rest only counted, and the raised ``InputError`` says how many were left out (in its detail and as a
+last entry of its list). ``capped`` does the same for a list built elsewhere (pydantic's errors).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.core.errors import InputError
+from app.settings import get_settings
 
 
 class ErrorList:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = get_settings().max_reported_errors if limit is None else limit
         self.kept: list[dict[str, Any]] = []
         self.count = 0
 
@@ -43,3 +45,10 @@ class ErrorList:
     def raise_if_any(self, detail: str, status: int = 422) -> None:
         if self.count:
             raise self.error(detail, status)
+
+
+def capped(errors: Iterable[dict[str, Any]], limit: int | None = None) -> list[dict[str, Any]]:
+    """The first ``limit`` of ``errors`` and, when some are left out, an entry counting them."""
+    collected = ErrorList(limit)
+    collected.extend(errors)
+    return collected.error("").errors

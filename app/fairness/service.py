@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.cohorts import service as cohorts
+from app.core.error_list import capped
 from app.core.errors import ConflictError, InputError, NotFoundError
 from app.db.base import new_id
 from app.db.engine import on_rollback
@@ -130,7 +131,9 @@ def _parse_audit_config(raw: str) -> AuditConfig:
     except ValidationError as exc:
         raise InputError(
             "invalid audit config",
-            [{"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]} for e in exc.errors()],
+            capped(
+                {"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]} for e in exc.errors()
+            ),
         ) from None
 
 

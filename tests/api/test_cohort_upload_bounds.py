@@ -103,3 +103,14 @@ def test_rows_dropped_by_the_label_policy_are_not_extracted(client, keys, settin
     assert response.json()["n_items"] == 11
     files = settings.data_dir / "cohorts" / response.json()["id"] / "files"
     assert not (files / "img" / "3.png").exists() and (files / "img" / "4.png").exists()
+
+
+def test_config_errors_are_capped(client, keys, settings, session_factory):
+    config = {"name": "x", "image_column": "image", "label_column": "label", "sensitive_attributes": [{}] * 1000}
+    response = upload(client, keys.headers(), make_zip(2), config)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["detail"] == "invalid cohort config (the first 200 listed)"
+    assert body["errors"][0]["field"] == "sensitive_attributes.0"
+    assert body["errors"][-1] == {"message": "and 800 more problem(s) not listed"}
+    assert nothing_left(settings, session_factory)

@@ -127,3 +127,26 @@ def test_non_utf8_byte_is_found_past_the_first_chunk(tmp_path: Path) -> None:
     assert error.status == 400
     assert error.errors[0]["row"] == 200_002
     assert f"byte 0xff at offset {len(data) - 2}" in error.errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("img/a.png", "img/a.png"),
+        ("./img//a.png", "img/a.png"),
+        ("img\\a.png", "img/a.png"),
+        ("img/a", "img/a.png"),
+        ("img/B", "img/B.JPG"),
+        ("a.png", "img/a.png"),  # the only file of that name, in a subfolder
+        ("c.png", None),  # two files share the name: ambiguous
+        ("/img/a.png", None),
+        ("img/../img/a.png", None),
+        ("", None),
+    ],
+)
+def test_image_references_resolve_without_pathlib(tmp_path: Path, ref: str, expected: str | None) -> None:
+    """References are resolved with string operations (pathlib cost more than the rest of a row)."""
+    from app.cohorts.manifest import _FileIndex
+
+    index = _FileIndex(["img/a.png", "img/B.JPG", "x/c.png", "y/c.png"])
+    assert index.resolve(ref) == expected
