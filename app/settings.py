@@ -78,6 +78,21 @@ class Settings(BaseSettings):
         default=16 * 1024**2, gt=0, description="bytes a DICOM's elements before its pixel data may take"
     )
 
+    # CSV uploads (cohort manifests, audit predictions): every size is checked before the work it limits
+    csv_max_header_bytes: int = Field(default=64 * 1024, gt=0, description="the header row, checked before any row")
+    csv_max_columns: int = Field(default=1000, gt=0)
+    csv_max_row_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="one row (a quoted cell may span lines), read before it is parsed"
+    )
+    csv_max_cell_chars: int = Field(default=65_536, gt=0)
+    csv_max_rows: int = Field(default=2_000_000, gt=0, description="data rows of one file")
+    max_reported_errors: int = Field(
+        default=200, ge=1, description="problems listed in one error response; the rest are counted"
+    )
+    audit_sync_max_rows: int = Field(
+        default=20_000, ge=0, description="audits with more rows run as a job (202) instead of in the request"
+    )
+
     # Serving
     max_predict_batch: int = Field(default=64, ge=1)
     model_cache_size: int = Field(default=4, ge=1)

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.core.error_list import ErrorList
 from app.core.errors import InputError
 
 PRESETS = ("generic", "fitzpatrick17k", "isic2019", "chexpert", "dicom")
@@ -157,10 +158,10 @@ def parse_config(raw: str | bytes | dict[str, Any]) -> CohortConfig:
     except json.JSONDecodeError as exc:
         raise InputError("config is not valid JSON", [{"field": "config", "message": str(exc)}]) from exc
     except ValidationError as exc:
-        errors = []
+        errors = ErrorList()
         for e in exc.errors():
             where = ".".join(str(p) for p in e["loc"])
             message = e["msg"].removeprefix("Value error, ")
             described = f"{where}: {message}" if where else message
-            errors.append({"field": where or "config", "message": described})
-        raise InputError("invalid cohort config", errors) from exc
+            errors.add({"field": where or "config", "message": described})
+        raise errors.error("invalid cohort config") from exc

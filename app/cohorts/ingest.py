@@ -29,7 +29,7 @@ from app.cohorts.cache import create_image_store, write_items
 from app.cohorts.image_limits import ImageLimits
 from app.cohorts.images import decode_into_store
 from app.cohorts.manifest import ParsedManifest
-from app.core.errors import InputError
+from app.core.error_list import ErrorList
 from app.jobs.lifeline import die_with_parent
 from app.settings import get_settings
 
@@ -55,8 +55,9 @@ def build_cache(
 ) -> None:
     """Decode every manifest item (paths relative to ``root``) into a new cache in ``cache_dir``.
 
-    ``progress(done, total)`` is called after each chunk. Raises ``InputError`` (422) listing every
-    file that failed to decode, or ``IngestCancelled``. ``limits`` default to the settings'.
+    ``progress(done, total)`` is called after each chunk. Raises ``InputError`` (422) listing the files
+    that failed to decode (capped, see ``app.core.error_list``), or ``IngestCancelled``.
+    ``max_pixels`` defaults to the settings'.
     """
     items = manifest.items
     n = len(items)
@@ -76,10 +77,9 @@ def build_cache(
             if progress:
                 progress(done, n)
     if errors:
-        raise InputError(
-            f"{len(errors)} image(s) could not be decoded",
-            [{"row": items[i].row, "file": items[i].image, "message": m} for i, m in sorted(errors)],
-        )
+        found = ErrorList()
+        found.extend({"row": items[i].row, "file": items[i].image, "message": m} for i, m in sorted(errors))
+        raise found.error(f"{len(errors)} image(s) could not be decoded")
     write_items(
         cache_dir,
         size=size,

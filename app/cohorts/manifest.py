@@ -9,30 +9,38 @@ Rules a user can rely on (they are what error messages refer to):
   an extension also matches ``.jpg``, ``.jpeg``, ``.png`` or ``.dcm`` (``fitzpatrick17k`` lists
   ``md5hash``, ISIC lists ``ISIC_0000000``). A reference not found at that path matches a file of
   the same name anywhere in the archive if exactly one has it (e.g. images kept in ``images/``).
-- Errors (one ``InputError`` listing all): unreadable or empty CSV, missing columns, bad cells
-  (labels, ages, sex, split values, skin types), duplicate image ids, images listed but missing,
-  unreadable DICOM tags. Warnings: files in the archive that no row lists, rows the label policy
-  drops, and (split column) patients spread over several splits.
+- Sizes are bounded before they are read (header, columns, row, cell, row count: see
+  ``app.core.csv_input``), and every check is linear in the manifest's size.
+- Errors (one ``InputError`` listing all, the first ``max_reported_errors`` of them and a count of the
+  rest): unreadable or empty CSV, missing columns, bad cells (labels, ages, sex, split values, skin
+  types), duplicate image ids, images listed but missing. Only then are the listed images fetched
+  (``fetch``: the archive extracts them) and problems inside them reported the same way (unreadable
+  DICOM tags). Warnings: files in the archive that no row lists (never extracted), rows the label
+  policy drops, and (split column) patients spread over several splits.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import heapq
 import secrets
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from app.cohorts.config import SPLITS, CohortConfig, ColumnSplit, RandomSplit
 from app.cohorts.dicom import DicomError
 from app.cohorts.presets import Preset, RowItem, RowReader, make_preset
 from app.cohorts.splits import random_split
+from app.core.csv_input import CsvLimits, read_csv
+from app.core.error_list import ErrorList
 from app.core.errors import InputError
+from app.settings import Settings, get_settings
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".dcm")
+_ANY_CASE_EXTENSIONS = IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)
 MAX_LISTED_WARNINGS = 100
+MAX_HEADER_SHOWN = 20  # header names quoted in a missing-column message
 
 
 @dataclass(frozen=True)
@@ -65,12 +73,17 @@ def parse_manifest(
     *,
     files: Collection[str] | None = None,
     salt: bytes | None = None,
+    settings: Settings | None = None,
+    fetch: Callable[[list[str]], None] | None = None,
 ) -> ParsedManifest:
     """Validate the manifest against the files next to it and assign splits.
 
     ``files``: the archive's files relative to the manifest's folder (default: found on disk).
     ``salt``: keys the patient-id hash of DICOM cohorts (default: random, see ``dicom.py``).
+    ``fetch``: called with the accepted rows' images once the rows are valid, before any is read
+    (default: they are on disk already).
     """
+    settings = settings or get_settings()
     root = manifest_path.parent
     if files is None:
         files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
@@ -79,53 +92,18 @@ def parse_manifest(
     attribute_names = preset.attributes()
     _check_config_against_preset(config, preset, attribute_names)
 
-    header, rows = _read_csv(manifest_path)
-    split_column = config.split.column if isinstance(config.split, ColumnSplit) else None
-    _check_columns(header, [*preset.columns(), *([split_column] if split_column else [])], config)
-
-    errors: list[dict[str, Any]] = []
-    warnings: list[dict[str, Any]] = []
-    accepted: list[tuple[int, RowItem, str, str | None]] = []
-    seen_ids: dict[str, int] = {}
-    seen_files: dict[str, int] = {}
-    dropped = 0
-    for row_number, cells in rows:
-        if len(cells) != len(header):
-            errors.append({"row": row_number, "message": f"has {len(cells)} fields, the header has {len(header)}"})
-            continue
-        reader = RowReader(dict(zip(header, cells, strict=True)))
-        item = preset.map_row(reader)
-        split = reader.required(split_column).lower() if split_column else None
-        if split_column and split and split not in SPLITS:
-            reader.fail(split_column, f"split {split!r} is not one of train, val, test")
-        image = index.resolve(item.image_ref) if item.image_ref else None
-        if item.image_ref and image is None:
-            reader.fail(preset.image_column, f"image {item.image_ref!r} is listed but missing from the archive")
-        if item.item_id in seen_ids:
-            reader.fail(
-                preset.image_column,
-                f"duplicate image id {item.item_id!r}: also on row {seen_ids[item.item_id]}",
-            )
-        elif image is not None and image in seen_files:
-            reader.fail(preset.image_column, f"image {image!r} is also listed on row {seen_files[image]}")
-        if item.item_id:
-            seen_ids.setdefault(item.item_id, row_number)
-        if image is not None:
-            seen_files.setdefault(image, row_number)
-            index.listed.add(image)
-            item = _with_image_attributes(preset, item, root / image, reader)
-        errors.extend({"row": row_number, "column": c, "message": m} for c, m in reader.errors)
-        if reader.errors or image is None:
-            continue
-        if item.label is None:
-            dropped += 1
-            continue
-        accepted.append((row_number, item, image, split))
-
+    errors = ErrorList(settings.max_reported_errors)
+    accepted, dropped = _read_rows(manifest_path, config, preset, index, CsvLimits.from_settings(settings), errors)
     if errors:
-        raise InputError(f"the manifest has {len(errors)} problem(s)", errors)
+        raise errors.error(f"the manifest has {errors.count:,} problem(s)")
     if not accepted:
         raise InputError("the manifest has no usable rows", [{"message": "every row was dropped or empty"}])
+    if fetch is not None:
+        fetch([image for _, _, image, _ in accepted])
+    accepted = _read_image_attributes(preset, accepted, root, errors)
+    if errors:
+        raise errors.error(f"the manifest's images have {errors.count:,} problem(s)")
+    warnings: list[dict[str, Any]] = []
     if dropped:
         warnings.append({"message": f"{dropped} row(s) dropped by the label policy (uncertain or blank)"})
     warnings.extend(index.unlisted_warnings())
@@ -144,6 +122,91 @@ def parse_manifest(
         for (row_number, item, image, _), split in zip(accepted, splits, strict=True)
     ]
     return ParsedManifest(items=items, attribute_names=attribute_names, warnings=warnings)
+
+
+def _read_rows(
+    manifest_path: Path,
+    config: CohortConfig,
+    preset: Preset,
+    index: _FileIndex,
+    limits: CsvLimits,
+    errors: ErrorList,
+) -> tuple[list[tuple[int, RowItem, str, str | None]], int]:
+    """Check every row (problems go to ``errors``); the accepted rows and the count the label policy dropped."""
+    split_column = config.split.column if isinstance(config.split, ColumnSplit) else None
+    accepted: list[tuple[int, RowItem, str, str | None]] = []
+    seen_ids: dict[str, int] = {}
+    seen_files: dict[str, int] = {}
+    dropped = 0
+    with (
+        open(manifest_path, "rb") as source,
+        read_csv(source, limits, what="the manifest", file=manifest_path.name) as table,
+    ):
+        header = table.header
+        _check_columns(header, [*preset.columns(), *([split_column] if split_column else [])], config, errors)
+        position = {name: i for i, name in enumerate(header)}
+        for row_number, cells in table.rows:
+            if len(cells) != len(header):
+                errors.add({"row": row_number, "message": f"has {len(cells)} fields, the header has {len(header)}"})
+                continue
+            reader = RowReader(_Cells(position, cells))
+            item = preset.map_row(reader)
+            split = reader.required(split_column).lower() if split_column else None
+            if split_column and split and split not in SPLITS:
+                reader.fail(split_column, f"split {split!r} is not one of train, val, test")
+            image = index.resolve(item.image_ref) if item.image_ref else None
+            if item.image_ref and image is None:
+                reader.fail(preset.image_column, f"image {item.image_ref!r} is listed but missing from the archive")
+            if item.item_id in seen_ids:
+                reader.fail(
+                    preset.image_column,
+                    f"duplicate image id {item.item_id!r}: also on row {seen_ids[item.item_id]}",
+                )
+            elif image is not None and image in seen_files:
+                reader.fail(preset.image_column, f"image {image!r} is also listed on row {seen_files[image]}")
+            if item.item_id:
+                seen_ids.setdefault(item.item_id, row_number)
+            if image is not None:
+                seen_files.setdefault(image, row_number)
+                index.listed.add(image)
+            errors.extend({"row": row_number, "column": c, "message": m} for c, m in reader.errors)
+            if reader.errors or image is None:
+                continue
+            if item.label is None:
+                dropped += 1
+                continue
+            accepted.append((row_number, item, image, split))
+    return accepted, dropped
+
+
+class _Cells(Mapping[str, str]):
+    """One row's cells by column name, without building a dict per row (rows × columns)."""
+
+    def __init__(self, position: dict[str, int], cells: list[str]) -> None:
+        self.position = position
+        self.cells = cells
+
+    def __getitem__(self, column: str) -> str:
+        return self.cells[self.position[column]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.position)
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+
+def _read_image_attributes(
+    preset: Preset, accepted: list[tuple[int, RowItem, str, str | None]], root: Path, errors: ErrorList
+) -> list[tuple[int, RowItem, str, str | None]]:
+    """Each accepted row with the attributes read from its image (DICOM tags); bad files go to ``errors``."""
+    out = []
+    for row_number, item, image, split in accepted:
+        reader = RowReader({})  # records this row's problems with its image
+        read = _with_image_attributes(preset, item, root / image, reader)
+        errors.extend({"row": row_number, "column": c, "message": m} for c, m in reader.errors)
+        out.append((row_number, read, image, split))
+    return out
 
 
 def _check_config_against_preset(config: CohortConfig, preset: Preset, attribute_names: list[str]) -> None:
@@ -169,60 +232,19 @@ def _check_config_against_preset(config: CohortConfig, preset: Preset, attribute
         raise InputError("invalid cohort config", problems)
 
 
-def _read_csv(path: Path) -> tuple[list[str], Iterable[tuple[int, list[str]]]]:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            "the manifest is not UTF-8",
-            [
-                {
-                    "file": path.name,
-                    "row": line,
-                    "message": f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not valid UTF-8; "
-                    "save the manifest as UTF-8",
-                }
-            ],
-            status=400,
-        ) from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        raise InputError("the manifest is empty", [{"file": path.name, "message": "no header row"}]) from None
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise InputError(
-            "the manifest header repeats columns",
-            [{"column": name, "message": "appears more than once in the header"} for name in duplicated],
+def _check_columns(header: list[str], needed: list[str], config: CohortConfig, errors: ErrorList) -> None:
+    present = set(header)
+    shown = ", ".join(header[:MAX_HEADER_SHOWN]) + (", …" if len(header) > MAX_HEADER_SHOWN else "")
+    missing = [c for c in dict.fromkeys(needed) if c not in present]
+    for c in missing:
+        errors.add(
+            {
+                "column": c,
+                "message": f"required by the {config.preset} preset/config but not in the header ({shown})",
+            }
         )
-    rows = ((i + 2, cells) for i, cells in enumerate(reader) if any(c.strip() for c in cells))
-    return header, _csv_errors_as_input(rows, path.name)
-
-
-def _csv_errors_as_input(rows: Iterable[tuple[int, list[str]]], name: str) -> Iterable[tuple[int, list[str]]]:
-    try:
-        yield from rows
-    except csv.Error as exc:
-        raise InputError("the manifest is not valid CSV", [{"file": name, "message": str(exc)}]) from exc
-
-
-def _check_columns(header: list[str], needed: list[str], config: CohortConfig) -> None:
-    missing = [c for c in dict.fromkeys(needed) if c not in header]
     if missing:
-        raise InputError(
-            f"the manifest is missing {len(missing)} required column(s)",
-            [
-                {
-                    "column": c,
-                    "message": f"required by the {config.preset} preset/config but not in the header "
-                    f"({', '.join(header)})",
-                }
-                for c in missing
-            ],
-        )
+        raise errors.error(f"the manifest is missing {len(missing)} required column(s)")
 
 
 def _with_image_attributes(preset: Preset, item: RowItem, path: Path, reader: RowReader) -> RowItem:
@@ -270,37 +292,40 @@ def _assign_splits(
 
 
 class _FileIndex:
-    """The archive's files, for resolving manifest references and finding unlisted files."""
+    """The archive's files, for resolving manifest references and finding unlisted files. Plain string
+    operations: a reference is resolved per row, and ``pathlib`` cost more than the rest of the row."""
 
     def __init__(self, files: Iterable[str]) -> None:
         self.files = set(files)
         self.listed: set[str] = set()
-        self.by_name: dict[str, list[str]] = {}
+        self.by_name: dict[str, str | None] = {}  # file name -> its only path, None when several share it
         for f in self.files:
-            self.by_name.setdefault(PurePosixPath(f).name, []).append(f)
+            name = f.rpartition("/")[2]
+            self.by_name[name] = None if name in self.by_name else f
 
     def resolve(self, ref: str) -> str | None:
-        path = PurePosixPath(ref.replace("\\", "/"))
-        if path.is_absolute() or ".." in path.parts:
+        parts = [p for p in ref.replace("\\", "/").split("/") if p not in ("", ".")]
+        if ref.startswith(("/", "\\")) or not parts or ".." in parts:
             return None
-        clean = path.as_posix().removeprefix("./")
+        clean, name = "/".join(parts), parts[-1]
+        dot = name.rfind(".")
         candidates = [clean]
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            candidates += [clean + ext for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)]
+        if not (0 < dot < len(name) - 1 and name[dot:].lower() in IMAGE_EXTENSIONS):
+            candidates += [clean + ext for ext in _ANY_CASE_EXTENSIONS]
         for candidate in candidates:
             if candidate in self.files:
                 return candidate
         for candidate in candidates:
-            same_name = self.by_name.get(PurePosixPath(candidate).name, [])
-            if len(same_name) == 1:
-                return same_name[0]
+            found = self.by_name.get(candidate.rpartition("/")[2])
+            if found is not None:
+                return found
         return None
 
     def unlisted_warnings(self) -> list[dict[str, Any]]:
-        unlisted = sorted(self.files - self.listed)
+        unlisted = self.files - self.listed
         warnings: list[dict[str, Any]] = [
             {"file": f, "message": "in the archive but not listed in the manifest (ignored)"}
-            for f in unlisted[:MAX_LISTED_WARNINGS]
+            for f in heapq.nsmallest(MAX_LISTED_WARNINGS, unlisted)
         ]
         if len(unlisted) > MAX_LISTED_WARNINGS:
             warnings.append({"message": f"and {len(unlisted) - MAX_LISTED_WARNINGS} more unlisted files (ignored)"})

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.cohorts import storage
-from app.cohorts.archive import ArchiveLimits, extract_archive
+from app.cohorts.archive import ArchiveLimits, open_archive
 from app.cohorts.config import CohortConfig, parse_config
 from app.cohorts.image_check import check_listed_images
 from app.cohorts.image_limits import ImageLimits
@@ -54,10 +54,17 @@ def create_cohort(
         upload = folder / "upload.bin"
         save_stream(archive, upload, settings.max_upload_bytes)
         files = storage.files_dir(settings, cohort_id)
-        extracted = extract_archive(upload, files, ArchiveLimits.from_settings(settings))
+        with open_archive(upload, files, ArchiveLimits.from_settings(settings)) as extracted:
+            manifest = parse_manifest(
+                extracted.manifest,
+                config,
+                files=extracted.files,
+                salt=cohort_id.encode(),
+                settings=settings,
+                fetch=extracted.extract,  # only the images the rows list are written
+            )
+            check_listed_images(extracted.root, manifest.items, ImageLimits.from_settings(settings))
         upload.unlink()
-        manifest = parse_manifest(extracted.manifest, config, files=extracted.files, salt=cohort_id.encode())
-        check_listed_images(extracted.root, manifest.items, ImageLimits.from_settings(settings))
     except BaseException:
         remove_tree(folder)
         raise

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.error_list import capped
 from app.core.errors import ConflictError, InputError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -75,5 +76,5 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        errors = capped({"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors())
         return problem(422, "the request does not match the schema", errors)

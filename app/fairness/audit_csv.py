@@ -2,97 +2,105 @@
 
 Columns: ``y_true`` (0/1), ``y_score`` (probability of the positive class, in [0, 1]), one column per
 sensitive attribute named in the config, and optionally ``sample_id`` (needed to pair this audit
-with another in a comparison). Blank attribute cells are missing values (they join no group).
-Every bad cell is reported, by row and column, in one error.
+with another in a comparison; unique). Blank attribute cells are missing values (they join no group).
+Every bad cell is reported, by row and column, in one error (the first ``max_reported_errors``, and a
+count of the rest).
+
+The file is streamed (``app.core.csv_input`` bounds its header, rows and cells): memory holds the
+parsed columns, a byte per label, eight per score and a pointer per attribute cell (repeated group
+names are stored once), never the file's text.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-from typing import Any
+from array import array
+from typing import IO
 
 import numpy as np
 
+from app.core.csv_input import CsvLimits, read_csv
+from app.core.error_list import ErrorList
 from app.core.errors import InputError
 from app.fairness.engine.inputs import PredictionSet
+from app.settings import Settings
 
-MAX_REPORTED_ERRORS = 200
-
-
-def _read_rows(raw: bytes) -> tuple[list[str], list[list[str]]]:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            "the predictions file is not UTF-8 text",
-            [{"column": None, "message": f"undecodable byte at offset {exc.start}"}],
-        ) from None
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise InputError("the predictions file is empty")
-    return [h.strip() for h in rows[0]], rows[1:]
+_HEADER_SHOWN = 20  # header names quoted in a missing-column message
 
 
-def parse_predictions_csv(raw: bytes, attributes: list[str]) -> PredictionSet:
-    header, rows = _read_rows(raw)
-    required = ["y_true", "y_score", *attributes]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InputError(
-            "the predictions file is missing required columns",
-            [{"column": c, "message": f"column {c!r} not found; header is {header}"} for c in missing],
-        )
-    if len(rows) < 2:
-        raise InputError("an audit needs at least two rows of predictions", status=422)
-    index = {name: header.index(name) for name in header}
-    errors: list[dict[str, Any]] = []
-    y_true = np.zeros(len(rows), dtype=np.int64)
-    y_score = np.zeros(len(rows), dtype=np.float64)
-    groups = {a: np.empty(len(rows), dtype=object) for a in attributes}
-    for i, row in enumerate(rows):
-        line = i + 2  # the header is line 1
-        if len(row) != len(header):
-            errors.append({"row": line, "message": f"has {len(row)} cells, the header has {len(header)}"})
-            continue
-        label = row[index["y_true"]].strip()
-        if label not in ("0", "1"):
-            errors.append({"row": line, "column": "y_true", "message": f"{label!r} is not 0 or 1"})
-        else:
-            y_true[i] = int(label)
-        try:
-            score = float(row[index["y_score"]])
-        except ValueError:
-            score = math.nan
-        if not (math.isfinite(score) and 0.0 <= score <= 1.0):
-            errors.append(
-                {
-                    "row": line,
-                    "column": "y_score",
-                    "message": f"{row[index['y_score']]!r} is not a probability in [0, 1]",
-                }
-            )
-        else:
-            y_score[i] = score
-        for a in attributes:
-            value = row[index[a]].strip()
-            groups[a][i] = value or None
+def parse_predictions_csv(source: IO[bytes], attributes: list[str], settings: Settings) -> PredictionSet:
+    errors = ErrorList(settings.max_reported_errors)
+    labels, scores = array("b"), array("d")
+    groups: dict[str, list[str | None]] = {a: [] for a in attributes}
+    names: dict[str, str] = {}  # one object per distinct group name
+    ids: dict[str, int] = {}  # sample id -> row
+    limits = CsvLimits.from_settings(settings)
+    with read_csv(source, limits, what="the predictions file", file="predictions") as table:
+        header = table.header
+        _check_columns(header, ["y_true", "y_score", *attributes])
+        index = {name: i for i, name in enumerate(header)}
+        label_at, score_at, id_at = index["y_true"], index["y_score"], index.get("sample_id")
+        group_at = [(a, index[a]) for a in attributes]
+        for row, cells in table.rows:
+            if len(cells) != len(header):
+                errors.add({"row": row, "message": f"has {len(cells)} cells, the header has {len(header)}"})
+                continue
+            label = cells[label_at].strip()
+            if label not in ("0", "1"):
+                errors.add({"row": row, "column": "y_true", "message": f"{label!r} is not 0 or 1"})
+            labels.append(label == "1")
+            try:
+                score = float(cells[score_at])
+            except ValueError:
+                score = math.nan
+            if not (math.isfinite(score) and 0.0 <= score <= 1.0):
+                errors.add(
+                    {"row": row, "column": "y_score", "message": f"{cells[score_at]!r} is not a probability in [0, 1]"}
+                )
+            scores.append(score)
+            for a, at in group_at:
+                value = cells[at].strip()
+                groups[a].append(names.setdefault(value, value) if value else None)
+            if id_at is not None:
+                sample = cells[id_at].strip()
+                if sample in ids:
+                    errors.add(
+                        {"row": row, "column": "sample_id", "message": f"{sample!r} is also on row {ids[sample]}"}
+                    )
+                else:
+                    ids[sample] = row
     if errors:
-        shown = errors[:MAX_REPORTED_ERRORS]
-        more = f" ({len(errors)} problems, first {len(shown)} listed)" if len(errors) > len(shown) else ""
-        raise InputError(f"the predictions file has invalid cells{more}", shown)
-    ids = None
-    if "sample_id" in index:
-        ids = np.array([row[index["sample_id"]].strip() for row in rows], dtype=object)
-        if len(set(ids)) != len(ids):
-            raise InputError("sample_id values must be unique", [{"column": "sample_id", "message": "duplicates"}])
-    for a in attributes:
-        observed = {v for v in groups[a] if v is not None}
+        raise errors.error(f"the predictions file has {errors.count:,} problem(s)")
+    if len(labels) < 2:
+        raise InputError("an audit needs at least two rows of predictions", status=422)
+    for a, values in groups.items():
+        observed = {v for v in values if v is not None}
         if len(observed) < 2:
             raise InputError(
                 "every sensitive attribute needs at least two groups to compare",
                 [{"column": a, "message": f"only {sorted(observed) or 'missing values'} found"}],
             )
-    return PredictionSet(y_true=y_true, exit_scores=y_score[:, None], groups=groups, threshold=0.5, sample_ids=ids)
+    return PredictionSet(
+        y_true=np.frombuffer(labels, dtype=np.int8).astype(np.int64),
+        exit_scores=np.frombuffer(scores, dtype=np.float64)[:, None].copy(),
+        groups={a: _objects(values) for a, values in groups.items()},
+        threshold=0.5,
+        sample_ids=_objects(list(ids)) if id_at is not None else None,
+    )
+
+
+def _check_columns(header: list[str], required: list[str]) -> None:
+    present = set(header)
+    missing = [c for c in required if c not in present]
+    if missing:
+        shown = header[:_HEADER_SHOWN] + (["…"] if len(header) > _HEADER_SHOWN else [])
+        raise InputError(
+            "the predictions file is missing required columns",
+            [{"column": c, "message": f"column {c!r} not found; header is {shown}"} for c in missing],
+        )
+
+
+def _objects(values: list[str | None]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
@@ -20,7 +20,6 @@ from app.fairness.schemas import (
     CompareRequest,
     EvaluationList,
     EvaluationOut,
-    EvaluationSummary,
     ExternalEvaluationRequest,
 )
 from app.jobs.schemas import JobOut
@@ -41,7 +40,7 @@ def list_evaluations(
     if model_version_id:
         query = query.where(Evaluation.model_version_id == model_version_id)
     rows, next_cursor = paginate(session, query, Evaluation, limit, cursor)
-    return EvaluationList(items=[EvaluationSummary.model_validate(e) for e in rows], next_cursor=next_cursor)
+    return EvaluationList(items=[service.summarize(session, e) for e in rows], next_cursor=next_cursor)
 
 
 @router.get("/v1/evaluations/{evaluation_id}", response_model=EvaluationOut)
@@ -69,21 +68,34 @@ def evaluation_report(evaluation_id: str, principal: Reader, session: SessionDep
 def evaluation_model_card(evaluation_id: str, principal: Reader, session: SessionDep) -> dict[str, Any]:
     """The evaluation as a Model Card Toolkit JSON document, intervals included."""
     evaluation = service.get_evaluation(session, principal.organisation_id, evaluation_id)
+    service.require_report(session, evaluation)
     model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None
     return model_card(evaluation, model)
 
 
-@router.post("/v1/audits", status_code=201, response_model=EvaluationOut)
+@router.post(
+    "/v1/audits",
+    status_code=201,
+    response_model=EvaluationOut,
+    responses={202: {"model": EvaluationOut, "description": "large file: the report is computed by an audit job"}},
+)
 def create_audit(
     request: Request,
+    response: Response,
     principal: Writer,
     session: SessionDep,
     settings: SettingsDep,
     predictions: Annotated[UploadFile, File(description="CSV: y_true, y_score, attribute columns, optional sample_id")],
     config: Annotated[str, Form(description="JSON: name, sensitive_attributes, threshold or threshold_rule")],
 ) -> EvaluationOut:
-    evaluation = service.create_audit(session, settings, principal, predictions.file.read(), config)
+    """The file is streamed and checked now (4xx naming every bad cell). Up to ``audit_sync_max_rows``
+    rows (default 20,000) the report is computed in the request: 201, evaluation ``ready``. A larger
+    file answers 202 with the evaluation ``running`` and its ``job_id``: an audit job computes the
+    report (follow the job, or read the evaluation until it is ``ready`` or ``failed``)."""
+    evaluation = service.create_audit(session, settings, principal, predictions.file, config)
     mark_resource(request, evaluation.id)
+    if evaluation.status == "running":
+        response.status_code = 202
     return service.represent(session, evaluation)
 
 

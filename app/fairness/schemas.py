@@ -27,6 +27,7 @@ class EvaluationOut(BaseModel):
         "a summary verdict"
     )
     model_files: dict[str, str] | None = Field(default=None, description="SHA-256 of each served model file")
+    error: str | None = Field(default=None, description="why a running evaluation failed")
     created_at: datetime
 
 

@@ -3,8 +3,9 @@ Never commits."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+from typing import IO, Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -12,14 +13,30 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.cohorts import service as cohorts
-from app.core.errors import InputError, NotFoundError
+from app.core.error_list import capped
+from app.core.errors import ConflictError, InputError, NotFoundError
+from app.db.base import new_id
+from app.db.engine import on_rollback
 from app.fairness.audit_csv import parse_predictions_csv
 from app.fairness.engine.compare import compare_models
 from app.fairness.engine.inputs import PredictionSet
-from app.fairness.evaluation import evaluate_predictions
+from app.fairness.engine.report import METRIC_DEFINITION_VERSION
+from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
 from app.fairness.models import Evaluation
-from app.fairness.schemas import AuditConfig, CompareRequest, EvaluationOut, ExternalEvaluationRequest
-from app.fairness.storage import evaluation_dir, load_predictions, store_evaluation
+from app.fairness.schemas import (
+    AuditConfig,
+    CompareRequest,
+    EvaluationOut,
+    EvaluationSummary,
+    ExternalEvaluationRequest,
+)
+from app.fairness.storage import (
+    evaluation_dir,
+    load_predictions,
+    remove_evaluation_files,
+    save_predictions,
+    store_evaluation,
+)
 from app.jobs import state
 from app.jobs.models import Job
 from app.serving.models import ModelVersion
@@ -47,10 +64,33 @@ def get_model_version(session: Session, organisation_id: str, model_id: str) -> 
 
 def represent(session: Session, evaluation: Evaluation) -> EvaluationOut:
     out = EvaluationOut.model_validate(evaluation)
+    out.status, out.error = _status(session, evaluation)
     if evaluation.model_version_id:
         model = session.get(ModelVersion, evaluation.model_version_id)
         out.model_files = dict(model.files) if model else None
     return out
+
+
+def summarize(session: Session, evaluation: Evaluation) -> EvaluationSummary:
+    out = EvaluationSummary.model_validate(evaluation)
+    out.status, _ = _status(session, evaluation)
+    return out
+
+
+def _status(session: Session, evaluation: Evaluation) -> tuple[str, str | None]:
+    """An evaluation still ``running`` shows ``failed`` once its job failed or was cancelled (even by a
+    crash it never heard of), as a cohort does."""
+    if evaluation.status != "running" or evaluation.job_id is None:
+        return evaluation.status, evaluation.error
+    job = session.get(Job, evaluation.job_id)
+    if job is not None and job.status in ("failed", "cancelled"):
+        return "failed", job.error or f"the audit job was {job.status}"
+    return evaluation.status, evaluation.error
+
+
+def require_report(session: Session, evaluation: Evaluation) -> None:
+    if evaluation.report is None:
+        raise ConflictError(f"evaluation {evaluation.id} has no report yet ({_status(session, evaluation)[0]})")
 
 
 def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, Any]:
@@ -91,40 +131,25 @@ def _parse_audit_config(raw: str) -> AuditConfig:
     except ValidationError as exc:
         raise InputError(
             "invalid audit config",
-            [{"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]} for e in exc.errors()],
+            capped(
+                {"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]} for e in exc.errors()
+            ),
         ) from None
 
 
 def create_audit(
-    session: Session, settings: Settings, principal: Principal, raw_csv: bytes, raw_config: str
+    session: Session, settings: Settings, principal: Principal, source: IO[bytes], raw_config: str
 ) -> Evaluation:
-    """Audit predictions made elsewhere. Synchronous: the engine reports 100k rows in seconds."""
+    """Audit predictions made elsewhere. The file is parsed and checked here (4xx naming every bad
+    cell). Up to ``audit_sync_max_rows`` rows the report is computed here too (``ready``); a larger
+    file's report is computed by an audit job (the evaluation is ``running`` with its ``job_id``)."""
     config = _parse_audit_config(raw_config)
-    parsed = parse_predictions_csv(raw_csv, config.sensitive_attributes)
-    threshold_note = "given"
-    threshold = config.threshold
-    if threshold is None:
-        assert config.threshold_rule is not None
-        if parsed.y_true.min() == parsed.y_true.max():
-            raise InputError(
-                "a threshold rule needs both classes in y_true",
-                [{"column": "y_true", "message": "only one class present; give a fixed threshold instead"}],
-            )
-        threshold = operating_threshold(
-            parsed.y_true, parsed.exit_scores[:, 0], config.threshold_rule, config.target_specificity
-        )
-        threshold_note = f"{config.threshold_rule} fitted on the audited data (optimistic)"
-    predictions = PredictionSet(
-        y_true=parsed.y_true,
-        exit_scores=parsed.exit_scores,
-        groups=parsed.groups,
-        threshold=threshold,
-        sample_ids=parsed.sample_ids,
-    )
-    outcome = evaluate_predictions(
-        predictions, attributes=config.sensitive_attributes, settings=settings, seed=config.seed
-    )
-    outcome.report["config"]["threshold_source"] = threshold_note
+    parsed = parse_predictions_csv(source, config.sensitive_attributes, settings)
+    threshold, threshold_source = _audit_threshold(parsed, config)
+    predictions = dataclasses.replace(parsed, threshold=threshold)
+    if len(predictions.y_true) > settings.audit_sync_max_rows:
+        return _start_audit_job(session, settings, principal, config, predictions, threshold_source)
+    outcome = audit_outcome(predictions, config, threshold_source, settings)
     return store_evaluation(
         session,
         settings,
@@ -135,14 +160,80 @@ def create_audit(
         report=outcome.report,
         rows=outcome.rows,
         metric_definition_version=outcome.version,
-        config={**outcome.config, "audit": config.model_dump(mode="json")},
+        config=audit_evaluation_config(outcome, config),
     )
+
+
+def _audit_threshold(parsed: PredictionSet, config: AuditConfig) -> tuple[float, str]:
+    if config.threshold is not None:
+        return config.threshold, "given"
+    assert config.threshold_rule is not None
+    if parsed.y_true.min() == parsed.y_true.max():
+        raise InputError(
+            "a threshold rule needs both classes in y_true",
+            [{"column": "y_true", "message": "only one class present; give a fixed threshold instead"}],
+        )
+    threshold = operating_threshold(
+        parsed.y_true, parsed.exit_scores[:, 0], config.threshold_rule, config.target_specificity
+    )
+    return threshold, f"{config.threshold_rule} fitted on the audited data (optimistic)"
+
+
+def audit_outcome(
+    predictions: PredictionSet, config: AuditConfig, threshold_source: str, settings: Settings
+) -> EvaluationOutcome:
+    """The report of an audit, in the request or in its job."""
+    outcome = evaluate_predictions(
+        predictions, attributes=config.sensitive_attributes, settings=settings, seed=config.seed
+    )
+    outcome.report["config"]["threshold_source"] = threshold_source
+    return outcome
+
+
+def audit_evaluation_config(outcome: EvaluationOutcome, config: AuditConfig) -> dict[str, Any]:
+    return {**outcome.config, "audit": config.model_dump(mode="json")}
+
+
+def _start_audit_job(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    config: AuditConfig,
+    predictions: PredictionSet,
+    threshold_source: str,
+) -> Evaluation:
+    """Store the checked predictions with a ``running`` evaluation and queue the job that reports on them."""
+    evaluation = Evaluation(
+        id=new_id("evl"),
+        organisation_id=principal.organisation_id,
+        kind="audit",
+        name=config.name,
+        status="running",
+        config={"audit": config.model_dump(mode="json"), "threshold_source": threshold_source},
+        metric_definition_version=METRIC_DEFINITION_VERSION,
+        report=None,
+    )
+    session.add(evaluation)
+    session.flush()
+    on_rollback(session, lambda: remove_evaluation_files(settings, evaluation.id))
+    save_predictions(evaluation_dir(settings, evaluation.id), predictions)
+    job = state.enqueue(
+        session,
+        organisation_id=principal.organisation_id,
+        kind="audit",
+        config={"evaluation_id": evaluation.id},
+        max_attempts=settings.max_attempts,
+    )
+    evaluation.job_id = job.id
+    return evaluation
 
 
 def compare(session: Session, settings: Settings, organisation_id: str, request: CompareRequest) -> dict[str, Any]:
     if len(set(request.evaluation_ids)) != len(request.evaluation_ids):
         raise InputError("evaluation_ids lists an evaluation twice")
     evaluations = [get_evaluation(session, organisation_id, i) for i in request.evaluation_ids]
+    for evaluation in evaluations:
+        require_report(session, evaluation)
     predictions: dict[str, PredictionSet] = {
         e.id: load_predictions(evaluation_dir(settings, e.id)) for e in evaluations
     }

@@ -28,6 +28,10 @@ def evaluation_dir(settings: Settings, evaluation_id: str) -> Path:
     return settings.data_dir / "evaluations" / evaluation_id
 
 
+def remove_evaluation_files(settings: Settings, evaluation_id: str) -> None:
+    shutil.rmtree(evaluation_dir(settings, evaluation_id), ignore_errors=True)
+
+
 def save_predictions(folder: Path, predictions: PredictionSet) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {
@@ -102,10 +106,26 @@ def store_evaluation(
     )
     session.add(evaluation)
     session.flush()
-    if rows:
-        session.execute(insert(MetricRow), [{**row, "evaluation_id": evaluation.id} for row in rows])
+    _insert_metric_rows(session, evaluation.id, rows)
     folder = evaluation_dir(settings, evaluation.id)
-    on_rollback(session, lambda: shutil.rmtree(folder, ignore_errors=True))
+    on_rollback(session, lambda: remove_evaluation_files(settings, evaluation.id))
     hold_until_settled(session, folder)
     save_predictions(folder, predictions)
     return evaluation
+
+
+def complete_evaluation(
+    session: Session, evaluation_id: str, *, report: dict[str, Any], rows: list[dict[str, Any]], config: dict[str, Any]
+) -> None:
+    """Store the report and metric rows of an evaluation created ``running`` (its predictions are on
+    disk already); never commits."""
+    evaluation = session.get(Evaluation, evaluation_id)
+    if evaluation is None:
+        raise LookupError(f"evaluation {evaluation_id} no longer exists")
+    evaluation.report, evaluation.config, evaluation.status = report, config, "ready"
+    _insert_metric_rows(session, evaluation_id, rows)
+
+
+def _insert_metric_rows(session: Session, evaluation_id: str, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(MetricRow), [{**row, "evaluation_id": evaluation_id} for row in rows])

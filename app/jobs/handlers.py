@@ -12,6 +12,7 @@ HANDLERS = {
     "ingest": "app.cohorts.ingestion_job:run_ingestion",
     "train": "app.training_jobs.train_job:run_training_job",
     "evaluate": "app.training_jobs.evaluate_job:run_evaluation_job",
+    "audit": "app.fairness.audit_job:run_audit_job",
 }
 
 

@@ -1,4 +1,4 @@
-"""Jobs (training, ingestion, evaluation) and their event log. The job row is the source of truth."""
+"""Jobs (training, ingestion, evaluation, audit) and their event log. The job row is the source of truth."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from app.db.base import Base, TimestampMixin, id_column, utcnow
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
-JOB_KINDS = ("ingest", "train", "evaluate")
+JOB_KINDS = ("ingest", "train", "evaluate", "audit")
 
 
 class Job(TimestampMixin, Base):

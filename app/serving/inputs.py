@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from app.core.error_list import capped
 from app.core.errors import InputError
 from app.serving.schemas import Demographics, PredictJson
 
@@ -109,4 +110,4 @@ def _read_json(body: bytes, max_batch: int) -> list[ImageInput]:
 
 
 def _errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+    return capped({"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors())

@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from app.cohorts.cache import CohortArrays
+from app.core.error_list import capped
 from app.core.errors import InputError
 from app.training.config import MIN_IMAGE_SIZE, TrainingConfig
 from app.training.groups import encode_groups
@@ -27,7 +28,9 @@ def parse_config(data: TrainingConfig | Mapping[str, Any]) -> TrainingConfig:
     try:
         return TrainingConfig.model_validate(dict(data))
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]} for e in exc.errors()]
+        errors = capped(
+            {"field": ".".join(str(p) for p in e["loc"]) or "config", "message": e["msg"]} for e in exc.errors()
+        )
         raise InputError("invalid training config", errors) from exc
 
 

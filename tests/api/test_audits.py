@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.fairness.models import Evaluation, MetricRow
+from app.main import create_app
 
 CONFIG = {"name": "vendor model", "sensitive_attributes": ["sex", "site"], "threshold": 0.5}
 
@@ -115,3 +117,76 @@ def test_compare_pairs_evaluations_on_the_same_samples(client, keys):
     assert first in text and fairer in text
     other_org = client.post("/v1/compare", headers=keys.headers(org="other"), json={"evaluation_ids": [first, same]})
     assert other_org.status_code == 404
+
+
+def test_large_audit_runs_as_a_job_with_the_same_report(settings, keys, session_factory, run_jobs, client):
+    """Past ``audit_sync_max_rows`` the request only checks and stores the predictions (202); the
+    job's report equals the one the request would have computed."""
+    headers = keys.headers()
+    text = predictions_csv(400)
+    inline = post_audit(client, headers, text)
+    assert inline.status_code == 201
+    small = settings.model_copy(update={"audit_sync_max_rows": 399})
+    with TestClient(create_app(small, run_supervisor=False)) as job_client:
+        response = post_audit(job_client, headers, text)
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["status"] == "running" and body["report"] is None and body["job_id"]
+    job = client.get(f"/v1/jobs/{body['job_id']}", headers=headers).json()
+    assert job["kind"] == "audit" and job["status"] == "queued"
+    assert client.get(f"/v1/evaluations/{body['id']}/report", headers=headers).status_code == 409
+    run_jobs()
+    done = client.get(f"/v1/evaluations/{body['id']}", headers=headers).json()
+    assert done["status"] == "ready"
+    assert done["report"] == inline.json()["report"]
+    assert done["config"] == inline.json()["config"]
+    with session_factory() as session:
+        counts = [
+            session.scalar(select(func.count()).where(MetricRow.evaluation_id == e))
+            for e in (body["id"], inline.json()["id"])
+        ]
+    assert counts[0] == counts[1] > 100
+    pair = {"evaluation_ids": [inline.json()["id"], body["id"]], "n_boot": 100}
+    assert client.post("/v1/compare", headers=headers, json=pair).status_code == 200
+
+
+def test_failed_audit_job_shows_a_failed_evaluation(settings, keys, run_jobs, client):
+    headers = keys.headers()
+    small = settings.model_copy(update={"audit_sync_max_rows": 10})
+    with TestClient(create_app(small, run_supervisor=False)) as job_client:
+        body = post_audit(job_client, headers, predictions_csv(50)).json()
+    (settings.data_dir / "evaluations" / body["id"] / "predictions.npz").unlink()  # the job cannot read them
+    run_jobs()
+    failed = client.get(f"/v1/evaluations/{body['id']}", headers=headers).json()
+    assert failed["status"] == "failed" and "predictions.npz" in failed["error"]
+    listed = client.get("/v1/evaluations", headers=headers).json()["items"]
+    assert [(e["id"], e["status"]) for e in listed] == [(body["id"], "failed")]
+    assert client.get(f"/v1/evaluations/{body['id']}/model-card", headers=headers).status_code == 409
+    other = post_audit(client, headers, predictions_csv(50)).json()["id"]
+    compared = client.post("/v1/compare", headers=headers, json={"evaluation_ids": [other, body["id"]]})
+    assert compared.status_code == 409 and "failed" in compared.json()["detail"]
+
+
+def test_audit_cells_are_bounded_and_named(client, keys, session_factory):
+    """A cell over Python csv's 131,072-character limit answered 500."""
+    headers = keys.headers()
+    big = "y_true,y_score,sex,site\n1,0.5,male,a\n0,0.4,female," + "x" * 131_073 + "\n"
+    response = post_audit(client, headers, big)
+    assert response.status_code == 413
+    assert response.json()["errors"] == [{"row": 3, "column": "site", "message": "131,073 characters"}]
+    many = "sample_id,y_true,y_score,sex,site\n" + "".join(f"s{i % 500},2,0.5,male,a\n" for i in range(1000))
+    response = post_audit(client, headers, many)
+    body = response.json()
+    assert response.status_code == 422
+    assert body["detail"] == "the predictions file has 1,500 problem(s) (the first 200 listed)"
+    assert body["errors"][:2] == [
+        {"row": 2, "column": "y_true", "message": "'2' is not 0 or 1"},
+        {"row": 3, "column": "y_true", "message": "'2' is not 0 or 1"},
+    ]
+    assert body["errors"][-1] == {"message": "and 1,300 more problem(s) not listed"}
+    duplicate = "sample_id,y_true,y_score,sex,site\na,1,0.5,male,a\nb,0,0.4,female,b\na,0,0.3,female,c\n"
+    assert post_audit(client, headers, duplicate).json()["errors"] == [
+        {"row": 4, "column": "sample_id", "message": "'a' is also on row 2"}
+    ]
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Evaluation)) == 0

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from app.cohorts.archive import ArchiveLimits
+from app.cohorts.archive import ArchiveLimits, ExtractedArchive, open_archive
 
 LIMITS = ArchiveLimits(max_uncompressed_bytes=10**9, max_compression_ratio=200.0, max_entries=10_000)
 # The reference data lives in ``shared/`` beside the checkout (as on developer machines and in CI).
@@ -96,3 +96,10 @@ def dicom_bytes(
 def listing(folder: Path) -> list[str]:
     """Everything under ``folder`` (to assert that nothing was left behind)."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) if folder.exists() else []
+
+
+def extract_all(archive: Path, dest: Path, limits: ArchiveLimits = LIMITS) -> ExtractedArchive:
+    """Open ``archive`` and extract every file in it (the upload extracts only the listed ones)."""
+    with open_archive(archive, dest, limits) as extracted:
+        extracted.extract(extracted.files)
+    return extracted

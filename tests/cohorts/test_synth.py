@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from cohort_helpers import FITZ_CSV, LIMITS
 
-from app.cohorts.archive import extract_archive
+from app.cohorts.archive import open_archive
 from app.cohorts.cache import load_cohort_arrays
 from app.cohorts.config import CohortConfig
 from app.cohorts.ingest import build_cache
@@ -19,8 +19,8 @@ from app.cohorts.synth.derm import JOINT_COUNTS, load_joint_counts, write_derm_a
 
 
 def ingest(archive: Path, tmp_path: Path, config: CohortConfig) -> tuple[ParsedManifest, Path]:
-    extracted = extract_archive(archive, tmp_path / "files", LIMITS)
-    manifest = parse_manifest(extracted.manifest, config, files=extracted.files)
+    with open_archive(archive, tmp_path / "files", LIMITS) as extracted:
+        manifest = parse_manifest(extracted.manifest, config, files=extracted.files, fetch=extracted.extract)
     build_cache(manifest, extracted.root, tmp_path / "cache", config.image_size, config.channels)
     return manifest, tmp_path / "cache"
 
