@@ -14,6 +14,7 @@ from app.core.audit import AuditMiddleware
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.health import router as health_router
 from app.core.problems import install_problem_handlers
+from app.core.url_guard import UrlGuardMiddleware
 from app.db.engine import make_engine, make_read_session_factory, make_session_factory, read_only
 from app.db.group_commit import GroupCommitWriter
 from app.fairness.router import router as fairness_router
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     app.state.served_models = ServedModels(settings, make_read_session_factory(engine))
     app.state.row_writer = row_writer  # prediction and audit-log rows (group commit)
     install_problem_handlers(app)
+    app.add_middleware(UrlGuardMiddleware)  # ids and filters with NUL never reach the database
     app.add_middleware(
         BodySizeLimitMiddleware,
         default_limit=settings.max_request_bytes,

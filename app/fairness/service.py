@@ -3,7 +3,6 @@ Never commits."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.auth.service import Principal
 from app.cohorts import service as cohorts
 from app.core.errors import InputError, NotFoundError
+from app.core.json_input import load_json_field
 from app.fairness.audit_csv import parse_predictions_csv
 from app.fairness.engine.compare import compare_models
 from app.fairness.engine.inputs import PredictionSet
@@ -84,10 +84,9 @@ def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, An
 
 
 def _parse_audit_config(raw: str) -> AuditConfig:
+    data = load_json_field(raw)
     try:
-        return AuditConfig.model_validate(json.loads(raw))
-    except json.JSONDecodeError as exc:
-        raise InputError("config is not valid JSON", [{"field": "config", "message": str(exc)}]) from None
+        return AuditConfig.model_validate(data)
     except ValidationError as exc:
         raise InputError(
             "invalid audit config",
