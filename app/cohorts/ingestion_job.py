@@ -18,6 +18,7 @@ from app.cohorts.manifest import ManifestItem, ParsedManifest
 from app.cohorts.models import Cohort, CohortItem
 from app.cohorts.summary import summarize
 from app.core.errors import InputError
+from app.core.server_paths import hide_server_paths
 from app.db.engine import transaction
 from app.jobs.context import Cancelled, Completion, JobContext
 
@@ -72,7 +73,8 @@ def run_ingestion(ctx: JobContext) -> Completion:
         raise Cancelled() from None
     except BaseException as exc:
         shutil.rmtree(cache, ignore_errors=True)
-        errors = exc.errors if isinstance(exc, InputError) else [{"message": str(exc) or type(exc).__name__}]
+        message = hide_server_paths(str(exc), ctx.settings) or type(exc).__name__  # clients read it
+        errors = exc.errors if isinstance(exc, InputError) else [{"message": message}]
         _mark_failed(ctx, cohort.id, errors)
         raise
     summary = summarize(
