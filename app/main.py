@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.auth.router import router as keys_router
 from app.cohorts.router import router as cohorts_router
@@ -68,11 +69,13 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
             row_writer.close()
             engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts served from this package: a hospital network has no internet
+    app = FastAPIOffline(
         title="FairAudit",
         version="0.1.0",
         summary="Clinical fairness audits: subgroup metrics with honest uncertainty, early-exit serving.",
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
     app.state.settings = settings
     app.state.engine = engine
