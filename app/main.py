@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app.auth.router import router as keys_router
 from app.cohorts.router import router as cohorts_router
@@ -15,6 +16,7 @@ from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.health import router as health_router
 from app.core.private_files import make_private
 from app.core.problems import install_problem_handlers
+from app.core.url_guard import UrlGuardMiddleware
 from app.db.engine import make_engine, make_read_session_factory, make_session_factory, read_only
 from app.db.group_commit import GroupCommitWriter
 from app.fairness.router import router as fairness_router
@@ -75,11 +77,13 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
             row_writer.close()
             engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts served from this package: a hospital network has no internet
+    app = FastAPIOffline(
         title="FairAudit",
         version="0.1.0",
         summary="Clinical fairness audits: subgroup metrics with honest uncertainty, early-exit serving.",
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     app.state.served_models = ServedModels(settings, make_read_session_factory(engine))
     app.state.row_writer = row_writer  # prediction and audit-log rows (group commit)
     install_problem_handlers(app)
+    app.add_middleware(UrlGuardMiddleware)  # ids and filters with NUL never reach the database
     app.add_middleware(
         BodySizeLimitMiddleware,
         default_limit=settings.max_request_bytes,

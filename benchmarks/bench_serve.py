@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sqlalchemy.orm import Session
 
 from app.auth.service import create_key, ensure_organisation
 from app.cohorts.image_limits import ImageLimits
@@ -220,6 +221,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def register_model(
+    session: Session, organisation_id: str, folder: Path, manifest: dict[str, Any], model_dir: Path
+) -> str:
+    """Copy an exported model folder into the model repository and register it as version ``mdl_bench``."""
+    shutil.copytree(folder, model_dir / "mdl_bench")
+    session.add(
+        ModelVersion(
+            id="mdl_bench",
+            organisation_id=organisation_id,
+            method="fair_multi_exit",
+            backbone="bench",
+            path="mdl_bench",
+            sha256=hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest(),
+            files={name: info["sha256"] for name, info in manifest["files"].items()},
+            thresholds={"operating": manifest["operating_threshold"], "exits": manifest["exit_thresholds"]},
+            config={},
+        )
+    )
+    return "mdl_bench"
+
+
 def start_server(
     work: Path, folder: Path, manifest: dict[str, Any], database_url: str | None
 ) -> tuple[subprocess.Popen[bytes], int, str]:
@@ -234,23 +256,10 @@ def start_server(
     }
     engine = make_engine(env["FAIRAUDIT_DATABASE_URL"])
     upgrade_to_head(engine)
-    shutil.copytree(folder, work / "models" / "mdl_bench")
     with transaction(make_session_factory(engine)) as session:
         org = ensure_organisation(session, "bench")
         _, key = create_key(session, org.id, "predictor")
-        session.add(
-            ModelVersion(
-                id="mdl_bench",
-                organisation_id=org.id,
-                method="fair_multi_exit",
-                backbone="bench",
-                path="mdl_bench",
-                sha256=hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest(),
-                files={name: info["sha256"] for name, info in manifest["files"].items()},
-                thresholds={"operating": manifest["operating_threshold"], "exits": manifest["exit_thresholds"]},
-                config={},
-            )
-        )
+        register_model(session, org.id, folder, manifest, work / "models")
     engine.dispose()
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]

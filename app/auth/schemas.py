@@ -5,11 +5,12 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.roles import Role
+from app.core.fields import SafeText
 
 
 class KeyCreate(BaseModel):
     role: Role
-    name: str = Field(default="", max_length=200)
+    name: SafeText = ""
 
 
 class KeyOut(BaseModel):

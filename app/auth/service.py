@@ -12,6 +12,7 @@ from app.auth.keys import generate_key, secret_matches, split_key
 from app.auth.models import ApiKey, Organisation
 from app.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from app.core.errors import InputError, NotFoundError
+from app.core.fields import check_name
 from app.db.base import utcnow
 
 
@@ -28,9 +29,7 @@ class Principal:
 
 
 def ensure_organisation(session: Session, name: str) -> Organisation:
-    name = name.strip()
-    if not name:
-        raise InputError("organisation name must not be empty")
+    name = check_name(name.strip(), "organisation name")
     org = repository.get_organisation_by_name(session, name)
     if org is None:
         org = Organisation(name=name)
@@ -41,6 +40,7 @@ def ensure_organisation(session: Session, name: str) -> Organisation:
 
 def create_key(session: Session, organisation_id: str, role: str, name: str = "") -> tuple[ApiKey, str]:
     """Create a key; the plaintext is returned once and never stored."""
+    name = check_name(name, "name", optional=True)
     try:
         parsed_role = Role(role)
     except ValueError:

@@ -15,13 +15,13 @@ set; then the listed images are kept, DICOM files de-identified (see ``app.cohor
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.core.error_list import ErrorList
-from app.core.errors import InputError
+from app.core.fields import SafeName, Seed
+from app.core.json_input import load_json_field
 
 PRESETS = ("generic", "fitzpatrick17k", "isic2019", "chexpert", "dicom")
 PresetName = Literal["generic", "fitzpatrick17k", "isic2019", "chexpert", "dicom"]
@@ -60,9 +60,9 @@ class RandomSplit(BaseModel):
     ``stratify_by`` names the attributes whose joint groups are stratified (default: all).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     mode: Literal["random"]
-    seed: int = 0
+    seed: Seed = 0
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     stratify_by: list[str] | None = None
 
@@ -80,9 +80,9 @@ SplitPolicy = Annotated[ColumnSplit | RandomSplit, Field(discriminator="mode")]
 class CohortConfig(BaseModel):
     """What an uploaded archive contains and how to turn its manifest into labelled items."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeName
     preset: PresetName = "generic"
     image_column: str | None = None
     label_column: str | None = None
@@ -152,11 +152,9 @@ class CohortConfig(BaseModel):
 
 def parse_config(raw: str | bytes | dict[str, Any]) -> CohortConfig:
     """Validate an uploaded config, turning every problem into one ``InputError`` (status 422)."""
+    data = load_json_field(raw) if isinstance(raw, str | bytes) else raw
     try:
-        data = json.loads(raw) if isinstance(raw, str | bytes) else raw
         return CohortConfig.model_validate(data)
-    except json.JSONDecodeError as exc:
-        raise InputError("config is not valid JSON", [{"field": "config", "message": str(exc)}]) from exc
     except ValidationError as exc:
         errors = ErrorList()
         for e in exc.errors():

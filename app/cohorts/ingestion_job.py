@@ -25,6 +25,7 @@ from app.cohorts.models import Cohort, CohortItem
 from app.cohorts.sources import release_sources
 from app.cohorts.summary import summarize
 from app.core.errors import InputError
+from app.core.server_paths import hide_server_paths
 from app.db.engine import transaction
 from app.jobs.context import Cancelled, Completion, JobContext
 
@@ -90,7 +91,8 @@ def run_ingestion(ctx: JobContext) -> Completion:
         raise Cancelled() from None
     except Exception as exc:  # the job fails for good (no retry): nothing of the upload is kept
         storage.remove_cohort_files(ctx.settings, cohort.id)
-        errors = exc.errors if isinstance(exc, InputError) else [{"message": str(exc) or type(exc).__name__}]
+        message = hide_server_paths(str(exc), ctx.settings) or type(exc).__name__  # clients read it
+        errors = exc.errors if isinstance(exc, InputError) else [{"message": message}]
         _mark_failed(ctx, cohort.id, errors)
         raise
     except BaseException:  # the process is being stopped: a retry needs the originals, not a partial cache

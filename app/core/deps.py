@@ -69,6 +69,7 @@ def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+Authenticated = Annotated[Principal, Depends(_principal)]  # any valid key, whatever its role
 Reader = Annotated[Principal, Depends(require(Permission.read))]
 Writer = Annotated[Principal, Depends(require(Permission.write))]
 Predictor = Annotated[Principal, Depends(require(Permission.predict))]

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import func, select, text
 
+from app.core.deps import Authenticated
 from app.db.migrate import is_at_head
 from app.jobs.models import Job
 
@@ -35,10 +36,15 @@ def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(request: Request) -> str:
-    """Job counts by kind and status, in the Prometheus text format."""
-    with request.app.state.session_factory() as session:
-        rows = session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)).all()
+def metrics(request: Request, principal: Authenticated) -> str:
+    """The caller's organisation's job counts by kind and status, in the Prometheus text format.
+
+    Any valid key may read them, whatever its role: a scraper should hold the least powerful key
+    (``predictor``), and counts of one's own organisation's jobs reveal no patient data or results.
+    """
+    query = select(Job.kind, Job.status, func.count()).where(Job.organisation_id == principal.organisation_id)
+    with request.app.state.read_engine.connect() as conn:  # never queues for SQLite's write lock
+        rows = conn.execute(query.group_by(Job.kind, Job.status)).all()
     lines = ["# HELP fairaudit_jobs Jobs by kind and status.", "# TYPE fairaudit_jobs gauge"]
     lines += [f'fairaudit_jobs{{kind="{k}",status="{s}"}} {n}' for k, s, n in rows]
     return "\n".join(lines) + "\n"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
 from app.core.errors import InputError
+from app.core.fields import RESOURCE_REF
 
 T = TypeVar("T")
 MAX_LIMIT = 200
@@ -22,12 +23,28 @@ def encode_cursor(created_at: datetime, ident: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor holds. Only what ``encode_cursor`` writes is accepted: a timestamp with its
+    UTC offset (a naive one has no place in time to compare with) and an id-shaped string."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, ident = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created), str(ident)
+        at = datetime.fromisoformat(created)
+        utc = at.astimezone(UTC) if at.tzinfo is not None else None  # out-of-range offsets fail here
     except Exception:
-        raise InputError("invalid cursor: pass the next_cursor of a previous page unchanged", status=400) from None
+        raise _bad_cursor("it is not a cursor this API issued") from None
+    if utc is None:
+        raise _bad_cursor("its timestamp has no UTC offset")
+    if not isinstance(ident, str) or not RESOURCE_REF.fullmatch(ident):
+        raise _bad_cursor("its id is not an id")
+    return utc, ident
+
+
+def _bad_cursor(reason: str) -> InputError:
+    return InputError(
+        "invalid cursor: pass the next_cursor of a previous page unchanged",
+        [{"field": "cursor", "message": reason}],
+        status=400,
+    )
 
 
 def paginate(

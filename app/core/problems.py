@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -13,21 +14,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.error_list import capped
 from app.core.errors import ConflictError, InputError, NotFoundError
+from app.core.server_paths import hide_server_paths
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
-TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    409: "Conflict",
-    413: "Content too large",
-    415: "Unsupported media type",
-    422: "Unprocessable content",
-    500: "Internal server error",
-    503: "Service unavailable",
-}
+# RFC 9457: with type about:blank the title is the status's reason phrase. Python < 3.13 still has
+# RFC 7231's names for these two; RFC 9110 renamed them.
+_RFC_9110_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
 DATABASE_RETRY_AFTER_S = 5
 
 
@@ -39,7 +32,7 @@ def problem(
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": TITLES.get(status, "Error"),
+        "title": title(status),
         "status": status,
         "detail": detail,
     }
@@ -48,22 +41,39 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def title(status: int) -> str:
+    try:
+        return _RFC_9110_PHRASES.get(status) or HTTPStatus(status).phrase
+    except ValueError:  # a status code Python does not know
+        return f"HTTP {status}"
+
+
+def _public(request: Request, value: Any) -> Any:
+    """``value`` (a message, or an error entry) with server paths hidden (``app.core.server_paths``)."""
+    settings = request.app.state.settings
+    if isinstance(value, str):
+        return hide_server_paths(value, settings)
+    if isinstance(value, dict):
+        return {k: hide_server_paths(v, settings) if isinstance(v, str) else v for k, v in value.items()}
+    return value
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError) -> JSONResponse:
-        return problem(exc.status, exc.detail, exc.errors)
+    async def _input(request: Request, exc: InputError) -> JSONResponse:
+        return problem(exc.status, _public(request, exc.detail), [_public(request, e) for e in exc.errors])
 
     @app.exception_handler(NotFoundError)
-    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return problem(404, str(exc))
+    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return problem(404, _public(request, str(exc)))
 
     @app.exception_handler(ConflictError)
-    async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
-        return problem(409, str(exc))
+    async def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
+        return problem(409, _public(request, str(exc)))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return problem(exc.status_code, _public(request, str(exc.detail)), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(OperationalError)
     async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

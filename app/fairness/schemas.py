@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.fields import ResourceRef, SafeName, Seed
+
 
 class EvaluationOut(BaseModel):
     """An evaluation and its fairness report (structure: ``app.fairness.engine.report``)."""
@@ -54,14 +56,14 @@ class AuditConfig(BaseModel):
     practice) or a ``threshold_rule``; a rule is then fitted on the audited data itself, which flatters
     the model and is recorded in the report's config."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeName
     sensitive_attributes: list[str] = Field(min_length=1)
     threshold: float | None = Field(default=None, ge=0, le=1)
     threshold_rule: Literal["youden", "target_specificity"] | None = None
     target_specificity: float | None = Field(default=None, gt=0, lt=1)
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _one_threshold(self) -> AuditConfig:
@@ -75,15 +77,15 @@ class AuditConfig(BaseModel):
 
 
 class CompareRequest(BaseModel):
-    evaluation_ids: list[str] = Field(
+    evaluation_ids: list[ResourceRef] = Field(
         min_length=2, max_length=8, description="the first is the reference; the others are compared to it"
     )
     n_boot: int = Field(default=1000, ge=100, le=10_000)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class ExternalEvaluationRequest(BaseModel):
-    cohort_id: str
+    cohort_id: ResourceRef
     split: Literal["all", "train", "val", "test"] = Field(
         default="all", description="which items of the other cohort to evaluate on"
     )

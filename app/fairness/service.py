@@ -4,7 +4,6 @@ Never commits."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import IO, Any
 
 from pydantic import ValidationError
@@ -15,6 +14,7 @@ from app.auth.service import Principal
 from app.cohorts import service as cohorts
 from app.core.error_list import capped
 from app.core.errors import ConflictError, InputError, NotFoundError
+from app.core.json_input import load_json_field
 from app.db.base import new_id
 from app.db.engine import on_rollback
 from app.fairness.audit_csv import parse_predictions_csv
@@ -124,10 +124,9 @@ def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, An
 
 
 def _parse_audit_config(raw: str) -> AuditConfig:
+    data = load_json_field(raw)
     try:
-        return AuditConfig.model_validate(json.loads(raw))
-    except json.JSONDecodeError as exc:
-        raise InputError("config is not valid JSON", [{"field": "config", "message": str(exc)}]) from None
+        return AuditConfig.model_validate(data)
     except ValidationError as exc:
         raise InputError(
             "invalid audit config",

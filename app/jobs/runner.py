@@ -19,6 +19,7 @@ from typing import Any
 import app.db.models  # noqa: F401  (every mapper must be known in a fresh job process)
 from app.core.errors import InputError
 from app.core.private_files import make_private
+from app.core.server_paths import hide_server_paths
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.jobs import handlers, state
 from app.jobs.context import Cancelled, Completion, JobContext
@@ -99,10 +100,11 @@ def _run(ctx: JobContext, heartbeat_stop: threading.Event) -> str:
 
 
 def _describe_failure(ctx: JobContext, exc: Exception) -> str:
+    """The job's public error (no server paths: clients read it); the log keeps the traceback."""
     if isinstance(exc, InputError):
-        return str(exc)
+        return hide_server_paths(str(exc), ctx.settings)
     log.error("job %s failed:\n%s", ctx.job_id, traceback.format_exc())
-    return f"{type(exc).__name__}: {exc}"
+    return hide_server_paths(f"{type(exc).__name__}: {exc}", ctx.settings)
 
 
 def _finish(ctx: JobContext, status: str, *, completion: Completion | None = None, error: str | None = None) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from app.core.fields import ResourceRef
 from app.serving.models import ModelAlias, ModelVersion, Prediction
 
 AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -48,7 +49,7 @@ class ModelList(BaseModel):
 
 
 class AliasIn(BaseModel):
-    model_version_id: str = Field(min_length=1, description="a model version id (or another alias)")
+    model_version_id: ResourceRef = Field(description="a model version id (or another alias)")
 
 
 class AliasOut(BaseModel):

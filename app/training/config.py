@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.core.fields import Seed
+
 Method = Literal["erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairwise_eo"]
 Backbone = Literal["resnet18", "vgg11", "small"]
 
@@ -38,7 +40,7 @@ DEFAULT_EXIT_GRID: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95, 0.99, 0.999)
 class Augmentation(BaseModel):
     """Tensor augmentations suited to medical images: geometry and intensity stay small."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     hflip: bool = True
     vflip: bool = False
@@ -58,7 +60,7 @@ class Augmentation(BaseModel):
 class TrainingConfig(BaseModel):
     """One training run. Field defaults follow the papers where they state one."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     method: Method = "erm"
     sensitive_attributes: list[str] = Field(
@@ -78,7 +80,7 @@ class TrainingConfig(BaseModel):
     lr_schedule: Literal["cosine", "step", "constant"] = "cosine"
     lr_step_epochs: int = Field(default=10, ge=1, description="step schedule: epochs between decays")
     lr_gamma: float = Field(default=0.1, gt=0, le=1, description="step schedule: decay factor")
-    seed: int = Field(default=0, ge=0, lt=2**31)
+    seed: Seed = 0
     fairness_weight: float = Field(default=1.0, ge=0, le=100, description="λ of the pairwise-EO hinge")
     rank_only: bool = Field(default=False, description="train the hinge alone, as Lin et al. do")
     exit_weights: list[float] | None = Field(default=None, description="None: the paper's defaults")

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from app.core.fields import ResourceRef
 
 
 class TrainingJobCreate(BaseModel):
@@ -26,7 +28,7 @@ class TrainingJobCreate(BaseModel):
         },
     )
 
-    cohort_id: str = Field(min_length=1)
+    cohort_id: ResourceRef
 
     def training_config(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

@@ -23,23 +23,30 @@ def weights_dir(settings: Settings) -> Path:
     return (settings.data_dir / "weights").resolve()
 
 
+def _weights_file(settings: Settings, name: object) -> Path:
+    """The file ``name`` names in the weights folder. Resolved before the config is validated, so a
+    request learns nothing about files elsewhere (not even whether they exist) nor where the folder is."""
+    root = weights_dir(settings)
+    try:
+        path = (root / name).resolve() if isinstance(name, str) else root
+        found = path.is_relative_to(root) and path.is_file()
+    except (OSError, ValueError):  # a NUL byte, a name too long for the filesystem
+        found = False
+    if not found:
+        raise InputError(
+            "pretrained_weights must name a file in the server's weights folder",
+            [{"field": "pretrained_weights", "message": f"{name!r} is not a file in the weights folder"}],
+        )
+    return path
+
+
 def start_training(session: Session, settings: Settings, principal: Principal, body: TrainingJobCreate) -> Job:
     cohort = cohorts.require_ready(session, principal.organisation_id, body.cohort_id)
     arrays = load_cohort_arrays(cache_dir(settings, cohort.id))
-    config = validate_training_config(body.training_config(), arrays)
-    if config.pretrained_weights is not None:
-        path = (weights_dir(settings) / config.pretrained_weights).resolve()
-        if not path.is_relative_to(weights_dir(settings)) or not path.is_file():
-            raise InputError(
-                "pretrained_weights must name a file in the server's weights folder",
-                [
-                    {
-                        "field": "pretrained_weights",
-                        "message": f"{config.pretrained_weights} not found under {weights_dir(settings)}",
-                    }
-                ],
-            )
-        config = config.model_copy(update={"pretrained_weights": path})
+    data = body.training_config()
+    if data.get("pretrained_weights") is not None:
+        data["pretrained_weights"] = _weights_file(settings, data["pretrained_weights"])
+    config = validate_training_config(data, arrays)
     return state.enqueue(
         session,
         organisation_id=principal.organisation_id,

@@ -71,8 +71,8 @@ def test_every_state_changing_call_is_audited(client: TestClient, keys, session_
     assert rows[0].organisation_id is not None and rows[2].organisation_id is None
 
 
-def test_health_and_readiness(client: TestClient) -> None:
+def test_health_and_readiness(client: TestClient, keys) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.json()
-    assert "fairaudit_jobs" in client.get("/metrics").text
+    assert "fairaudit_jobs" in client.get("/metrics", headers=keys.headers("predictor")).text

@@ -102,6 +102,7 @@ def test_model_files_are_not_left_when_a_job_fails(client, keys, settings, sessi
     run_jobs(timeout=120)
     job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
     assert job["status"] == "failed" and job["error"] and "Traceback" not in job["error"]
+    assert str(settings.data_dir.resolve()) not in job["error"], "a job's error must not reveal server paths"
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(ModelVersion)) == 0
     assert not settings.model_dir.exists() or list(Path(settings.model_dir).iterdir()) == []
