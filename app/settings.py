@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     max_predict_batch: int = Field(default=64, ge=1)
     model_cache_size: int = Field(default=4, ge=1)
 
+    # Refused anonymous calls (no key, or an unknown or revoked one): per client address, past this many in a
+    # window the API answers 429 with Retry-After and logs only the first such call (app/core/refusals.py)
+    anonymous_refusals_per_window: int = Field(default=30, ge=1)
+    anonymous_refusal_window_seconds: float = Field(default=60.0, gt=0)
+
     # Metrics
     bootstrap_resamples: int = Field(default=1000, ge=0)
     min_group_count: int = Field(default=10, ge=1)

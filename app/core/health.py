@@ -6,10 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import func, select, text
 
+from app.core.auth_route import AuthenticatedRoute
 from app.db.migrate import is_at_head
 from app.jobs.models import Job
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=AuthenticatedRoute)
 
 
 @router.get("/healthz")
@@ -19,7 +20,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    engine = request.app.state.engine
+    engine = request.app.state.read_engine  # never queues for SQLite's write lock
     checks: dict[str, str] = {}
     try:
         with engine.connect() as conn:
@@ -37,7 +38,7 @@ def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(request: Request) -> str:
     """Job counts by kind and status, in the Prometheus text format."""
-    with request.app.state.session_factory() as session:
+    with request.app.state.read_session_factory() as session:
         rows = session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)).all()
     lines = ["# HELP fairaudit_jobs Jobs by kind and status.", "# TYPE fairaudit_jobs gauge"]
     lines += [f'fairaudit_jobs{{kind="{k}",status="{s}"}} {n}' for k, s, n in rows]
