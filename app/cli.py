@@ -28,9 +28,8 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.main import create_app
+    from app.server import serve
 
     settings = get_settings()
     _migrate()
@@ -39,12 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"(database {settings.database_url.split('@')[-1]})",
         flush=True,
     )
-    uvicorn.run(
-        create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_level="info",
-    )
+    serve(create_app(settings), settings, host=args.host or settings.host, port=args.port or settings.port)
     return 0
 
 

@@ -16,6 +16,7 @@ from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.health import router as health_router
 from app.core.private_files import make_private
 from app.core.problems import install_problem_handlers
+from app.core.refusals import RefusalLimiter
 from app.core.url_guard import UrlGuardMiddleware
 from app.db.engine import make_engine, make_read_session_factory, make_session_factory, read_only
 from app.db.group_commit import GroupCommitWriter
@@ -89,7 +90,11 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.read_engine = read_only(engine)  # API key checks
-    app.state.served_models = ServedModels(settings, make_read_session_factory(engine))
+    app.state.read_session_factory = make_read_session_factory(engine)  # GET routes, event streams
+    app.state.served_models = ServedModels(settings, app.state.read_session_factory)
+    app.state.refusal_limiter = RefusalLimiter(
+        settings.anonymous_refusals_per_window, settings.anonymous_refusal_window_seconds
+    )
     app.state.row_writer = row_writer  # prediction and audit-log rows (group commit)
     install_problem_handlers(app)
     app.add_middleware(UrlGuardMiddleware)  # ids and filters with NUL never reach the database

@@ -97,6 +97,25 @@ class Settings(BaseSettings):
     max_predict_batch: int = Field(default=64, ge=1)
     model_cache_size: int = Field(default=4, ge=1)
 
+    # Refused anonymous calls (no key, or an unknown or revoked one): per client address, past this many in a
+    # window the API answers 429 with Retry-After and logs only the first such call (app/core/refusals.py)
+    anonymous_refusals_per_window: int = Field(default=30, ge=1)
+    anonymous_refusal_window_seconds: float = Field(default=60.0, gt=0)
+
+    # Slow or hostile clients (app/server.py; uvicorn times out only idle keep-alive connections itself)
+    header_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="a request's line and headers must arrive within this (from its first byte)"
+    )
+    body_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="each window this long must bring min_body_bytes_per_second × its length"
+    )
+    min_body_bytes_per_second: int = Field(default=500, ge=1, description="slowest body upload accepted")
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, description="request line and headers together")
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1, description="idle keep-alive connection")
+    max_connections: int = Field(
+        default=1000, ge=1, description="open connections (and running requests) before new requests get 503"
+    )
+
     # Metrics
     bootstrap_resamples: int = Field(default=1000, ge=0)
     min_group_count: int = Field(default=10, ge=1)

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 
 from app.auth import repository, service
 from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
-from app.core.deps import KeyManager, SessionDep, mark_resource
+from app.core.auth_route import AuthenticatedRoute
+from app.core.deps import KeyManager, ReadSessionDep, SessionDep, mark_resource
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=AuthenticatedRoute)
 
 
 @router.post("", status_code=201, response_model=KeyCreated)
@@ -19,7 +20,7 @@ def create_key(body: KeyCreate, principal: KeyManager, session: SessionDep, requ
 
 
 @router.get("", response_model=KeyList)
-def list_keys(principal: KeyManager, session: SessionDep) -> KeyList:
+def list_keys(principal: KeyManager, session: ReadSessionDep) -> KeyList:
     keys = repository.list_keys(session, principal.organisation_id)
     return KeyList(items=[KeyOut.model_validate(k) for k in keys])
 

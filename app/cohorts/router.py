@@ -10,10 +10,11 @@ from sqlalchemy import select
 from app.cohorts import service
 from app.cohorts.models import Cohort
 from app.cohorts.schemas import CohortList, CohortOut
-from app.core.deps import Reader, SessionDep, SettingsDep, Writer, mark_resource
+from app.core.auth_route import AuthenticatedRoute
+from app.core.deps import Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
 from app.core.pagination import paginate
 
-router = APIRouter(prefix="/v1/cohorts", tags=["cohorts"])
+router = APIRouter(prefix="/v1/cohorts", tags=["cohorts"], route_class=AuthenticatedRoute)
 
 
 @router.post("", status_code=202, response_model=CohortOut)
@@ -34,7 +35,7 @@ def upload_cohort(
 
 @router.get("", response_model=CohortList)
 def list_cohorts(
-    principal: Reader, session: SessionDep, limit: int = Query(50), cursor: str | None = None
+    principal: Reader, session: ReadSessionDep, limit: int = Query(50), cursor: str | None = None
 ) -> CohortList:
     query = select(Cohort).where(Cohort.organisation_id == principal.organisation_id, Cohort.deleted_at.is_(None))
     rows, next_cursor = paginate(session, query, Cohort, limit, cursor)
@@ -42,7 +43,7 @@ def list_cohorts(
 
 
 @router.get("/{cohort_id}", response_model=CohortOut)
-def get_cohort(cohort_id: str, principal: Reader, session: SessionDep) -> CohortOut:
+def get_cohort(cohort_id: str, principal: Reader, session: ReadSessionDep) -> CohortOut:
     return service.represent(session, service.get_cohort(session, principal.organisation_id, cohort_id))
 
 

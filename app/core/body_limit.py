@@ -2,17 +2,23 @@
 
 FastAPI reads a multipart body completely before any endpoint or dependency runs, so the limit has
 to be enforced here: at once from ``Content-Length``, and while streaming for chunked bodies.
+
+A chunked body found too large while FastAPI reads it raises ``BodyTooLarge`` out of ``receive``:
+it is an ``HTTPException`` because FastAPI turns any other error met while reading a body into a 400
+("There was an error parsing the body"), and re-raises only these; the problem handlers answer 413.
 """
 
 from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _detail(limit), headers={"Connection": "close"})  # the rest is not read
 
 
 class BodySizeLimitMiddleware:
@@ -40,7 +46,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge()
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -61,7 +67,7 @@ async def _reject(send: Send, limit: int) -> None:
             "type": "about:blank",
             "title": "Content too large",
             "status": 413,
-            "detail": f"the request body is larger than the limit of {limit:,} bytes",
+            "detail": _detail(limit),
         }
     ).encode()
     await send(
@@ -71,7 +77,12 @@ async def _reject(send: Send, limit: int) -> None:
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _detail(limit: int) -> str:
+    return f"the request body is larger than the limit of {limit:,} bytes"

@@ -1,15 +1,15 @@
-"""Request-scoped dependencies: the database session (commits at the end) and the caller."""
+"""Request-scoped dependencies: the database sessions (the write session commits at the end) and the caller."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.auth.roles import Permission
-from app.auth.service import Principal, authenticate
+from app.auth.service import Principal
 from app.db.engine import run_rollback_hooks
 from app.settings import Settings
 
@@ -31,45 +31,44 @@ def get_session(request: Request) -> Iterator[Session]:
             raise
 
 
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A read-only session (``app.db.engine.make_read_session_factory``) for GET routes: on SQLite it
+    begins DEFERRED, so a read neither waits for nor holds the database's single write lock."""
+    with request.app.state.read_session_factory() as session:
+        yield session
+
+
 async def get_settings_dep(request: Request) -> Settings:  # async: no threadpool hop for an attribute
     settings: Settings = request.app.state.settings
     return settings
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": FastAPI ends these before the response is sent (its default for a dependency with
+# yield is after), so a success is answered only once its transaction has committed, a failed commit
+# answers an error, and no session (nor, on SQLite, the write lock) stays open while a response streams.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def _principal(request: Request) -> Principal:
-    """The caller, looked up on a read-only connection of its own (``app.db.engine.read_only``), so the
-    key check never waits for the database's write lock and the request's session begins only when the
-    endpoint first uses it."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise HTTPException(
-            401, "missing API key: send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
-        )
-    with request.app.state.read_engine.connect() as conn:
-        principal = authenticate(conn, token.strip())
-    if principal is None:
-        raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
-    request.state.principal = principal
-    return principal
+def require(permission: Permission | None) -> Callable[..., Awaitable[Principal]]:
+    """Dependency factory: the caller, who must hold ``permission`` (``None``: any valid key will do).
 
+    The check itself is made by ``app.core.auth_route.AuthenticatedRoute`` from the request's headers
+    before the body is read (it finds ``permission`` on this dependency); this only hands its result on.
+    """
 
-def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
-    """Dependency factory: the caller must hold ``permission``."""
-
-    async def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:  # no I/O: no hop
-        if not principal.can(permission):
-            raise HTTPException(403, f"role {principal.role.value!r} may not {permission.value}")
+    async def dependency(request: Request) -> Principal:  # no I/O: no threadpool hop
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None or (permission is not None and not principal.can(permission)):
+            raise RuntimeError(f"{request.url.path} needs a key ({permission}) but its route did not authenticate")
         return principal
 
+    dependency.permission = permission  # type: ignore[attr-defined]
     return dependency
 
 
-Authenticated = Annotated[Principal, Depends(_principal)]  # any valid key, whatever its role
+Authenticated = Annotated[Principal, Depends(require(None))]  # any valid key, whatever its role
 Reader = Annotated[Principal, Depends(require(Permission.read))]
 Writer = Annotated[Principal, Depends(require(Permission.write))]
 Predictor = Annotated[Principal, Depends(require(Permission.predict))]

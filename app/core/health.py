@@ -6,11 +6,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import func, select, text
 
+from app.core.auth_route import AuthenticatedRoute
 from app.core.deps import Authenticated
 from app.db.migrate import is_at_head
 from app.jobs.models import Job
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=AuthenticatedRoute)
 
 
 @router.get("/healthz")
@@ -20,7 +21,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    engine = request.app.state.engine
+    engine = request.app.state.read_engine  # never queues for SQLite's write lock
     checks: dict[str, str] = {}
     try:
         with engine.connect() as conn:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
-from app.core.deps import Reader, SessionDep, SettingsDep, Writer, mark_resource
+from app.core.auth_route import AuthenticatedRoute
+from app.core.deps import Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
 from app.core.errors import ConflictError
 from app.core.pagination import paginate
 from app.fairness import service
@@ -25,13 +26,13 @@ from app.fairness.schemas import (
 from app.jobs.schemas import JobOut
 from app.serving.models import ModelVersion
 
-router = APIRouter(tags=["evaluations"])
+router = APIRouter(tags=["evaluations"], route_class=AuthenticatedRoute)
 
 
 @router.get("/v1/evaluations", response_model=EvaluationList)
 def list_evaluations(
     principal: Reader,
-    session: SessionDep,
+    session: ReadSessionDep,
     model_version_id: str | None = None,
     limit: int = Query(50),
     cursor: str | None = None,
@@ -44,12 +45,12 @@ def list_evaluations(
 
 
 @router.get("/v1/evaluations/{evaluation_id}", response_model=EvaluationOut)
-def get_evaluation(evaluation_id: str, principal: Reader, session: SessionDep) -> EvaluationOut:
+def get_evaluation(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> EvaluationOut:
     return service.represent(session, service.get_evaluation(session, principal.organisation_id, evaluation_id))
 
 
 @router.get("/v1/evaluations/{evaluation_id}/report", response_class=HTMLResponse)
-def evaluation_report(evaluation_id: str, principal: Reader, session: SessionDep) -> HTMLResponse:
+def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> HTMLResponse:
     """A self-contained HTML page (no scripts or fonts fetched from anywhere): verdict first, then
     per-group tables with intervals, ROC and calibration curves, TPR/FPR bars, exit rates."""
     evaluation = service.represent(session, service.get_evaluation(session, principal.organisation_id, evaluation_id))
@@ -65,7 +66,7 @@ def evaluation_report(evaluation_id: str, principal: Reader, session: SessionDep
 
 
 @router.get("/v1/evaluations/{evaluation_id}/model-card")
-def evaluation_model_card(evaluation_id: str, principal: Reader, session: SessionDep) -> dict[str, Any]:
+def evaluation_model_card(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> dict[str, Any]:
     """The evaluation as a Model Card Toolkit JSON document, intervals included."""
     evaluation = service.get_evaluation(session, principal.organisation_id, evaluation_id)
     service.require_report(session, evaluation)
@@ -100,9 +101,10 @@ def create_audit(
 
 
 @router.post("/v1/compare")
-def compare(body: CompareRequest, principal: Reader, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+def compare(body: CompareRequest, principal: Reader, session: ReadSessionDep, settings: SettingsDep) -> dict[str, Any]:
     """Differences of each headline metric against the first evaluation, with paired-bootstrap
-    intervals and p-values (Holm-adjusted), on the samples the evaluations share."""
+    intervals and p-values (Holm-adjusted), on the samples the evaluations share. It stores nothing, so it
+    reads on a read-only session: the bootstrap must not hold SQLite's write lock."""
     return service.compare(session, settings, principal.organisation_id, body)
 
 

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
-
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
+from sse_starlette import EventSourceResponse
 
-from app.core.deps import Reader, SessionDep, SettingsDep, Writer, mark_resource
+from app.core.auth_route import AuthenticatedRoute
+from app.core.deps import Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
 from app.core.pagination import paginate
 from app.jobs import repository, state
-from app.jobs.models import TERMINAL_STATUSES, Job
+from app.jobs.events import EVENT_PING_SECONDS, job_event_stream
+from app.jobs.models import Job
 from app.jobs.schemas import JobList, JobOut
 from app.training_jobs.schemas import TrainingJobCreate
 from app.training_jobs.service import start_training
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-EVENT_POLL_SECONDS = 0.5
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=AuthenticatedRoute)
 
 
 @router.get("", response_model=JobList)
 def list_jobs(
     principal: Reader,
-    session: SessionDep,
+    session: ReadSessionDep,
     status: str | None = None,
     cohort_id: str | None = None,
     method: str | None = None,
@@ -51,7 +47,7 @@ def start_training_job(
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, principal: Reader, session: SessionDep) -> JobOut:
+def get_job(job_id: str, principal: Reader, session: ReadSessionDep) -> JobOut:
     return JobOut.of(repository.get_job(session, principal.organisation_id, job_id))
 
 
@@ -64,41 +60,15 @@ def cancel_job(job_id: str, principal: Writer, session: SessionDep, request: Req
 
 @router.get(
     "/{job_id}/events",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-def job_events(job_id: str, principal: Reader, session: SessionDep, request: Request) -> StreamingResponse:
-    """Server-sent events: every state change and progress report, then a final ``end`` event."""
+def job_events(job_id: str, principal: Reader, session: ReadSessionDep, request: Request) -> EventSourceResponse:
+    """Server-sent events: every state change and progress report, then a final ``end`` event. A client
+    that reconnects with ``Last-Event-ID`` resumes after that event; a comment is sent every
+    ``EVENT_PING_SECONDS`` so that proxies keep an idle stream open."""
     repository.get_job(session, principal.organisation_id, job_id)  # 404 before the stream starts
-    factory = request.app.state.session_factory
-
-    def poll(after: int) -> tuple[list[tuple[int, str, str]], str]:
-        with factory() as s:
-            events = [
-                (e.id, e.type, json.dumps(e.data, default=str)) for e in repository.events_after(s, job_id, after)
-            ]
-            status = repository.get_job(s, principal.organisation_id, job_id).status
-        return events, status
-
     resume_from = request.headers.get("last-event-id", "0")
-    start = int(resume_from) if resume_from.isdigit() else 0  # a reconnecting client resumes where it was
-
-    async def stream() -> AsyncIterator[str]:
-        last = start
-        while True:
-            events, status = await run_in_threadpool(poll, last)
-            for event_id, type_, data in events:
-                last = event_id
-                yield f"id: {event_id}\nevent: {type_}\ndata: {data}\n\n"
-            if status in TERMINAL_STATUSES:
-                yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
-                return
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(EVENT_POLL_SECONDS)
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    after = int(resume_from) if resume_from.isdigit() else 0
+    stream = job_event_stream(request.app.state.read_session_factory, principal.organisation_id, job_id, after)
+    return EventSourceResponse(stream, ping=EVENT_PING_SECONDS)

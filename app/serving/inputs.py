@@ -54,6 +54,8 @@ async def _read_multipart(request: Request, max_batch: int) -> list[ImageInput]:
     try:
         form = await request.form(max_files=max_batch, max_fields=8)
     except HTTPException as exc:  # Starlette's parser reports limits and malformed bodies this way
+        if exc.status_code != 400:  # e.g. 413 from app.core.body_limit
+            raise
         if str(exc.detail).startswith("Too many files"):
             raise _too_many(max_batch) from None
         raise InputError(f"malformed multipart body: {exc.detail}", status=400) from None

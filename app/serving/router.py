@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.core.deps import Predictor, Reader, SessionDep, SettingsDep, Writer, mark_resource
+from app.core.auth_route import AuthenticatedRoute
+from app.core.deps import Predictor, Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
 from app.core.pagination import paginate
 from app.serving import registry, service
 from app.serving.download import iter_and_close, model_archive, model_file
@@ -32,7 +33,7 @@ from app.serving.schemas import (
     PredictResponse,
 )
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=AuthenticatedRoute)
 CacheDep = Annotated[ModelCache, Depends(model_cache)]
 MODEL_REF = "a model version id (mdl_…) or an alias name of your organisation (e.g. production)"
 _DEMOGRAPHICS = {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
@@ -80,8 +81,8 @@ PREDICT_BODY: dict[str, Any] = {
 
 
 async def predict_inputs(request: Request) -> list[ImageInput]:
-    """The prediction body, read before the API key is checked (as FastAPI reads declared bodies), so
-    no database transaction is open while it streams in."""
+    """The prediction body, read after the key check (``AuthenticatedRoute``) and with no database
+    connection open while it streams in."""
     return await read_predict_request(request, request.app.state.settings.max_predict_batch)
 
 
@@ -90,7 +91,9 @@ def _model(session: SessionDep, organisation_id: str, model_ref: str) -> ModelVe
 
 
 @router.get("/v1/models", response_model=ModelList)
-def list_models(principal: Reader, session: SessionDep, limit: int = Query(50), cursor: str | None = None) -> ModelList:
+def list_models(
+    principal: Reader, session: ReadSessionDep, limit: int = Query(50), cursor: str | None = None
+) -> ModelList:
     rows, next_cursor = paginate(session, registry.models_query(principal.organisation_id), ModelVersion, limit, cursor)
     return ModelList(items=service.represent(session, principal.organisation_id, rows), next_cursor=next_cursor)
 
@@ -103,7 +106,7 @@ def put_alias(name: str, body: AliasIn, principal: Writer, session: SessionDep, 
 
 
 @router.get("/v1/models/{model_ref}", response_model=ModelOut, description=MODEL_REF)
-def get_model(model_ref: str, principal: Reader, session: SessionDep) -> ModelOut:
+def get_model(model_ref: str, principal: Reader, session: ReadSessionDep) -> ModelOut:
     (out,) = service.represent(
         session, principal.organisation_id, [_model(session, principal.organisation_id, model_ref)]
     )
@@ -118,7 +121,7 @@ def get_model(model_ref: str, principal: Reader, session: SessionDep) -> ModelOu
 def download_model(
     model_ref: str,
     principal: Reader,
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     file: Annotated[str | None, Query(description="one file of the folder, e.g. stage_0.onnx or model.json")] = None,
 ) -> Response:
@@ -145,7 +148,7 @@ def download_model(
 async def predict(
     model_ref: str,
     request: Request,
-    inputs: Annotated[list[ImageInput], Depends(predict_inputs)],  # first: resolved before the key check
+    inputs: Annotated[list[ImageInput], Depends(predict_inputs)],
     principal: Predictor,
     settings: SettingsDep,
     cache: CacheDep,
@@ -167,7 +170,7 @@ async def predict(
 
 
 @router.get("/v1/models/{model_ref}/monitoring", response_model=MonitoringOut, description=MODEL_REF)
-def monitoring(model_ref: str, principal: Reader, session: SessionDep, settings: SettingsDep) -> MonitoringOut:
+def monitoring(model_ref: str, principal: Reader, session: ReadSessionDep, settings: SettingsDep) -> MonitoringOut:
     """Subgroup metrics (with intervals) of served predictions that have outcomes, and the demographic
     mix of every request."""
     model = _model(session, principal.organisation_id, model_ref)
