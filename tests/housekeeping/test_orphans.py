@@ -171,7 +171,7 @@ def test_a_server_killed_mid_upload_leaves_an_orphan_that_the_restart_removes_an
     finally:
         server.stop()
     assert client.get(f"/v1/cohorts/{second}", headers=headers).json()["status"] == "ready"
-    assert (settings.data_dir / "cohorts" / second / "files").is_dir()
+    assert (settings.data_dir / "cohorts" / second / "cache").is_dir()  # its decoded images survived the sweeps
     assert client.get(f"/v1/cohorts/{live['id']}", headers=headers).json()["status"] == "ready"
     assert set(tree(settings.data_dir / "cohorts" / live["id"])) >= set(live_files)
 
