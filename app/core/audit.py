@@ -85,7 +85,9 @@ class AuditMiddleware:
 
 
 def _cut(text: str | None, limit: int) -> str | None:
-    """``text`` within ``limit`` characters, a cut one ending in "…"."""
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
+    """``text`` within ``limit`` characters, a cut one ending in "…"; NUL becomes U+FFFD, since
+    PostgreSQL refuses NUL in text and the row of a hostile call would otherwise be lost."""
+    if text is None:
+        return None
+    text = text.replace("\x00", "\ufffd")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -15,6 +15,8 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.problems import title
+
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
@@ -65,7 +67,7 @@ async def _reject(send: Send, limit: int) -> None:
     body = json.dumps(
         {
             "type": "about:blank",
-            "title": "Content too large",
+            "title": title(413),
             "status": 413,
             "detail": _detail(limit),
         }

@@ -152,3 +152,12 @@ def test_limiter_forgets_addresses_past_its_bound() -> None:
     assert not limiter.refuse("a").limited
     now[0] = 10.0  # a new window
     assert [limiter.refuse("b").retry_after for _ in range(3)] == [None, None, 10]
+
+
+def test_a_hostile_call_with_nul_in_its_path_is_still_audited(client, keys, session_factory) -> None:
+    """PostgreSQL refuses NUL in text: the audit row of such a call was lost (only logged)."""
+    response = client.post("/v1/jobs/job_%00x/cancel", headers=keys.headers())
+    assert response.status_code == 400
+    with session_factory() as session:
+        rows = session.scalars(select(AuditLogEntry)).all()
+    assert [(r.status_code, r.path) for r in rows] == [(400, "/v1/jobs/job_\ufffdx/cancel")]
