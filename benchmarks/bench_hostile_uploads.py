@@ -165,7 +165,8 @@ class Server:
         seconds = time.perf_counter() - started
         stop.set()
         thread.join()
-        body = response.json()
+        is_json = response.headers.get("content-type", "").endswith("json")
+        body = response.json() if is_json else {"detail": response.text}
         return {
             "status": response.status_code,
             "seconds": seconds,

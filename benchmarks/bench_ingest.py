@@ -3,7 +3,8 @@
 For each archive size: a synthetic derm archive of 512×512 JPEGs is written, then, each in its own
 process so peak memory is measured per step,
 
-- ingestion: ``extract_archive`` + ``parse_manifest`` + ``build_cache`` with ``--workers`` processes;
+- ingestion: ``open_archive`` + ``parse_manifest`` (extracting the listed images) + ``build_cache``
+  with ``--workers`` processes;
 - reference: the same decode → ``draft`` → ``convert`` → centre-crop resize over the extracted files,
   results discarded, in a spawn pool of ``--workers`` processes with the same chunking —
   the floor any ingestion pipeline pays.

@@ -1,8 +1,8 @@
 """Ingestion: decode every image of a validated cohort once into its image cache (``cache.py``).
 
-The upload request runs ``archive.extract_archive`` and ``manifest.parse_manifest`` (bad uploads are
-refused at once); the ingestion job then runs ``build_cache``. Bad images fail the job with every
-bad file listed.
+The upload request runs ``archive.open_archive`` and ``manifest.parse_manifest`` (bad uploads are
+refused at once; only the images the manifest lists are extracted); the ingestion job then runs
+``build_cache``. Bad images fail the job with the bad files listed.
 
 Decoding runs in ``workers`` processes started with ``spawn`` (no inherited locks or threads from a
 server process) that die with the process that started them (``app.jobs.lifeline``). Each task is
