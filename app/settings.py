@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=256 * 1024**2, gt=0, description="any other request body")
     max_uncompressed_bytes: int = Field(default=50 * 1024**3, gt=0)
     max_compression_ratio: float = Field(default=200.0, gt=1)
-    max_archive_entries: int = Field(default=2_000_000, gt=0)
+    max_archive_entries: int = Field(
+        default=500_000, gt=0, description="entries of one archive (zipfile holds ~360 B per entry in memory)"
+    )
     max_image_pixels: int = Field(default=64_000_000, gt=0)
     ingest_workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
 
