@@ -16,7 +16,7 @@ import time
 import traceback
 from typing import Any
 
-import app.db.models  # noqa: F401  (every mapper must be known in a fresh job process)
+import app.models  # noqa: F401  (every mapper must be known in a fresh job process)
 from app.core.errors import InputError
 from app.core.private_files import make_private
 from app.core.server_paths import hide_server_paths

@@ -1,4 +1,4 @@
-"""Imports every domain's models so ``Base.metadata`` is complete (Alembic and tests use this)."""
+"""Every domain's tables in one place, so ``Base.metadata`` is complete: Alembic, job processes and tests use this."""
 
 from app.auth.models import ApiKey, AuditLogEntry, Organisation
 from app.cohorts.models import Cohort, CohortItem
