@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse
 
-from app.core.auth_route import AuthenticatedRoute
-from app.core.deps import Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
+from app.auth.deps import Reader, Writer
+from app.auth.route import AuthenticatedRoute
+from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
 from app.core.pagination import paginate
 from app.jobs import repository, state
 from app.jobs.events import EVENT_PING_SECONDS, job_event_stream
