@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app.audit.middleware import AuditMiddleware
 from app.auth.router import router as keys_router
 from app.cohorts.router import router as cohorts_router
-from app.core.audit import AuditMiddleware
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.health import router as health_router
 from app.core.private_files import make_private

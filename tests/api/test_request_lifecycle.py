@@ -13,7 +13,7 @@ from job_helpers import finish, organisation_id, report, running_job
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
-from app.auth.models import AuditLogEntry
+from app.audit.models import AuditLogEntry
 from app.auth.route import AuthenticatedRoute, required_permissions
 from app.cohorts.models import Cohort
 from app.core.deps import get_session
