@@ -13,7 +13,6 @@ from app.audit.middleware import AuditMiddleware
 from app.auth.router import router as keys_router
 from app.cohorts.router import router as cohorts_router
 from app.core.body_limit import BodySizeLimitMiddleware
-from app.core.health import router as health_router
 from app.core.private_files import make_private
 from app.core.problems import install_problem_handlers
 from app.core.refusals import RefusalLimiter
@@ -24,6 +23,7 @@ from app.fairness.router import router as fairness_router
 from app.housekeeping.orphans import OrphanSweeper
 from app.jobs.router import router as jobs_router
 from app.jobs.supervisor import Supervisor
+from app.ops.router import router as ops_router
 from app.serving.directory import ServedModels
 from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings
@@ -106,6 +106,6 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     )
     app.add_middleware(AuditMiddleware)  # outermost: rejected uploads are audited too
     # Serving first: routes are matched in order, and prediction is the hot path (no two routers share a path).
-    for router in (serving_router, health_router, keys_router, cohorts_router, jobs_router, fairness_router):
+    for router in (serving_router, ops_router, keys_router, cohorts_router, jobs_router, fairness_router):
         app.include_router(router)
     return app
