@@ -21,6 +21,7 @@ from app.fairness.audit_csv import parse_predictions_csv
 from app.fairness.engine.compare import compare_models
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.report import METRIC_DEFINITION_VERSION
+from app.fairness.engine.thresholds import operating_threshold
 from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
 from app.fairness.models import Evaluation
 from app.fairness.schemas import (
@@ -41,7 +42,6 @@ from app.jobs import state
 from app.jobs.models import Job
 from app.serving.models import ModelVersion
 from app.settings import Settings
-from app.training.thresholds import operating_threshold
 
 
 def get_evaluation(session: Session, organisation_id: str, evaluation_id: str) -> Evaluation:
