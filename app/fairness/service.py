@@ -38,10 +38,12 @@ from app.fairness.storage import (
     save_predictions,
     store_evaluation,
 )
-from app.jobs import state
+from app.jobs import handlers, state
 from app.jobs.models import Job
 from app.serving.models import ModelVersion
 from app.settings import Settings
+
+handlers.register("audit", "app.fairness.audit_job:run_audit_job")  # large uploaded audits run as jobs
 
 
 def get_evaluation(session: Session, organisation_id: str, evaluation_id: str) -> Evaluation:
