@@ -18,6 +18,7 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check app tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports  # the dependency rules of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 	$(VENV)/bin/pytest -m "not gpu"
 
 bench: $(STAMP)

@@ -46,6 +46,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    import app.main  # noqa: F401  (the whole service, so every domain has registered its kinds of job)
     from app.db.engine import make_engine, make_session_factory
     from app.jobs.supervisor import Supervisor
 

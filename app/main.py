@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app.audit.middleware import AuditMiddleware
 from app.auth.router import router as keys_router
 from app.cohorts.router import router as cohorts_router
-from app.core.audit import AuditMiddleware
 from app.core.body_limit import BodySizeLimitMiddleware
-from app.core.health import router as health_router
 from app.core.private_files import make_private
 from app.core.problems import install_problem_handlers
 from app.core.refusals import RefusalLimiter
@@ -24,9 +23,11 @@ from app.fairness.router import router as fairness_router
 from app.housekeeping.orphans import OrphanSweeper
 from app.jobs.router import router as jobs_router
 from app.jobs.supervisor import Supervisor
+from app.ops.router import router as ops_router
 from app.serving.directory import ServedModels
 from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings
+from app.training_jobs.router import router as training_jobs_router
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,15 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         upload_paths=("/v1/cohorts",),
     )
     app.add_middleware(AuditMiddleware)  # outermost: rejected uploads are audited too
-    # Serving first: routes are matched in order, and prediction is the hot path (no two routers share a path).
-    for router in (serving_router, health_router, keys_router, cohorts_router, jobs_router, fairness_router):
+    # Serving first: routes are matched in order, and prediction is the hot path (no two routes share path and method).
+    for router in (
+        serving_router,
+        ops_router,
+        keys_router,
+        cohorts_router,
+        jobs_router,
+        training_jobs_router,
+        fairness_router,
+    ):
         app.include_router(router)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from app.db.engine import make_engine
-from app.db.models import Base
+from app.models import Base
 from app.settings import get_settings
 
 target_metadata = Base.metadata

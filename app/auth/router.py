@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.auth import repository, service
+from app.auth.deps import KeyManager
+from app.auth.route import AuthenticatedRoute
 from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
-from app.core.auth_route import AuthenticatedRoute
-from app.core.deps import KeyManager, ReadSessionDep, SessionDep, mark_resource
+from app.core.deps import ReadSessionDep, SessionDep, mark_resource
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=AuthenticatedRoute)
 

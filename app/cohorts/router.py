@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from sqlalchemy import select
 
+from app.auth.deps import Reader, Writer
+from app.auth.route import AuthenticatedRoute
 from app.cohorts import service
 from app.cohorts.models import Cohort
 from app.cohorts.schemas import CohortList, CohortOut
-from app.core.auth_route import AuthenticatedRoute
-from app.core.deps import Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
+from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
 from app.core.pagination import paginate
 
 router = APIRouter(prefix="/v1/cohorts", tags=["cohorts"], route_class=AuthenticatedRoute)

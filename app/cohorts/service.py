@@ -28,10 +28,12 @@ from app.cohorts.upload import remove_tree, save_stream, too_large
 from app.core.errors import ConflictError, NotFoundError
 from app.db.base import new_id, utcnow
 from app.db.engine import on_rollback
-from app.housekeeping.live_work import hold_until_settled
-from app.jobs import state
+from app.db.live_work import hold_until_settled
+from app.jobs import handlers, state
 from app.jobs.models import TERMINAL_STATUSES, Job
 from app.settings import Settings
+
+handlers.register("ingest", "app.cohorts.ingestion_job:run_ingestion")  # the jobs ``create_cohort`` queues
 
 
 def create_cohort(

@@ -1,15 +1,16 @@
-"""Request-scoped dependencies: the database sessions (the write session commits at the end) and the caller."""
+"""Request-scoped dependencies: the database sessions (the write session commits at the end) and the settings.
+
+The caller (``Reader``, ``Writer``, …) is in ``app.auth.deps``: core names no domain.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from app.auth.roles import Permission
-from app.auth.service import Principal
 from app.db.engine import run_rollback_hooks
 from app.settings import Settings
 
@@ -49,30 +50,6 @@ async def get_settings_dep(request: Request) -> Settings:  # async: no threadpoo
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-
-
-def require(permission: Permission | None) -> Callable[..., Awaitable[Principal]]:
-    """Dependency factory: the caller, who must hold ``permission`` (``None``: any valid key will do).
-
-    The check itself is made by ``app.core.auth_route.AuthenticatedRoute`` from the request's headers
-    before the body is read (it finds ``permission`` on this dependency); this only hands its result on.
-    """
-
-    async def dependency(request: Request) -> Principal:  # no I/O: no threadpool hop
-        principal: Principal | None = getattr(request.state, "principal", None)
-        if principal is None or (permission is not None and not principal.can(permission)):
-            raise RuntimeError(f"{request.url.path} needs a key ({permission}) but its route did not authenticate")
-        return principal
-
-    dependency.permission = permission  # type: ignore[attr-defined]
-    return dependency
-
-
-Authenticated = Annotated[Principal, Depends(require(None))]  # any valid key, whatever its role
-Reader = Annotated[Principal, Depends(require(Permission.read))]
-Writer = Annotated[Principal, Depends(require(Permission.write))]
-Predictor = Annotated[Principal, Depends(require(Permission.predict))]
-KeyManager = Annotated[Principal, Depends(require(Permission.manage_keys))]
 
 
 def mark_resource(request: Request, resource_id: str) -> None:

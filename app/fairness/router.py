@@ -9,8 +9,9 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
-from app.core.auth_route import AuthenticatedRoute
-from app.core.deps import Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
+from app.auth.deps import Reader, Writer
+from app.auth.route import AuthenticatedRoute
+from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
 from app.core.errors import ConflictError
 from app.core.pagination import paginate
 from app.fairness import service

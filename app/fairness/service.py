@@ -21,6 +21,7 @@ from app.fairness.audit_csv import parse_predictions_csv
 from app.fairness.engine.compare import compare_models
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.report import METRIC_DEFINITION_VERSION
+from app.fairness.engine.thresholds import operating_threshold
 from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
 from app.fairness.models import Evaluation
 from app.fairness.schemas import (
@@ -37,11 +38,12 @@ from app.fairness.storage import (
     save_predictions,
     store_evaluation,
 )
-from app.jobs import state
+from app.jobs import handlers, state
 from app.jobs.models import Job
 from app.serving.models import ModelVersion
 from app.settings import Settings
-from app.training.thresholds import operating_threshold
+
+handlers.register("audit", "app.fairness.audit_job:run_audit_job")  # large uploaded audits run as jobs
 
 
 def get_evaluation(session: Session, organisation_id: str, evaluation_id: str) -> Evaluation:

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from app.db.base import new_id
 from app.db.engine import on_rollback
+from app.db.live_work import hold_until_settled
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.models import Evaluation, MetricRow
-from app.housekeeping.live_work import hold_until_settled
 from app.settings import Settings
 
 PREDICTIONS_FILE = "predictions.npz"

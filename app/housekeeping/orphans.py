@@ -31,8 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from app.cohorts.models import Cohort
+from app.db.live_work import live_paths
 from app.fairness.models import Evaluation
-from app.housekeeping.live_work import live_paths
 from app.jobs.models import TERMINAL_STATUSES, Job
 from app.serving.models import ModelVersion
 from app.settings import Settings

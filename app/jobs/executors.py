@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
+from app.jobs.handlers import JobProgram
 from app.jobs.lifeline import job_process_main
 
 
@@ -30,7 +31,12 @@ class RunHandle(Protocol):
 
 class Executor(Protocol):
     def launch(
-        self, job_id: str, worker_id: str, settings_data: dict[str, Any], job_config: dict[str, Any]
+        self,
+        job_id: str,
+        worker_id: str,
+        settings_data: dict[str, Any],
+        job_config: dict[str, Any],
+        program: JobProgram,
     ) -> RunHandle: ...
 
 
@@ -61,11 +67,16 @@ class LocalProcessExecutor:
         self._mp = multiprocessing.get_context("spawn")
 
     def launch(
-        self, job_id: str, worker_id: str, settings_data: dict[str, Any], job_config: dict[str, Any]
+        self,
+        job_id: str,
+        worker_id: str,
+        settings_data: dict[str, Any],
+        job_config: dict[str, Any],
+        program: JobProgram,
     ) -> ProcessHandle:
         process = self._mp.Process(
             target=job_process_main,
-            args=(os.getpid(), job_id, worker_id, settings_data),
+            args=(os.getpid(), job_id, worker_id, settings_data, program),
             name=f"fairaudit-job-{job_id}",
         )
         process.start()

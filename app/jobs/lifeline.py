@@ -23,7 +23,10 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.jobs.handlers import JobProgram
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +45,14 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(PARENT_GONE_EXIT_CODE)
 
 
-def job_process_main(parent_pid: int, job_id: str, worker_id: str, settings_data: dict[str, Any]) -> None:
+def job_process_main(
+    parent_pid: int, job_id: str, worker_id: str, settings_data: dict[str, Any], program: JobProgram
+) -> None:
     """Target of a local job process: arm the lifeline before importing anything heavy."""
     die_with_parent(parent_pid)
     from app.jobs.runner import run_claimed_job
 
-    run_claimed_job(job_id, worker_id, settings_data)
+    run_claimed_job(job_id, worker_id, settings_data, program)
 
 
 def run_lock_path(work_dir: Path) -> Path:

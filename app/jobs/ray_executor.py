@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.jobs.handlers import JobProgram
 from app.jobs.runner import run_claimed_job
 from app.settings import Settings
 
@@ -63,9 +64,9 @@ def task_name(job_id: str) -> str:
     return f"fairaudit-job-{job_id}"
 
 
-def _run_job_task(job_id: str, worker_id: str, settings_data: dict[str, Any]) -> str:
+def _run_job_task(job_id: str, worker_id: str, settings_data: dict[str, Any], program: JobProgram) -> str:
     """Body of the Ray task (pickled by reference: the worker imports this module)."""
-    return run_claimed_job(job_id, worker_id, settings_data)
+    return run_claimed_job(job_id, worker_id, settings_data, program)
 
 
 def settings_for_task(settings_data: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +198,12 @@ class RayExecutor:
         return 1.0 if cluster_gpus > 0 else 0.0
 
     def launch(
-        self, job_id: str, worker_id: str, settings_data: dict[str, Any], job_config: dict[str, Any]
+        self,
+        job_id: str,
+        worker_id: str,
+        settings_data: dict[str, Any],
+        job_config: dict[str, Any],
+        program: JobProgram,
     ) -> RayRunHandle:
         try:
             ray = self.connect()
@@ -208,7 +214,7 @@ class RayExecutor:
                 num_gpus=gpus,
                 max_retries=0,
                 retry_exceptions=False,
-            ).remote(job_id, worker_id, settings_for_task(settings_data))
+            ).remote(job_id, worker_id, settings_for_task(settings_data), program)
         except Exception as exc:  # the supervisor releases the job for a later attempt
             log.exception("could not submit job %s to Ray", job_id)
             return RayRunHandle(job_id, None, self._ray, f"could not submit the job to Ray: {_first_line(exc)}")

@@ -1,19 +1,19 @@
-"""Job endpoints: list, inspect, stream progress, cancel. (Training jobs are started at POST /v1/jobs.)"""
+"""Job endpoints: list, inspect, stream progress, cancel, whatever the kind of job. (Each domain starts its
+own kind: training jobs at POST /v1/jobs, ``app.training_jobs.router``.)"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse
 
-from app.core.auth_route import AuthenticatedRoute
-from app.core.deps import Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
+from app.auth.deps import Reader, Writer
+from app.auth.route import AuthenticatedRoute
+from app.core.deps import ReadSessionDep, SessionDep, mark_resource
 from app.core.pagination import paginate
 from app.jobs import repository, state
 from app.jobs.events import EVENT_PING_SECONDS, job_event_stream
 from app.jobs.models import Job
 from app.jobs.schemas import JobList, JobOut
-from app.training_jobs.schemas import TrainingJobCreate
-from app.training_jobs.service import start_training
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=AuthenticatedRoute)
 
@@ -34,16 +34,6 @@ def list_jobs(
     )
     rows, next_cursor = paginate(session, query, Job, limit, cursor)
     return JobList(items=[JobOut.of(j) for j in rows], next_cursor=next_cursor)
-
-
-@router.post("", status_code=202, response_model=JobOut)
-def start_training_job(
-    body: TrainingJobCreate, principal: Writer, session: SessionDep, settings: SettingsDep, request: Request
-) -> JobOut:
-    """Validate the training config against the cohort (every problem named at once), then queue it."""
-    job = start_training(session, settings, principal, body)
-    mark_resource(request, job.id)
-    return JobOut.of(job)
 
 
 @router.get("/{job_id}", response_model=JobOut)

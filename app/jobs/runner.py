@@ -16,14 +16,14 @@ import time
 import traceback
 from typing import Any
 
-import app.db.models  # noqa: F401  (every mapper must be known in a fresh job process)
 from app.core.errors import InputError
 from app.core.private_files import make_private
 from app.core.server_paths import hide_server_paths
 from app.db.engine import make_engine, make_session_factory, transaction
-from app.jobs import handlers, state
+from app.jobs import state
 from app.jobs.context import Cancelled, Completion, JobContext
 from app.jobs.files import job_work_dir, remove_job_files
+from app.jobs.handlers import JobProgram
 from app.jobs.lifeline import acquire_run_lock
 from app.jobs.models import Job
 from app.settings import Settings
@@ -33,7 +33,7 @@ LOST_CLAIM_EXIT_CODE = 75
 LEASE_EXPIRED_EXIT_CODE = 76
 
 
-def run_claimed_job(job_id: str, worker_id: str, settings_data: dict[str, Any]) -> str:
+def run_claimed_job(job_id: str, worker_id: str, settings_data: dict[str, Any], program: JobProgram) -> str:
     """Entry point of a job process. Returns the job's final status."""
     settings = Settings.model_validate(settings_data)
     make_private()  # owner-only files also where this process was not started by the service (Ray)
@@ -41,10 +41,11 @@ def run_claimed_job(job_id: str, worker_id: str, settings_data: dict[str, Any]) 
     if run_lock is None:
         raise RuntimeError(f"a previous run of job {job_id} was still alive, so this attempt did not start")
     with run_lock:  # held until the run is over (or, if the process dies, until the kernel drops it)
-        return _run_locked(job_id, worker_id, settings)
+        return _run_locked(job_id, worker_id, settings, program)
 
 
-def _run_locked(job_id: str, worker_id: str, settings: Settings) -> str:
+def _run_locked(job_id: str, worker_id: str, settings: Settings, program: JobProgram) -> str:
+    program.load_tables()  # before any flush: foreign keys name tables of other domains
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
     with factory() as session:
@@ -67,16 +68,16 @@ def _run_locked(job_id: str, worker_id: str, settings: Settings) -> str:
     beat = threading.Thread(target=_heartbeat_loop, args=(ctx, stop), daemon=True, name="heartbeat")
     beat.start()
     try:
-        return _run(ctx, stop)
+        return _run(ctx, program, stop)
     finally:
         stop.set()
         engine.dispose()
 
 
-def _run(ctx: JobContext, heartbeat_stop: threading.Event) -> str:
+def _run(ctx: JobContext, program: JobProgram, heartbeat_stop: threading.Event) -> str:
     status, error, completion = "failed", None, None
     try:
-        completion = handlers.resolve(ctx.kind)(ctx)
+        completion = program.load_handler()(ctx)
         status = "succeeded"
     except Cancelled:
         status = "cancelled"

@@ -5,6 +5,7 @@ A crash, OOM kill or segfault in training takes down only the child; the supervi
 and the job is queued again (resuming from its checkpoint) or failed once attempts run out. Cancel
 requests are honoured by the child at its next step; a child that ignores them is killed after a
 grace period. Several supervisors (several API replicas) may share one database: claims are atomic.
+A supervisor claims only the kinds of job registered in its process (``app.jobs.handlers``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
 from app.db.engine import transaction
-from app.jobs import state
+from app.jobs import handlers, state
 from app.jobs.executors import Executor, LocalProcessExecutor, RunHandle
 from app.jobs.files import job_work_dir, remove_job_files
 from app.jobs.lifeline import run_is_gone
@@ -78,6 +79,11 @@ class Supervisor:
         self.executor = executor or LocalProcessExecutor()
         self.worker_id = new_worker_id()
         self.capacity = capacity or settings.max_concurrent_jobs
+        self.kinds = handlers.kinds()  # claims only jobs it knows how to run
+        if not self.kinds:
+            raise RuntimeError(
+                "no job kinds are registered in this process: load the service's domains (app.main) first"
+            )
         self._children: dict[str, RunHandle] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -112,10 +118,11 @@ class Supervisor:
         self.recover()
         while len(self._children) < self.capacity and not self._stop.is_set():
             with transaction(self.session_factory) as session:
-                job = state.claim_next(session, self.worker_id)
+                job = state.claim_next(session, self.worker_id, kinds=self.kinds)
             if job is None:
                 break
-            handle = self.executor.launch(job.id, self.worker_id, self.settings.model_dump(mode="json"), job.config)
+            settings_data = self.settings.model_dump(mode="json")
+            handle = self.executor.launch(job.id, self.worker_id, settings_data, job.config, handlers.program(job.kind))
             self._children[job.id] = handle
             log.info("job %s started", job.id)
 

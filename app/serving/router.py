@@ -13,8 +13,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.core.auth_route import AuthenticatedRoute
-from app.core.deps import Predictor, Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
+from app.auth.deps import Predictor, Reader, Writer
+from app.auth.route import AuthenticatedRoute
+from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
 from app.core.pagination import paginate
 from app.serving import registry, service
 from app.serving.download import iter_and_close, model_archive, model_file

@@ -23,11 +23,12 @@ import torch
 
 from app.cohorts.cache import CohortArrays, load_cohort_arrays
 from app.fairness.engine.inputs import PredictionSet
+from app.fairness.engine.ranking import auc, pfd, positive_fractions
+from app.fairness.engine.thresholds import exit_index, operating_threshold
 from app.training.config import TrainingConfig
 from app.training.data import Normalizer, normalization
 from app.training.export import export_model
 from app.training.groups import GroupEncoding, encode_groups
-from app.training.metrics import auc, pfd, positive_fractions
 from app.training.networks import ExitCosts, MultiExitNet, build_network, exit_costs, load_backbone_weights
 from app.training.progress import (
     CancelCheck,
@@ -38,7 +39,7 @@ from app.training.progress import (
     never_cancel,
     no_progress,
 )
-from app.training.thresholds import ExitChoice, choose_exit_thresholds, exit_index, operating_threshold
+from app.training.thresholds import ExitChoice, choose_exit_thresholds
 from app.training.trainer import EpochRecord, FitResult, Trainer, select_device
 from app.training.validation import validate_training_config
 

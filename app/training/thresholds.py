@@ -1,16 +1,16 @@
-"""Thresholds frozen with a model, always chosen on the validation split, never on test.
+"""Exit thresholds frozen with a model, always chosen on the validation split, never on test.
 
-Exit thresholds: one confidence threshold θ shared by the four ICs (the reference code's sweep),
-confidence = max(p, 1 − p). A sample leaves at the first IC whose confidence ≥ θ, else the final head
-decides. Candidates: every θ of the grid plus "no early exit". Criterion ``min_pfd``: the lowest
-validation PFD of the served scores among candidates whose validation AUC is at least the final
-exit's AUC minus ``tolerance`` (absolute AUC points); ties (to 1e-9) go to the lower mean compute.
-``min_compute``: the lowest mean compute under the same AUC constraint, ties to the lower PFD.
-"No early exit" always meets the constraint, so a choice always exists.
+One confidence threshold θ shared by the four ICs (the reference code's sweep), confidence =
+max(p, 1 − p). A sample leaves at the first IC whose confidence ≥ θ, else the final head decides
+(that policy, ``exit_index``, and the operating threshold are the metrics engine's:
+``app.fairness.engine.thresholds``). Candidates: every θ of the grid plus "no early exit".
 
-Operating threshold (on the served scores, after θ is fixed): Youden's J = TPR − FPR maximised over
-the observed scores (ties: the higher threshold), or the lowest threshold whose specificity reaches
-the target. Predictions are ``score >= threshold``.
+Criterion ``min_pfd``: the lowest validation PFD of the served scores among candidates whose
+validation AUC is at least the final exit's AUC minus ``tolerance`` (absolute AUC points); ties (to
+1e-9) go to the lower mean compute. ``min_compute``: the lowest mean compute under the same AUC
+constraint, ties to the lower PFD. "No early exit" always meets the constraint, so a choice always
+exists. AUC and PFD are the engine's (``app.fairness.engine.ranking``): the fairness a model was
+selected on is the fairness its report measures.
 """
 
 from __future__ import annotations
@@ -20,50 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.training.metrics import auc, pfd, positive_fractions
-
-
-def youden_threshold(y: np.ndarray, s: np.ndarray) -> float:
-    order = np.argsort(-s, kind="stable")
-    ys, ss = y[order], s[order]
-    last = np.r_[ss[1:] != ss[:-1], True]  # last row of each distinct score: "predict s >= score"
-    tpr = np.cumsum(ys == 1)[last] / max(int((y == 1).sum()), 1)
-    fpr = np.cumsum(ys == 0)[last] / max(int((y == 0).sum()), 1)
-    return float(ss[last][int(np.argmax(tpr - fpr))])  # first maximum: the higher threshold
-
-
-def specificity_threshold(y: np.ndarray, s: np.ndarray, target: float) -> float:
-    """Lowest threshold t with P(s < t | negative) ≥ target (the most sensitive such threshold)."""
-    neg = np.sort(s[y == 0])
-    if len(neg) == 0:
-        return float(s.min())
-    k = int(np.ceil(target * len(neg)))  # at least k negatives strictly below t
-    if k == 0:
-        return float(neg[0])
-    t = neg[k - 1]
-    return float(np.nextafter(t, np.inf))
-
-
-def operating_threshold(y: np.ndarray, s: np.ndarray, rule: str, target_specificity: float | None) -> float:
-    if rule == "youden":
-        return youden_threshold(y, s)
-    assert target_specificity is not None
-    return specificity_threshold(y, s, target_specificity)
-
-
-def exit_index(probs: np.ndarray, thresholds: Sequence[float | None]) -> np.ndarray:
-    """Exit each sample takes: the first exit with confidence ≥ its θ (None: never), else the last."""
-    n, n_exits = probs.shape
-    chosen = np.full(n, n_exits - 1)
-    undecided = np.ones(n, dtype=bool)
-    confidence = np.maximum(probs, 1.0 - probs)
-    for e, theta in enumerate(thresholds[: n_exits - 1]):
-        if theta is None:
-            continue
-        leave = undecided & (confidence[:, e] >= theta)
-        chosen[leave] = e
-        undecided &= ~leave
-    return chosen
+from app.fairness.engine.ranking import auc, pfd, positive_fractions
+from app.fairness.engine.thresholds import exit_index
 
 
 @dataclass(frozen=True)

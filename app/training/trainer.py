@@ -27,12 +27,12 @@ import torch
 
 from app.cohorts.cache import CohortArrays
 from app.core.errors import ConflictError
+from app.fairness.engine.ranking import auc, pfd, positive_fractions
 from app.training.augment import augment, step_generator
 from app.training.config import TrainingConfig
 from app.training.data import BatchReader, Normalizer, sequential_batches, stratified_batches
 from app.training.groups import GroupEncoding
 from app.training.losses import Objective
-from app.training.metrics import auc, pfd, positive_fractions
 from app.training.networks import MultiExitNet
 from app.training.progress import CancelCheck, Cancelled, ProgressCallback, ProgressEvent
 

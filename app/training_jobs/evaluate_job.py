@@ -15,13 +15,13 @@ from app.cohorts.models import Cohort
 from app.cohorts.storage import cache_dir
 from app.core.errors import InputError
 from app.fairness.engine.inputs import PredictionSet
+from app.fairness.engine.thresholds import exit_index
 from app.fairness.evaluation import evaluate_predictions
 from app.fairness.storage import store_evaluation
 from app.jobs.context import Completion, JobContext
 from app.serving.integrity import verify_model_files
 from app.serving.models import ModelVersion
 from app.training.export import make_session, sigmoid
-from app.training.thresholds import exit_index
 
 BATCH = 64
 

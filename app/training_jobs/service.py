@@ -11,11 +11,15 @@ from app.cohorts import service as cohorts
 from app.cohorts.cache import load_cohort_arrays
 from app.cohorts.storage import cache_dir
 from app.core.errors import InputError
-from app.jobs import state
+from app.jobs import handlers, state
 from app.jobs.models import Job
 from app.settings import Settings
 from app.training.validation import validate_training_config
 from app.training_jobs.schemas import TrainingJobCreate
+
+handlers.register("train", "app.training_jobs.train_job:run_training_job")
+# Queued by app.fairness.service (POST /v1/models/{id}/evaluate); run here, next to training's export.
+handlers.register("evaluate", "app.training_jobs.evaluate_job:run_evaluation_job")
 
 
 def weights_dir(settings: Settings) -> Path:

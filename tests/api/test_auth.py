@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.auth.models import ApiKey, AuditLogEntry
+from app.audit.models import AuditLogEntry
+from app.auth.models import ApiKey
 
 
 def test_missing_and_wrong_keys_are_401(client: TestClient) -> None:

@@ -13,9 +13,9 @@ from job_helpers import finish, organisation_id, report, running_job
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
-from app.auth.models import AuditLogEntry
+from app.audit.models import AuditLogEntry
+from app.auth.route import AuthenticatedRoute, required_permissions
 from app.cohorts.models import Cohort
-from app.core.auth_route import AuthenticatedRoute, required_permissions
 from app.core.deps import get_session
 from app.core.refusals import RefusalLimiter
 from app.main import create_app

@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 
 from app.db.engine import make_engine
 from app.db.migrate import is_at_head
-from app.db.models import Base
+from app.models import Base
 
 
 def test_autogenerate_finds_no_difference(database_url: str) -> None:

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.auth.models import AuditLogEntry, Organisation
+from app.audit.models import AuditLogEntry
+from app.auth.models import Organisation
 from app.auth.service import ensure_organisation
 from app.db.base import utcnow
 from app.db.engine import make_engine, make_read_session_factory, make_session_factory, transaction

@@ -16,7 +16,7 @@ from archives import CONFIG, make_zip, png_bytes, upload
 from live_server import start_server, wait_for
 
 from app.db.engine import make_read_session_factory, transaction
-from app.housekeeping.live_work import hold_until_settled
+from app.db.live_work import hold_until_settled
 from app.housekeeping.orphans import sweep
 from app.jobs.models import Job
 

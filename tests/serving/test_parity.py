@@ -20,12 +20,12 @@ from serving_helpers import insert_model, model_columns, multipart, noise_images
 
 from app.cohorts.image_limits import ImageLimits
 from app.cohorts.images import decode_image
+from app.fairness.engine.thresholds import exit_index
 from app.serving.models import ModelVersion
 from app.serving.runtime import ModelFiles
 from app.training.data import Normalizer, normalization
 from app.training.export import export_model
 from app.training.networks import MultiExitNet, build_network
-from app.training.thresholds import exit_index
 
 SIZE, N = 32, 24
 MODEL_ID = "mdl_parity"

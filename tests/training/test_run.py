@@ -14,11 +14,11 @@ from training_helpers import small_config, write_cohort
 
 from app.cohorts.cache import CohortArrays, load_cohort_arrays
 from app.core.errors import ConflictError
+from app.fairness.engine.thresholds import exit_index
 from app.training import ExportParityError, ProgressEvent, TrainingResult, run_training
 from app.training.data import Normalizer
 from app.training.export import OnnxChain, _SegmentGraph, export_model, graph_specs, make_session
 from app.training.networks import build_network
-from app.training.thresholds import exit_index
 
 
 @pytest.fixture(scope="module")

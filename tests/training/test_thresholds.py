@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from app.training.metrics import auc, pfd, positive_fractions
-from app.training.thresholds import (
-    choose_exit_thresholds,
-    exit_index,
-    specificity_threshold,
-    youden_threshold,
-)
+from app.fairness.engine.ranking import auc, pfd, positive_fractions
+from app.fairness.engine.thresholds import exit_index, specificity_threshold, youden_threshold
+from app.training.thresholds import choose_exit_thresholds
 
 
 def scores(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,7 +1,9 @@
 """Pure-numpy fairness metrics engine (no web, database or torch imports).
 
 Public API: ``build_report``, ``metric_rows``, ``compare_models``, ``METRIC_DEFINITION_VERSION`` and
-the ``PredictionSet`` input contract. The report structure is documented in ``report.py``.
+the ``PredictionSet`` input contract. The report structure is documented in ``report.py``. Model
+selection uses the same rank sums through ``ranking`` (AUC, PF, PFD of one column) and the decision
+rules in ``thresholds`` (operating threshold, early-exit policy).
 """
 
 from app.fairness.engine.compare import compare_models

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.models import AuditLogEntry
+from app.audit.models import AuditLogEntry
 from app.core.refusals import Refusal, RefusalLimiter
 from app.db.base import utcnow
 from app.db.group_commit import GroupCommitWriter

@@ -1,6 +1,7 @@
-"""Imports every domain's models so ``Base.metadata`` is complete (Alembic and tests use this)."""
+"""Every domain's tables in one place, so ``Base.metadata`` is complete: Alembic, job processes and tests use this."""
 
-from app.auth.models import ApiKey, AuditLogEntry, Organisation
+from app.audit.models import AuditLogEntry
+from app.auth.models import ApiKey, Organisation
 from app.cohorts.models import Cohort, CohortItem
 from app.db.base import Base
 from app.fairness.models import Evaluation, MetricRow

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import func, select, text
 
-from app.core.auth_route import AuthenticatedRoute
-from app.core.deps import Authenticated
+from app.auth.deps import Authenticated
+from app.auth.route import AuthenticatedRoute
 from app.db.migrate import is_at_head
 from app.jobs.models import Job
 

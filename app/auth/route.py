@@ -3,7 +3,7 @@
 FastAPI reads (and for multipart, spools to disk) a declared body before it runs any dependency, so a
 key checked in a dependency is checked too late: a keyless 1 GiB upload was received in full before its
 401. ``AuthenticatedRoute`` checks the key and role first, then hands the request to FastAPI's own
-handler. A route's permission is the one named by its ``require(...)`` dependency (``app.core.deps``),
+handler. A route's permission is the one named by its ``require(...)`` dependency (``app.auth.deps``),
 so the route declares it once and this is the only place it is checked.
 
 A refused call whose body was not read is answered with ``Connection: close``: the server then stops

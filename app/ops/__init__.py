@@ -1,0 +1,1 @@
+"""Operations endpoints: liveness, readiness and metrics for the platform that runs the service."""
