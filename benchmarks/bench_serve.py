@@ -54,8 +54,8 @@ from app.auth.service import create_key, ensure_organisation
 from app.cohorts.image_limits import ImageLimits
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.db.migrate import upgrade_to_head
+from app.modelpkg.onnx_chain import OnnxChain, cpu_count, make_session
 from app.serving.models import ModelVersion
-from app.serving.onnx_chain import OnnxChain, cpu_count, make_session
 from app.serving.preprocess import Preprocessing
 from app.serving.runtime import MANIFEST, LoadedModel, ModelFiles, load_model
 from app.training.data import normalization

@@ -6,7 +6,7 @@ Each lookup re-stats the files (microseconds): a file replaced or touched on dis
 cached makes the next request reload and re-verify it, and a tampered model stops being served.
 
 Sessions: explicit providers (CUDA when available, else CPU), intra-op threads sized to the cores this
-process may use, no spinning (see ``onnx_chain``). ``InferenceSession.run`` is thread-safe, so one
+process may use, no spinning (see ``app.modelpkg.onnx_chain``). ``InferenceSession.run`` is thread-safe, so one
 loaded model serves concurrent requests from the threadpool.
 """
 
@@ -26,9 +26,9 @@ from starlette.requests import Request
 
 from app.cohorts.image_limits import ImageLimits
 from app.core.errors import ConflictError
+from app.modelpkg.onnx_chain import ChainResult, GraphSpec, OnnxChain, cpu_count, make_session, serving_providers
 from app.serving.integrity import TamperedModelError, read_verified
 from app.serving.models import ModelVersion
-from app.serving.onnx_chain import ChainResult, GraphSpec, OnnxChain, cpu_count, make_session, serving_providers
 from app.serving.preprocess import Preprocessing
 from app.settings import Settings
 

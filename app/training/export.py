@@ -49,8 +49,8 @@ import torch
 from torch import Tensor, nn
 
 from app.core.errors import ConflictError
+from app.modelpkg.onnx_chain import GraphSpec, OnnxChain, make_session, sigmoid
 from app.serving.integrity import sha256_file
-from app.serving.onnx_chain import GraphSpec, OnnxChain, make_session, sigmoid
 from app.training.networks import MultiExitNet
 from app.training.thresholds import exit_index
 
