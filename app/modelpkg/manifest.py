@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Final, Literal
 
 from pydantic import AwareDatetime, Field, JsonValue, StringConstraints, ValidationError, model_validator
@@ -143,28 +142,30 @@ class TrainingRecord(Section):
 class ModelDescription(Section):
     """Everything but the files: what the trainer hands the exporter.
 
-    ``operating_threshold_rule``, ``exit_policy`` and ``training`` record a training run; a folder
-    exported from a network this service did not train (a seeded network in a benchmark or test) has
-    none of the three, never only some.
+    Every key is required in the file (``null`` where allowed); only the nested constants (layout,
+    decision rule, formula, …) have defaults, their one legal value. ``operating_threshold_rule``,
+    ``exit_policy`` and ``training`` record a training run; a folder exported from a network this
+    service did not train (a seeded network in a benchmark or test) has all three ``null``, never
+    only some.
     """
 
-    format_version: Literal[1] = Field(default=FORMAT_VERSION, description="this layout; readers refuse others")
+    format_version: Literal[1] = Field(description="this layout; readers refuse others")
     version: str = Field(min_length=1, description="the model version id (the folder's name)")
-    created_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    created_at: AwareDatetime = Field(description="when the folder was written (UTC)")
     method: str = Field(description="erm, pairwise_eo, fair_multi_exit or fair_multi_exit_pairwise_eo")
     architecture: Architecture
     input: InputSpec
     preprocessing: Preprocessing
-    output: OutputSpec = OutputSpec()
+    output: OutputSpec
     exit_costs: list[float] = Field(description="per exit, fraction of the final exit's multiply-adds (last 1.0)")
     exit_macs: list[int] = Field(description="per exit, conv + linear multiply-adds per sample")
     operating_threshold: float = Field(description="a sample is labelled 1 when its probability >= this")
-    operating_threshold_rule: ThresholdRule | None = None
+    operating_threshold_rule: ThresholdRule | None
     exit_thresholds: list[Probability | None] = Field(
         description="θ per exit; null: never leave there; the last is always null, all null for one exit"
     )
-    exit_policy: ExitPolicy | None = None
-    training: TrainingRecord | None = None
+    exit_policy: ExitPolicy | None
+    training: TrainingRecord | None
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelDescription:

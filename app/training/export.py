@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from torch import Tensor, nn
 from app.core.errors import ConflictError
 from app.modelpkg.folder import file_entries, write_manifest
 from app.modelpkg.manifest import (
+    FORMAT_VERSION,
     Architecture,
     ExitPolicy,
     Graphs,
@@ -50,6 +52,7 @@ from app.modelpkg.manifest import (
     InputSpec,
     ModelDescription,
     ModelManifest,
+    OutputSpec,
     Parity,
     ParityDiffs,
     ThresholdRule,
@@ -122,7 +125,9 @@ def describe_model(
     channels, size = net.backbone.in_channels, net.image_size
     costs = exit_costs(net)
     return ModelDescription(
+        format_version=FORMAT_VERSION,
         version=version,
+        created_at=datetime.now(UTC),
         method=method,
         architecture=Architecture(
             backbone=backbone,
@@ -137,6 +142,7 @@ def describe_model(
         ),
         input=InputSpec.model_validate({"channels": channels, "height": size, "width": size}),
         preprocessing=Preprocessing.for_image(channels, size),
+        output=OutputSpec(),
         exit_costs=list(costs.fractions),
         exit_macs=list(costs.exit_macs),
         operating_threshold=operating_threshold,
