@@ -29,7 +29,6 @@ Targets: early exit ≥ 1.5× full depth when at least half the images leave at 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import io
 import os
@@ -54,13 +53,14 @@ from app.auth.service import create_key, ensure_organisation
 from app.cohorts.image_limits import ImageLimits
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.db.migrate import upgrade_to_head
+from app.modelpkg.manifest import MANIFEST_FILE, InputSpec
 from app.modelpkg.onnx_chain import OnnxChain, cpu_count, make_session
+from app.modelpkg.preprocessing import Preprocessing
 from app.serving.models import ModelVersion
-from app.serving.preprocess import Preprocessing
-from app.serving.runtime import MANIFEST, LoadedModel, ModelFiles, load_model
-from app.training.data import normalization
-from app.training.export import export_model
-from app.training.networks import MultiExitNet, build_network, exit_costs
+from app.serving.preprocess import decode_images
+from app.serving.runtime import LoadedModel, ModelFiles, load_model
+from app.training.export import ExportedModel, describe_model, export_model
+from app.training.networks import MultiExitNet, build_network
 
 BOUNDARY = "benchserveboundary"
 
@@ -110,33 +110,25 @@ def set_thresholds(probs: np.ndarray, shares: list[float]) -> list[float | None]
     return [*thresholds, None]
 
 
-def input_description(size: int) -> dict[str, Any]:
-    """The model.json entries serving feeds the graphs by (RGB, the trainer's normalisation)."""
-    mean, std = normalization(3)
-    return {
-        "input": {"name": "image", "layout": "NCHW", "dtype": "float32", "channels": 3, "height": size, "width": size},
-        "preprocessing": {"color_mode": "RGB", "scale": 1 / 255, "mean": list(mean), "std": list(std)},
-    }
-
-
-def export(net: MultiExitNet, folder: Path, size: int, val: np.ndarray, shares: list[float]) -> dict[str, Any]:
+def export(net: MultiExitNet, backbone: str, folder: Path, val: np.ndarray, shares: list[float]) -> ExportedModel:
+    """Export with thresholds set on ``val``; a seeded network, so model.json has no training record."""
     with torch.no_grad():
         probs = torch.sigmoid(net(torch.from_numpy(val))).numpy()
     thresholds = set_thresholds(probs, shares)
-    metadata = {
-        **input_description(size),
-        "method": "fair_multi_exit",
-        "operating_threshold": 0.5,
-        "exit_thresholds": thresholds,
-        "exit_costs": list(exit_costs(net).fractions),
-    }
-    return export_model(net, folder, parity_images=val[:8], exit_thresholds=thresholds, metadata=metadata)
+    description = describe_model(
+        net,
+        backbone=backbone,
+        version=folder.name,
+        method="fair_multi_exit",
+        operating_threshold=0.5,
+        exit_thresholds=thresholds,
+    )
+    return export_model(net, folder, parity_images=val[:8], description=description)
 
 
-def verified_files(folder: Path, manifest: dict[str, Any]) -> ModelFiles:
-    expected = {name: info["sha256"] for name, info in manifest["files"].items()}
-    expected[MANIFEST] = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
-    return ModelFiles("bench", folder, expected)
+def verified_files(folder: Path, exported: ExportedModel) -> ModelFiles:
+    expected = {name: entry.sha256 for name, entry in exported.manifest.files.items()}
+    return ModelFiles("bench", folder, {**expected, MANIFEST_FILE: exported.manifest_sha256})
 
 
 def rate(fn: Callable[[], Any], items: int, rounds: int) -> float:
@@ -169,7 +161,7 @@ def batches(x: np.ndarray, size: int) -> list[np.ndarray]:
 def early_exit_vs_full(model: LoadedModel, folder: Path, x: np.ndarray, batch: int, rounds: int, threads: int) -> None:
     chain = model.chain
     no_exit = OnnxChain(chain.sessions, chain.specs, [None] * chain.n_exits)
-    full = make_session(folder / "full.onnx", threads)
+    full = make_session((folder / "full.onnx").read_bytes(), threads)
     parts = batches(x, batch)
     exits = np.concatenate([chain.run(p).exit_index for p in parts])
     fractions = np.bincount(exits, minlength=chain.n_exits) / len(exits)
@@ -183,7 +175,7 @@ def early_exit_vs_full(model: LoadedModel, folder: Path, x: np.ndarray, batch: i
         rounds,
     )
     ee, deep, graph = measured["early exit"], measured["no exit"], measured["full graph"]
-    costs = np.asarray(model.manifest["exit_costs"])
+    costs = np.asarray(model.manifest.exit_costs)
     print(f"\n1. Early exit vs full depth ({len(x)} test images, batch {batch})")
     print("   exit fractions (1-based exits): " + ", ".join(f"{e + 1}: {f:.0%}" for e, f in enumerate(fractions)))
     print(f"   left at exit 1 or 2: {fractions[:2].sum():.0%}; expected compute {float(costs[exits].mean()):.2f}")
@@ -194,7 +186,7 @@ def early_exit_vs_full(model: LoadedModel, folder: Path, x: np.ndarray, batch: i
 
 def onnx_vs_torch(net: MultiExitNet, folder: Path, x: np.ndarray, batch: int, rounds: int, threads: int) -> None:
     torch.set_num_threads(threads)
-    full = make_session(folder / "full.onnx", threads)
+    full = make_session((folder / "full.onnx").read_bytes(), threads)
     print(f"\n3. ONNX Runtime vs PyTorch eager (full forward, {threads} threads)")
     for size in (1, batch):
         parts = batches(x[: max(size, min(len(x), 8 * size))], size)
@@ -221,9 +213,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def register_model(
-    session: Session, organisation_id: str, folder: Path, manifest: dict[str, Any], model_dir: Path
-) -> str:
+def register_model(session: Session, organisation_id: str, folder: Path, model: LoadedModel, model_dir: Path) -> str:
     """Copy an exported model folder into the model repository and register it as version ``mdl_bench``."""
     shutil.copytree(folder, model_dir / "mdl_bench")
     session.add(
@@ -233,9 +223,9 @@ def register_model(
             method="fair_multi_exit",
             backbone="bench",
             path="mdl_bench",
-            sha256=hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest(),
-            files={name: info["sha256"] for name, info in manifest["files"].items()},
-            thresholds={"operating": manifest["operating_threshold"], "exits": manifest["exit_thresholds"]},
+            sha256=model.sha256,
+            files={name: entry.sha256 for name, entry in model.manifest.files.items()},
+            thresholds={"operating": model.operating_threshold, "exits": model.manifest.exit_thresholds},
             config={},
         )
     )
@@ -243,7 +233,7 @@ def register_model(
 
 
 def start_server(
-    work: Path, folder: Path, manifest: dict[str, Any], database_url: str | None
+    work: Path, folder: Path, model: LoadedModel, database_url: str | None
 ) -> tuple[subprocess.Popen[bytes], int, str]:
     """Migrate the database (a fresh SQLite file by default), register the model and a predictor key,
     start uvicorn."""
@@ -259,7 +249,7 @@ def start_server(
     with transaction(make_session_factory(engine)) as session:
         org = ensure_organisation(session, "bench")
         _, key = create_key(session, org.id, "predictor")
-        register_model(session, org.id, folder, manifest, work / "models")
+        register_model(session, org.id, folder, model, work / "models")
     engine.dispose()
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]
@@ -382,7 +372,7 @@ def service_overhead(
         3,
     )
 
-    server, port, key = start_server(work, folder, model.manifest, args.database_url)
+    server, port, key = start_server(work, folder, model, args.database_url)
     try:
         bodies = [multipart_body(p) for p in pngs]
         http_load(port, key, bodies, min(requests, 2 * clients), clients)  # warm-up: loads the model
@@ -438,11 +428,12 @@ def main() -> None:
         pngs = synthetic_pngs(args.n_val + args.n_test, args.image_size, args.seed)
         start = time.perf_counter()
         folder = work / "export" / "mdl_bench"
-        prep = Preprocessing.from_manifest(input_description(args.image_size))
-        x_all = prep.normalise(prep.decode(pngs, [str(i) for i in range(len(pngs))], ImageLimits(max_pixels=10**8)))
+        spec = InputSpec(channels=3, height=args.image_size, width=args.image_size)
+        pixels = decode_images(pngs, [str(i) for i in range(len(pngs))], spec, ImageLimits(max_pixels=10**8))
+        x_all = Preprocessing.for_image(3, args.image_size).normalise(pixels)
         x_val, x_test = x_all[: args.n_val], x_all[args.n_val :]
-        manifest = export(net, folder, args.image_size, x_val, shares)
-        model = load_model(verified_files(folder, manifest), args.threads, ["CPUExecutionProvider"])
+        exported = export(net, args.backbone, folder, x_val, shares)
+        model = load_model(verified_files(folder, exported), args.threads, ["CPUExecutionProvider"])
         print(
             f"{args.backbone} at {args.image_size} px, {net.n_exits} exits, exported in "
             f"{time.perf_counter() - start:.0f} s; thresholds {model.chain.thresholds}; "

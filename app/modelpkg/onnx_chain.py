@@ -1,7 +1,9 @@
 """ONNX Runtime sessions and the early-exit chain over a model's stage graphs.
 
-Shared by the exporter's parity check and by serving, so the chain that was checked against PyTorch
-at export is the chain that serves. Imports neither torch nor FastAPI: the API process stays light.
+Shared by the exporter's parity check, serving and the evaluation job, so the chain that was checked
+against PyTorch at export is the chain that serves. Imports neither torch nor FastAPI: the API process
+stays light. Sessions are built from bytes only, never from a path: a caller first gets the bytes
+checked against their recorded SHA-256 (``app.modelpkg.folder``), and runs exactly those.
 
 Sessions never spin after a run (``session.intra_op.allow_spinning = 0``): with spinning on, each
 stage's worker threads keep the cores busy after returning and starve the next stage, so a chain of
@@ -13,36 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
 
+from app.modelpkg.manifest import GraphSpec
+
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-
-
-@dataclass(frozen=True)
-class GraphSpec:
-    """One exported graph: its file, input/output names and the exits whose logits it returns."""
-
-    file: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    exits: tuple[int, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "inputs": list(self.inputs),
-            "outputs": list(self.outputs),
-            "exits": list(self.exits),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> GraphSpec:
-        return cls(str(data["file"]), tuple(data["inputs"]), tuple(data["outputs"]), tuple(data["exits"]))
 
 
 def cpu_count() -> int:
@@ -58,17 +39,14 @@ def serving_providers() -> list[str]:
     return [CUDA, CPU] if CUDA in ort.get_available_providers() else [CPU]
 
 
-def make_session(
-    model: Path | bytes, threads: int | None = None, providers: Sequence[str] = (CPU,)
-) -> ort.InferenceSession:
-    """A session that does not spin after a run; ``model`` is a file or the (already verified) bytes."""
+def make_session(model: bytes, threads: int | None = None, providers: Sequence[str] = (CPU,)) -> ort.InferenceSession:
+    """A session over a graph's (verified) bytes that does not spin after a run."""
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, options, providers=list(providers))
+    return ort.InferenceSession(model, options, providers=list(providers))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from app.core.errors import InputError
+from app.modelpkg.manifest import MANIFEST_FILE
 from app.serving.integrity import read_verified
 from app.serving.runtime import ModelFiles
 
@@ -19,7 +20,10 @@ def model_file(files: ModelFiles, name: str) -> bytes:
     if name not in files.expected:
         known = ", ".join(sorted(files.expected))
         raise InputError(f"the model has no file {name!r}; its files are {known}", status=404)
-    return read_verified(files.folder, {name: files.expected[name]})[name]
+    verified, contents = read_verified(
+        files.folder, files.expected[MANIFEST_FILE], [] if name == MANIFEST_FILE else [name]
+    )
+    return verified.manifest_bytes if name == MANIFEST_FILE else contents[name]
 
 
 def model_archive(files: ModelFiles, root: str) -> IO[bytes]:

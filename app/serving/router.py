@@ -17,12 +17,13 @@ from app.auth.deps import Predictor, Reader, Writer
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
 from app.core.pagination import paginate
+from app.modelpkg.manifest import MANIFEST_FILE
 from app.serving import registry, service
 from app.serving.download import iter_and_close, model_archive, model_file
 from app.serving.inputs import ImageInput, read_predict_request
 from app.serving.models import ModelVersion
 from app.serving.monitoring import monitor
-from app.serving.runtime import MANIFEST, ModelCache, ModelFiles, model_cache
+from app.serving.runtime import ModelCache, ModelFiles, model_cache
 from app.serving.schemas import (
     AliasIn,
     AliasOut,
@@ -131,7 +132,7 @@ def download_model(
     model = _model(session, principal.organisation_id, model_ref)
     files = ModelFiles.of(settings, model)
     if file is not None:
-        media = "application/json" if file == MANIFEST else "application/octet-stream"
+        media = "application/json" if file == MANIFEST_FILE else "application/octet-stream"
         headers = {"Content-Disposition": f'attachment; filename="{file}"'}
         return Response(model_file(files, file), media_type=media, headers=headers)
     headers = {"Content-Disposition": f'attachment; filename="{model.id}.zip"'}

@@ -12,27 +12,24 @@ loaded model serves concurrent requests from the threadpool.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from starlette.requests import Request
 
 from app.cohorts.image_limits import ImageLimits
-from app.core.errors import ConflictError
-from app.modelpkg.onnx_chain import ChainResult, GraphSpec, OnnxChain, cpu_count, make_session, serving_providers
-from app.serving.integrity import TamperedModelError, read_verified
+from app.modelpkg.manifest import MANIFEST_FILE, ModelManifest
+from app.modelpkg.onnx_chain import ChainResult, OnnxChain, cpu_count, make_session, serving_providers
+from app.serving.integrity import RefusedModelError, read_verified
 from app.serving.models import ModelVersion
-from app.serving.preprocess import Preprocessing
+from app.serving.preprocess import decode_images
 from app.settings import Settings
 
-MANIFEST = "model.json"
 Signature = tuple[tuple[str, int, int, int] | None, ...]
 
 
@@ -46,7 +43,7 @@ class ModelFiles:
 
     @classmethod
     def of(cls, settings: Settings, model: ModelVersion) -> ModelFiles:
-        expected = {**{str(k): str(v) for k, v in model.files.items()}, MANIFEST: model.sha256}
+        expected = {**{str(k): str(v) for k, v in model.files.items()}, MANIFEST_FILE: model.sha256}
         return cls(key=f"{model.id}:{model.sha256}", folder=settings.model_dir / model.path, expected=expected)
 
     def signature(self) -> Signature:
@@ -65,16 +62,15 @@ class ModelFiles:
 @dataclass(frozen=True)
 class LoadedModel:
     sha256: str  # of model.json
-    manifest: dict[str, Any]
-    preprocessing: Preprocessing
+    manifest: ModelManifest
     chain: OnnxChain
     operating_threshold: float
     signature: Signature
 
     def predict(self, images: Sequence[bytes], names: Sequence[str], limits: ImageLimits) -> ChainResult:
         """Decode, normalise and run the early-exit chain on one batch."""
-        pixels = self.preprocessing.decode(images, names, limits)
-        return self.chain.run(self.preprocessing.normalise(pixels))
+        pixels = decode_images(images, names, self.manifest.input, limits)
+        return self.chain.run(self.manifest.preprocessing.normalise(pixels))
 
     def labels(self, probability: np.ndarray) -> np.ndarray:
         """The decision frozen with the model: ``probability >= operating_threshold``."""
@@ -82,23 +78,17 @@ class LoadedModel:
 
 
 def load_model(files: ModelFiles, threads: int, providers: Sequence[str]) -> LoadedModel:
+    """Verify every file of the version and build the stage sessions from the verified bytes."""
     signature = files.signature()  # taken first: a change while reading shows up at the next lookup
-    contents = read_verified(files.folder, files.expected)
-    manifest = json.loads(contents[MANIFEST])
-    try:
-        stages = [GraphSpec.from_json(s) for s in manifest["graphs"]["stages"]]
-        thresholds = [None if t is None else float(t) for t in manifest["exit_thresholds"]]
-        operating = float(manifest["operating_threshold"])
-        graphs = [contents[s.file] for s in stages]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConflictError(f"model.json of {files.folder.name} lacks what serving needs: {exc!r}") from exc
-    sessions = [make_session(g, threads, providers) for g in graphs]
+    verified, contents = read_verified(files.folder, files.expected[MANIFEST_FILE])
+    manifest = verified.manifest
+    stages = manifest.graphs.stages
+    sessions = [make_session(contents[s.file], threads, providers) for s in stages]
     return LoadedModel(
-        sha256=files.expected[MANIFEST],
+        sha256=verified.sha256,
         manifest=manifest,
-        preprocessing=Preprocessing.from_manifest(manifest),
-        chain=OnnxChain(sessions, stages, thresholds),
-        operating_threshold=operating,
+        chain=OnnxChain(sessions, stages, manifest.exit_thresholds),
+        operating_threshold=manifest.operating_threshold,
         signature=signature,
     )
 
@@ -123,7 +113,7 @@ class ModelCache:
                 return cached
             try:
                 model = load_model(files, self.threads, self.providers)
-            except TamperedModelError:
+            except RefusedModelError:
                 self.evict(files.key)
                 raise
             with self._lock:

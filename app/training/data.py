@@ -2,8 +2,8 @@
 
 Images stay ``uint8`` until they reach the training device (4× less to copy); the NHWC cache rows
 become an NCHW view in channels-last memory, the layout the convolutions run fastest in.
-Normalisation uses fixed, stated constants (ImageNet mean/std for RGB, their channel average for grey)
-so a model's preprocessing never depends on which images were in the training split.
+Normalisation is the model format's (``app.modelpkg.preprocessing``: fixed constants, one formula);
+``Normalizer`` is its torch twin, run on the training device.
 """
 
 from __future__ import annotations
@@ -17,17 +17,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-RGB_MEAN, RGB_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-GREY_MEAN, GREY_STD = (0.449,), (0.226,)
-
-
-def normalization(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) applied after scaling pixels to [0, 1]."""
-    return (GREY_MEAN, GREY_STD) if channels == 1 else (RGB_MEAN, RGB_STD)
+from app.modelpkg.preprocessing import PIXEL_MAX, normalization
 
 
 class Normalizer:
-    """uint8 NCHW → float in [0, 1] → (x − mean) / std, on the batch's device."""
+    """uint8 NCHW → float in [0, 1] → (x − mean) / std, on the batch's device: the same constants and
+    the same float32 operations, in the same order, as ``Preprocessing.normalise`` (tested equal)."""
 
     def __init__(self, channels: int, device: torch.device) -> None:
         mean, std = normalization(channels)
@@ -36,7 +31,7 @@ class Normalizer:
 
     @staticmethod
     def to_unit(x: Tensor) -> Tensor:
-        return x.float().div_(255.0)
+        return x.float().div_(PIXEL_MAX)
 
     def normalize(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std

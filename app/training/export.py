@@ -14,24 +14,16 @@ chained, and the chained early-exit decisions must match PyTorch's (samples whos
 1e-4 of θ are not compared). Otherwise ``ExportParityError`` is raised and no folder is published.
 The folder is written under a temporary name and renamed into place only when complete.
 
-``model.json`` (top-level keys; ``app.training.run`` fills the metadata):
-``format_version``, ``version``, ``created_at``, ``method``; ``architecture`` (backbone, n_stages,
-n_exits, exit_stage, exit_names, heads, ``served``: early_exit | final_exit); ``input`` (name, layout,
-dtype, channels, height, width); ``preprocessing`` (color_mode, resize, scale, mean, std, formula);
-``output`` (logit → sigmoid); ``exit_costs`` (fraction of the full network's multiply-adds per exit,
-last 1.0) and ``exit_macs``; ``operating_threshold`` (+ ``operating_threshold_rule``);
-``exit_thresholds`` (θ per exit, ``null`` = never leave there; the last is always ``null``) and
-``exit_policy`` (confidence rule, criterion, candidates examined); ``training`` (config, seed, device,
-mixed precision, selection rule, best epoch, groups, validation metrics, per-epoch history);
-``graphs`` (``stages``: file, inputs, outputs, exits per stage graph; ``full``); ``parity``;
-``files`` (name → sha256, bytes, for every file but model.json); ``versions`` (python, torch, onnx,
-onnxruntime, opset).
+``model.json`` is the typed ``app.modelpkg.manifest.ModelManifest``: ``describe_model`` fills what
+the network says about itself (architecture, input, preprocessing, exit costs) plus what the caller
+chose (thresholds and, for a trained model, how they were chosen and the training record);
+``export_model`` adds the graphs, the parity check, every file's SHA-256 and the library versions,
+and writes it through ``app.modelpkg.folder`` (docs/model-format.md).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import platform
@@ -39,8 +31,9 @@ import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -50,18 +43,41 @@ from torch import Tensor, nn
 
 from app.core.errors import ConflictError
 from app.fairness.engine.thresholds import exit_index
-from app.modelpkg.onnx_chain import GraphSpec, OnnxChain, make_session, sigmoid
-from app.serving.integrity import sha256_file
-from app.training.networks import MultiExitNet
+from app.modelpkg.folder import file_entries, write_manifest
+from app.modelpkg.manifest import (
+    FORMAT_VERSION,
+    Architecture,
+    ExitPolicy,
+    Graphs,
+    GraphSpec,
+    InputSpec,
+    ModelDescription,
+    ModelManifest,
+    OutputSpec,
+    Parity,
+    ParityDiffs,
+    ThresholdRule,
+    TrainingRecord,
+    Versions,
+)
+from app.modelpkg.onnx_chain import OnnxChain, make_session, sigmoid
+from app.modelpkg.preprocessing import Preprocessing
+from app.training.networks import MultiExitNet, exit_costs
 
-MANIFEST = "model.json"
-FORMAT_VERSION = 1
+IC_HEAD = "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, global avg-pool, linear(32->1)"
+FINAL_HEAD = "global avg-pool, linear(C->1)"
 PARITY_TOLERANCE = 1e-4
 PARITY_BATCHES = (1, 8)
 
 
 class ExportParityError(RuntimeError):
     """ONNX Runtime does not reproduce PyTorch closely enough; the model must not be served."""
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    manifest: ModelManifest  # exactly what model.json says
+    manifest_sha256: str  # of model.json's bytes: the hash the registry stores
 
 
 class _SegmentGraph(nn.Module):
@@ -86,7 +102,55 @@ def graph_specs(net: MultiExitNet) -> tuple[list[GraphSpec], GraphSpec]:
         )
         for j, seg in enumerate(net.segments)
     ]
-    return stages, GraphSpec("full.onnx", ("image",), ("logits",), tuple(range(net.n_exits)))
+    full = GraphSpec(file="full.onnx", inputs=("image",), outputs=("logits",), exits=tuple(range(net.n_exits)))
+    return stages, full
+
+
+def describe_model(
+    net: MultiExitNet,
+    *,
+    backbone: str,
+    version: str,
+    method: str,
+    operating_threshold: float,
+    exit_thresholds: Sequence[float | None],
+    operating_threshold_rule: ThresholdRule | None = None,
+    exit_policy: ExitPolicy | None = None,
+    training: TrainingRecord | None = None,
+) -> ModelDescription:
+    """The manifest's description of ``net`` (its architecture, input, preprocessing and exit costs are
+    read off the network) with the thresholds chosen for it; the last three arguments record a
+    training run and come together (``app.training.run`` passes them)."""
+    multi = net.n_exits > 1
+    channels, size = net.backbone.in_channels, net.image_size
+    costs = exit_costs(net)
+    return ModelDescription(
+        format_version=FORMAT_VERSION,
+        version=version,
+        created_at=datetime.now(UTC),
+        method=method,
+        architecture=Architecture(
+            backbone=backbone,
+            n_stages=net.backbone.n_stages,
+            n_exits=net.n_exits,
+            exit_stage=list(net.exit_stage),
+            exit_names=[f"ic{e + 1}" for e in range(net.n_exits - 1)] + ["final"],
+            ic_head=IC_HEAD if multi else None,
+            ic_pool_sizes=list(net.ic_pool_sizes),
+            final_head=FINAL_HEAD,
+            served="early_exit" if multi else "final_exit",
+        ),
+        input=InputSpec.model_validate({"channels": channels, "height": size, "width": size}),
+        preprocessing=Preprocessing.for_image(channels, size),
+        output=OutputSpec(),
+        exit_costs=list(costs.fractions),
+        exit_macs=list(costs.exit_macs),
+        operating_threshold=operating_threshold,
+        operating_threshold_rule=operating_threshold_rule,
+        exit_thresholds=list(exit_thresholds),
+        exit_policy=exit_policy,
+        training=training,
+    )
 
 
 @contextmanager
@@ -124,8 +188,8 @@ def _parity(
 ) -> dict[str, float]:
     """Compare every graph with PyTorch at each batch size; raise ``ExportParityError`` on a mismatch."""
     stage_specs, full_spec = graph_specs(net)
-    sessions = [make_session(folder / s.file) for s in stage_specs]
-    full = make_session(folder / full_spec.file)
+    sessions = [make_session((folder / s.file).read_bytes()) for s in stage_specs]
+    full = make_session((folder / full_spec.file).read_bytes())
     worst = {"stage": 0.0, "chain": 0.0, "full": 0.0}
     for size in PARITY_BATCHES:
         x = np.ascontiguousarray(np.resize(images, (size, *images.shape[1:])), dtype=np.float32)
@@ -160,17 +224,12 @@ def _diff(onnx_logits: np.ndarray, torch_probs: np.ndarray) -> float:
 
 
 def export_model(
-    net: MultiExitNet,
-    folder: Path,
-    *,
-    parity_images: np.ndarray,
-    exit_thresholds: Sequence[float | None],
-    metadata: dict[str, Any],
-) -> dict[str, Any]:
-    """Write the graphs and ``model.json`` (``metadata`` + graphs, hashes, parity, versions) to ``folder``.
+    net: MultiExitNet, folder: Path, *, parity_images: np.ndarray, description: ModelDescription
+) -> ExportedModel:
+    """Write the graphs and ``model.json`` (``description`` + graphs, parity, hashes, versions) to ``folder``.
 
-    ``parity_images``: normalised float32 NCHW samples (validation images) for the parity check.
-    ``exit_thresholds``: θ per exit (final head None) the chained decisions are checked with.
+    ``parity_images``: normalised float32 NCHW samples (validation images) for the parity check, which
+    also checks the chained decisions with ``description.exit_thresholds``.
     """
     if folder.exists():
         raise ConflictError(f"model version folder {folder} already exists")
@@ -189,30 +248,26 @@ def export_model(
                 _export(_SegmentGraph(model, j), x, tmp / spec.file, spec)
                 x = model.segment_features(j, x)
         _export(model, example, tmp / full_spec.file, full_spec)
-        parity = _parity(model, tmp, parity_images, exit_thresholds)
+        worst = _parity(model, tmp, parity_images, description.exit_thresholds)
         opset = {o.domain or "ai.onnx": o.version for o in onnx.load(str(tmp / full_spec.file)).opset_import}
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            **metadata,
-            "graphs": {
-                "stages": [s.to_json() for s in stage_specs],
-                "full": full_spec.to_json(),
-                "batch_dimension": "dynamic",
-            },
-            "parity": {"max_abs_prob_diff": parity, "tolerance": PARITY_TOLERANCE, "batches": PARITY_BATCHES},
-            "files": {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir())},
-            "versions": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "onnx": onnx.__version__,
-                "onnxruntime": ort.__version__,
-                "opset": opset,
-            },
-        }
-        text = json.dumps(manifest, indent=2, allow_nan=False)
-        (tmp / MANIFEST).write_text(text)
+        manifest = ModelManifest(
+            **dict(description),
+            graphs=Graphs(stages=stage_specs, full=full_spec),
+            parity=Parity(
+                max_abs_prob_diff=ParityDiffs(**worst), tolerance=PARITY_TOLERANCE, batches=list(PARITY_BATCHES)
+            ),
+            files=file_entries(tmp),
+            versions=Versions(
+                python=platform.python_version(),
+                torch=torch.__version__,
+                onnx=onnx.__version__,
+                onnxruntime=ort.__version__,
+                opset=opset,
+            ),
+        )
+        sha256 = write_manifest(tmp, manifest)
         os.rename(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return dict(json.loads(text))  # exactly what the file says
+    return ExportedModel(manifest, sha256)

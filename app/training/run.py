@@ -14,7 +14,6 @@ import math
 import random
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,19 @@ from app.cohorts.cache import CohortArrays, load_cohort_arrays
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.ranking import auc, pfd, positive_fractions
 from app.fairness.engine.thresholds import exit_index, operating_threshold
+from app.modelpkg.manifest import (
+    ExitPolicy,
+    ModelManifest,
+    ThresholdRule,
+    TrainingGroups,
+    TrainingRecord,
+    ValidationSummary,
+)
 from app.training.config import TrainingConfig
-from app.training.data import Normalizer, normalization
-from app.training.export import export_model
+from app.training.data import Normalizer
+from app.training.export import describe_model, export_model
 from app.training.groups import GroupEncoding, encode_groups
-from app.training.networks import ExitCosts, MultiExitNet, build_network, exit_costs, load_backbone_weights
+from app.training.networks import ExitCosts, build_network, exit_costs, load_backbone_weights
 from app.training.progress import (
     CancelCheck,
     Cancelled,
@@ -50,7 +57,8 @@ PARITY_SAMPLES = 8
 @dataclass(frozen=True)
 class TrainingResult:
     model_path: Path  # <model_dir>/<version>, holding the ONNX graphs and model.json
-    manifest: dict[str, Any]  # the model.json written
+    manifest: ModelManifest  # the model.json written
+    manifest_sha256: str  # of model.json's bytes
     history: list[EpochRecord]
     best_epoch: int
     operating_threshold: float
@@ -126,93 +134,31 @@ def _select(
     return _Selection(thresholds, choice, threshold, _clean(validation))
 
 
-def _manifest(
-    net: MultiExitNet,
-    cfg: TrainingConfig,
-    cohort: CohortArrays,
-    costs: ExitCosts,
-    version: str,
-    selection: _Selection,
-    fit: FitResult,
-    groups: GroupEncoding,
-    trainer: Trainer,
-) -> dict[str, Any]:
-    """model.json minus what export adds (graphs, file hashes, parity, versions)."""
-    mean, std = normalization(cohort.channels)
-    size = cohort.image_size
-    multi = cfg.multi_exit
-    return _clean(
-        {
-            "version": version,
-            "created_at": datetime.now(UTC).isoformat(),
-            "method": cfg.method,
-            "architecture": {
-                "backbone": cfg.backbone,
-                "n_stages": net.backbone.n_stages,
-                "n_exits": net.n_exits,
-                "exit_stage": list(net.exit_stage),
-                "exit_names": [f"ic{e + 1}" for e in range(net.n_exits - 1)] + ["final"],
-                "ic_head": "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, "
-                "global avg-pool, linear(32->1)"
-                if multi
-                else None,
-                "ic_pool_sizes": list(net.ic_pool_sizes),
-                "final_head": "global avg-pool, linear(C->1)",
-                "served": "early_exit" if multi else "final_exit",
-            },
-            "input": {
-                "name": "image",
-                "layout": "NCHW",
-                "dtype": "float32",
-                "channels": cohort.channels,
-                "height": size,
-                "width": size,
-            },
-            "preprocessing": {
-                "color_mode": "L" if cohort.channels == 1 else "RGB",
-                "channel_handling": "grey input: ITU-R 601-2 luma; RGB input from grey: repeat the grey value; "
-                "alpha dropped (as at ingestion)",
-                "resize": {"height": size, "width": size, "method": "centre square crop, bilinear antialiased"},
-                "scale": 1 / 255,
-                "mean": list(mean),
-                "std": list(std),
-                "formula": "(pixel / 255 - mean) / std, per channel",
-            },
-            "output": {"kind": "logit", "probability": "sigmoid(logit)", "positive_label": 1},
-            "exit_costs": list(costs.fractions),
-            "exit_macs": list(costs.exit_macs),
-            "operating_threshold": selection.threshold,
-            "operating_threshold_rule": {
-                "rule": cfg.threshold_rule,
-                "target_specificity": cfg.target_specificity,
-                "decision": "probability >= operating_threshold",
-                "chosen_on": "val",
-            },
-            "exit_thresholds": selection.thresholds,
-            "exit_policy": {
-                "confidence": "max(p, 1 - p)",
-                "rule": "leave at the first exit whose confidence >= its threshold; otherwise the final exit",
-                "shared_threshold": True,
-                "criterion": cfg.exit_criterion,
-                "auc_tolerance": cfg.exit_auc_tolerance,
-                "grid": cfg.exit_threshold_grid,
-                "candidates": [asdict(c) for c in selection.choice.candidates] if selection.choice else [],
-                "chosen_on": "val",
-            },
-            "training": {
-                "config": cfg.model_dump(mode="json"),
-                "seed": cfg.seed,
-                "device": str(trainer.device),
-                "mixed_precision": str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype else None,
-                "selection": SELECTION,
-                "best_epoch": fit.best_epoch,
-                "epochs_run": len(fit.history),
-                "stopped_early": fit.stopped_early,
-                "groups": {"attributes": list(groups.attributes), "labels": list(groups.labels)},
-                "validation": selection.validation,
-                "history": [asdict(r) for r in fit.history],
-            },
-        }
+def _provenance(
+    cfg: TrainingConfig, selection: _Selection, fit: FitResult, groups: GroupEncoding, trainer: Trainer
+) -> tuple[ThresholdRule, ExitPolicy, TrainingRecord]:
+    """The manifest's record of how the weights and thresholds were chosen."""
+    return (
+        ThresholdRule(rule=cfg.threshold_rule, target_specificity=cfg.target_specificity),
+        ExitPolicy(
+            criterion=cfg.exit_criterion,
+            auc_tolerance=cfg.exit_auc_tolerance,
+            grid=cfg.exit_threshold_grid,
+            candidates=_clean([asdict(c) for c in selection.choice.candidates] if selection.choice else []),
+        ),
+        TrainingRecord(
+            config=cfg.model_dump(mode="json"),
+            seed=cfg.seed,
+            device=str(trainer.device),
+            mixed_precision=str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype else None,
+            selection=SELECTION,
+            best_epoch=fit.best_epoch,
+            epochs_run=len(fit.history),
+            stopped_early=fit.stopped_early,
+            groups=TrainingGroups(attributes=list(groups.attributes), labels=list(groups.labels)),
+            validation=ValidationSummary.model_validate(selection.validation),
+            history=_clean([asdict(r) for r in fit.history]),
+        ),
     )
 
 
@@ -287,16 +233,26 @@ def run_training(
     phase("export")
     pixels = torch.from_numpy(np.asarray(arrays.images[val[:PARITY_SAMPLES]])).permute(0, 3, 1, 2)
     parity = Normalizer(arrays.channels, torch.device("cpu"))(pixels).numpy()
-    metadata = _manifest(net, cfg, arrays, costs, version, selection, fit, groups, trainer)
-    model_path = model_dir / version
-    manifest = export_model(
-        net, model_path, parity_images=parity, exit_thresholds=selection.thresholds, metadata=metadata
+    rule, policy, record = _provenance(cfg, selection, fit, groups, trainer)
+    description = describe_model(
+        net,
+        backbone=cfg.backbone,
+        version=version,
+        method=cfg.method,
+        operating_threshold=selection.threshold,
+        exit_thresholds=selection.thresholds,
+        operating_threshold_rule=rule,
+        exit_policy=policy,
+        training=record,
     )
+    model_path = model_dir / version
+    exported = export_model(net, model_path, parity_images=parity, description=description)
 
     phase("done", str(model_path))
     return TrainingResult(
         model_path=model_path,
-        manifest=manifest,
+        manifest=exported.manifest,
+        manifest_sha256=exported.manifest_sha256,
         history=fit.history,
         best_epoch=fit.best_epoch,
         operating_threshold=selection.threshold,

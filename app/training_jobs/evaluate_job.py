@@ -1,10 +1,11 @@
 """The external-validation job: run a registered model version on another cohort and store the
-evaluation. Inference uses the model's own ONNX full graph and ``model.json`` (the files serving
-uses, hashes verified first), so the numbers describe the model as it is served."""
+evaluation. Inference uses the model's own ONNX full graph and ``model.json``, so the numbers describe
+the model as it is served: ``model.json`` is checked against the hash its registration stored, the
+full graph against ``model.json``, and ONNX Runtime runs the very bytes that were checked (a file
+replaced on disk after the check is never what runs)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -19,9 +20,9 @@ from app.fairness.engine.thresholds import exit_index
 from app.fairness.evaluation import evaluate_predictions
 from app.fairness.storage import store_evaluation
 from app.jobs.context import Completion, JobContext
-from app.serving.integrity import verify_model_files
+from app.modelpkg.folder import verify_manifest
+from app.modelpkg.onnx_chain import make_session, sigmoid
 from app.serving.models import ModelVersion
-from app.training.export import make_session, sigmoid
 
 BATCH = 64
 
@@ -33,22 +34,25 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
         cohort = session.get(Cohort, cohort_id)
         if model is None or cohort is None or cohort.deleted_at is not None:
             raise InputError("the model version or the cohort no longer exists")
-        folder, files, attributes = ctx.settings.model_dir / model.path, dict(model.files), list(cohort.attributes)
-    verify_model_files(folder, files)
-    manifest = json.loads((folder / "model.json").read_text())
+        folder, manifest_sha256, attributes = ctx.settings.model_dir / model.path, model.sha256, list(cohort.attributes)
+    verified = verify_manifest(folder, manifest_sha256)
+    manifest, full = verified.manifest, verified.manifest.graphs.full
+    session = make_session(verified.read_files([full.file])[full.file])
     arrays = load_cohort_arrays(cache_dir(ctx.settings, cohort_id))
+    wanted = manifest.input
+    if (arrays.channels, arrays.image_size) != (wanted.channels, wanted.height):
+        raise InputError(
+            f"model {model_id} takes {wanted.height} px images with {wanted.channels} channel(s); cohort "
+            f"{cohort_id} holds {arrays.image_size} px images with {arrays.channels}"
+        )
     index = np.arange(len(arrays.labels)) if split == "all" else arrays.indices(split)
     if len(index) == 0:
         raise InputError(f"cohort {cohort_id} has no items in split {split!r}")
-    mean = np.asarray(manifest["preprocessing"]["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(manifest["preprocessing"]["std"], dtype=np.float32).reshape(1, -1, 1, 1)
-    session = make_session(folder / "full.onnx")
     probs = []
     for start in range(0, len(index), BATCH):
         ctx.check_cancel()
-        batch = np.asarray(arrays.images[index[start : start + BATCH]], dtype=np.float32)
-        x = (batch.transpose(0, 3, 1, 2) / 255.0 - mean) / std
-        (logits,) = session.run(["logits"], {"image": x.astype(np.float32)})
+        batch = manifest.preprocessing.normalise(np.asarray(arrays.images[index[start : start + BATCH]]))
+        (logits,) = session.run(list(full.outputs), {full.inputs[0]: batch})
         probs.append(sigmoid(logits))
         ctx.progress({"done": start + len(batch), "total": len(index), "fraction": (start + len(batch)) / len(index)})
     scores = np.concatenate(probs)
@@ -57,9 +61,9 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
         y_true=arrays.labels[index].astype(np.int64),
         exit_scores=scores,
         groups={name: values[index] for name, values in arrays.attributes.items()},
-        threshold=float(manifest["operating_threshold"]),
-        exit_index=exit_index(scores, manifest["exit_thresholds"]) if multi else None,
-        exit_cost=np.asarray(manifest["exit_costs"]) if multi else None,
+        threshold=manifest.operating_threshold,
+        exit_index=exit_index(scores, manifest.exit_thresholds) if multi else None,
+        exit_cost=np.asarray(manifest.exit_costs) if multi else None,
         sample_ids=arrays.item_ids[index],
     )
     outcome = evaluate_predictions(predictions, attributes=attributes, settings=ctx.settings)

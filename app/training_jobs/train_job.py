@@ -8,7 +8,6 @@ version and no files.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from typing import Any
@@ -86,7 +85,6 @@ def run_training_job(ctx: JobContext) -> Completion:
         settings=ctx.settings,
         seed=int(ctx.config.get("seed", 0)),
     )
-    manifest_bytes = (result.model_path / "model.json").read_bytes()
 
     def register(session: Session) -> dict[str, Any]:
         final = ctx.settings.model_dir / version
@@ -103,8 +101,8 @@ def run_training_job(ctx: JobContext) -> Completion:
             method=str(ctx.config["method"]),
             backbone=str(ctx.config["backbone"]),
             path=version,
-            sha256=hashlib.sha256(manifest_bytes).hexdigest(),
-            files={name: info["sha256"] for name, info in result.manifest["files"].items()},
+            sha256=result.manifest_sha256,
+            files={name: entry.sha256 for name, entry in result.manifest.files.items()},
             thresholds={"operating": result.operating_threshold, "exits": result.exit_thresholds},
             config=dict(ctx.config),
             stage="candidate",

@@ -21,10 +21,11 @@ from serving_helpers import insert_model, model_columns, multipart, noise_images
 from app.cohorts.image_limits import ImageLimits
 from app.cohorts.images import decode_image
 from app.fairness.engine.thresholds import exit_index
+from app.modelpkg.preprocessing import normalization
 from app.serving.models import ModelVersion
 from app.serving.runtime import ModelFiles
-from app.training.data import Normalizer, normalization
-from app.training.export import export_model
+from app.training.data import Normalizer
+from app.training.export import describe_model, export_model
 from app.training.networks import MultiExitNet, build_network
 
 SIZE, N = 32, 24
@@ -81,19 +82,20 @@ def exported(tmp_path_factory) -> Exported:
     reference = reference_probabilities(net, images)
     thresholds = spread_thresholds(reference)
     mean, std = normalization(3)
-    metadata: dict[str, Any] = {
-        "method": "fair_multi_exit",
-        "input": {"name": "image", "layout": "NCHW", "dtype": "float32", "channels": 3, "height": SIZE, "width": SIZE},
-        "preprocessing": {"color_mode": "RGB", "scale": 1 / 255, "mean": list(mean), "std": list(std)},
-        "operating_threshold": 0.5,
-        "exit_thresholds": thresholds,
-    }
+    description = describe_model(
+        net,
+        backbone="small",
+        version=MODEL_ID,
+        method="fair_multi_exit",
+        operating_threshold=0.5,
+        exit_thresholds=thresholds,
+    )
     pixels = np.stack([decode_image(d, SIZE, 3, ImageLimits(max_pixels=10**6)) for d in images[:8]]).transpose(
         0, 3, 1, 2
     )
     parity = ((pixels / 255.0 - np.reshape(mean, (1, 3, 1, 1))) / np.reshape(std, (1, 3, 1, 1))).astype(np.float32)
     folder = tmp_path_factory.mktemp("parity") / MODEL_ID
-    export_model(net, folder, parity_images=parity, exit_thresholds=thresholds, metadata=metadata)
+    export_model(net, folder, parity_images=parity, description=description)
     return Exported(folder, net, images, reference, thresholds)
 
 

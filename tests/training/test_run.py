@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,11 @@ from training_helpers import small_config, write_cohort
 from app.cohorts.cache import CohortArrays, load_cohort_arrays
 from app.core.errors import ConflictError
 from app.fairness.engine.thresholds import exit_index
+from app.modelpkg.folder import read_manifest
+from app.modelpkg.onnx_chain import OnnxChain, make_session
 from app.training import ExportParityError, ProgressEvent, TrainingResult, run_training
 from app.training.data import Normalizer
-from app.training.export import OnnxChain, _SegmentGraph, export_model, graph_specs, make_session
+from app.training.export import _SegmentGraph, describe_model, export_model, graph_specs
 from app.training.networks import build_network
 
 
@@ -57,8 +58,9 @@ class CountingSession:
 def test_model_folder_lists_every_file_with_its_hash(trained: tuple[TrainingResult, list]) -> None:
     result, _ = trained
     folder = result.model_path
-    manifest = json.loads((folder / "model.json").read_text())
-    assert manifest == result.manifest
+    assert read_manifest(folder) == result.manifest
+    assert result.manifest_sha256 == hashlib.sha256((folder / "model.json").read_bytes()).hexdigest()
+    manifest = result.manifest.model_dump(mode="json")
     files = {"stage_0.onnx", "stage_1.onnx", "stage_2.onnx", "stage_3.onnx", "full.onnx"}
     assert set(manifest["files"]) == files == {p.name for p in folder.iterdir()} - {"model.json"}
     for name, entry in manifest["files"].items():
@@ -89,7 +91,7 @@ def test_onnx_graphs_reproduce_the_test_predictions(trained: tuple[TrainingResul
     result, _ = trained
     cohort = load_cohort_arrays(cohort_dir)
     test = cohort.indices("test")
-    full = make_session(result.model_path / "full.onnx")
+    full = make_session((result.model_path / "full.onnx").read_bytes())
     for size in (1, 8):
         logits = full.run(None, {"image": normalized(cohort, test[:size])})[0]
         probs = 1 / (1 + np.exp(-logits))
@@ -104,7 +106,7 @@ def test_early_exit_never_runs_later_stages(trained: tuple[TrainingResult, list]
     specs, _ = graph_specs(build_network("small", in_channels=3, image_size=32, multi_exit=True))
 
     def chain(thresholds: list[float | None]) -> tuple[list[CountingSession], Any]:
-        sessions = [CountingSession(make_session(result.model_path / s.file)) for s in specs]
+        sessions = [CountingSession(make_session((result.model_path / s.file).read_bytes())) for s in specs]
         return sessions, OnnxChain(sessions, specs, thresholds).run(images)
 
     sessions, everyone_early = chain([0.5, 0.5, 0.5, 0.5, None])  # confidence is always >= 0.5
@@ -128,7 +130,7 @@ def test_prediction_set_for_the_test_split(trained: tuple[TrainingResult, list],
     np.testing.assert_array_equal(ps.sample_ids, cohort.item_ids[test])
     np.testing.assert_array_equal(ps.y_true, cohort.labels[test])
     assert set(ps.groups) == {"sex", "age_group"} and None in set(ps.groups["sex"])
-    assert ps.exit_cost is not None and ps.exit_cost.tolist() == result.manifest["exit_costs"]
+    assert ps.exit_cost is not None and ps.exit_cost.tolist() == result.manifest.exit_costs
     np.testing.assert_array_equal(ps.exit_index, exit_index(ps.exit_scores, result.exit_thresholds))
     assert ps.threshold == result.operating_threshold
     assert result.validation["auc"] > 0.7
@@ -142,8 +144,8 @@ def test_progress_walks_through_every_phase(trained: tuple[TrainingResult, list]
 
 def test_single_exit_model(cohort_dir: Path, tmp_path: Path) -> None:
     result = run_training(cohort_dir, small_config(epochs=1), tmp_path / "work", tmp_path / "models", "erm")
-    assert sorted(result.manifest["files"]) == ["full.onnx", "stage_0.onnx"]
-    assert result.manifest["architecture"]["served"] == "final_exit"
+    assert sorted(result.manifest.files) == ["full.onnx", "stage_0.onnx"]
+    assert result.manifest.architecture.served == "final_exit"
     assert result.test_predictions.n_exits == 1 and result.test_predictions.exit_index is None
     assert result.exit_thresholds == [None]
 
@@ -153,19 +155,19 @@ def test_a_parity_failure_publishes_nothing(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(_SegmentGraph, "forward", lambda self, x: forward(self, x) + 0.01)  # type: ignore[operator]
     net = build_network("small", in_channels=3, image_size=32, multi_exit=False).eval()
     images = np.random.default_rng(0).normal(size=(8, 3, 32, 32)).astype(np.float32)
+    description = describe_model(
+        net, backbone="small", version="v1", method="erm", operating_threshold=0.5, exit_thresholds=[None]
+    )
     with pytest.raises(ExportParityError):
-        export_model(net, tmp_path / "v1", parity_images=images, exit_thresholds=[None], metadata={})
+        export_model(net, tmp_path / "v1", parity_images=images, description=description)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_an_existing_version_is_never_overwritten(tmp_path: Path) -> None:
     (tmp_path / "v1").mkdir()
     net = build_network("small", in_channels=3, image_size=32, multi_exit=False)
+    description = describe_model(
+        net, backbone="small", version="v1", method="erm", operating_threshold=0.5, exit_thresholds=[None]
+    )
     with pytest.raises(ConflictError):
-        export_model(
-            net,
-            tmp_path / "v1",
-            parity_images=np.zeros((1, 3, 32, 32), np.float32),
-            exit_thresholds=[None],
-            metadata={},
-        )
+        export_model(net, tmp_path / "v1", parity_images=np.zeros((1, 3, 32, 32), np.float32), description=description)
