@@ -7,13 +7,12 @@ import dataclasses
 from typing import IO, Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.cohorts import service as cohorts
 from app.core.error_list import capped
-from app.core.errors import ConflictError, InputError, NotFoundError
+from app.core.errors import ConflictError, InputError
 from app.core.json_input import load_json_field
 from app.db.base import new_id
 from app.db.engine import on_rollback
@@ -23,6 +22,7 @@ from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.report import METRIC_DEFINITION_VERSION
 from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
 from app.fairness.models import Evaluation
+from app.fairness.repository import EVALUATIONS
 from app.fairness.schemas import (
     AuditConfig,
     CompareRequest,
@@ -39,27 +39,10 @@ from app.fairness.storage import (
 )
 from app.jobs import state
 from app.jobs.models import Job
+from app.serving import registry
 from app.serving.models import ModelVersion
 from app.settings import Settings
 from app.training.thresholds import operating_threshold
-
-
-def get_evaluation(session: Session, organisation_id: str, evaluation_id: str) -> Evaluation:
-    evaluation = session.scalar(
-        select(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.organisation_id == organisation_id)
-    )
-    if evaluation is None:
-        raise NotFoundError("evaluation", evaluation_id)
-    return evaluation
-
-
-def get_model_version(session: Session, organisation_id: str, model_id: str) -> ModelVersion:
-    model = session.scalar(
-        select(ModelVersion).where(ModelVersion.id == model_id, ModelVersion.organisation_id == organisation_id)
-    )
-    if model is None:
-        raise NotFoundError("model version", model_id)
-    return model
 
 
 def represent(session: Session, evaluation: Evaluation) -> EvaluationOut:
@@ -230,7 +213,7 @@ def _start_audit_job(
 def compare(session: Session, settings: Settings, organisation_id: str, request: CompareRequest) -> dict[str, Any]:
     if len(set(request.evaluation_ids)) != len(request.evaluation_ids):
         raise InputError("evaluation_ids lists an evaluation twice")
-    evaluations = [get_evaluation(session, organisation_id, i) for i in request.evaluation_ids]
+    evaluations = [EVALUATIONS.get_or_404(session, organisation_id, i) for i in request.evaluation_ids]
     for evaluation in evaluations:
         require_report(session, evaluation)
     predictions: dict[str, PredictionSet] = {
@@ -269,10 +252,11 @@ def start_external_evaluation(
     session: Session,
     settings: Settings,
     principal: Principal,
-    model_id: str,
+    model_ref: str,
     request: ExternalEvaluationRequest,
 ) -> Job:
-    model = get_model_version(session, principal.organisation_id, model_id)
+    """``model_ref`` is a model version id or an alias, resolved by the registry like every model lookup."""
+    model, _ = registry.resolve(session, principal.organisation_id, model_ref)
     cohort = cohorts.require_ready(session, principal.organisation_id, request.cohort_id)
     size = int(model.config.get("image_size") or 0)
     if size and size != cohort.image_size:
