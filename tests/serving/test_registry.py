@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 
+from archives import make_zip, upload
 from serving_helpers import insert_model, model_columns, multipart, noise_images
 from sqlalchemy import select
 
@@ -77,6 +78,27 @@ def test_alias_promotes_and_addresses_a_version(client, served, settings, sessio
     forbidden = client.put("/v1/models/aliases/shadow", headers=predictor, json={"model_version_id": served.id})
     assert forbidden.status_code == 403
     assert client.get("/v1/models/shadow", headers=served.headers).status_code == 404
+
+
+def test_every_model_route_takes_an_alias(client, served, run_jobs):
+    """Wherever a model id is accepted an alias is too; external evaluation once answered 404 for one."""
+    headers = served.headers
+    cohort = upload(client, headers, make_zip(40)).json()
+    run_jobs()
+    client.put("/v1/models/aliases/production", headers=headers, json={"model_version_id": served.id})
+    for suffix in ("", "/monitoring"):
+        by_alias = client.get(f"/v1/models/production{suffix}", headers=headers)
+        assert by_alias.status_code == 200, (suffix, by_alias.json())
+        assert by_alias.json() == client.get(f"/v1/models/{served.id}{suffix}", headers=headers).json()
+    download = client.get("/v1/models/production/onnx?file=model.json", headers=headers)
+    assert download.status_code == 200 and download.content == (served.folder / "model.json").read_bytes()
+
+    body = {"cohort_id": cohort["id"], "split": "all"}
+    started = client.post("/v1/models/production/evaluate", headers=headers, json=body)
+    assert started.status_code == 202, started.json()
+    assert started.json()["kind"] == "evaluate" and started.json()["config"]["model_version_id"] == served.id
+    unknown = client.post("/v1/models/staging/evaluate", headers=headers, json=body)
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "model alias 'staging' not found"
 
 
 def test_another_organisation_gets_404_everywhere(client, served, keys):
