@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.models import AuditLogEntry, Organisation
@@ -68,6 +69,25 @@ def test_read_only_session_refuses_to_write(database_url: str) -> None:
                 session.flush()
         with make_session_factory(engine)() as session:
             assert session.scalar(select(func.count()).select_from(Organisation)) == 0
+    finally:
+        engine.dispose()
+
+
+def test_the_database_refuses_writes_on_read_only_connections(database_url: str) -> None:
+    """Not only ORM flushes: a Core statement that writes fails in the database itself (SQLite's
+    query_only, PostgreSQL's READ ONLY transaction), where it used to be written and then silently
+    dropped with the read session that never commits. The pooled connection writes normally again
+    when a write transaction takes it next (one connection in the pool: the same one)."""
+    engine = make_engine(database_url, pool_size=1)
+    row = {"id": "org_sneaky", "name": "sneaky", "created_at": utcnow()}
+    try:
+        for attempt in range(2):  # the second time on a connection the write transaction just used
+            with make_read_session_factory(engine)() as session, pytest.raises(DBAPIError, match=r"read-?only"):
+                session.execute(insert(Organisation), [row])
+            with transaction(make_session_factory(engine)) as session:
+                session.execute(insert(Organisation), [{**row, "id": f"org_{attempt}", "name": f"kept {attempt}"}])
+        with make_read_session_factory(engine)() as session:
+            assert sorted(session.scalars(select(Organisation.name))) == ["kept 0", "kept 1"]
     finally:
         engine.dispose()
 
