@@ -19,6 +19,7 @@ from app.fairness.schemas import (
     CompareRequest,
     EvaluationList,
     EvaluationOut,
+    EvaluationSummary,
     ExternalEvaluationRequest,
 )
 from app.jobs.schemas import JobOut
@@ -39,7 +40,7 @@ def list_evaluations(
     rows, next_cursor = EVALUATIONS.page(
         session, principal.organisation_id, limit, cursor, model_version_id=model_version_id or None
     )
-    return EvaluationList(items=[service.summarize(session, e) for e in rows], next_cursor=next_cursor)
+    return EvaluationList(items=[EvaluationSummary.model_validate(e) for e in rows], next_cursor=next_cursor)
 
 
 @router.get("/v1/evaluations/{evaluation_id}", response_model=EvaluationOut)
@@ -67,7 +68,7 @@ def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessio
 def evaluation_model_card(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> dict[str, Any]:
     """The evaluation as a Model Card Toolkit JSON document, intervals included."""
     evaluation = EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id)
-    service.require_report(session, evaluation)
+    service.require_report(evaluation)
     model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None
     return model_card(evaluation, model)
 

@@ -27,7 +27,6 @@ from app.fairness.schemas import (
     AuditConfig,
     CompareRequest,
     EvaluationOut,
-    EvaluationSummary,
     ExternalEvaluationRequest,
 )
 from app.fairness.storage import (
@@ -47,33 +46,15 @@ from app.training.thresholds import operating_threshold
 
 def represent(session: Session, evaluation: Evaluation) -> EvaluationOut:
     out = EvaluationOut.model_validate(evaluation)
-    out.status, out.error = _status(session, evaluation)
     if evaluation.model_version_id:
         model = session.get(ModelVersion, evaluation.model_version_id)
         out.model_files = dict(model.files) if model else None
     return out
 
 
-def summarize(session: Session, evaluation: Evaluation) -> EvaluationSummary:
-    out = EvaluationSummary.model_validate(evaluation)
-    out.status, _ = _status(session, evaluation)
-    return out
-
-
-def _status(session: Session, evaluation: Evaluation) -> tuple[str, str | None]:
-    """An evaluation still ``running`` shows ``failed`` once its job failed or was cancelled (even by a
-    crash it never heard of), as a cohort does."""
-    if evaluation.status != "running" or evaluation.job_id is None:
-        return evaluation.status, evaluation.error
-    job = session.get(Job, evaluation.job_id)
-    if job is not None and job.status in ("failed", "cancelled"):
-        return "failed", job.error or f"the audit job was {job.status}"
-    return evaluation.status, evaluation.error
-
-
-def require_report(session: Session, evaluation: Evaluation) -> None:
+def require_report(evaluation: Evaluation) -> None:
     if evaluation.report is None:
-        raise ConflictError(f"evaluation {evaluation.id} has no report yet ({_status(session, evaluation)[0]})")
+        raise ConflictError(f"evaluation {evaluation.id} has no report yet ({evaluation.status})")
 
 
 def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, Any]:
@@ -215,7 +196,7 @@ def compare(session: Session, settings: Settings, organisation_id: str, request:
         raise InputError("evaluation_ids lists an evaluation twice")
     evaluations = [EVALUATIONS.get_or_404(session, organisation_id, i) for i in request.evaluation_ids]
     for evaluation in evaluations:
-        require_report(session, evaluation)
+        require_report(evaluation)
     predictions: dict[str, PredictionSet] = {
         e.id: load_predictions(evaluation_dir(settings, e.id)) for e in evaluations
     }

@@ -1,12 +1,16 @@
-"""Which function runs each kind of job. Imported lazily inside the job process, so the API process
-never imports torch."""
+"""Which function runs each kind of job, and what a failed one leaves behind. Imported lazily (a
+handler inside the job process), so the API process never imports torch."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from app.jobs.context import Completion, JobContext
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from app.jobs.context import Completion, JobContext
 
 HANDLERS = {
     "ingest": "app.cohorts.ingestion_job:run_ingestion",
@@ -16,7 +20,26 @@ HANDLERS = {
 }
 
 
+# Rows that wait on a job of this kind, marked failed with the job's reason when it fails or is
+# cancelled: ``hook(session, job_id, reason)``, run by ``app.jobs.state`` in the transaction that ends
+# the job, whichever process ends it (the job's own, the supervisor after a crash, the API cancelling
+# a queued job). So no such row stays "running" after its job.
+ON_FAILURE = {
+    "audit": "app.fairness.storage:fail_evaluation_of_job",
+}
+FailureHook = Callable[[Session, str, str], None]
+
+
 def resolve(kind: str) -> Callable[[JobContext], Completion]:
-    module_name, _, attr = HANDLERS[kind].partition(":")
-    handler: Callable[[JobContext], Completion] = getattr(importlib.import_module(module_name), attr)
+    handler: Callable[[JobContext], Completion] = _load(HANDLERS[kind])
     return handler
+
+
+def failure_hook(kind: str) -> FailureHook | None:
+    hook: FailureHook | None = _load(ON_FAILURE[kind]) if kind in ON_FAILURE else None
+    return hook
+
+
+def _load(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import ConflictError, InputError, NotFoundError
 from app.core.repository import OrgScopedRepository
 from app.fairness.models import Evaluation
-from app.jobs.models import Job
+from app.jobs.repository import JOBS
 from app.serving.models import ModelAlias, ModelVersion
 
 MODEL_ID_PREFIX = "mdl_"
@@ -72,14 +72,11 @@ def alias_target(session: Session, organisation_id: str, name: str) -> str:
 
 
 def _explain_missing(session: Session, organisation_id: str, model_id: str) -> NoReturn:
-    job_id = "job_" + model_id.removeprefix(MODEL_ID_PREFIX)  # inverse of train_job.model_version_id_for
-    job = session.scalar(
-        select(Job).where(Job.id == job_id, Job.organisation_id == organisation_id, Job.kind == "train")
-    )
+    job = session.scalar(JOBS.query(organisation_id, model_version_id=model_id))
     if job is not None and job.status in ACTIVE_JOB_STATUSES:
         raise ConflictError(
-            f"model version {model_id} does not exist yet: its training job {job_id} is {job.status}; "
-            f"it is registered when the job succeeds (GET /v1/jobs/{job_id})"
+            f"model version {model_id} does not exist yet: its training job {job.id} is {job.status}; "
+            f"it is registered when the job succeeds (GET /v1/jobs/{job.id})"
         )
     raise NotFoundError("model version", model_id)
 

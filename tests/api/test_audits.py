@@ -126,7 +126,7 @@ def test_large_audit_runs_as_a_job_with_the_same_report(settings, keys, session_
     assert client.post("/v1/compare", headers=headers, json=pair).status_code == 200
 
 
-def test_failed_audit_job_shows_a_failed_evaluation(settings, keys, run_jobs, client):
+def test_failed_audit_job_shows_a_failed_evaluation(settings, keys, run_jobs, client, session_factory):
     headers = keys.headers()
     small = settings.model_copy(update={"audit_sync_max_rows": 10})
     with TestClient(create_app(small, run_supervisor=False)) as job_client:
@@ -135,6 +135,9 @@ def test_failed_audit_job_shows_a_failed_evaluation(settings, keys, run_jobs, cl
     run_jobs()
     failed = client.get(f"/v1/evaluations/{body['id']}", headers=headers).json()
     assert failed["status"] == "failed" and "predictions.npz" in failed["error"]
+    with session_factory() as session:  # the row itself says so (it once stayed "running", error unset)
+        row = session.get(Evaluation, body["id"])
+        assert (row.status, row.error) == ("failed", failed["error"])
     listed = client.get("/v1/evaluations", headers=headers).json()["items"]
     assert [(e["id"], e["status"]) for e in listed] == [(body["id"], "failed")]
     assert client.get(f"/v1/evaluations/{body['id']}/model-card", headers=headers).status_code == 409

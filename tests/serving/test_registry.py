@@ -160,12 +160,15 @@ def test_a_model_still_training_is_409_and_unknown_ones_404(client, served, sess
 
     with transaction(session_factory) as session:
         organisation_id = session.scalar(select(ModelVersion.organisation_id).where(ModelVersion.id == served.id))
-        session.add(Job(id="job_pending", organisation_id=organisation_id, kind="train", status="running", config={}))
+        job = Job(id="job_t", organisation_id=organisation_id, kind="train", status="running", config={})
+        session.add(job)
+        job.model_version_id = "mdl_pending"  # named when the job was queued (not derived from the job's id)
     images = multipart(noise_images(1))
     pending = client.post("/v1/models/mdl_pending/predict", headers=served.headers, **images)
-    assert pending.status_code == 409 and "job_pending is running" in pending.json()["detail"]
+    assert pending.status_code == 409 and "job_t is running" in pending.json()["detail"]
+    assert client.post("/v1/models/mdl_t/predict", headers=served.headers, **images).status_code == 404
     with transaction(session_factory) as session:
-        session.get(Job, "job_pending").status = "failed"
+        session.get(Job, "job_t").status = "failed"
     assert client.post("/v1/models/mdl_pending/predict", headers=served.headers, **images).status_code == 404
     assert client.post("/v1/models/mdl_unknown/predict", headers=served.headers, **images).status_code == 404
     assert client.post("/v1/models/staging/predict", headers=served.headers, **images).status_code == 404
