@@ -170,6 +170,27 @@ def test_a_malformed_submission_is_refused_and_the_writer_goes_on(store) -> None
     assert paths(factory) == ["/after"]
 
 
+def test_updates_ride_along_with_inserts(store) -> None:
+    """``submit_update`` finds each row by its key column; updates and inserts of one batch commit together."""
+    factory, writer = store
+    with pytest.raises(ValueError, match=r"audit_log has no column 'nonexistent'"):
+        writer.submit_update(AuditLogEntry, "nonexistent", [{"path": "/a"}])
+    with pytest.raises(ValueError, match=r"audit_log has no column\(s\) \['nonexistent'\]"):
+        writer.submit_update(AuditLogEntry, "path", [{"path": "/a", "nonexistent": 1}])
+    writer.submit(AuditLogEntry, [audit_row("/a"), audit_row("/b")]).result(timeout=30)
+    pending = [
+        writer.submit_update(
+            AuditLogEntry, "path", [{"path": "/a", "status_code": 500}, {"path": "/b", "action": "b"}]
+        ),
+        writer.submit(AuditLogEntry, [audit_row("/c")]),
+    ]
+    for future in pending:
+        future.result(timeout=30)
+    with factory() as session:
+        rows = session.execute(select(AuditLogEntry.path, AuditLogEntry.action, AuditLogEntry.status_code))
+        assert sorted(rows) == [("/a", "POST /a", 500), ("/b", "b", 200), ("/c", "POST /c", 200)]
+
+
 def test_close_writes_what_was_queued_then_refuses(store) -> None:
     factory, writer = store
     futures = [writer.submit(AuditLogEntry, [audit_row(f"/q{i}")]) for i in range(20)]
