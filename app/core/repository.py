@@ -25,7 +25,7 @@ from app.core.pagination import paginate
 class OrganisationOwned(Protocol):
     """A mapped model with a string id, an owning organisation and a creation time (the list order).
     (Typed as its instances see these columns; the class's column attributes are reached through
-    ``_column``, which checks that the table has them.)"""
+    ``column_of``, which checks that the table has them.)"""
 
     id: str
     organisation_id: str
@@ -33,6 +33,7 @@ class OrganisationOwned(Protocol):
 
 
 M = TypeVar("M", bound=OrganisationOwned)
+T = TypeVar("T")
 
 
 class OrgScopedRepository(Generic[M]):
@@ -41,9 +42,10 @@ class OrgScopedRepository(Generic[M]):
 
     def __init__(self, model: type[M], noun: str) -> None:
         self.model, self.noun = model, noun
-        self._id, self._organisation_id = self._column("id"), self._column("organisation_id")
-        self._column("created_at")  # the order of ``page``
-        self._soft_deleted = self._column("deleted_at") if "deleted_at" in self._table_columns else None
+        self._id, self._organisation_id = column_of(model, "id"), column_of(model, "organisation_id")
+        column_of(model, "created_at")  # the order of ``page``
+        has_deleted_at = "deleted_at" in model.__table__.columns  # type: ignore[attr-defined]
+        self._soft_deleted = column_of(model, "deleted_at") if has_deleted_at else None
 
     def query(self, organisation_id: str, **filters: Any) -> Select[M]:
         """The organisation's (not deleted) rows; each keyword filters a column by equality, and a
@@ -51,10 +53,7 @@ class OrgScopedRepository(Generic[M]):
         query = select(self.model).where(self._organisation_id == organisation_id)
         if self._soft_deleted is not None:
             query = query.where(self._soft_deleted.is_(None))
-        for name, value in filters.items():
-            if value is not None:
-                query = query.where(self._column(name) == value)
-        return query
+        return where_equal(query, self.model, **filters)
 
     def find(self, session: Session, organisation_id: str, ident: str) -> M | None:
         return session.scalar(self.query(organisation_id).where(self._id == ident))
@@ -71,12 +70,18 @@ class OrgScopedRepository(Generic[M]):
         """One page of ``query(organisation_id, **filters)``, newest first (``app.core.pagination``)."""
         return paginate(session, self.query(organisation_id, **filters), self.model, limit, cursor)
 
-    @property
-    def _table_columns(self) -> Any:
-        return self.model.__table__.columns  # type: ignore[attr-defined]
 
-    def _column(self, name: str) -> Any:
-        """The model's column attribute ``name``; a name that is not a column is a programming error."""
-        if name not in self._table_columns:
-            raise AttributeError(f"{self.model.__name__} has no column {name!r}")
-        return getattr(self.model, name)
+def column_of(model: Any, name: str) -> Any:
+    """The mapped model's column attribute ``name``; a name that is not a column is a programming error."""
+    if name not in model.__table__.columns:
+        raise AttributeError(f"{model.__name__} has no column {name!r}")
+    return getattr(model, name)
+
+
+def where_equal(query: Select[T], model: Any, **filters: Any) -> Select[T]:
+    """``query`` narrowed to rows whose columns equal the given values; a ``None`` value leaves that
+    column unfiltered (an omitted query parameter)."""
+    for name, value in filters.items():
+        if value is not None:
+            query = query.where(column_of(model, name) == value)
+    return query

@@ -11,16 +11,20 @@ from fastapi.responses import HTMLResponse
 from app.core.auth_route import AuthenticatedRoute
 from app.core.deps import Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
 from app.core.errors import ConflictError
+from app.core.pagination import MAX_LIMIT, paginate_in_order
 from app.fairness import service
 from app.fairness.model_card import model_card
+from app.fairness.models import MetricRow
 from app.fairness.report_html import render_html
-from app.fairness.repository import EVALUATIONS
+from app.fairness.repository import EVALUATIONS, metric_rows_query
 from app.fairness.schemas import (
     CompareRequest,
     EvaluationList,
     EvaluationOut,
     EvaluationSummary,
     ExternalEvaluationRequest,
+    MetricRowList,
+    MetricRowOut,
 )
 from app.jobs.schemas import JobOut
 from app.serving.models import ModelVersion
@@ -46,6 +50,29 @@ def list_evaluations(
 @router.get("/v1/evaluations/{evaluation_id}", response_model=EvaluationOut)
 def get_evaluation(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> EvaluationOut:
     return service.represent(session, EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id))
+
+
+@router.get("/v1/evaluations/{evaluation_id}/metrics", response_model=MetricRowList)
+def evaluation_metrics(
+    evaluation_id: str,
+    principal: Reader,
+    session: ReadSessionDep,
+    attribute: Annotated[str | None, Query(description="'overall', an attribute or 'a×b'")] = None,
+    group: Annotated[str | None, Query(description="a group label, or '*'")] = None,
+    exit: Annotated[str | None, Query(description="'0' … 'k' or 'policy'")] = None,
+    metric: Annotated[str | None, Query(description="e.g. auc, tpr, pfd, p_holm.tpr")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: str | None = None,
+) -> MetricRowList:
+    """The evaluation's report as flat rows, one per attribute × group × exit × metric, in report
+    order; each filter keeps the rows equal to it. Pages follow ``next_cursor``."""
+    evaluation = EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id)
+    service.require_report(evaluation)
+    filters = {"attribute": attribute, "group": group, "exit": exit, "metric": metric}
+    rows, next_cursor = paginate_in_order(
+        session, metric_rows_query(evaluation.id, **filters), MetricRow.id, limit, cursor
+    )
+    return MetricRowList(items=[MetricRowOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/v1/evaluations/{evaluation_id}/report", response_class=HTMLResponse)
