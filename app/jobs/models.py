@@ -10,9 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, TimestampMixin, id_column, utcnow
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
-JOB_KINDS = ("ingest", "train", "evaluate", "audit")
 
 
 class Job(TimestampMixin, Base):
