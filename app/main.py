@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from app.audit.middleware import AuditMiddleware
 from app.auth.router import router as keys_router
+from app.auth.usage import KeyUsage
 from app.cohorts.router import router as cohorts_router
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.private_files import make_private
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         settings.anonymous_refusals_per_window, settings.anonymous_refusal_window_seconds
     )
     app.state.row_writer = row_writer  # prediction and audit-log rows (group commit)
+    app.state.key_usage = KeyUsage(row_writer)  # API keys' last use, to the minute
     install_problem_handlers(app)
     app.add_middleware(UrlGuardMiddleware)  # ids and filters with NUL never reach the database
     app.add_middleware(

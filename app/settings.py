@@ -11,6 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -139,13 +140,30 @@ class Settings(BaseSettings):
         problems = []
         if self.host not in ("127.0.0.1", "localhost", "::1") and self.is_sqlite:
             problems.append("SQLite must not be exposed on a public interface; use PostgreSQL")
-        if "postgres:postgres@" in self.database_url or "trust" in self.database_url:
-            problems.append("the database URL uses default credentials")
+        if _default_credentials(self.database_url):
+            problems.append("the database URL uses default credentials (a well-known password, or the user's own name)")
         if self.max_upload_bytes > 100 * 1024**3:
             problems.append("max_upload_bytes above 100 GiB")
         if self.max_compression_ratio > 1000:
             problems.append("max_compression_ratio above 1000 invites zip bombs")
         return problems
+
+
+# The passwords tried first against any database (installer and tutorial defaults), compared ignoring case.
+WELL_KNOWN_PASSWORDS = frozenset({"postgres", "password", "admin", "root", "secret", "changeme", "fairaudit"})
+
+
+def _default_credentials(database_url: str) -> bool:
+    """Whether the URL logs in with a password anyone would guess. Only what the URL says can be
+    judged: a URL without a password may be safe (a client certificate, a password file,
+    ``PGPASSWORD``), and trust authentication is set on the server, out of sight. (A substring test
+    once refused any URL containing "trust", e.g. the password "trustworthy-…", and let
+    "admin:admin@" pass.)"""
+    parts = urlsplit(database_url)  # a database URL is a URL: dialect+driver://user:password@host/db
+    if parts.password is None:
+        return False
+    password, username = unquote(parts.password), unquote(parts.username or "")
+    return password.lower() in WELL_KNOWN_PASSWORDS or password == username
 
 
 @lru_cache

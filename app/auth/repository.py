@@ -8,6 +8,9 @@ from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import ApiKey, Organisation
+from app.core.repository import OrgScopedRepository
+
+KEYS = OrgScopedRepository(ApiKey, "API key")
 
 
 def get_organisation_by_name(session: Session, name: str) -> Organisation | None:
@@ -26,11 +29,5 @@ def key_credentials(db: Connection | Session, prefix: str) -> Row[str, str, str,
     return db.execute(_KEY_CREDENTIALS, {"prefix": prefix}).first()
 
 
-def get_key(session: Session, organisation_id: str, key_id: str) -> ApiKey | None:
-    return session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.organisation_id == organisation_id))
-
-
 def list_keys(session: Session, organisation_id: str) -> list[ApiKey]:
-    return list(
-        session.scalars(select(ApiKey).where(ApiKey.organisation_id == organisation_id).order_by(ApiKey.created_at))
-    )
+    return list(session.scalars(KEYS.query(organisation_id).order_by(ApiKey.created_at)))

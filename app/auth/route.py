@@ -73,6 +73,7 @@ async def authorise(request: Request, permissions: frozenset[Permission]) -> Pri
     if principal is None:
         raise _refused(request, "invalid or revoked API key" if token else "missing API key")
     request.state.principal = principal
+    request.app.state.key_usage.used(principal.key_id)
     missing = sorted(p.value for p in permissions if not principal.can(p))
     if missing:
         raise HTTPException(403, f"role {principal.role.value!r} may not {missing[0]}", headers=_close(request))

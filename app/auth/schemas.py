@@ -21,7 +21,9 @@ class KeyOut(BaseModel):
     name: str
     prefix: str
     created_at: datetime
-    last_used_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="when the key last authenticated a call, to within a minute (null: never used)"
+    )
     revoked_at: datetime | None
 
 

@@ -11,7 +11,7 @@ from app.auth import repository
 from app.auth.keys import generate_key, secret_matches, split_key
 from app.auth.models import ApiKey, Organisation
 from app.auth.roles import ROLE_PERMISSIONS, Permission, Role
-from app.core.errors import InputError, NotFoundError
+from app.core.errors import InputError
 from app.core.fields import check_name
 from app.db.base import utcnow
 
@@ -60,9 +60,7 @@ def create_key(session: Session, organisation_id: str, role: str, name: str = ""
 
 
 def revoke_key(session: Session, organisation_id: str, key_id: str) -> ApiKey:
-    key = repository.get_key(session, organisation_id, key_id)
-    if key is None:
-        raise NotFoundError("API key", key_id)
+    key = repository.KEYS.get_or_404(session, organisation_id, key_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     return key

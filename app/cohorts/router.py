@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from sqlalchemy import select
 
 from app.auth.deps import Reader, Writer
 from app.auth.route import AuthenticatedRoute
 from app.cohorts import service
-from app.cohorts.models import Cohort
+from app.cohorts.repository import COHORTS
 from app.cohorts.schemas import CohortList, CohortOut
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
-from app.core.pagination import paginate
 
 router = APIRouter(prefix="/v1/cohorts", tags=["cohorts"], route_class=AuthenticatedRoute)
 
@@ -38,14 +36,13 @@ def upload_cohort(
 def list_cohorts(
     principal: Reader, session: ReadSessionDep, limit: int = Query(50), cursor: str | None = None
 ) -> CohortList:
-    query = select(Cohort).where(Cohort.organisation_id == principal.organisation_id, Cohort.deleted_at.is_(None))
-    rows, next_cursor = paginate(session, query, Cohort, limit, cursor)
+    rows, next_cursor = COHORTS.page(session, principal.organisation_id, limit, cursor)
     return CohortList(items=[service.represent(session, c) for c in rows], next_cursor=next_cursor)
 
 
 @router.get("/{cohort_id}", response_model=CohortOut)
 def get_cohort(cohort_id: str, principal: Reader, session: ReadSessionDep) -> CohortOut:
-    return service.represent(session, service.get_cohort(session, principal.organisation_id, cohort_id))
+    return service.represent(session, COHORTS.get_or_404(session, principal.organisation_id, cohort_id))
 
 
 @router.delete("/{cohort_id}", response_model=CohortOut)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
@@ -23,9 +22,10 @@ from app.cohorts.image_check import check_listed_images
 from app.cohorts.image_limits import ImageLimits
 from app.cohorts.manifest import ParsedManifest, parse_manifest
 from app.cohorts.models import Cohort, CohortItem
+from app.cohorts.repository import COHORTS
 from app.cohorts.schemas import CohortOut
 from app.cohorts.upload import remove_tree, save_stream, too_large
-from app.core.errors import ConflictError, NotFoundError
+from app.core.errors import ConflictError
 from app.db.base import new_id, utcnow
 from app.db.engine import on_rollback
 from app.db.live_work import hold_until_settled
@@ -133,19 +133,8 @@ def _register(
     return cohort
 
 
-def get_cohort(session: Session, organisation_id: str, cohort_id: str) -> Cohort:
-    cohort = session.scalar(
-        select(Cohort).where(
-            Cohort.id == cohort_id, Cohort.organisation_id == organisation_id, Cohort.deleted_at.is_(None)
-        )
-    )
-    if cohort is None:
-        raise NotFoundError("cohort", cohort_id)
-    return cohort
-
-
 def require_ready(session: Session, organisation_id: str, cohort_id: str) -> Cohort:
-    cohort = get_cohort(session, organisation_id, cohort_id)
+    cohort = COHORTS.get_or_404(session, organisation_id, cohort_id)
     status = represent(session, cohort).status
     if status != "ready":
         raise ConflictError(f"cohort {cohort_id} is {status}, not ready")
@@ -154,7 +143,7 @@ def require_ready(session: Session, organisation_id: str, cohort_id: str) -> Coh
 
 def delete_cohort(session: Session, settings: Settings, organisation_id: str, cohort_id: str) -> Cohort:
     """Remove images and cache (retention); the row stays, marked deleted, for the audit trail."""
-    cohort = get_cohort(session, organisation_id, cohort_id)
+    cohort = COHORTS.get_or_404(session, organisation_id, cohort_id)
     job = session.get(Job, cohort.ingest_job_id) if cohort.ingest_job_id else None
     if job is not None and job.status not in TERMINAL_STATUSES:
         state.request_cancel(session, job)

@@ -42,10 +42,6 @@ class ErrorList:
         more = {"message": f"and {left_out:,} more problem(s) not listed"}
         return InputError(f"{detail} (the first {len(self.kept):,} listed)", [*self.kept, more], status=status)
 
-    def raise_if_any(self, detail: str, status: int = 422) -> None:
-        if self.count:
-            raise self.error(detail, status)
-
 
 def capped(errors: Iterable[dict[str, Any]], limit: int | None = None) -> list[dict[str, Any]]:
     """The first ``limit`` of ``errors`` and, when some are left out, an entry counting them."""

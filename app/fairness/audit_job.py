@@ -3,7 +3,8 @@
 The request parsed and checked the file, fixed the threshold and stored the predictions beside an
 evaluation in ``running``; this computes the report (the bootstrap is the costly part, in time and
 memory) and stores it with its metric rows in the transaction that marks the job succeeded. If the job
-fails or is cancelled, the evaluation shows ``failed`` with the job's error.
+fails or is cancelled, the transaction that ends it marks the evaluation ``failed`` with the job's reason
+(``on_failure`` in ``app.jobs.handlers``), even when the job process died.
 """
 
 from __future__ import annotations

@@ -5,27 +5,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 
 from app.auth.deps import Reader, Writer
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
 from app.core.errors import ConflictError
-from app.core.pagination import paginate
+from app.core.pagination import MAX_LIMIT, paginate_in_order
 from app.fairness import service
 from app.fairness.model_card import model_card
-from app.fairness.models import Evaluation
+from app.fairness.models import MetricRow
 from app.fairness.report_html import render_html
+from app.fairness.repository import EVALUATIONS, metric_rows_query
 from app.fairness.schemas import (
     CompareRequest,
     EvaluationList,
     EvaluationOut,
+    EvaluationSummary,
     ExternalEvaluationRequest,
+    MetricRowList,
+    MetricRowOut,
 )
 from app.jobs.schemas import JobOut
 from app.serving.models import ModelVersion
+from app.serving.registry import MODEL_REF
 
 router = APIRouter(tags=["evaluations"], route_class=AuthenticatedRoute)
 
@@ -38,23 +42,45 @@ def list_evaluations(
     limit: int = Query(50),
     cursor: str | None = None,
 ) -> EvaluationList:
-    query = select(Evaluation).where(Evaluation.organisation_id == principal.organisation_id)
-    if model_version_id:
-        query = query.where(Evaluation.model_version_id == model_version_id)
-    rows, next_cursor = paginate(session, query, Evaluation, limit, cursor)
-    return EvaluationList(items=[service.summarize(session, e) for e in rows], next_cursor=next_cursor)
+    rows, next_cursor = EVALUATIONS.page(
+        session, principal.organisation_id, limit, cursor, model_version_id=model_version_id or None
+    )
+    return EvaluationList(items=[EvaluationSummary.model_validate(e) for e in rows], next_cursor=next_cursor)
 
 
 @router.get("/v1/evaluations/{evaluation_id}", response_model=EvaluationOut)
 def get_evaluation(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> EvaluationOut:
-    return service.represent(session, service.get_evaluation(session, principal.organisation_id, evaluation_id))
+    return service.represent(session, EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id))
+
+
+@router.get("/v1/evaluations/{evaluation_id}/metrics", response_model=MetricRowList)
+def evaluation_metrics(
+    evaluation_id: str,
+    principal: Reader,
+    session: ReadSessionDep,
+    attribute: Annotated[str | None, Query(description="'overall', an attribute or 'a×b'")] = None,
+    group: Annotated[str | None, Query(description="a group label, or '*'")] = None,
+    exit: Annotated[str | None, Query(description="'0' … 'k' or 'policy'")] = None,
+    metric: Annotated[str | None, Query(description="e.g. auc, tpr, pfd, p_holm.tpr")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: str | None = None,
+) -> MetricRowList:
+    """The evaluation's report as flat rows, one per attribute × group × exit × metric, in report
+    order; each filter keeps the rows equal to it. Pages follow ``next_cursor``."""
+    evaluation = EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id)
+    service.require_report(evaluation)
+    filters = {"attribute": attribute, "group": group, "exit": exit, "metric": metric}
+    rows, next_cursor = paginate_in_order(
+        session, metric_rows_query(evaluation.id, **filters), MetricRow.id, limit, cursor
+    )
+    return MetricRowList(items=[MetricRowOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/v1/evaluations/{evaluation_id}/report", response_class=HTMLResponse)
 def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> HTMLResponse:
     """A self-contained HTML page (no scripts or fonts fetched from anywhere): verdict first, then
     per-group tables with intervals, ROC and calibration curves, TPR/FPR bars, exit rates."""
-    evaluation = service.represent(session, service.get_evaluation(session, principal.organisation_id, evaluation_id))
+    evaluation = service.represent(session, EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id))
     if evaluation.report is None:
         raise ConflictError(f"evaluation {evaluation_id} has no report yet ({evaluation.status})")
     return HTMLResponse(
@@ -69,8 +95,8 @@ def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessio
 @router.get("/v1/evaluations/{evaluation_id}/model-card")
 def evaluation_model_card(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> dict[str, Any]:
     """The evaluation as a Model Card Toolkit JSON document, intervals included."""
-    evaluation = service.get_evaluation(session, principal.organisation_id, evaluation_id)
-    service.require_report(session, evaluation)
+    evaluation = EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id)
+    service.require_report(evaluation)
     model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None
     return model_card(evaluation, model)
 
@@ -109,9 +135,9 @@ def compare(body: CompareRequest, principal: Reader, session: ReadSessionDep, se
     return service.compare(session, settings, principal.organisation_id, body)
 
 
-@router.post("/v1/models/{model_id}/evaluate", status_code=202, response_model=JobOut)
+@router.post("/v1/models/{model_ref}/evaluate", status_code=202, response_model=JobOut)
 def evaluate_model(
-    model_id: str,
+    model_ref: Annotated[str, Path(description=MODEL_REF)],
     body: ExternalEvaluationRequest,
     request: Request,
     principal: Writer,
@@ -119,6 +145,6 @@ def evaluate_model(
     settings: SettingsDep,
 ) -> JobOut:
     """External validation: run a model version on another (ready) cohort as an evaluation job."""
-    job = service.start_external_evaluation(session, settings, principal, model_id, body)
+    job = service.start_external_evaluation(session, settings, principal, model_ref, body)
     mark_resource(request, job.id)
     return JobOut.of(job)

@@ -51,6 +51,27 @@ class EvaluationList(BaseModel):
     next_cursor: str | None
 
 
+class MetricRowOut(BaseModel):
+    """One value of a report (``docs/report-format.md``, Metric rows)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    attribute: str = Field(description="'overall', a sensitive attribute, or an intersection 'a×b'")
+    group: str = Field(description="a group label, or '*' for a value over the groups (a gap, a Fairlearn difference)")
+    exit: str = Field(description="'0' … 'k' (an exit of the model; the last is its final head) or 'policy'")
+    metric: str = Field(description="e.g. auc, tpr, pfd (a gap), p_holm.tpr, fairlearn.selection_rate, exit_rate")
+    value: float | None
+    ci_low: float | None = Field(description="95% interval (Wilson for rates, bootstrap otherwise)")
+    ci_high: float | None
+    status: str = Field(description="ok, undefined (no such number for this group) or insufficient (too few)")
+    n: int | None = Field(description="samples behind the value; for a gap, the number of groups it spans")
+
+
+class MetricRowList(BaseModel):
+    items: list[MetricRowOut]
+    next_cursor: str | None
+
+
 class AuditConfig(BaseModel):
     """How to audit an uploaded predictions CSV. Give a fixed ``threshold`` (the one the model uses in
     practice) or a ``threshold_rule``; a rule is then fitted on the audited data itself, which flatters

@@ -7,13 +7,12 @@ import dataclasses
 from typing import IO, Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.cohorts import service as cohorts
 from app.core.error_list import capped
-from app.core.errors import ConflictError, InputError, NotFoundError
+from app.core.errors import ConflictError, InputError
 from app.core.json_input import load_json_field
 from app.db.base import new_id
 from app.db.engine import on_rollback
@@ -24,11 +23,11 @@ from app.fairness.engine.report import METRIC_DEFINITION_VERSION
 from app.fairness.engine.thresholds import operating_threshold
 from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
 from app.fairness.models import Evaluation
+from app.fairness.repository import EVALUATIONS
 from app.fairness.schemas import (
     AuditConfig,
     CompareRequest,
     EvaluationOut,
-    EvaluationSummary,
     ExternalEvaluationRequest,
 )
 from app.fairness.storage import (
@@ -40,59 +39,26 @@ from app.fairness.storage import (
 )
 from app.jobs import handlers, state
 from app.jobs.models import Job
+from app.serving import registry
 from app.serving.models import ModelVersion
 from app.settings import Settings
 
-handlers.register("audit", "app.fairness.audit_job:run_audit_job")  # large uploaded audits run as jobs
-
-
-def get_evaluation(session: Session, organisation_id: str, evaluation_id: str) -> Evaluation:
-    evaluation = session.scalar(
-        select(Evaluation).where(Evaluation.id == evaluation_id, Evaluation.organisation_id == organisation_id)
-    )
-    if evaluation is None:
-        raise NotFoundError("evaluation", evaluation_id)
-    return evaluation
-
-
-def get_model_version(session: Session, organisation_id: str, model_id: str) -> ModelVersion:
-    model = session.scalar(
-        select(ModelVersion).where(ModelVersion.id == model_id, ModelVersion.organisation_id == organisation_id)
-    )
-    if model is None:
-        raise NotFoundError("model version", model_id)
-    return model
+handlers.register(  # large uploaded audits run as jobs; their evaluation fails with the job
+    "audit", "app.fairness.audit_job:run_audit_job", on_failure="app.fairness.storage:fail_evaluation_of_job"
+)
 
 
 def represent(session: Session, evaluation: Evaluation) -> EvaluationOut:
     out = EvaluationOut.model_validate(evaluation)
-    out.status, out.error = _status(session, evaluation)
     if evaluation.model_version_id:
         model = session.get(ModelVersion, evaluation.model_version_id)
         out.model_files = dict(model.files) if model else None
     return out
 
 
-def summarize(session: Session, evaluation: Evaluation) -> EvaluationSummary:
-    out = EvaluationSummary.model_validate(evaluation)
-    out.status, _ = _status(session, evaluation)
-    return out
-
-
-def _status(session: Session, evaluation: Evaluation) -> tuple[str, str | None]:
-    """An evaluation still ``running`` shows ``failed`` once its job failed or was cancelled (even by a
-    crash it never heard of), as a cohort does."""
-    if evaluation.status != "running" or evaluation.job_id is None:
-        return evaluation.status, evaluation.error
-    job = session.get(Job, evaluation.job_id)
-    if job is not None and job.status in ("failed", "cancelled"):
-        return "failed", job.error or f"the audit job was {job.status}"
-    return evaluation.status, evaluation.error
-
-
-def require_report(session: Session, evaluation: Evaluation) -> None:
+def require_report(evaluation: Evaluation) -> None:
     if evaluation.report is None:
-        raise ConflictError(f"evaluation {evaluation.id} has no report yet ({_status(session, evaluation)[0]})")
+        raise ConflictError(f"evaluation {evaluation.id} has no report yet ({evaluation.status})")
 
 
 def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, Any]:
@@ -232,9 +198,9 @@ def _start_audit_job(
 def compare(session: Session, settings: Settings, organisation_id: str, request: CompareRequest) -> dict[str, Any]:
     if len(set(request.evaluation_ids)) != len(request.evaluation_ids):
         raise InputError("evaluation_ids lists an evaluation twice")
-    evaluations = [get_evaluation(session, organisation_id, i) for i in request.evaluation_ids]
+    evaluations = [EVALUATIONS.get_or_404(session, organisation_id, i) for i in request.evaluation_ids]
     for evaluation in evaluations:
-        require_report(session, evaluation)
+        require_report(evaluation)
     predictions: dict[str, PredictionSet] = {
         e.id: load_predictions(evaluation_dir(settings, e.id)) for e in evaluations
     }
@@ -271,10 +237,11 @@ def start_external_evaluation(
     session: Session,
     settings: Settings,
     principal: Principal,
-    model_id: str,
+    model_ref: str,
     request: ExternalEvaluationRequest,
 ) -> Job:
-    model = get_model_version(session, principal.organisation_id, model_id)
+    """``model_ref`` is a model version id or an alias, resolved by the registry like every model lookup."""
+    model, _ = registry.resolve(session, principal.organisation_id, model_ref)
     cohort = cohorts.require_ready(session, principal.organisation_id, request.cohort_id)
     size = int(model.config.get("image_size") or 0)
     if size and size != cohort.image_size:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from app.db.base import new_id
@@ -124,6 +124,16 @@ def complete_evaluation(
         raise LookupError(f"evaluation {evaluation_id} no longer exists")
     evaluation.report, evaluation.config, evaluation.status = report, config, "ready"
     _insert_metric_rows(session, evaluation_id, rows)
+
+
+def fail_evaluation_of_job(session: Session, job_id: str, reason: str) -> None:
+    """The evaluation waiting on job ``job_id`` (an audit's), now that the job failed or was cancelled:
+    ``failed``, with the reason (``on_failure`` in ``app.jobs.handlers``); never commits."""
+    session.execute(
+        update(Evaluation)
+        .where(Evaluation.job_id == job_id, Evaluation.status == "running")
+        .values(status="failed", error=reason)
+    )
 
 
 def _insert_metric_rows(session: Session, evaluation_id: str, rows: list[dict[str, Any]]) -> None:

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from app.core.errors import NotFoundError
 from app.jobs import repository
 from app.jobs.models import TERMINAL_STATUSES
 
@@ -48,10 +47,8 @@ def _poll(factory: sessionmaker[Session], organisation_id: str, job_id: str, aft
     with its final status, so once that status is seen its events are too (PostgreSQL reads each
     statement at its own snapshot; the other order could end the stream before its last events)."""
     with factory() as session:
-        try:
-            status: str | None = repository.get_job(session, organisation_id, job_id).status
-        except NotFoundError:
-            status = None
+        job = repository.JOBS.find(session, organisation_id, job_id)
+        status = job.status if job is not None else None
         events = [
             (e.id, e.type, json.dumps(e.data, default=str)) for e in repository.events_after(session, job_id, after)
         ]

@@ -10,9 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, TimestampMixin, id_column, utcnow
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
-JOB_KINDS = ("ingest", "train", "evaluate", "audit")
 
 
 class Job(TimestampMixin, Base):
@@ -25,6 +23,10 @@ class Job(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     cohort_id: Mapped[str | None] = mapped_column(ForeignKey("cohorts.id"), index=True)
     method: Mapped[str | None] = mapped_column(String(64))
+    # A training job's model version: its id is given when the job is queued (the export is named by it)
+    # and the version is registered under it when the job succeeds. No foreign key: until then no such
+    # row exists, yet a request for it can be told that its job is still running (``serving.registry``).
+    model_version_id: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
     config: Mapped[dict[str, Any]]
     attempt: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=3)

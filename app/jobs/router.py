@@ -9,10 +9,9 @@ from sse_starlette import EventSourceResponse
 from app.auth.deps import Reader, Writer
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, mark_resource
-from app.core.pagination import paginate
-from app.jobs import repository, state
+from app.jobs import state
 from app.jobs.events import EVENT_PING_SECONDS, job_event_stream
-from app.jobs.models import Job
+from app.jobs.repository import JOBS
 from app.jobs.schemas import JobList, JobOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=AuthenticatedRoute)
@@ -29,22 +28,21 @@ def list_jobs(
     limit: int = Query(50),
     cursor: str | None = None,
 ) -> JobList:
-    query = repository.jobs_query(
-        principal.organisation_id, status=status, cohort_id=cohort_id, method=method, kind=kind
+    rows, next_cursor = JOBS.page(
+        session, principal.organisation_id, limit, cursor, status=status, cohort_id=cohort_id, method=method, kind=kind
     )
-    rows, next_cursor = paginate(session, query, Job, limit, cursor)
     return JobList(items=[JobOut.of(j) for j in rows], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: str, principal: Reader, session: ReadSessionDep) -> JobOut:
-    return JobOut.of(repository.get_job(session, principal.organisation_id, job_id))
+    return JobOut.of(JOBS.get_or_404(session, principal.organisation_id, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, status_code=202)
 def cancel_job(job_id: str, principal: Writer, session: SessionDep, request: Request) -> JobOut:
     mark_resource(request, job_id)
-    job = repository.get_job(session, principal.organisation_id, job_id)
+    job = JOBS.get_or_404(session, principal.organisation_id, job_id)
     return JobOut.of(state.request_cancel(session, job))
 
 
@@ -57,7 +55,7 @@ def job_events(job_id: str, principal: Reader, session: ReadSessionDep, request:
     """Server-sent events: every state change and progress report, then a final ``end`` event. A client
     that reconnects with ``Last-Event-ID`` resumes after that event; a comment is sent every
     ``EVENT_PING_SECONDS`` so that proxies keep an idle stream open."""
-    repository.get_job(session, principal.organisation_id, job_id)  # 404 before the stream starts
+    JOBS.get_or_404(session, principal.organisation_id, job_id)  # 404 before the stream starts
     resume_from = request.headers.get("last-event-id", "0")
     after = int(resume_from) if resume_from.isdigit() else 0
     stream = job_event_stream(request.app.state.read_session_factory, principal.organisation_id, job_id, after)

@@ -46,6 +46,7 @@ def run_claimed_job(job_id: str, worker_id: str, settings_data: dict[str, Any], 
 
 def _run_locked(job_id: str, worker_id: str, settings: Settings, program: JobProgram) -> str:
     program.load_tables()  # before any flush: foreign keys name tables of other domains
+    program.register_here()
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
     with factory() as session:

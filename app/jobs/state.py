@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import ConflictError
 from app.db.base import utcnow
+from app.jobs import handlers
 from app.jobs.models import TERMINAL_STATUSES, Job, JobEvent
 
 
@@ -28,6 +29,15 @@ def _event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> N
     session.add(JobEvent(job_id=job_id, type=type_, data=data))
 
 
+def _settle(session: Session, job_id: str, kind: str, status: str, error: str | None) -> None:
+    """A job that failed or was cancelled fails the rows waiting on it (the ``on_failure`` hook of its
+    kind in ``app.jobs.handlers``), in the transaction that ends it."""
+    if status in ("failed", "cancelled"):
+        hook = handlers.failure_hook(kind)
+        if hook is not None:
+            hook(session, job_id, error or f"the {kind} job was {status}")
+
+
 def enqueue(
     session: Session,
     *,
@@ -37,6 +47,7 @@ def enqueue(
     max_attempts: int,
     cohort_id: str | None = None,
     method: str | None = None,
+    model_version_id: str | None = None,
 ) -> Job:
     job = Job(
         organisation_id=organisation_id,
@@ -44,6 +55,7 @@ def enqueue(
         config=config,
         cohort_id=cohort_id,
         method=method,
+        model_version_id=model_version_id,
         max_attempts=max_attempts,
         status="queued",
         progress={},
@@ -151,13 +163,14 @@ def finish(
     """End a running job held by ``worker_id`` (succeeded / failed / cancelled)."""
     if status not in TERMINAL_STATUSES:
         raise ValueError(f"{status!r} is not a terminal status")
-    done = session.execute(
+    kind = session.execute(
         _owned(job_id, worker_id)
         .values(status=status, error=error, result=result, finished_at=utcnow(), worker_id=None)
-        .returning(Job.id)
-    ).one_or_none()
-    if done is None:
+        .returning(Job.kind)
+    ).scalar_one_or_none()
+    if kind is None:
         raise LostClaim(job_id)
+    _settle(session, job_id, kind, status, error)
     data: dict[str, Any] = {"status": status}
     if error:
         data["error"] = error
@@ -181,6 +194,7 @@ def release(session: Session, job: Job, reason: str) -> str:
     job.worker_id = None
     if job.status in TERMINAL_STATUSES:
         job.finished_at = utcnow()
+        _settle(session, job.id, job.kind, job.status, job.error)
     _event(session, job.id, "state", {"status": job.status, "reason": reason, "attempt": job.attempt})
     return job.status
 
@@ -224,6 +238,7 @@ def request_cancel(session: Session, job: Job) -> Job:
         .returning(Job.id)
     ).one_or_none()
     if cancelled_queued is not None:
+        _settle(session, job.id, job.kind, "cancelled", None)
         _event(session, job.id, "state", {"status": "cancelled"})
     else:
         flagged = session.execute(

@@ -14,19 +14,22 @@ import re
 from collections.abc import Sequence
 from typing import NoReturn
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import ConflictError, InputError, NotFoundError
+from app.core.repository import OrgScopedRepository
 from app.fairness.models import Evaluation
-from app.jobs.models import Job
+from app.jobs.repository import JOBS
 from app.serving.models import ModelAlias, ModelVersion
 
 MODEL_ID_PREFIX = "mdl_"
+MODEL_REF = "a model version id (mdl_…) or an alias name of your organisation (e.g. production)"
 ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,63}")
 RESERVED_ALIASES = frozenset({"aliases"})  # a path segment of the API under /v1/models
 ACTIVE_JOB_STATUSES = ("queued", "running")
+MODELS = OrgScopedRepository(ModelVersion, "model version")
 
 
 def check_alias_name(name: str) -> None:
@@ -38,10 +41,6 @@ def check_alias_name(name: str) -> None:
         )
 
 
-def models_query(organisation_id: str) -> Select[ModelVersion]:
-    return select(ModelVersion).where(ModelVersion.organisation_id == organisation_id)
-
-
 def resolve(session: Session, organisation_id: str, ref: str) -> tuple[ModelVersion, str | None]:
     """The version ``ref`` names (an id or an alias) and the alias used, if any.
 
@@ -49,7 +48,7 @@ def resolve(session: Session, organisation_id: str, ref: str) -> tuple[ModelVers
     caller can wait for the job); unknown ids and aliases, and other organisations' ones, are 404.
     """
     if ref.startswith(MODEL_ID_PREFIX):
-        model = session.scalar(models_query(organisation_id).where(ModelVersion.id == ref))
+        model = MODELS.find(session, organisation_id, ref)
         if model is None:
             _explain_missing(session, organisation_id, ref)
         return model, None
@@ -73,14 +72,11 @@ def alias_target(session: Session, organisation_id: str, name: str) -> str:
 
 
 def _explain_missing(session: Session, organisation_id: str, model_id: str) -> NoReturn:
-    job_id = "job_" + model_id.removeprefix(MODEL_ID_PREFIX)  # inverse of train_job.model_version_id_for
-    job = session.scalar(
-        select(Job).where(Job.id == job_id, Job.organisation_id == organisation_id, Job.kind == "train")
-    )
+    job = session.scalar(JOBS.query(organisation_id, model_version_id=model_id))
     if job is not None and job.status in ACTIVE_JOB_STATUSES:
         raise ConflictError(
-            f"model version {model_id} does not exist yet: its training job {job_id} is {job.status}; "
-            f"it is registered when the job succeeds (GET /v1/jobs/{job_id})"
+            f"model version {model_id} does not exist yet: its training job {job.id} is {job.status}; "
+            f"it is registered when the job succeeds (GET /v1/jobs/{job.id})"
         )
     raise NotFoundError("model version", model_id)
 

@@ -16,13 +16,13 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.deps import Predictor, Reader, Writer
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
-from app.core.pagination import paginate
 from app.modelpkg.manifest import MANIFEST_FILE
 from app.serving import registry, service
 from app.serving.download import iter_and_close, model_archive, model_file
 from app.serving.inputs import ImageInput, read_predict_request
 from app.serving.models import ModelVersion
 from app.serving.monitoring import monitor
+from app.serving.registry import MODEL_REF
 from app.serving.runtime import ModelCache, ModelFiles, model_cache
 from app.serving.schemas import (
     AliasIn,
@@ -37,7 +37,6 @@ from app.serving.schemas import (
 
 router = APIRouter(tags=["models"], route_class=AuthenticatedRoute)
 CacheDep = Annotated[ModelCache, Depends(model_cache)]
-MODEL_REF = "a model version id (mdl_…) or an alias name of your organisation (e.g. production)"
 _DEMOGRAPHICS = {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
 PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
@@ -96,7 +95,7 @@ def _model(session: SessionDep, organisation_id: str, model_ref: str) -> ModelVe
 def list_models(
     principal: Reader, session: ReadSessionDep, limit: int = Query(50), cursor: str | None = None
 ) -> ModelList:
-    rows, next_cursor = paginate(session, registry.models_query(principal.organisation_id), ModelVersion, limit, cursor)
+    rows, next_cursor = registry.MODELS.page(session, principal.organisation_id, limit, cursor)
     return ModelList(items=service.represent(session, principal.organisation_id, rows), next_cursor=next_cursor)
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.cohorts.image_limits import ImageLimits
-from app.core.errors import NotFoundError
+from app.core.repository import OrgScopedRepository
 from app.db.base import new_id, utcnow
 from app.db.group_commit import GroupCommitWriter
 from app.serving import registry
@@ -19,6 +18,8 @@ from app.serving.models import PREDICTION_ID_PREFIX, ModelVersion, Prediction
 from app.serving.runtime import ModelCache
 from app.serving.schemas import ModelOut, PredictionOut, PredictResponse
 from app.settings import Settings
+
+PREDICTIONS = OrgScopedRepository(Prediction, "prediction")
 
 
 def represent(session: Session, organisation_id: str, models: Sequence[ModelVersion]) -> list[ModelOut]:
@@ -76,10 +77,6 @@ def predict(
 
 def record_outcome(session: Session, organisation_id: str, prediction_id: str, outcome: int) -> Prediction:
     """Set (or correct) the ground truth of a served prediction."""
-    row = session.scalar(
-        select(Prediction).where(Prediction.id == prediction_id, Prediction.organisation_id == organisation_id)
-    )
-    if row is None:
-        raise NotFoundError("prediction", prediction_id)
+    row = PREDICTIONS.get_or_404(session, organisation_id, prediction_id)
     row.outcome, row.outcome_at = outcome, utcnow()
     return row

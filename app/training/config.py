@@ -19,7 +19,6 @@ Method = Literal["erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairw
 Backbone = Literal["resnet18", "vgg11", "small"]
 
 METHODS: tuple[str, ...] = ("erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairwise_eo")
-BACKBONES: tuple[str, ...] = ("resnet18", "vgg11", "small")
 PAIRWISE_METHODS = frozenset({"pairwise_eo", "fair_multi_exit_pairwise_eo"})
 MULTI_EXIT_METHODS = frozenset({"fair_multi_exit", "fair_multi_exit_pairwise_eo"})
 

@@ -11,6 +11,7 @@ from app.cohorts import service as cohorts
 from app.cohorts.cache import load_cohort_arrays
 from app.cohorts.storage import cache_dir
 from app.core.errors import InputError
+from app.db.base import new_id
 from app.jobs import handlers, state
 from app.jobs.models import Job
 from app.settings import Settings
@@ -58,5 +59,6 @@ def start_training(session: Session, settings: Settings, principal: Principal, b
         config=config.model_dump(mode="json"),
         cohort_id=cohort.id,
         method=config.method,
+        model_version_id=new_id("mdl"),
         max_attempts=settings.max_attempts,
     )

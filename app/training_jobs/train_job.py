@@ -13,6 +13,7 @@ import shutil
 from typing import Any
 
 import torch
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.cohorts.models import Cohort
@@ -23,14 +24,10 @@ from app.fairness.evaluation import evaluate_predictions
 from app.fairness.storage import store_evaluation
 from app.jobs.context import Cancelled, Completion, JobContext
 from app.jobs.files import staging_model_dir
+from app.jobs.models import Job
 from app.serving.models import ModelVersion
 from app.training import progress as training_progress
 from app.training.run import run_training
-
-
-def model_version_id_for(job_id: str) -> str:
-    """One model version per training job, with an id known before the run (it names the export)."""
-    return "mdl_" + job_id.removeprefix("job_")
 
 
 def _progress_reporter(ctx: JobContext) -> training_progress.ProgressCallback:
@@ -61,9 +58,11 @@ def run_training_job(ctx: JobContext) -> Completion:
         if cohort is None or cohort.deleted_at is not None or cohort.status != "ready":
             raise InputError(f"cohort {ctx.cohort_id} is not available for training")
         cohort_attributes = list(cohort.attributes)
+        version = session.scalar(select(Job.model_version_id).where(Job.id == ctx.job_id))
+    if version is None:
+        raise InputError(f"training job {ctx.job_id} was queued without a model version id")
     # one job per core share: oversubscribed OpenMP threads spin against each other on small machines
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // ctx.settings.max_concurrent_jobs))
-    version = model_version_id_for(ctx.job_id)
     staging = staging_model_dir(ctx.settings, ctx.job_id)
     shutil.rmtree(staging, ignore_errors=True)
     try:

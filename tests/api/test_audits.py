@@ -4,36 +4,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
+from audit_helpers import post_audit, predictions_csv
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.fairness.models import Evaluation, MetricRow
 from app.main import create_app
-
-CONFIG = {"name": "vendor model", "sensitive_attributes": ["sex", "site"], "threshold": 0.5}
-
-
-def predictions_csv(n: int = 400, seed: int = 0, bias: float = 0.35, ids: bool = True) -> str:
-    """Scores that separate the classes well for men and worse for women (a planted gap)."""
-    rng = np.random.default_rng(seed)
-    sex = rng.choice(["female", "male"], n)
-    site = rng.choice(["a", "b", "c"], n)
-    y = rng.integers(0, 2, n)
-    signal = np.where(sex == "male", 1.0, 1.0 - 2 * bias)
-    score = 1 / (1 + np.exp(-(1.2 * signal * (2 * y - 1) + rng.normal(0, 1, n))))
-    header = "sample_id,y_true,y_score,sex,site" if ids else "y_true,y_score,sex,site"
-    lines = [header] + [(f"s{i}," if ids else "") + f"{y[i]},{score[i]:.6f},{sex[i]},{site[i]}" for i in range(n)]
-    return "\n".join(lines) + "\n"
-
-
-def post_audit(client, headers, csv_text: str, config: dict | None = None):
-    return client.post(
-        "/v1/audits",
-        headers=headers,
-        files={"predictions": ("p.csv", csv_text.encode())},
-        data={"config": json.dumps(config or CONFIG)},
-    )
 
 
 def test_audit_produces_a_stored_report_with_intervals(client, keys, session_factory):
@@ -150,7 +126,7 @@ def test_large_audit_runs_as_a_job_with_the_same_report(settings, keys, session_
     assert client.post("/v1/compare", headers=headers, json=pair).status_code == 200
 
 
-def test_failed_audit_job_shows_a_failed_evaluation(settings, keys, run_jobs, client):
+def test_failed_audit_job_shows_a_failed_evaluation(settings, keys, run_jobs, client, session_factory):
     headers = keys.headers()
     small = settings.model_copy(update={"audit_sync_max_rows": 10})
     with TestClient(create_app(small, run_supervisor=False)) as job_client:
@@ -159,6 +135,9 @@ def test_failed_audit_job_shows_a_failed_evaluation(settings, keys, run_jobs, cl
     run_jobs()
     failed = client.get(f"/v1/evaluations/{body['id']}", headers=headers).json()
     assert failed["status"] == "failed" and "predictions.npz" in failed["error"]
+    with session_factory() as session:  # the row itself says so (it once stayed "running", error unset)
+        row = session.get(Evaluation, body["id"])
+        assert (row.status, row.error) == ("failed", failed["error"])
     listed = client.get("/v1/evaluations", headers=headers).json()["items"]
     assert [(e["id"], e["status"]) for e in listed] == [(body["id"], "failed")]
     assert client.get(f"/v1/evaluations/{body['id']}/model-card", headers=headers).status_code == 409

@@ -35,7 +35,9 @@ def test_training_job_registers_model_and_evaluation_together(client, keys, sett
         model = session.get(ModelVersion, model_id)
         evaluation = session.get(Evaluation, evaluation_id)
         rows = session.scalar(select(func.count()).where(MetricRow.evaluation_id == evaluation_id))
+        named = session.get(Job, job_id).model_version_id  # given when the job was queued
     assert model is not None and evaluation is not None and evaluation.model_version_id == model_id
+    assert model.job_id == job_id and named == model_id
     assert rows > 100
     folder = settings.model_dir / model.path
     assert (folder / "model.json").exists() and set(model.files) <= {p.name for p in folder.iterdir()}

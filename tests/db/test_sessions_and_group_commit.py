@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.audit.models import AuditLogEntry
@@ -69,6 +70,25 @@ def test_read_only_session_refuses_to_write(database_url: str) -> None:
                 session.flush()
         with make_session_factory(engine)() as session:
             assert session.scalar(select(func.count()).select_from(Organisation)) == 0
+    finally:
+        engine.dispose()
+
+
+def test_the_database_refuses_writes_on_read_only_connections(database_url: str) -> None:
+    """Not only ORM flushes: a Core statement that writes fails in the database itself (SQLite's
+    query_only, PostgreSQL's READ ONLY transaction), where it used to be written and then silently
+    dropped with the read session that never commits. The pooled connection writes normally again
+    when a write transaction takes it next (one connection in the pool: the same one)."""
+    engine = make_engine(database_url, pool_size=1)
+    row = {"id": "org_sneaky", "name": "sneaky", "created_at": utcnow()}
+    try:
+        for attempt in range(2):  # the second time on a connection the write transaction just used
+            with make_read_session_factory(engine)() as session, pytest.raises(DBAPIError, match=r"read-?only"):
+                session.execute(insert(Organisation), [row])
+            with transaction(make_session_factory(engine)) as session:
+                session.execute(insert(Organisation), [{**row, "id": f"org_{attempt}", "name": f"kept {attempt}"}])
+        with make_read_session_factory(engine)() as session:
+            assert sorted(session.scalars(select(Organisation.name))) == ["kept 0", "kept 1"]
     finally:
         engine.dispose()
 
@@ -149,6 +169,27 @@ def test_a_malformed_submission_is_refused_and_the_writer_goes_on(store) -> None
         writer.submit(AuditLogEntry, [no_status]).result(timeout=30)
     writer.submit(AuditLogEntry, [audit_row("/after")]).result(timeout=30)
     assert paths(factory) == ["/after"]
+
+
+def test_updates_ride_along_with_inserts(store) -> None:
+    """``submit_update`` finds each row by its key column; updates and inserts of one batch commit together."""
+    factory, writer = store
+    with pytest.raises(ValueError, match=r"audit_log has no column 'nonexistent'"):
+        writer.submit_update(AuditLogEntry, "nonexistent", [{"path": "/a"}])
+    with pytest.raises(ValueError, match=r"audit_log has no column\(s\) \['nonexistent'\]"):
+        writer.submit_update(AuditLogEntry, "path", [{"path": "/a", "nonexistent": 1}])
+    writer.submit(AuditLogEntry, [audit_row("/a"), audit_row("/b")]).result(timeout=30)
+    pending = [
+        writer.submit_update(
+            AuditLogEntry, "path", [{"path": "/a", "status_code": 500}, {"path": "/b", "action": "b"}]
+        ),
+        writer.submit(AuditLogEntry, [audit_row("/c")]),
+    ]
+    for future in pending:
+        future.result(timeout=30)
+    with factory() as session:
+        rows = session.execute(select(AuditLogEntry.path, AuditLogEntry.action, AuditLogEntry.status_code))
+        assert sorted(rows) == [("/a", "POST /a", 500), ("/b", "b", 200), ("/c", "POST /c", 200)]
 
 
 def test_close_writes_what_was_queued_then_refuses(store) -> None:

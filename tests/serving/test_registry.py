@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 
+from archives import make_zip, upload
 from serving_helpers import insert_model, model_columns, multipart, noise_images
 from sqlalchemy import select
 
@@ -79,6 +80,27 @@ def test_alias_promotes_and_addresses_a_version(client, served, settings, sessio
     assert client.get("/v1/models/shadow", headers=served.headers).status_code == 404
 
 
+def test_every_model_route_takes_an_alias(client, served, run_jobs):
+    """Wherever a model id is accepted an alias is too; external evaluation once answered 404 for one."""
+    headers = served.headers
+    cohort = upload(client, headers, make_zip(40)).json()
+    run_jobs()
+    client.put("/v1/models/aliases/production", headers=headers, json={"model_version_id": served.id})
+    for suffix in ("", "/monitoring"):
+        by_alias = client.get(f"/v1/models/production{suffix}", headers=headers)
+        assert by_alias.status_code == 200, (suffix, by_alias.json())
+        assert by_alias.json() == client.get(f"/v1/models/{served.id}{suffix}", headers=headers).json()
+    download = client.get("/v1/models/production/onnx?file=model.json", headers=headers)
+    assert download.status_code == 200 and download.content == (served.folder / "model.json").read_bytes()
+
+    body = {"cohort_id": cohort["id"], "split": "all"}
+    started = client.post("/v1/models/production/evaluate", headers=headers, json=body)
+    assert started.status_code == 202, started.json()
+    assert started.json()["kind"] == "evaluate" and started.json()["config"]["model_version_id"] == served.id
+    unknown = client.post("/v1/models/staging/evaluate", headers=headers, json=body)
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "model alias 'staging' not found"
+
+
 def test_another_organisation_gets_404_everywhere(client, served, keys):
     client.put("/v1/models/aliases/production", headers=served.headers, json={"model_version_id": served.id})
     prediction = client.post(f"/v1/models/{served.id}/predict", headers=served.headers, **multipart(noise_images(1)))
@@ -138,12 +160,15 @@ def test_a_model_still_training_is_409_and_unknown_ones_404(client, served, sess
 
     with transaction(session_factory) as session:
         organisation_id = session.scalar(select(ModelVersion.organisation_id).where(ModelVersion.id == served.id))
-        session.add(Job(id="job_pending", organisation_id=organisation_id, kind="train", status="running", config={}))
+        job = Job(id="job_t", organisation_id=organisation_id, kind="train", status="running", config={})
+        session.add(job)
+        job.model_version_id = "mdl_pending"  # named when the job was queued (not derived from the job's id)
     images = multipart(noise_images(1))
     pending = client.post("/v1/models/mdl_pending/predict", headers=served.headers, **images)
-    assert pending.status_code == 409 and "job_pending is running" in pending.json()["detail"]
+    assert pending.status_code == 409 and "job_t is running" in pending.json()["detail"]
+    assert client.post("/v1/models/mdl_t/predict", headers=served.headers, **images).status_code == 404
     with transaction(session_factory) as session:
-        session.get(Job, "job_pending").status = "failed"
+        session.get(Job, "job_t").status = "failed"
     assert client.post("/v1/models/mdl_pending/predict", headers=served.headers, **images).status_code == 404
     assert client.post("/v1/models/mdl_unknown/predict", headers=served.headers, **images).status_code == 404
     assert client.post("/v1/models/staging/predict", headers=served.headers, **images).status_code == 404

@@ -1,0 +1,103 @@
+"""Every GET route answers while another connection holds the database's write lock.
+
+On SQLite a transaction that may write takes the single write lock at BEGIN, so a GET served from a
+write session would queue behind every job process and prediction writer; GETs use read-only
+sessions, which never wait for it. The app under test gets a busy timeout of 0, so a GET that waited
+for the lock fails at once (503) instead of after 30 s. On PostgreSQL readers never wait for writers,
+unless they write or lock rows themselves: there the other connection holds an EXCLUSIVE lock on every
+table (plain SELECTs only may pass) and the app's lock timeout turns any wait into a failure.
+
+The list of GET routes comes from the OpenAPI document, so a GET route added later must be added here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from archives import make_zip, upload
+from audit_helpers import post_audit, predictions_csv
+from fastapi.testclient import TestClient
+from job_helpers import finish, organisation_id, running_job
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+import app.db.engine
+from app.db.base import Base
+from app.main import create_app
+from app.settings import Settings
+
+
+@contextmanager
+def write_locked(url: str) -> Iterator[None]:
+    """Another connection holding the write lock (SQLite) or an exclusive lock on every table (PostgreSQL)."""
+    if url.startswith("sqlite"):
+        holder = sqlite3.connect(make_url(url).database or "", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # e.g. a job process in the middle of a long write
+        try:
+            yield
+        finally:
+            holder.rollback()
+            holder.close()
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"LOCK TABLE {tables} IN EXCLUSIVE MODE"))
+            yield
+            conn.rollback()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def impatient_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The test's settings for an app whose database connections never wait for a lock."""
+    if settings.is_sqlite:
+        monkeypatch.setattr(app.db.engine, "SQLITE_BUSY_TIMEOUT_MS", 0)
+        return settings
+    url = make_url(settings.database_url).update_query_dict({"options": "-c lock_timeout=1000"})
+    return settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
+
+
+def test_every_get_route_answers_while_the_database_is_write_locked(
+    client, served, keys, session_factory, impatient_settings
+) -> None:
+    admin = keys.headers("admin")
+    job = running_job(session_factory, organisation_id(session_factory))  # claims the oldest queued job:
+    finish(session_factory, job)  # before the cohort's ingestion job is queued
+    assert client.put("/v1/models/aliases/production", headers=admin, json={"model_version_id": served.id}).is_success
+    cohort = upload(client, admin, make_zip(20)).json()["id"]
+    evaluation = post_audit(client, admin, predictions_csv(200)).json()["id"]
+    models = (served.id, "production")
+    urls = {
+        "/healthz": ["/healthz"],
+        "/readyz": ["/readyz"],
+        "/metrics": ["/metrics"],
+        "/v1/keys": ["/v1/keys"],
+        "/v1/cohorts": ["/v1/cohorts"],
+        "/v1/cohorts/{cohort_id}": [f"/v1/cohorts/{cohort}"],
+        "/v1/jobs": ["/v1/jobs"],
+        "/v1/jobs/{job_id}": [f"/v1/jobs/{job}"],
+        "/v1/jobs/{job_id}/events": [f"/v1/jobs/{job}/events"],
+        "/v1/evaluations": ["/v1/evaluations"],
+        "/v1/evaluations/{evaluation_id}": [f"/v1/evaluations/{evaluation}"],
+        "/v1/evaluations/{evaluation_id}/report": [f"/v1/evaluations/{evaluation}/report"],
+        "/v1/evaluations/{evaluation_id}/model-card": [f"/v1/evaluations/{evaluation}/model-card"],
+        "/v1/evaluations/{evaluation_id}/metrics": [f"/v1/evaluations/{evaluation}/metrics?metric=auc"],
+        "/v1/models": ["/v1/models"],
+        "/v1/models/{model_ref}": [f"/v1/models/{m}" for m in models],
+        "/v1/models/{model_ref}/onnx": [f"/v1/models/{m}/onnx?file=model.json" for m in models],
+        "/v1/models/{model_ref}/monitoring": [f"/v1/models/{m}/monitoring" for m in models],
+    }
+    with TestClient(create_app(impatient_settings, run_supervisor=False)) as locked_client:
+        paths = locked_client.app.openapi()["paths"]
+        assert set(urls) == {path for path, operations in paths.items() if "get" in operations}
+        with write_locked(impatient_settings.database_url):
+            answers = {
+                url: locked_client.get(url, headers=admin).status_code for group in urls.values() for url in group
+            }
+    assert answers == dict.fromkeys(answers, 200)
