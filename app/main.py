@@ -14,6 +14,7 @@ from app.cohorts.router import router as cohorts_router
 from app.core.audit import AuditMiddleware
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.health import router as health_router
+from app.core.openapi import add_problem_schemas
 from app.core.private_files import make_private
 from app.core.problems import install_problem_handlers
 from app.core.refusals import RefusalLimiter
@@ -108,4 +109,5 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     # Serving first: routes are matched in order, and prediction is the hot path (no two routers share a path).
     for router in (serving_router, health_router, keys_router, cohorts_router, jobs_router, fairness_router):
         app.include_router(router)
+    add_problem_schemas(app)
     return app

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from fastapi import Query
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,9 @@ from app.core.fields import RESOURCE_REF
 
 T = TypeVar("T")
 MAX_LIMIT = 200
+#: The ``limit`` query parameter of every list route: out of bounds is a 422 naming it.
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1 to {MAX_LIMIT}")]
+DEFAULT_LIMIT = 50
 
 
 def encode_cursor(created_at: datetime, ident: str) -> str:

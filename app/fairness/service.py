@@ -96,15 +96,15 @@ def require_report(session: Session, evaluation: Evaluation) -> None:
 def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, Any]:
     """What every report names: model version and its file hashes, cohort and split, thresholds,
     seeds and the metric-definition version."""
-    config = evaluation.report["config"] if evaluation.report else {}
+    config = evaluation.report.config if evaluation.report else None
     meta: dict[str, Any] = {
         "evaluation": evaluation.id,
         "kind": evaluation.kind,
         "metric definition version": evaluation.metric_definition_version,
         "cohort": evaluation.cohort_id or "uploaded predictions",
         "split": evaluation.split,
-        "operating threshold": config.get("threshold"),
-        "bootstrap seed": config.get("seed"),
+        "operating threshold": config.threshold if config else None,
+        "bootstrap seed": config.seed if config else None,
     }
     if evaluation.model_version_id:
         model = session.get(ModelVersion, evaluation.model_version_id)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse
 
 from app.core.auth_route import AuthenticatedRoute
 from app.core.deps import Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
-from app.core.pagination import paginate
+from app.core.openapi import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, Limit, paginate
 from app.jobs import repository, state
 from app.jobs.events import EVENT_PING_SECONDS, job_event_stream
 from app.jobs.models import Job
@@ -18,7 +19,7 @@ from app.training_jobs.service import start_training
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=AuthenticatedRoute)
 
 
-@router.get("", response_model=JobList)
+@router.get("", response_model=JobList, summary="List jobs")
 def list_jobs(
     principal: Reader,
     session: ReadSessionDep,
@@ -26,7 +27,7 @@ def list_jobs(
     cohort_id: str | None = None,
     method: str | None = None,
     kind: str | None = None,
-    limit: int = Query(50),
+    limit: Limit = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> JobList:
     query = repository.jobs_query(
@@ -36,7 +37,13 @@ def list_jobs(
     return JobList(items=[JobOut.of(j) for j in rows], next_cursor=next_cursor)
 
 
-@router.post("", status_code=202, response_model=JobOut)
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    summary="Start a training job",
+    responses=problem_responses(404, 409, notes={409: "the cohort is not ready"}),
+)
 def start_training_job(
     body: TrainingJobCreate, principal: Writer, session: SessionDep, settings: SettingsDep, request: Request
 ) -> JobOut:
@@ -46,12 +53,18 @@ def start_training_job(
     return JobOut.of(job)
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("/{job_id}", response_model=JobOut, summary="Get a job", responses=problem_responses(404))
 def get_job(job_id: str, principal: Reader, session: ReadSessionDep) -> JobOut:
     return JobOut.of(repository.get_job(session, principal.organisation_id, job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, status_code=202)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    status_code=202,
+    summary="Cancel a job",
+    responses=problem_responses(404, 409, notes={409: "the job has already ended"}),
+)
 def cancel_job(job_id: str, principal: Writer, session: SessionDep, request: Request) -> JobOut:
     mark_resource(request, job_id)
     job = repository.get_job(session, principal.organisation_id, job_id)
@@ -61,7 +74,8 @@ def cancel_job(job_id: str, principal: Writer, session: SessionDep, request: Req
 @router.get(
     "/{job_id}/events",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    summary="Follow a job (server-sent events)",
+    responses={200: {"content": {"text/event-stream": {}}}, **problem_responses(404)},
 )
 def job_events(job_id: str, principal: Reader, session: ReadSessionDep, request: Request) -> EventSourceResponse:
     """Server-sent events: every state change and progress report, then a final ``end`` event. A client

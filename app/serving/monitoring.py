@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.evaluation import evaluate_predictions
+from app.fairness.report_schema import FairnessReport
 from app.serving.models import ModelVersion, Prediction
 from app.serving.schemas import DemographicMix, GroupCount, MonitoringOut
 from app.settings import Settings
@@ -27,7 +28,7 @@ def monitor(session: Session, settings: Settings, organisation_id: str, model: M
     exit_counts = np.bincount([r.exit_index for r in rows], minlength=n_exits).tolist()
     demographics = [r.demographics or {} for r in rows]
     known = [i for i, r in enumerate(rows) if r.outcome is not None]
-    report = None
+    report: FairnessReport | None = None
     if known:
         attributes = sorted({k for i in known for k in demographics[i]})
         predictions = PredictionSet(
@@ -36,7 +37,8 @@ def monitor(session: Session, settings: Settings, organisation_id: str, model: M
             groups={a: np.array([demographics[i].get(a) for i in known], dtype=object) for a in attributes},
             threshold=float(model.thresholds["operating"]),
         )
-        report = evaluate_predictions(predictions, attributes=attributes, settings=settings).report
+        outcome = evaluate_predictions(predictions, attributes=attributes, settings=settings)
+        report = FairnessReport.model_validate(outcome.report)
     return MonitoringOut(
         model_id=model.id,
         model_sha256=model.sha256,

@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core.auth_route import AuthenticatedRoute
 from app.core.deps import Predictor, Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
-from app.core.pagination import paginate
+from app.core.openapi import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, Limit, paginate
 from app.serving import registry, service
 from app.serving.download import iter_and_close, model_archive, model_file
 from app.serving.inputs import ImageInput, read_predict_request
@@ -36,6 +37,10 @@ from app.serving.schemas import (
 router = APIRouter(tags=["models"], route_class=AuthenticatedRoute)
 CacheDep = Annotated[ModelCache, Depends(model_cache)]
 MODEL_REF = "a model version id (mdl_…) or an alias name of your organisation (e.g. production)"
+NOT_YET = {409: "the version's training job is still queued or running"}
+TAMPERED = {409: "the version's training job is still running, or its files no longer match their SHA-256"}
+# A 1×1 grey PNG: what an image looks like in a JSON prediction request.
+_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCBd81ytgAAAABJRU5ErkJggg=="
 _DEMOGRAPHICS = {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
 PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
@@ -50,6 +55,7 @@ PREDICT_BODY: dict[str, Any] = {
                         "demographics": {
                             "type": "string",
                             "description": "JSON list with one object (or null) per image, in order",
+                            "examples": ['[{"sex": "female", "age_group": "60-79"}]'],
                         },
                     },
                 }
@@ -73,6 +79,9 @@ PREDICT_BODY: dict[str, Any] = {
                             },
                         }
                     },
+                    "examples": [
+                        {"images": [{"data": _PNG, "name": "lesion-001.png", "demographics": {"sex": "female"}}]}
+                    ],
                 }
             },
         },
@@ -90,22 +99,33 @@ def _model(session: SessionDep, organisation_id: str, model_ref: str) -> ModelVe
     return registry.resolve(session, organisation_id, model_ref)[0]
 
 
-@router.get("/v1/models", response_model=ModelList)
+@router.get("/v1/models", response_model=ModelList, summary="List model versions")
 def list_models(
-    principal: Reader, session: ReadSessionDep, limit: int = Query(50), cursor: str | None = None
+    principal: Reader, session: ReadSessionDep, limit: Limit = DEFAULT_LIMIT, cursor: str | None = None
 ) -> ModelList:
     rows, next_cursor = paginate(session, registry.models_query(principal.organisation_id), ModelVersion, limit, cursor)
     return ModelList(items=service.represent(session, principal.organisation_id, rows), next_cursor=next_cursor)
 
 
-@router.put("/v1/models/aliases/{name}", response_model=AliasOut)
+@router.put(
+    "/v1/models/aliases/{name}",
+    response_model=AliasOut,
+    summary="Point an alias at a model version",
+    responses=problem_responses(404, 409, notes={409: NOT_YET[409] + ", or a concurrent request created the alias"}),
+)
 def put_alias(name: str, body: AliasIn, principal: Writer, session: SessionDep, request: Request) -> AliasOut:
     """Point an alias (e.g. ``production``) at a model version; prediction can then name the alias."""
     mark_resource(request, body.model_version_id)
     return AliasOut.of(registry.set_alias(session, principal.organisation_id, name, body.model_version_id))
 
 
-@router.get("/v1/models/{model_ref}", response_model=ModelOut, description=MODEL_REF)
+@router.get(
+    "/v1/models/{model_ref}",
+    response_model=ModelOut,
+    summary="Get a model version",
+    description=MODEL_REF,
+    responses=problem_responses(404, 409, notes=NOT_YET),
+)
 def get_model(model_ref: str, principal: Reader, session: ReadSessionDep) -> ModelOut:
     (out,) = service.represent(
         session, principal.organisation_id, [_model(session, principal.organisation_id, model_ref)]
@@ -116,7 +136,11 @@ def get_model(model_ref: str, principal: Reader, session: ReadSessionDep) -> Mod
 @router.get(
     "/v1/models/{model_ref}/onnx",
     response_class=Response,
-    responses={200: {"content": {"application/zip": {}, "application/octet-stream": {}}}},
+    summary="Download a model version's files",
+    responses={
+        200: {"content": {"application/zip": {}, "application/octet-stream": {}}},
+        **problem_responses(404, 409, notes=TAMPERED),
+    },
 )
 def download_model(
     model_ref: str,
@@ -143,7 +167,9 @@ def download_model(
     "/v1/models/{model_ref}/predict",
     response_model=PredictResponse,
     openapi_extra=PREDICT_BODY,
+    summary="Predict with early exit",
     description=MODEL_REF,
+    responses=problem_responses(404, 409, 415, notes=TAMPERED),
 )
 async def predict(
     model_ref: str,
@@ -169,7 +195,13 @@ async def predict(
     )
 
 
-@router.get("/v1/models/{model_ref}/monitoring", response_model=MonitoringOut, description=MODEL_REF)
+@router.get(
+    "/v1/models/{model_ref}/monitoring",
+    response_model=MonitoringOut,
+    summary="Monitor a model version's served predictions",
+    description=MODEL_REF,
+    responses=problem_responses(404, 409, notes=NOT_YET),
+)
 def monitoring(model_ref: str, principal: Reader, session: ReadSessionDep, settings: SettingsDep) -> MonitoringOut:
     """Subgroup metrics (with intervals) of served predictions that have outcomes, and the demographic
     mix of every request."""
@@ -177,7 +209,12 @@ def monitoring(model_ref: str, principal: Reader, session: ReadSessionDep, setti
     return monitor(session, settings, principal.organisation_id, model)
 
 
-@router.post("/v1/predictions/{prediction_id}/outcome", response_model=PredictionRecord)
+@router.post(
+    "/v1/predictions/{prediction_id}/outcome",
+    response_model=PredictionRecord,
+    summary="Record the ground truth of a prediction",
+    responses=problem_responses(404),
+)
 def post_outcome(
     prediction_id: str, body: OutcomeIn, principal: Predictor, session: SessionDep, request: Request
 ) -> PredictionRecord:
