@@ -1,93 +1,96 @@
 """Export an evaluation as a model card in the Model Card Toolkit JSON schema (v0.0.2), with the
-intervals the toolkit's ``confidence_interval`` field carries, plus a ``fairaudit`` block naming
-what the numbers depend on (metric definitions, model file hashes, thresholds)."""
+intervals the toolkit's ``confidence_interval`` field carries, plus a ``fairaudit`` block naming what
+the numbers depend on (metric definitions, model file hashes, thresholds). The document's shape is
+typed below (``ModelCard``), as the fairness report's is (``app.fairness.report_schema``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, NotRequired
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from app.fairness.models import Evaluation
-from app.fairness.report_schema import absent_when_none
 from app.serving.models import ModelVersion
 
 HEADLINE_GROUP_METRICS = ("auc", "pf", "tpr", "fpr", "ppv", "ece")
 
 
-class ConfidenceInterval(BaseModel):
+class ConfidenceInterval(TypedDict):
     lower_bound: str
     upper_bound: str
 
 
-class PerformanceMetric(BaseModel):
-    type: str = Field(description="a metric (auc, pf, tpr, …) or a gap (pfd, eopp1, …)")
-    value: str = Field(description="4 decimals, as the toolkit stores numbers")
-    slice: str = Field(description='"overall", "attribute=group", or "attribute (gap)"')
-    confidence_interval: ConfidenceInterval | None = absent_when_none("95 % interval, when the report has one")
+class PerformanceMetric(TypedDict):
+    type: Annotated[str, Field(description="a metric (auc, pf, tpr, …) or a gap (pfd, eopp1, …)")]
+    value: Annotated[str, Field(description="4 decimals, as the toolkit stores numbers")]
+    slice: Annotated[str, Field(description='"overall", "attribute=group", or "attribute (gap)"')]
+    confidence_interval: NotRequired[Annotated[ConfidenceInterval, Field(description="95 % interval, if any")]]
 
 
-class CardVersion(BaseModel):
+class CardVersion(TypedDict):
     name: str
     date: str
 
 
-class Reference(BaseModel):
+class Reference(TypedDict):
     reference: str
 
 
-class ModelDetails(BaseModel):
+class ModelDetails(TypedDict):
     name: str
     overview: str
     version: CardVersion
     references: list[Reference]
 
 
-class EvalData(BaseModel):
+class EvalData(TypedDict):
     name: str
 
 
-class CardData(BaseModel):
+class CardData(TypedDict):
     eval: EvalData
 
 
-class ModelParameters(BaseModel):
+class ModelParameters(TypedDict):
     model_architecture: str | None
     data: CardData
 
 
-class QuantitativeAnalysis(BaseModel):
+class QuantitativeAnalysis(TypedDict):
     performance_metrics: list[PerformanceMetric]
 
 
-class FairnessAssessment(BaseModel):
+class FairnessAssessment(TypedDict):
     group_at_risk: str
     benefits: str | None
     harms: str
     mitigation_strategy: str | None
 
 
-class Limitation(BaseModel):
+class Limitation(TypedDict):
     description: str
 
 
-class Considerations(BaseModel):
-    fairness_assessment: list[FairnessAssessment] = Field(description="one per significant gap of the report")
+class Considerations(TypedDict):
+    fairness_assessment: Annotated[list[FairnessAssessment], Field(description="one per significant gap")]
     limitations: list[Limitation]
 
 
-class CardThresholds(BaseModel):
+class CardThresholds(TypedDict):
     operating: float | None
-    exits: list[float | None] | None = absent_when_none("model versions only: the early-exit threshold per exit")
+    exits: NotRequired[
+        Annotated[list[float | None], Field(description="model versions only: the early-exit threshold per exit")]
+    ]
 
 
-class FairAuditBlock(BaseModel):
+class FairAuditBlock(TypedDict):
     metric_definition_version: str
-    model_files_sha256: dict[str, str] | None = Field(description="null for an audit of external predictions")
+    model_files_sha256: Annotated[dict[str, str] | None, Field(description="null for an audit")]
     thresholds: CardThresholds
 
 
-class ModelCard(BaseModel):
+class ModelCard(TypedDict):
     """A Model Card Toolkit v0.0.2 document of one evaluation."""
 
     schema_version: str
@@ -101,10 +104,13 @@ class ModelCard(BaseModel):
 def _metric(kind: str, value: dict[str, Any], slice_name: str) -> PerformanceMetric | None:
     if value.get("value") is None:
         return None
-    interval = None
+    entry: PerformanceMetric = {"type": kind, "value": f"{value['value']:.4f}", "slice": slice_name}
     if value.get("ci_low") is not None and value.get("ci_high") is not None:
-        interval = ConfidenceInterval(lower_bound=f"{value['ci_low']:.4f}", upper_bound=f"{value['ci_high']:.4f}")
-    return PerformanceMetric(type=kind, value=f"{value['value']:.4f}", slice=slice_name, confidence_interval=interval)
+        entry["confidence_interval"] = {
+            "lower_bound": f"{value['ci_low']:.4f}",
+            "upper_bound": f"{value['ci_high']:.4f}",
+        }
+    return entry
 
 
 def model_card(evaluation: Evaluation, model: ModelVersion | None) -> ModelCard:
@@ -123,44 +129,47 @@ def model_card(evaluation: Evaluation, model: ModelVersion | None) -> ModelCard:
             if entry:
                 metrics.append(entry)
     summary = report.get("summary", {})
-    return ModelCard(
-        schema_version="0.0.2",
-        model_details=ModelDetails(
-            name=model.id if model else evaluation.name,
-            overview=f"Fairness evaluation {evaluation.id} ({evaluation.kind}) of "
+    return {
+        "schema_version": "0.0.2",
+        "model_details": {
+            "name": model.id if model else evaluation.name,
+            "overview": f"Fairness evaluation {evaluation.id} ({evaluation.kind}) of "
             f"{model.method + ' / ' + model.backbone if model else 'externally produced predictions'}.",
-            version=CardVersion(name=model.id if model else evaluation.id, date=evaluation.created_at.isoformat()),
-            references=[Reference(reference=f"/v1/evaluations/{evaluation.id}/report")],
-        ),
-        model_parameters=ModelParameters(
-            model_architecture=model.backbone if model else None,
-            data=CardData(
-                eval=EvalData(
-                    name=f"cohort {evaluation.cohort_id}, split {evaluation.split}"
+            "version": {
+                "name": model.id if model else evaluation.id,
+                "date": evaluation.created_at.isoformat(),
+            },
+            "references": [{"reference": f"/v1/evaluations/{evaluation.id}/report"}],
+        },
+        "model_parameters": {
+            "model_architecture": model.backbone if model else None,
+            "data": {
+                "eval": {
+                    "name": f"cohort {evaluation.cohort_id}, split {evaluation.split}"
                     if evaluation.cohort_id
                     else evaluation.name
-                )
-            ),
-        ),
-        quantitative_analysis=QuantitativeAnalysis(performance_metrics=metrics),
-        considerations=Considerations(
-            fairness_assessment=[
-                FairnessAssessment(
-                    group_at_risk=f["attribute"],
-                    benefits=None,
-                    harms=f"{f['gap']} = {f['value']}",
-                    mitigation_strategy=None,
-                )
+                }
+            },
+        },
+        "quantitative_analysis": {"performance_metrics": metrics},
+        "considerations": {
+            "fairness_assessment": [
+                {
+                    "group_at_risk": f.get("attribute"),
+                    "benefits": None,
+                    "harms": f"{f.get('gap')} = {f.get('value')}",
+                    "mitigation_strategy": None,
+                }
                 for f in summary.get("findings", [])
                 if f.get("significant")
             ],
-            limitations=[Limitation(description=summary.get("verdict", ""))],
-        ),
-        fairaudit=FairAuditBlock(
-            metric_definition_version=evaluation.metric_definition_version,
-            model_files_sha256=dict(model.files) if model else None,
-            thresholds=CardThresholds.model_validate(model.thresholds)
+            "limitations": [{"description": summary.get("verdict", "")}],
+        },
+        "fairaudit": {
+            "metric_definition_version": evaluation.metric_definition_version,
+            "model_files_sha256": dict(model.files) if model else None,
+            "thresholds": CardThresholds(operating=model.thresholds["operating"], exits=model.thresholds["exits"])
             if model
-            else CardThresholds(operating=report.get("config", {}).get("threshold")),
-        ),
-    )
+            else {"operating": report.get("config", {}).get("threshold")},
+        },
+    }

@@ -5,45 +5,39 @@ schema code); these models describe those dicts field by field, so the OpenAPI d
 client receives and a response that drifted from the engine fails loudly in the tests instead of
 reaching a client. ``docs/report-format.md`` explains every field.
 
-A key the engine leaves out (``gaps`` of the overall grouping, ``curves`` outside the policy
-evaluation, ``threshold_source`` outside audits) stays left out when the model is serialised: it is
-declared with ``absent_when_none``, not sent as ``null``.
+They are ``TypedDict``s, not models: a report holds tens of thousands of values, and validating them
+into dicts (what the engine, the HTML report and the model card read) costs a fraction of building
+model objects. A key the engine sometimes leaves out (``gaps`` of the overall grouping, ``curves``
+outside the policy evaluation, ``threshold_source`` outside audits) is ``NotRequired``: absent, never
+sent as ``null``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 Status = Literal["ok", "undefined", "insufficient"]
 GroupingKind = Literal["overall", "attribute", "intersection"]
 ExitKey = Annotated[int | Literal["policy"], Field(description='0-based exit index, or "policy" (the early-exit rule)')]
 
 
-def _is_none(value: Any) -> bool:
-    return value is None
-
-
-def absent_when_none(description: str) -> Any:
-    """A field the engine sometimes leaves out: optional in the schema and omitted, not ``null``, on output."""
-    return Field(default=None, exclude_if=_is_none, description=description)
-
-
-class Value(BaseModel):
+class Value(TypedDict):
     """A number with its 95 % interval and the status that says why a missing one is missing."""
 
     value: float | None
     ci_low: float | None
     ci_high: float | None
     status: Status
-    n: int = Field(description="the status denominator, e.g. min(n_pos, n_neg) for auc, n_pos for tpr")
+    n: Annotated[int, Field(description="the status denominator, e.g. min(n_pos, n_neg) for auc, n_pos for tpr")]
 
 
-class GroupMetrics(BaseModel):
+class GroupMetrics(TypedDict):
     prevalence: Value
     auc: Value
-    pf: Value = Field(description="AUC of the group's positives against all negatives of the population")
+    pf: Annotated[Value, Field(description="AUC of the group's positives against all negatives of the population")]
     tpr: Value
     fpr: Value
     tnr: Value
@@ -56,22 +50,22 @@ class GroupMetrics(BaseModel):
     brier: Value
 
 
-class LeftOut(BaseModel):
+class LeftOut(TypedDict):
     group: str
     status: Status
 
 
-class Gap(BaseModel):
+class Gap(TypedDict):
     value: float | None
     ci_low: float | None
     ci_high: float | None
     status: Status
-    p_value: float | None = Field(description="smallest Holm-adjusted p of the gap's group-vs-rest tests")
+    p_value: Annotated[float | None, Field(description="smallest Holm-adjusted p of the gap's group-vs-rest tests")]
     groups_used: list[str]
-    left_out: list[LeftOut] = Field(description="groups not ok for a metric the gap uses, and why")
+    left_out: Annotated[list[LeftOut], Field(description="groups not ok for a metric the gap uses, and why")]
 
 
-class Gaps(BaseModel):
+class Gaps(TypedDict):
     pfd: Gap
     auc_gap: Gap
     worst_group_auc: Gap
@@ -86,24 +80,24 @@ class Gaps(BaseModel):
     equal_opportunity_ratio: Gap
 
 
-class GroupTest(BaseModel):
+class GroupTest(TypedDict):
     """One group against the rest of its grouping."""
 
     group: str
-    difference: float | None = Field(description="group minus rest")
+    difference: Annotated[float | None, Field(description="group minus rest")]
     statistic: float | None
     p_value: float | None
     p_holm: float | None
 
 
-class Tests(BaseModel):
+class Tests(TypedDict):
     tpr: list[GroupTest]
     fpr: list[GroupTest]
     selection_rate: list[GroupTest]
     pf: list[GroupTest]
 
 
-class FairlearnRates(BaseModel):
+class FairlearnRates(TypedDict):
     selection_rate: float | None
     tpr: float | None
     fpr: float | None
@@ -111,7 +105,7 @@ class FairlearnRates(BaseModel):
     fnr: float | None
 
 
-class FairlearnDisparities(BaseModel):
+class FairlearnDisparities(TypedDict):
     demographic_parity_difference: float | None
     demographic_parity_ratio: float | None
     equalized_odds_difference: float | None
@@ -122,7 +116,7 @@ class FairlearnDisparities(BaseModel):
     equal_opportunity_ratio: float | None
 
 
-class Fairlearn(BaseModel):
+class Fairlearn(TypedDict):
     """Fairlearn 0.15's own values, reproduced from counts (its conventions, not the report's)."""
 
     by_group: dict[str, FairlearnRates]
@@ -131,63 +125,63 @@ class Fairlearn(BaseModel):
     to_overall: FairlearnDisparities
 
 
-class RocCurve(BaseModel):
+class RocCurve(TypedDict):
     fpr: list[float]
     tpr: list[float]
 
 
-class ReliabilityBin(BaseModel):
+class ReliabilityBin(TypedDict):
     bin: int
     count: int
     mean_score: float
     observed: float
 
 
-class Curves(BaseModel):
-    roc: dict[str, RocCurve | None] = Field(description="per group; null for a group without both classes")
-    reliability: dict[str, list[ReliabilityBin]] = Field(description="per group, its non-empty ECE bins")
+class Curves(TypedDict):
+    roc: Annotated[dict[str, RocCurve | None], Field(description="per group; null for a group without both classes")]
+    reliability: Annotated[dict[str, list[ReliabilityBin]], Field(description="per group, its non-empty ECE bins")]
 
 
-class GroupResult(BaseModel):
+class GroupResult(TypedDict):
     group: str
-    levels: dict[str, str] = Field(description="attribute -> value; {} for the overall group")
+    levels: Annotated[dict[str, str], Field(description="attribute -> value; {} for the overall group")]
     n: int
     n_pos: int
     n_neg: int
     metrics: GroupMetrics
 
 
-class GroupingResult(BaseModel):
-    attribute: str = Field(description='"overall", an attribute, or "a×b" (the intersection)')
+class GroupingResult(TypedDict):
+    attribute: Annotated[str, Field(description='"overall", an attribute, or "a×b" (the intersection)')]
     kind: GroupingKind
-    n_missing: int = Field(description="samples whose value is missing (in no group)")
+    n_missing: Annotated[int, Field(description="samples whose value is missing (in no group)")]
     groups: list[GroupResult]
-    gaps: Gaps | None = absent_when_none("attributes and the intersection only")
-    tests: Tests | None = absent_when_none("attributes and the intersection only; one test per group")
-    fairlearn: Fairlearn | None = absent_when_none("attributes and the intersection only")
-    curves: Curves | None = absent_when_none('the "policy" evaluation only')
+    gaps: NotRequired[Annotated[Gaps, Field(description="attributes and the intersection only")]]
+    tests: NotRequired[Annotated[Tests, Field(description="attributes and the intersection only; one test per group")]]
+    fairlearn: NotRequired[Annotated[Fairlearn, Field(description="attributes and the intersection only")]]
+    curves: NotRequired[Annotated[Curves, Field(description='the "policy" evaluation only')]]
 
 
-class ExitEvaluation(BaseModel):
+class ExitEvaluation(TypedDict):
     exit: ExitKey
     groupings: list[GroupingResult]
 
 
-class GroupingInfo(BaseModel):
+class GroupingInfo(TypedDict):
     attribute: str
     kind: GroupingKind
     groups: list[str]
     n_missing: int
 
 
-class Population(BaseModel):
+class Population(TypedDict):
     n: int
     n_pos: int
     n_neg: int
     n_exits: int
 
 
-class RunConfig(BaseModel):
+class RunConfig(TypedDict):
     """The settings a report or comparison was computed with."""
 
     attributes: list[str]
@@ -200,32 +194,36 @@ class RunConfig(BaseModel):
 
 class ReportConfig(RunConfig):
     alpha: float
-    threshold: float = Field(description="the operating threshold every y_pred used")
+    threshold: Annotated[float, Field(description="the operating threshold every y_pred used")]
     ece_bins: int
-    definitions: dict[str, str] = Field(description="one line per convention: pf, eodd, status, gaps, …")
-    threshold_source: str | None = absent_when_none("audits only: 'given', or the rule fitted on the audited data")
+    definitions: Annotated[dict[str, str], Field(description="one line per convention: pf, eodd, status, gaps, …")]
+    threshold_source: NotRequired[
+        Annotated[str, Field(description="audits only: 'given', or the rule fitted on the audited data")]
+    ]
 
 
-class ExitGroup(BaseModel):
+class ExitGroup(TypedDict):
     group: str
     n: int
-    exit_rates: list[Value] = Field(description="one per exit")
-    mean_compute: Value | None = Field(description="fraction of the full network's multiply-adds; null without costs")
+    exit_rates: Annotated[list[Value], Field(description="one per exit")]
+    mean_compute: Annotated[
+        Value | None, Field(description="fraction of the full network's multiply-adds; null without costs")
+    ]
 
 
-class ExitGrouping(BaseModel):
+class ExitGrouping(TypedDict):
     attribute: str
     kind: GroupingKind
     groups: list[ExitGroup]
 
 
-class Exits(BaseModel):
+class Exits(TypedDict):
     n_exits: int
-    exit_cost: list[float] | None = Field(description="fraction of the full network's multiply-adds per exit")
+    exit_cost: Annotated[list[float] | None, Field(description="fraction of the full network's multiply-adds per exit")]
     groupings: list[ExitGrouping]
 
 
-class Finding(BaseModel):
+class Finding(TypedDict):
     attribute: str
     kind: Literal["attribute", "intersection"]
     gap: str
@@ -236,7 +234,7 @@ class Finding(BaseModel):
     significant: bool
 
 
-class SummaryMetrics(BaseModel):
+class SummaryMetrics(TypedDict):
     auc: Value
     tpr: Value
     fpr: Value
@@ -245,16 +243,16 @@ class SummaryMetrics(BaseModel):
     brier: Value
 
 
-class Summary(BaseModel):
+class Summary(TypedDict):
     exit: ExitKey
     alpha: float
     verdict: str
     largest_significant_gap: Finding | None
-    findings: list[Finding] = Field(description="pfd, eopp1, eopp0, eodd of every attribute with status ok")
+    findings: Annotated[list[Finding], Field(description="pfd, eopp1, eopp0, eodd of every attribute with status ok")]
     overall: SummaryMetrics
 
 
-class FairnessReport(BaseModel):
+class FairnessReport(TypedDict):
     """Per group (attribute, intersection, exit, policy): metrics with 95 % intervals and statuses; gaps
     with bootstrap intervals and Holm-adjusted p-values; a Fairlearn block; exit rates; a verdict."""
 
@@ -262,12 +260,12 @@ class FairnessReport(BaseModel):
     config: ReportConfig
     population: Population
     groupings: list[GroupingInfo]
-    evaluations: list[ExitEvaluation] = Field(description='each exit of a multi-exit model, then "policy"')
-    exits: Exits | None = Field(description="null unless the predictions carry an exit index")
+    evaluations: Annotated[list[ExitEvaluation], Field(description='each exit of a multi-exit model, then "policy"')]
+    exits: Annotated[Exits | None, Field(description="null unless the predictions carry an exit index")]
     summary: Summary
 
 
-class ComparedEvaluation(BaseModel):
+class ComparedEvaluation(TypedDict):
     id: str
     name: str
     model_version_id: str | None
@@ -275,33 +273,33 @@ class ComparedEvaluation(BaseModel):
     split: str | None
 
 
-class Difference(BaseModel):
-    attribute: str = Field(description='"overall", an attribute, or "a×b"')
+class Difference(TypedDict):
+    attribute: Annotated[str, Field(description='"overall", an attribute, or "a×b"')]
     metric: str
     value_model: float | None
     value_reference: float | None
-    difference: float | None = Field(description="model minus reference")
+    difference: Annotated[float | None, Field(description="model minus reference")]
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
-    p_holm: float | None
     status: Literal["ok", "undefined"]
+    p_holm: Annotated[float | None, Field(description="Holm-adjusted over the metrics of this comparison")]
 
 
-class PairComparison(BaseModel):
+class PairComparison(TypedDict):
     model: str
     reference: str
     differences: list[Difference]
 
 
-class Comparison(BaseModel):
+class Comparison(TypedDict):
     """Each evaluation against the first, on the samples they share, with paired-bootstrap intervals."""
 
-    evaluations: list[ComparedEvaluation] = Field(description="in request order")
+    evaluations: Annotated[list[ComparedEvaluation], Field(description="in request order")]
     metric_definition_version: str
     config: RunConfig
-    reference: str = Field(description="the reference evaluation's id")
-    models: list[str] = Field(description="every evaluation id, reference first")
-    n_matched: int = Field(description="samples common to all evaluations")
-    n_unmatched: dict[str, int] = Field(description="per evaluation, its samples left out")
+    reference: Annotated[str, Field(description="the reference evaluation's id")]
+    models: Annotated[list[str], Field(description="every evaluation id, reference first")]
+    n_matched: Annotated[int, Field(description="samples common to all evaluations")]
+    n_unmatched: Annotated[dict[str, int], Field(description="per evaluation, its samples left out")]
     comparisons: list[PairComparison]

@@ -3,7 +3,7 @@ comparisons, and external validation of a model version on another cohort."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
@@ -75,7 +75,7 @@ def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessio
         raise ConflictError(f"evaluation {evaluation_id} has no report yet ({evaluation.status})")
     return HTMLResponse(
         render_html(
-            evaluation.report.model_dump(mode="json"),
+            evaluation.report,
             title=f"Fairness audit: {evaluation.name}",
             metadata=service.report_metadata(session, evaluation),
         )
@@ -134,11 +134,11 @@ def create_audit(
     summary="Compare evaluations, paired",
     responses=problem_responses(404, 409, notes={409: "an evaluation has no report yet"}),
 )
-def compare(body: CompareRequest, principal: Reader, session: ReadSessionDep, settings: SettingsDep) -> Comparison:
+def compare(body: CompareRequest, principal: Reader, session: ReadSessionDep, settings: SettingsDep) -> dict[str, Any]:
     """Differences of each headline metric against the first evaluation, with paired-bootstrap
     intervals and p-values (Holm-adjusted), on the samples the evaluations share. It stores nothing, so it
     reads on a read-only session: the bootstrap must not hold SQLite's write lock."""
-    return Comparison.model_validate(service.compare(session, settings, principal.organisation_id, body))
+    return service.compare(session, settings, principal.organisation_id, body)
 
 
 @router.post(

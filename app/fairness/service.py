@@ -4,6 +4,7 @@ Never commits."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import IO, Any
 
 from pydantic import ValidationError
@@ -96,15 +97,15 @@ def require_report(session: Session, evaluation: Evaluation) -> None:
 def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, Any]:
     """What every report names: model version and its file hashes, cohort and split, thresholds,
     seeds and the metric-definition version."""
-    config = evaluation.report.config if evaluation.report else None
+    config: Mapping[str, object] = evaluation.report["config"] if evaluation.report else {}
     meta: dict[str, Any] = {
         "evaluation": evaluation.id,
         "kind": evaluation.kind,
         "metric definition version": evaluation.metric_definition_version,
         "cohort": evaluation.cohort_id or "uploaded predictions",
         "split": evaluation.split,
-        "operating threshold": config.threshold if config else None,
-        "bootstrap seed": config.seed if config else None,
+        "operating threshold": config.get("threshold"),
+        "bootstrap seed": config.get("seed"),
     }
     if evaluation.model_version_id:
         model = session.get(ModelVersion, evaluation.model_version_id)
