@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Annotated, Any, NotRequired
 
 from fastapi import FastAPI
 from fastapi.dependencies.utils import get_flat_params
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import Field, TypeAdapter
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from app.core.problems import PROBLEM_JSON, title
 
@@ -48,28 +49,33 @@ _HEADERS: dict[int, dict[str, Any]] = {
 }
 
 
-class ProblemError(BaseModel):
+# TypedDicts, not models: a key that is not always there is absent (never null), and the schema leaves
+# room for further members, as RFC 9457 allows.
+class ProblemError(TypedDict):
     """One offending part of the request. Which keys appear depends on what was wrong."""
 
     message: str
-    field: str | None = Field(default=None, description="dotted path of a request field, e.g. body.lr")
-    row: int | None = Field(default=None, description="1-based row of a CSV file (the header is row 1)")
-    column: str | None = Field(default=None, description="a CSV column")
-    file: str | None = Field(default=None, description="a file of an upload or archive")
-    image: int | None = Field(default=None, description="0-based index of an image of a prediction request")
+    field: NotRequired[Annotated[str, Field(description="dotted path of a request field, e.g. body.lr")]]
+    row: NotRequired[Annotated[int, Field(description="1-based row of a CSV file (the header is row 1)")]]
+    column: NotRequired[Annotated[str, Field(description="a CSV column")]]
+    file: NotRequired[Annotated[str, Field(description="a file of an upload or archive")]]
+    image: NotRequired[Annotated[int, Field(description="0-based index of an image of a prediction request")]]
 
 
-class Problem(BaseModel):
+class Problem(TypedDict):
     """An RFC 9457 problem document: what every error of this API answers with."""
 
-    type: str = Field(default="about:blank", description="always about:blank: the status says what kind")
-    title: str = Field(description="the status's reason phrase (RFC 9110)")
+    type: Annotated[str, Field(description="always about:blank: the status says what kind")]
+    title: Annotated[str, Field(description="the status's reason phrase (RFC 9110)")]
     status: int
-    detail: str = Field(description="what was wrong, in words a person can act on")
-    errors: list[ProblemError] | None = Field(
-        default=None, description="every offending field, row, column or file (capped; the last entry counts the rest)"
-    )
-    request_id: str | None = Field(default=None, description="the request's id, as in the server's log lines")
+    detail: Annotated[str, Field(description="what was wrong, in words a person can act on")]
+    errors: NotRequired[
+        Annotated[
+            list[ProblemError],
+            Field(description="every offending field, row, column or file (capped; the last entry counts the rest)"),
+        ]
+    ]
+    request_id: NotRequired[Annotated[str, Field(description="the request's id, as in the server's log lines")]]
 
 
 def problem_responses(*statuses: int, notes: Mapping[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
@@ -107,7 +113,7 @@ def structural_problems(route: APIRoute) -> set[int]:
 @cache
 def problem_schemas() -> dict[str, Any]:
     """The component schemas ``Problem`` references name: ``Problem`` and ``ProblemError``."""
-    schema = Problem.model_json_schema(ref_template=COMPONENTS + "{model}", mode="serialization")
+    schema = TypeAdapter(Problem).json_schema(ref_template=COMPONENTS + "{model}", mode="serialization")
     definitions: dict[str, Any] = schema.pop("$defs")
     return {**definitions, "Problem": schema}
 
