@@ -14,6 +14,7 @@ from app.auth.router import router as keys_router
 from app.auth.usage import KeyUsage
 from app.cohorts.router import router as cohorts_router
 from app.core.body_limit import BodySizeLimitMiddleware
+from app.core.openapi import add_problem_schemas
 from app.core.private_files import make_private
 from app.core.problems import install_problem_handlers
 from app.core.refusals import RefusalLimiter
@@ -119,4 +120,5 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         fairness_router,
     ):
         app.include_router(router)
+    add_problem_schemas(app)
     return app

@@ -6,9 +6,20 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.auth.roles import Permission
 from app.auth.service import Principal
+
+# Declares the bearer scheme in the OpenAPI document (so /docs can authorise) and nothing else: with
+# auto_error off it never refuses a call; AuthenticatedRoute has already checked the key.
+bearer_scheme = HTTPBearer(
+    scheme_name="APIKey",
+    bearerFormat="fa_<prefix>_<secret>",
+    description="An API key of your organisation (`fairaudit keys create`, or POST /v1/keys as admin).",
+    auto_error=False,
+)
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
 def require(permission: Permission | None) -> Callable[..., Awaitable[Principal]]:
@@ -16,9 +27,10 @@ def require(permission: Permission | None) -> Callable[..., Awaitable[Principal]
 
     The check itself is made by ``app.auth.route.AuthenticatedRoute`` from the request's headers
     before the body is read (it finds ``permission`` on this dependency); this only hands its result on.
+    Its ``bearer_scheme`` sub-dependency is what marks the route as keyed in the OpenAPI document.
     """
 
-    async def dependency(request: Request) -> Principal:  # no I/O: no threadpool hop
+    async def dependency(request: Request, _: BearerCredentials) -> Principal:  # no I/O: no threadpool hop
         principal: Principal | None = getattr(request.state, "principal", None)
         if principal is None or (permission is not None and not principal.can(permission)):
             raise RuntimeError(f"{request.url.path} needs a key ({permission}) but its route did not authenticate")

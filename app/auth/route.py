@@ -21,15 +21,31 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.roles import Permission
+from app.auth.roles import ROLE_PERMISSIONS, Permission
 from app.auth.service import Principal, authenticate
+from app.core.openapi import problem_responses, structural_problems
 from app.core.refusals import RefusalLimiter
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class AuthenticatedRoute(APIRoute):
-    """An API route that authenticates and authorises on the headers before FastAPI reads the body."""
+    """An API route that authenticates and authorises on the headers before FastAPI reads the body.
+
+    It also lists, in the OpenAPI document, the problem responses that follow from how it is built
+    (``app.core.openapi``): a keyed route may answer 401, 429 and 503 (the key check reads the database),
+    and 403 when some role lacks its permission. What the route declares itself takes precedence.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        statuses = structural_problems(self)
+        permissions = required_permissions(self.dependant)
+        if permissions is not None:
+            statuses |= {401, 429, 503}
+            if any(not all(p in held for held in ROLE_PERMISSIONS.values()) for p in permissions):
+                statuses.add(403)
+        self.responses = {**problem_responses(*sorted(statuses)), **self.responses}
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()

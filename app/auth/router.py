@@ -9,24 +9,25 @@ from app.auth.deps import KeyManager
 from app.auth.route import AuthenticatedRoute
 from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
 from app.core.deps import ReadSessionDep, SessionDep, mark_resource
+from app.core.openapi import problem_responses
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=AuthenticatedRoute)
 
 
-@router.post("", status_code=201, response_model=KeyCreated)
+@router.post("", status_code=201, response_model=KeyCreated, summary="Create an API key")
 def create_key(body: KeyCreate, principal: KeyManager, session: SessionDep, request: Request) -> KeyCreated:
     key, plaintext = service.create_key(session, principal.organisation_id, body.role.value, body.name)
     mark_resource(request, key.id)
     return KeyCreated(**KeyOut.model_validate(key).model_dump(), key=plaintext)
 
 
-@router.get("", response_model=KeyList)
+@router.get("", response_model=KeyList, summary="List the organisation's API keys")
 def list_keys(principal: KeyManager, session: ReadSessionDep) -> KeyList:
     keys = repository.list_keys(session, principal.organisation_id)
     return KeyList(items=[KeyOut.model_validate(k) for k in keys])
 
 
-@router.delete("/{key_id}", response_model=KeyOut)
+@router.delete("/{key_id}", response_model=KeyOut, summary="Revoke an API key", responses=problem_responses(404))
 def revoke_key(key_id: str, principal: KeyManager, session: SessionDep, request: Request) -> KeyOut:
     mark_resource(request, key_id)
     return KeyOut.model_validate(service.revoke_key(session, principal.organisation_id, key_id))

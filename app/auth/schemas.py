@@ -9,6 +9,8 @@ from app.core.fields import SafeText
 
 
 class KeyCreate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "predictor", "name": "PACS bridge"}]})
+
     role: Role
     name: SafeText = ""
 

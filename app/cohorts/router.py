@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from app.auth.deps import Reader, Writer
 from app.auth.route import AuthenticatedRoute
@@ -12,18 +12,28 @@ from app.cohorts import service
 from app.cohorts.repository import COHORTS
 from app.cohorts.schemas import CohortList, CohortOut
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
+from app.core.openapi import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, Limit
 
 router = APIRouter(prefix="/v1/cohorts", tags=["cohorts"], route_class=AuthenticatedRoute)
+CONFIG_EXAMPLES = [
+    '{"name": "derm-demo", "preset": "fitzpatrick17k"}',
+    '{"name": "site B", "preset": "generic", "image_column": "file", "label_column": "malignant", '
+    '"sensitive_attributes": ["sex"], "split": {"mode": "column", "column": "split"}}',
+]
 
 
-@router.post("", status_code=202, response_model=CohortOut)
+@router.post("", status_code=202, response_model=CohortOut, summary="Upload a cohort")
 def upload_cohort(
     request: Request,
     principal: Writer,
     session: SessionDep,
     settings: SettingsDep,
     archive: Annotated[UploadFile, File(description=".zip or .tar.gz of images and one manifest CSV")],
-    config: Annotated[str, Form(description="JSON cohort config (name, preset, columns, split, image size)")],
+    config: Annotated[
+        str,
+        Form(description="JSON cohort config (name, preset, columns, split, image size)", examples=CONFIG_EXAMPLES),
+    ],
 ) -> CohortOut:
     """Validate the archive and manifest now (4xx naming every bad row, column or file); decode the
     images in an ingestion job. Answers 202 with the cohort in ``ingesting``."""
@@ -32,20 +42,25 @@ def upload_cohort(
     return service.represent(session, cohort)
 
 
-@router.get("", response_model=CohortList)
+@router.get("", response_model=CohortList, summary="List cohorts")
 def list_cohorts(
-    principal: Reader, session: ReadSessionDep, limit: int = Query(50), cursor: str | None = None
+    principal: Reader, session: ReadSessionDep, limit: Limit = DEFAULT_LIMIT, cursor: str | None = None
 ) -> CohortList:
     rows, next_cursor = COHORTS.page(session, principal.organisation_id, limit, cursor)
     return CohortList(items=[service.represent(session, c) for c in rows], next_cursor=next_cursor)
 
 
-@router.get("/{cohort_id}", response_model=CohortOut)
+@router.get("/{cohort_id}", response_model=CohortOut, summary="Get a cohort", responses=problem_responses(404))
 def get_cohort(cohort_id: str, principal: Reader, session: ReadSessionDep) -> CohortOut:
     return service.represent(session, COHORTS.get_or_404(session, principal.organisation_id, cohort_id))
 
 
-@router.delete("/{cohort_id}", response_model=CohortOut)
+@router.delete(
+    "/{cohort_id}",
+    response_model=CohortOut,
+    summary="Delete a cohort's images (the record stays)",
+    responses=problem_responses(404),
+)
 def delete_cohort(
     cohort_id: str, request: Request, principal: Writer, session: SessionDep, settings: SettingsDep
 ) -> CohortOut:

@@ -51,7 +51,12 @@ SafeText = Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH), AfterVa
 #: A user-given name: ``SafeText`` that is not blank.
 SafeName = Annotated[SafeText, StringConstraints(min_length=1), AfterValidator(_not_blank)]
 #: An id or alias a request refers to (``coh_…``, ``mdl_…``, ``production``): checked before any lookup.
-ResourceRef = Annotated[str, AfterValidator(_resource_ref)]
+#: (The pattern is only shown in the schema; the validator checks it, with a message naming the rule.)
+ResourceRef = Annotated[
+    str,
+    AfterValidator(_resource_ref),
+    Field(json_schema_extra={"pattern": f"^{RESOURCE_REF.pattern}$"}, description="an id or alias"),
+]
 #: A random seed: numpy's generators refuse negative seeds, and 31 bits keep every backend's integers safe.
 Seed = Annotated[int, Field(ge=0, lt=2**31, description="random seed, 0 ≤ seed < 2**31")]
 

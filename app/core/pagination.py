@@ -7,8 +7,9 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,9 @@ from app.core.errors import InputError
 from app.core.fields import RESOURCE_REF
 
 MAX_LIMIT = 200
+#: The ``limit`` query parameter of every list route: out of bounds is a 422 naming it.
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1 to {MAX_LIMIT}")]
+DEFAULT_LIMIT = 50
 
 
 def encode_cursor(created_at: datetime, ident: str) -> str:

@@ -1,9 +1,14 @@
 """Export an evaluation as a model card in the Model Card Toolkit JSON schema (v0.0.2), with the
-intervals the toolkit's ``confidence_interval`` field carries."""
+intervals the toolkit's ``confidence_interval`` field carries, plus a ``fairaudit`` block naming what
+the numbers depend on (metric definitions, model file hashes, thresholds). The document's shape is
+typed below (``ModelCard``), as the fairness report's is (``app.fairness.report_schema``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, NotRequired
+
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from app.fairness.models import Evaluation
 from app.serving.models import ModelVersion
@@ -11,10 +16,95 @@ from app.serving.models import ModelVersion
 HEADLINE_GROUP_METRICS = ("auc", "pf", "tpr", "fpr", "ppv", "ece")
 
 
-def _metric(kind: str, value: dict[str, Any], slice_name: str) -> dict[str, Any] | None:
+class ConfidenceInterval(TypedDict):
+    lower_bound: str
+    upper_bound: str
+
+
+class PerformanceMetric(TypedDict):
+    type: Annotated[str, Field(description="a metric (auc, pf, tpr, …) or a gap (pfd, eopp1, …)")]
+    value: Annotated[str, Field(description="4 decimals, as the toolkit stores numbers")]
+    slice: Annotated[str, Field(description='"overall", "attribute=group", or "attribute (gap)"')]
+    confidence_interval: NotRequired[Annotated[ConfidenceInterval, Field(description="95 % interval, if any")]]
+
+
+class CardVersion(TypedDict):
+    name: str
+    date: str
+
+
+class Reference(TypedDict):
+    reference: str
+
+
+class ModelDetails(TypedDict):
+    name: str
+    overview: str
+    version: CardVersion
+    references: list[Reference]
+
+
+class EvalData(TypedDict):
+    name: str
+
+
+class CardData(TypedDict):
+    eval: EvalData
+
+
+class ModelParameters(TypedDict):
+    model_architecture: str | None
+    data: CardData
+
+
+class QuantitativeAnalysis(TypedDict):
+    performance_metrics: list[PerformanceMetric]
+
+
+class FairnessAssessment(TypedDict):
+    group_at_risk: str
+    benefits: str | None
+    harms: str
+    mitigation_strategy: str | None
+
+
+class Limitation(TypedDict):
+    description: str
+
+
+class Considerations(TypedDict):
+    fairness_assessment: Annotated[list[FairnessAssessment], Field(description="one per significant gap")]
+    limitations: list[Limitation]
+
+
+class CardThresholds(TypedDict):
+    operating: float | None
+    exits: NotRequired[
+        Annotated[list[float | None], Field(description="model versions only: the early-exit threshold per exit")]
+    ]
+
+
+class FairAuditBlock(TypedDict):
+    metric_definition_version: str
+    model_files_sha256: Annotated[dict[str, str] | None, Field(description="null for an audit")]
+    thresholds: CardThresholds
+
+
+class ModelCard(TypedDict):
+    """A Model Card Toolkit v0.0.2 document of one evaluation."""
+
+    schema_version: str
+    model_details: ModelDetails
+    model_parameters: ModelParameters
+    quantitative_analysis: QuantitativeAnalysis
+    considerations: Considerations
+    fairaudit: FairAuditBlock
+
+
+def _metric(kind: str, value: dict[str, Any], slice_name: str) -> PerformanceMetric | None:
     if value.get("value") is None:
         return None
-    entry: dict[str, Any] = {"type": kind, "value": f"{value['value']:.4f}", "slice": slice_name}
+    entry: PerformanceMetric = {"type": kind, "value": f"{value['value']:.4f}", "slice": slice_name}
     if value.get("ci_low") is not None and value.get("ci_high") is not None:
         entry["confidence_interval"] = {
             "lower_bound": f"{value['ci_low']:.4f}",
@@ -23,10 +113,10 @@ def _metric(kind: str, value: dict[str, Any], slice_name: str) -> dict[str, Any]
     return entry
 
 
-def model_card(evaluation: Evaluation, model: ModelVersion | None) -> dict[str, Any]:
+def model_card(evaluation: Evaluation, model: ModelVersion | None) -> ModelCard:
     report = evaluation.report or {}
     policy = next((e for e in report.get("evaluations", []) if e["exit"] == "policy"), None)
-    metrics: list[dict[str, Any]] = []
+    metrics: list[PerformanceMetric] = []
     for grouping in (policy or {}).get("groupings", []):
         for group in grouping["groups"]:
             slice_name = "overall" if grouping["kind"] == "overall" else f"{grouping['attribute']}={group['group']}"
@@ -78,6 +168,8 @@ def model_card(evaluation: Evaluation, model: ModelVersion | None) -> dict[str, 
         "fairaudit": {
             "metric_definition_version": evaluation.metric_definition_version,
             "model_files_sha256": dict(model.files) if model else None,
-            "thresholds": dict(model.thresholds) if model else {"operating": report.get("config", {}).get("threshold")},
+            "thresholds": CardThresholds(operating=model.thresholds["operating"], exits=model.thresholds["exits"])
+            if model
+            else {"operating": report.get("config", {}).get("threshold")},
         },
     }

@@ -12,11 +12,13 @@ from app.auth.deps import Reader, Writer
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
 from app.core.errors import ConflictError
-from app.core.pagination import MAX_LIMIT, paginate_in_order
+from app.core.openapi import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Limit, paginate_in_order
 from app.fairness import service
-from app.fairness.model_card import model_card
+from app.fairness.model_card import ModelCard, model_card
 from app.fairness.models import MetricRow
 from app.fairness.report_html import render_html
+from app.fairness.report_schema import Comparison
 from app.fairness.repository import EVALUATIONS, metric_rows_query
 from app.fairness.schemas import (
     CompareRequest,
@@ -32,14 +34,19 @@ from app.serving.models import ModelVersion
 from app.serving.registry import MODEL_REF
 
 router = APIRouter(tags=["evaluations"], route_class=AuthenticatedRoute)
+NO_REPORT = {409: "the evaluation has no report yet"}
+AUDIT_CONFIG_EXAMPLES = [
+    '{"name": "triage model, 2026 Q3", "sensitive_attributes": ["sex", "age_group"], "threshold": 0.5}',
+    '{"name": "vendor scores", "sensitive_attributes": ["site"], "threshold_rule": "youden"}',
+]
 
 
-@router.get("/v1/evaluations", response_model=EvaluationList)
+@router.get("/v1/evaluations", response_model=EvaluationList, summary="List evaluations")
 def list_evaluations(
     principal: Reader,
     session: ReadSessionDep,
     model_version_id: str | None = None,
-    limit: int = Query(50),
+    limit: Limit = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> EvaluationList:
     rows, next_cursor = EVALUATIONS.page(
@@ -48,7 +55,12 @@ def list_evaluations(
     return EvaluationList(items=[EvaluationSummary.model_validate(e) for e in rows], next_cursor=next_cursor)
 
 
-@router.get("/v1/evaluations/{evaluation_id}", response_model=EvaluationOut)
+@router.get(
+    "/v1/evaluations/{evaluation_id}",
+    response_model=EvaluationOut,
+    summary="Get an evaluation and its fairness report",
+    responses=problem_responses(404),
+)
 def get_evaluation(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> EvaluationOut:
     return service.represent(session, EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id))
 
@@ -76,7 +88,12 @@ def evaluation_metrics(
     return MetricRowList(items=[MetricRowOut.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/v1/evaluations/{evaluation_id}/report", response_class=HTMLResponse)
+@router.get(
+    "/v1/evaluations/{evaluation_id}/report",
+    response_class=HTMLResponse,
+    summary="The fairness report as an HTML page",
+    responses=problem_responses(404, 409, notes=NO_REPORT),
+)
 def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> HTMLResponse:
     """A self-contained HTML page (no scripts or fonts fetched from anywhere): verdict first, then
     per-group tables with intervals, ROC and calibration curves, TPR/FPR bars, exit rates."""
@@ -92,8 +109,13 @@ def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessio
     )
 
 
-@router.get("/v1/evaluations/{evaluation_id}/model-card")
-def evaluation_model_card(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> dict[str, Any]:
+@router.get(
+    "/v1/evaluations/{evaluation_id}/model-card",
+    response_model=ModelCard,
+    summary="The evaluation as a model card",
+    responses=problem_responses(404, 409, notes=NO_REPORT),
+)
+def evaluation_model_card(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> ModelCard:
     """The evaluation as a Model Card Toolkit JSON document, intervals included."""
     evaluation = EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id)
     service.require_report(evaluation)
@@ -105,6 +127,7 @@ def evaluation_model_card(evaluation_id: str, principal: Reader, session: ReadSe
     "/v1/audits",
     status_code=201,
     response_model=EvaluationOut,
+    summary="Audit predictions made elsewhere",
     responses={202: {"model": EvaluationOut, "description": "large file: the report is computed by an audit job"}},
 )
 def create_audit(
@@ -114,7 +137,12 @@ def create_audit(
     session: SessionDep,
     settings: SettingsDep,
     predictions: Annotated[UploadFile, File(description="CSV: y_true, y_score, attribute columns, optional sample_id")],
-    config: Annotated[str, Form(description="JSON: name, sensitive_attributes, threshold or threshold_rule")],
+    config: Annotated[
+        str,
+        Form(
+            description="JSON: name, sensitive_attributes, threshold or threshold_rule", examples=AUDIT_CONFIG_EXAMPLES
+        ),
+    ],
 ) -> EvaluationOut:
     """The file is streamed and checked now (4xx naming every bad cell). Up to ``audit_sync_max_rows``
     rows (default 20,000) the report is computed in the request: 201, evaluation ``ready``. A larger
@@ -127,7 +155,12 @@ def create_audit(
     return service.represent(session, evaluation)
 
 
-@router.post("/v1/compare")
+@router.post(
+    "/v1/compare",
+    response_model=Comparison,
+    summary="Compare evaluations, paired",
+    responses=problem_responses(404, 409, notes={409: "an evaluation has no report yet"}),
+)
 def compare(body: CompareRequest, principal: Reader, session: ReadSessionDep, settings: SettingsDep) -> dict[str, Any]:
     """Differences of each headline metric against the first evaluation, with paired-bootstrap
     intervals and p-values (Holm-adjusted), on the samples the evaluations share. It stores nothing, so it
@@ -135,7 +168,13 @@ def compare(body: CompareRequest, principal: Reader, session: ReadSessionDep, se
     return service.compare(session, settings, principal.organisation_id, body)
 
 
-@router.post("/v1/models/{model_ref}/evaluate", status_code=202, response_model=JobOut)
+@router.post(
+    "/v1/models/{model_ref}/evaluate",
+    status_code=202,
+    response_model=JobOut,
+    summary="Validate a model on another cohort",
+    responses=problem_responses(404, 409, notes={409: "the cohort is not ready, or the model's job is still running"}),
+)
 def evaluate_model(
     model_ref: Annotated[str, Path(description=MODEL_REF)],
     body: ExternalEvaluationRequest,

@@ -6,10 +6,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.fields import ResourceRef, SafeName, Seed
+from app.fairness.report_schema import FairnessReport
 
 
 class EvaluationOut(BaseModel):
-    """An evaluation and its fairness report (structure: ``app.fairness.engine.report``)."""
+    """An evaluation and its fairness report (``app.fairness.report_schema``, docs/report-format.md)."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -23,11 +24,7 @@ class EvaluationOut(BaseModel):
     split: str | None
     metric_definition_version: str
     config: dict[str, Any]
-    report: dict[str, Any] | None = Field(
-        description="per group (attribute, intersection, exit, policy): metrics with 95% intervals and "
-        "statuses; gaps with bootstrap intervals and Holm-adjusted p-values; a Fairlearn block; exit rates; "
-        "a summary verdict"
-    )
+    report: FairnessReport | None = Field(description="null while an audit job is still computing it")
     model_files: dict[str, str] | None = Field(default=None, description="SHA-256 of each served model file")
     error: str | None = Field(default=None, description="why a running evaluation failed")
     created_at: datetime
@@ -77,7 +74,16 @@ class AuditConfig(BaseModel):
     practice) or a ``threshold_rule``; a rule is then fitted on the audited data itself, which flatters
     the model and is recorded in the report's config."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {"name": "triage model, 2026 Q3", "sensitive_attributes": ["sex", "age_group"], "threshold": 0.5},
+                {"name": "vendor scores", "sensitive_attributes": ["site"], "threshold_rule": "youden"},
+            ]
+        },
+    )
 
     name: SafeName
     sensitive_attributes: list[str] = Field(min_length=1)
@@ -98,6 +104,10 @@ class AuditConfig(BaseModel):
 
 
 class CompareRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"evaluation_ids": ["evl_reference", "evl_candidate"], "n_boot": 1000}]}
+    )
+
     evaluation_ids: list[ResourceRef] = Field(
         min_length=2, max_length=8, description="the first is the reference; the others are compared to it"
     )
@@ -106,6 +116,8 @@ class CompareRequest(BaseModel):
 
 
 class ExternalEvaluationRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"cohort_id": "coh_other_site", "split": "test"}]})
+
     cohort_id: ResourceRef
     split: Literal["all", "train", "val", "test"] = Field(
         default="all", description="which items of the other cohort to evaluate on"

@@ -4,6 +4,7 @@ Never commits."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import IO, Any
 
 from pydantic import ValidationError
@@ -64,7 +65,7 @@ def require_report(evaluation: Evaluation) -> None:
 def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, Any]:
     """What every report names: model version and its file hashes, cohort and split, thresholds,
     seeds and the metric-definition version."""
-    config = evaluation.report["config"] if evaluation.report else {}
+    config: Mapping[str, object] = evaluation.report["config"] if evaluation.report else {}
     meta: dict[str, Any] = {
         "evaluation": evaluation.id,
         "kind": evaluation.kind,

@@ -3,12 +3,14 @@ own kind: training jobs at POST /v1/jobs, ``app.training_jobs.router``.)"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse
 
 from app.auth.deps import Reader, Writer
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, mark_resource
+from app.core.openapi import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, Limit
 from app.jobs import state
 from app.jobs.events import EVENT_PING_SECONDS, job_event_stream
 from app.jobs.repository import JOBS
@@ -17,7 +19,7 @@ from app.jobs.schemas import JobList, JobOut
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=AuthenticatedRoute)
 
 
-@router.get("", response_model=JobList)
+@router.get("", response_model=JobList, summary="List jobs")
 def list_jobs(
     principal: Reader,
     session: ReadSessionDep,
@@ -25,7 +27,7 @@ def list_jobs(
     cohort_id: str | None = None,
     method: str | None = None,
     kind: str | None = None,
-    limit: int = Query(50),
+    limit: Limit = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> JobList:
     rows, next_cursor = JOBS.page(
@@ -34,12 +36,18 @@ def list_jobs(
     return JobList(items=[JobOut.of(j) for j in rows], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("/{job_id}", response_model=JobOut, summary="Get a job", responses=problem_responses(404))
 def get_job(job_id: str, principal: Reader, session: ReadSessionDep) -> JobOut:
     return JobOut.of(JOBS.get_or_404(session, principal.organisation_id, job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, status_code=202)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    status_code=202,
+    summary="Cancel a job",
+    responses=problem_responses(404, 409, notes={409: "the job has already ended"}),
+)
 def cancel_job(job_id: str, principal: Writer, session: SessionDep, request: Request) -> JobOut:
     mark_resource(request, job_id)
     job = JOBS.get_or_404(session, principal.organisation_id, job_id)
@@ -49,7 +57,8 @@ def cancel_job(job_id: str, principal: Writer, session: SessionDep, request: Req
 @router.get(
     "/{job_id}/events",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    summary="Follow a job (server-sent events)",
+    responses={200: {"content": {"text/event-stream": {}}}, **problem_responses(404)},
 )
 def job_events(job_id: str, principal: Reader, session: ReadSessionDep, request: Request) -> EventSourceResponse:
     """Server-sent events: every state change and progress report, then a final ``end`` event. A client

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 
 from app.auth.deps import Authenticated
@@ -14,12 +17,26 @@ from app.jobs.models import Job
 router = APIRouter(tags=["health"], route_class=AuthenticatedRoute)
 
 
-@router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+class Liveness(BaseModel):
+    status: Literal["ok"]
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description='per check ("database", "migrations"): "ok" or what is wrong')
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> Liveness:
+    return Liveness(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: the database is reachable and migrated",
+    responses={503: {"model": Readiness, "description": "not ready: the checks say why"}},
+)
 def readyz(request: Request) -> JSONResponse:
     engine = request.app.state.read_engine  # never queues for SQLite's write lock
     checks: dict[str, str] = {}
@@ -36,7 +53,7 @@ def readyz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get("/metrics", response_class=PlainTextResponse, summary="Job counts in the Prometheus text format")
 def metrics(request: Request, principal: Authenticated) -> str:
     """The caller's organisation's job counts by kind and status, in the Prometheus text format.
 

@@ -5,6 +5,7 @@ every other evaluation (``evaluate_predictions``). The served probability is the
 from __future__ import annotations
 
 from collections import Counter
+from typing import cast
 
 import numpy as np
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.evaluation import evaluate_predictions
+from app.fairness.report_schema import FairnessReport
 from app.serving.models import ModelVersion, Prediction
 from app.serving.schemas import DemographicMix, GroupCount, MonitoringOut
 from app.settings import Settings
@@ -45,7 +47,7 @@ def monitor(session: Session, settings: Settings, organisation_id: str, model: M
         exit_counts=exit_counts,
         demographics=_mix(demographics),
         status="ok" if report is not None else "no_outcomes",
-        report=report,
+        report=cast("FairnessReport | None", report),  # the engine's dict, validated here by MonitoringOut
     )
 
 

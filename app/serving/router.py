@@ -16,6 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.deps import Predictor, Reader, Writer
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
+from app.core.openapi import problem_responses
+from app.core.pagination import DEFAULT_LIMIT, Limit
 from app.modelpkg.manifest import MANIFEST_FILE
 from app.serving import registry, service
 from app.serving.download import iter_and_close, model_archive, model_file
@@ -37,6 +39,10 @@ from app.serving.schemas import (
 
 router = APIRouter(tags=["models"], route_class=AuthenticatedRoute)
 CacheDep = Annotated[ModelCache, Depends(model_cache)]
+NOT_YET = {409: "the version's training job is still queued or running"}
+TAMPERED = {409: "the version's training job is still running, or its files no longer match their SHA-256"}
+# A 1×1 grey PNG: what an image looks like in a JSON prediction request.
+_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCBd81ytgAAAABJRU5ErkJggg=="
 _DEMOGRAPHICS = {"type": "object", "additionalProperties": {"type": ["string", "null"]}}
 PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
@@ -51,6 +57,7 @@ PREDICT_BODY: dict[str, Any] = {
                         "demographics": {
                             "type": "string",
                             "description": "JSON list with one object (or null) per image, in order",
+                            "examples": ['[{"sex": "female", "age_group": "60-79"}]'],
                         },
                     },
                 }
@@ -74,6 +81,9 @@ PREDICT_BODY: dict[str, Any] = {
                             },
                         }
                     },
+                    "examples": [
+                        {"images": [{"data": _PNG, "name": "lesion-001.png", "demographics": {"sex": "female"}}]}
+                    ],
                 }
             },
         },
@@ -91,22 +101,33 @@ def _model(session: SessionDep, organisation_id: str, model_ref: str) -> ModelVe
     return registry.resolve(session, organisation_id, model_ref)[0]
 
 
-@router.get("/v1/models", response_model=ModelList)
+@router.get("/v1/models", response_model=ModelList, summary="List model versions")
 def list_models(
-    principal: Reader, session: ReadSessionDep, limit: int = Query(50), cursor: str | None = None
+    principal: Reader, session: ReadSessionDep, limit: Limit = DEFAULT_LIMIT, cursor: str | None = None
 ) -> ModelList:
     rows, next_cursor = registry.MODELS.page(session, principal.organisation_id, limit, cursor)
     return ModelList(items=service.represent(session, principal.organisation_id, rows), next_cursor=next_cursor)
 
 
-@router.put("/v1/models/aliases/{name}", response_model=AliasOut)
+@router.put(
+    "/v1/models/aliases/{name}",
+    response_model=AliasOut,
+    summary="Point an alias at a model version",
+    responses=problem_responses(404, 409, notes={409: NOT_YET[409] + ", or a concurrent request created the alias"}),
+)
 def put_alias(name: str, body: AliasIn, principal: Writer, session: SessionDep, request: Request) -> AliasOut:
     """Point an alias (e.g. ``production``) at a model version; prediction can then name the alias."""
     mark_resource(request, body.model_version_id)
     return AliasOut.of(registry.set_alias(session, principal.organisation_id, name, body.model_version_id))
 
 
-@router.get("/v1/models/{model_ref}", response_model=ModelOut, description=MODEL_REF)
+@router.get(
+    "/v1/models/{model_ref}",
+    response_model=ModelOut,
+    summary="Get a model version",
+    description=MODEL_REF,
+    responses=problem_responses(404, 409, notes=NOT_YET),
+)
 def get_model(model_ref: str, principal: Reader, session: ReadSessionDep) -> ModelOut:
     (out,) = service.represent(
         session, principal.organisation_id, [_model(session, principal.organisation_id, model_ref)]
@@ -117,7 +138,11 @@ def get_model(model_ref: str, principal: Reader, session: ReadSessionDep) -> Mod
 @router.get(
     "/v1/models/{model_ref}/onnx",
     response_class=Response,
-    responses={200: {"content": {"application/zip": {}, "application/octet-stream": {}}}},
+    summary="Download a model version's files",
+    responses={
+        200: {"content": {"application/zip": {}, "application/octet-stream": {}}},
+        **problem_responses(404, 409, notes=TAMPERED),
+    },
 )
 def download_model(
     model_ref: str,
@@ -144,7 +169,9 @@ def download_model(
     "/v1/models/{model_ref}/predict",
     response_model=PredictResponse,
     openapi_extra=PREDICT_BODY,
+    summary="Predict with early exit",
     description=MODEL_REF,
+    responses=problem_responses(404, 409, 415, notes=TAMPERED),
 )
 async def predict(
     model_ref: str,
@@ -170,7 +197,13 @@ async def predict(
     )
 
 
-@router.get("/v1/models/{model_ref}/monitoring", response_model=MonitoringOut, description=MODEL_REF)
+@router.get(
+    "/v1/models/{model_ref}/monitoring",
+    response_model=MonitoringOut,
+    summary="Monitor a model version's served predictions",
+    description=MODEL_REF,
+    responses=problem_responses(404, 409, notes=NOT_YET),
+)
 def monitoring(model_ref: str, principal: Reader, session: ReadSessionDep, settings: SettingsDep) -> MonitoringOut:
     """Subgroup metrics (with intervals) of served predictions that have outcomes, and the demographic
     mix of every request."""
@@ -178,7 +211,12 @@ def monitoring(model_ref: str, principal: Reader, session: ReadSessionDep, setti
     return monitor(session, settings, principal.organisation_id, model)
 
 
-@router.post("/v1/predictions/{prediction_id}/outcome", response_model=PredictionRecord)
+@router.post(
+    "/v1/predictions/{prediction_id}/outcome",
+    response_model=PredictionRecord,
+    summary="Record the ground truth of a prediction",
+    responses=problem_responses(404),
+)
 def post_outcome(
     prediction_id: str, body: OutcomeIn, principal: Predictor, session: SessionDep, request: Request
 ) -> PredictionRecord:

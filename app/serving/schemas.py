@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.core.fields import ResourceRef
+from app.fairness.report_schema import FairnessReport
 from app.serving.models import ModelAlias, ModelVersion, Prediction
 
 AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -49,6 +50,8 @@ class ModelList(BaseModel):
 
 
 class AliasIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model_version_id": "mdl_3f2a9c41d0e7"}]})
+
     model_version_id: ResourceRef = Field(description="a model version id (or another alias)")
 
 
@@ -92,6 +95,8 @@ class PredictResponse(BaseModel):
 
 
 class OutcomeIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"outcome": 1}]})
+
     outcome: Literal[0, 1]
 
 
@@ -134,7 +139,7 @@ class MonitoringOut(BaseModel):
     status: Literal["ok", "no_outcomes"] = Field(
         description="no_outcomes: no served prediction has a ground truth yet, so there is no report"
     )
-    report: dict[str, Any] | None = Field(
-        description="subgroup metrics with intervals of the served predictions that have outcomes "
-        "(the fairness report format); small groups carry status insufficient or undefined"
+    report: FairnessReport | None = Field(
+        description="subgroup metrics with intervals of the served predictions that have outcomes; small "
+        "groups carry status insufficient or undefined"
     )

@@ -91,7 +91,11 @@ class TrainingConfig(BaseModel):
     exit_threshold_grid: list[float] = Field(default=list(DEFAULT_EXIT_GRID), min_length=1)
     exit_auc_tolerance: float = Field(default=0.01, ge=0, le=0.5)
     ic_pool_size: int = Field(default=4, ge=1, le=64)
-    pretrained_weights: Path | None = None
+    pretrained_weights: Path | None = Field(
+        default=None,
+        description="a torchvision state dict: in a request, a file name in the server's weights folder "
+        "(<data_dir>/weights), recorded with its resolved location",
+    )
     num_workers: int = Field(default=1, ge=0, le=16, description="batch prefetch threads; 0: inline")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(default=True, description="mixed precision; only ever used on CUDA")

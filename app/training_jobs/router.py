@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from app.auth.deps import Writer
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import SessionDep, SettingsDep, mark_resource
+from app.core.openapi import problem_responses
 from app.jobs.schemas import JobOut
 from app.training_jobs.schemas import TrainingJobCreate
 from app.training_jobs.service import start_training
@@ -15,7 +16,13 @@ from app.training_jobs.service import start_training
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=AuthenticatedRoute)
 
 
-@router.post("", status_code=202, response_model=JobOut)
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    summary="Start a training job",
+    responses=problem_responses(404, 409, notes={409: "the cohort is not ready"}),
+)
 def start_training_job(
     body: TrainingJobCreate, principal: Writer, session: SessionDep, settings: SettingsDep, request: Request
 ) -> JobOut:

@@ -1,0 +1,305 @@
+"""Typed shapes of the fairness report and the paired comparison, as the API returns them.
+
+The engine (``app.fairness.engine``) builds both as plain JSON-ready dicts (it stays free of web and
+schema code); these models describe those dicts field by field, so the OpenAPI document says what a
+client receives and a response that drifted from the engine fails loudly in the tests instead of
+reaching a client. ``docs/report-format.md`` explains every field.
+
+They are ``TypedDict``s, not models: a report holds tens of thousands of values, and validating them
+into dicts (what the engine, the HTML report and the model card read) costs a fraction of building
+model objects. A key the engine sometimes leaves out (``gaps`` of the overall grouping, ``curves``
+outside the policy evaluation, ``threshold_source`` outside audits) is ``NotRequired``: absent, never
+sent as ``null``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, NotRequired
+
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
+
+Status = Literal["ok", "undefined", "insufficient"]
+GroupingKind = Literal["overall", "attribute", "intersection"]
+ExitKey = Annotated[int | Literal["policy"], Field(description='0-based exit index, or "policy" (the early-exit rule)')]
+
+
+class Value(TypedDict):
+    """A number with its 95 % interval and the status that says why a missing one is missing."""
+
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    status: Status
+    n: Annotated[int, Field(description="the status denominator, e.g. min(n_pos, n_neg) for auc, n_pos for tpr")]
+
+
+class GroupMetrics(TypedDict):
+    prevalence: Value
+    auc: Value
+    pf: Annotated[Value, Field(description="AUC of the group's positives against all negatives of the population")]
+    tpr: Value
+    fpr: Value
+    tnr: Value
+    fnr: Value
+    ppv: Value
+    npv: Value
+    accuracy: Value
+    selection_rate: Value
+    ece: Value
+    brier: Value
+
+
+class LeftOut(TypedDict):
+    group: str
+    status: Status
+
+
+class Gap(TypedDict):
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    status: Status
+    p_value: Annotated[float | None, Field(description="smallest Holm-adjusted p of the gap's group-vs-rest tests")]
+    groups_used: list[str]
+    left_out: Annotated[list[LeftOut], Field(description="groups not ok for a metric the gap uses, and why")]
+
+
+class Gaps(TypedDict):
+    pfd: Gap
+    auc_gap: Gap
+    worst_group_auc: Gap
+    eopp1: Gap
+    eopp0: Gap
+    eodd: Gap
+    demographic_parity_difference: Gap
+    demographic_parity_ratio: Gap
+    equalized_odds_difference: Gap
+    equalized_odds_ratio: Gap
+    equal_opportunity_difference: Gap
+    equal_opportunity_ratio: Gap
+
+
+class GroupTest(TypedDict):
+    """One group against the rest of its grouping."""
+
+    group: str
+    difference: Annotated[float | None, Field(description="group minus rest")]
+    statistic: float | None
+    p_value: float | None
+    p_holm: float | None
+
+
+class Tests(TypedDict):
+    tpr: list[GroupTest]
+    fpr: list[GroupTest]
+    selection_rate: list[GroupTest]
+    pf: list[GroupTest]
+
+
+class FairlearnRates(TypedDict):
+    selection_rate: float | None
+    tpr: float | None
+    fpr: float | None
+    tnr: float | None
+    fnr: float | None
+
+
+class FairlearnDisparities(TypedDict):
+    demographic_parity_difference: float | None
+    demographic_parity_ratio: float | None
+    equalized_odds_difference: float | None
+    equalized_odds_difference_mean: float | None
+    equalized_odds_ratio: float | None
+    equalized_odds_ratio_mean: float | None
+    equal_opportunity_difference: float | None
+    equal_opportunity_ratio: float | None
+
+
+class Fairlearn(TypedDict):
+    """Fairlearn 0.15's own values, reproduced from counts (its conventions, not the report's)."""
+
+    by_group: dict[str, FairlearnRates]
+    overall: FairlearnRates
+    between_groups: FairlearnDisparities
+    to_overall: FairlearnDisparities
+
+
+class RocCurve(TypedDict):
+    fpr: list[float]
+    tpr: list[float]
+
+
+class ReliabilityBin(TypedDict):
+    bin: int
+    count: int
+    mean_score: float
+    observed: float
+
+
+class Curves(TypedDict):
+    roc: Annotated[dict[str, RocCurve | None], Field(description="per group; null for a group without both classes")]
+    reliability: Annotated[dict[str, list[ReliabilityBin]], Field(description="per group, its non-empty ECE bins")]
+
+
+class GroupResult(TypedDict):
+    group: str
+    levels: Annotated[dict[str, str], Field(description="attribute -> value; {} for the overall group")]
+    n: int
+    n_pos: int
+    n_neg: int
+    metrics: GroupMetrics
+
+
+class GroupingResult(TypedDict):
+    attribute: Annotated[str, Field(description='"overall", an attribute, or "a×b" (the intersection)')]
+    kind: GroupingKind
+    n_missing: Annotated[int, Field(description="samples whose value is missing (in no group)")]
+    groups: list[GroupResult]
+    gaps: NotRequired[Annotated[Gaps, Field(description="attributes and the intersection only")]]
+    tests: NotRequired[Annotated[Tests, Field(description="attributes and the intersection only; one test per group")]]
+    fairlearn: NotRequired[Annotated[Fairlearn, Field(description="attributes and the intersection only")]]
+    curves: NotRequired[Annotated[Curves, Field(description='the "policy" evaluation only')]]
+
+
+class ExitEvaluation(TypedDict):
+    exit: ExitKey
+    groupings: list[GroupingResult]
+
+
+class GroupingInfo(TypedDict):
+    attribute: str
+    kind: GroupingKind
+    groups: list[str]
+    n_missing: int
+
+
+class Population(TypedDict):
+    n: int
+    n_pos: int
+    n_neg: int
+    n_exits: int
+
+
+class RunConfig(TypedDict):
+    """The settings a report or comparison was computed with."""
+
+    attributes: list[str]
+    intersections: bool
+    n_boot: int
+    seed: int
+    min_count: int
+    confidence: float
+
+
+class ReportConfig(RunConfig):
+    alpha: float
+    threshold: Annotated[float, Field(description="the operating threshold every y_pred used")]
+    ece_bins: int
+    definitions: Annotated[dict[str, str], Field(description="one line per convention: pf, eodd, status, gaps, …")]
+    threshold_source: NotRequired[
+        Annotated[str, Field(description="audits only: 'given', or the rule fitted on the audited data")]
+    ]
+
+
+class ExitGroup(TypedDict):
+    group: str
+    n: int
+    exit_rates: Annotated[list[Value], Field(description="one per exit")]
+    mean_compute: Annotated[
+        Value | None, Field(description="fraction of the full network's multiply-adds; null without costs")
+    ]
+
+
+class ExitGrouping(TypedDict):
+    attribute: str
+    kind: GroupingKind
+    groups: list[ExitGroup]
+
+
+class Exits(TypedDict):
+    n_exits: int
+    exit_cost: Annotated[list[float] | None, Field(description="fraction of the full network's multiply-adds per exit")]
+    groupings: list[ExitGrouping]
+
+
+class Finding(TypedDict):
+    attribute: str
+    kind: Literal["attribute", "intersection"]
+    gap: str
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    significant: bool
+
+
+class SummaryMetrics(TypedDict):
+    auc: Value
+    tpr: Value
+    fpr: Value
+    ppv: Value
+    ece: Value
+    brier: Value
+
+
+class Summary(TypedDict):
+    exit: ExitKey
+    alpha: float
+    verdict: str
+    largest_significant_gap: Finding | None
+    findings: Annotated[list[Finding], Field(description="pfd, eopp1, eopp0, eodd of every attribute with status ok")]
+    overall: SummaryMetrics
+
+
+class FairnessReport(TypedDict):
+    """Per group (attribute, intersection, exit, policy): metrics with 95 % intervals and statuses; gaps
+    with bootstrap intervals and Holm-adjusted p-values; a Fairlearn block; exit rates; a verdict."""
+
+    metric_definition_version: str
+    config: ReportConfig
+    population: Population
+    groupings: list[GroupingInfo]
+    evaluations: Annotated[list[ExitEvaluation], Field(description='each exit of a multi-exit model, then "policy"')]
+    exits: Annotated[Exits | None, Field(description="null unless the predictions carry an exit index")]
+    summary: Summary
+
+
+class ComparedEvaluation(TypedDict):
+    id: str
+    name: str
+    model_version_id: str | None
+    cohort_id: str | None
+    split: str | None
+
+
+class Difference(TypedDict):
+    attribute: Annotated[str, Field(description='"overall", an attribute, or "a×b"')]
+    metric: str
+    value_model: float | None
+    value_reference: float | None
+    difference: Annotated[float | None, Field(description="model minus reference")]
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    status: Literal["ok", "undefined"]
+    p_holm: Annotated[float | None, Field(description="Holm-adjusted over the metrics of this comparison")]
+
+
+class PairComparison(TypedDict):
+    model: str
+    reference: str
+    differences: list[Difference]
+
+
+class Comparison(TypedDict):
+    """Each evaluation against the first, on the samples they share, with paired-bootstrap intervals."""
+
+    evaluations: Annotated[list[ComparedEvaluation], Field(description="in request order")]
+    metric_definition_version: str
+    config: RunConfig
+    reference: Annotated[str, Field(description="the reference evaluation's id")]
+    models: Annotated[list[str], Field(description="every evaluation id, reference first")]
+    n_matched: Annotated[int, Field(description="samples common to all evaluations")]
+    n_unmatched: Annotated[dict[str, int], Field(description="per evaluation, its samples left out")]
+    comparisons: list[PairComparison]
