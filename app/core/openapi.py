@@ -7,7 +7,7 @@ response refers to the ``Problem`` schema by ``$ref`` under ``application/proble
 ``add_problem_schemas`` puts that schema into the document.
 
 Some problems follow from how a route is built rather than from what it does, so no route has to list
-them (``app.core.auth_route.AuthenticatedRoute`` adds them): ``structural_problems`` here, and the key
+them (``app.auth.route.AuthenticatedRoute`` adds them): ``structural_problems`` here, and the key
 check's own (401, 403, 429, 503). What a route does (404, 409, …) it declares with ``problem_responses``.
 """
 
