@@ -22,8 +22,11 @@ from app.db.engine import make_engine, make_read_session_factory, make_session_f
 from app.db.group_commit import GroupCommitWriter
 from app.fairness.router import router as fairness_router
 from app.housekeeping.orphans import OrphanSweeper
+from app.jobs.metrics import JobMetrics
 from app.jobs.router import router as jobs_router
 from app.jobs.supervisor import Supervisor
+from app.observability.metrics import Telemetry
+from app.observability.middleware import RequestObservationMiddleware
 from app.serving.directory import ServedModels
 from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         settings.anonymous_refusals_per_window, settings.anonymous_refusal_window_seconds
     )
     app.state.row_writer = row_writer  # prediction and audit-log rows (group commit)
+    app.state.telemetry = Telemetry([JobMetrics(app.state.read_engine)])  # /metrics (app/observability/metrics.py)
     install_problem_handlers(app)
     app.add_middleware(UrlGuardMiddleware)  # ids and filters with NUL never reach the database
     app.add_middleware(
@@ -104,7 +108,9 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         upload_limit=settings.max_upload_bytes,
         upload_paths=("/v1/cohorts",),
     )
-    app.add_middleware(AuditMiddleware)  # outermost: rejected uploads are audited too
+    app.add_middleware(AuditMiddleware)  # rejected uploads are audited too
+    # outermost: every request, however it ends, gets its id (logs, problems, X-Request-ID) and its latency
+    app.add_middleware(RequestObservationMiddleware, telemetry=app.state.telemetry)
     # Serving first: routes are matched in order, and prediction is the hot path (no two routers share a path).
     for router in (serving_router, health_router, keys_router, cohorts_router, jobs_router, fairness_router):
         app.include_router(router)

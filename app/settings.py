@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -116,6 +116,19 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="open connections (and running requests) before new requests get 503"
     )
 
+    # Observability (app/observability/)
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="log lines as JSON objects (one per line) or for people reading a terminal"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="operator token for /metrics: every organisation's series and the process-wide ones",
+    )
+    event_ping_seconds: float = Field(
+        default=15.0, gt=0, description="keep-alive comment interval of job event streams (idle proxies close)"
+    )
+
     # Metrics
     bootstrap_resamples: int = Field(default=1000, ge=0)
     min_group_count: int = Field(default=10, ge=1)
@@ -125,6 +138,11 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'fairaudit.db').as_posix()}"
         return self
+
+    def for_job_process(self) -> dict[str, Any]:
+        """These settings as a job process receives them (JSON, re-validated there). Without the metrics
+        token: a job has no use for it, and a secret dumps as a mask that would fail validation."""
+        return self.model_dump(mode="json", exclude={"metrics_token"})
 
     @property
     def is_sqlite(self) -> bool:

@@ -9,7 +9,7 @@ from app.core.auth_route import AuthenticatedRoute
 from app.core.deps import Reader, ReadSessionDep, SessionDep, SettingsDep, Writer, mark_resource
 from app.core.pagination import paginate
 from app.jobs import repository, state
-from app.jobs.events import EVENT_PING_SECONDS, job_event_stream
+from app.jobs.events import job_event_stream
 from app.jobs.models import Job
 from app.jobs.schemas import JobList, JobOut
 from app.training_jobs.schemas import TrainingJobCreate
@@ -63,12 +63,14 @@ def cancel_job(job_id: str, principal: Writer, session: SessionDep, request: Req
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-def job_events(job_id: str, principal: Reader, session: ReadSessionDep, request: Request) -> EventSourceResponse:
+def job_events(
+    job_id: str, principal: Reader, session: ReadSessionDep, settings: SettingsDep, request: Request
+) -> EventSourceResponse:
     """Server-sent events: every state change and progress report, then a final ``end`` event. A client
     that reconnects with ``Last-Event-ID`` resumes after that event; a comment is sent every
-    ``EVENT_PING_SECONDS`` so that proxies keep an idle stream open."""
+    ``event_ping_seconds`` (15 by default) so that proxies keep an idle stream open."""
     repository.get_job(session, principal.organisation_id, job_id)  # 404 before the stream starts
     resume_from = request.headers.get("last-event-id", "0")
     after = int(resume_from) if resume_from.isdigit() else 0
     stream = job_event_stream(request.app.state.read_session_factory, principal.organisation_id, job_id, after)
-    return EventSourceResponse(stream, ping=EVENT_PING_SECONDS)
+    return EventSourceResponse(stream, ping=settings.event_ping_seconds)

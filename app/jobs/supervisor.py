@@ -115,7 +115,7 @@ class Supervisor:
                 job = state.claim_next(session, self.worker_id)
             if job is None:
                 break
-            handle = self.executor.launch(job.id, self.worker_id, self.settings.model_dump(mode="json"), job.config)
+            handle = self.executor.launch(job.id, self.worker_id, self.settings.for_job_process(), job.config)
             self._children[job.id] = handle
             log.info("job %s started", job.id)
 

@@ -157,7 +157,7 @@ async def predict(
     preprocessing; each result is stored with its demographics for monitoring."""
     mark_resource(request, model_ref)
     state = request.app.state
-    return await run_in_threadpool(
+    response = await run_in_threadpool(
         service.predict,
         state.served_models,
         state.row_writer,
@@ -167,6 +167,10 @@ async def predict(
         model_ref,
         inputs,
     )
+    state.telemetry.count_predictions(
+        principal.organisation_id, response.model_id, (p.exit_index for p in response.predictions)
+    )
+    return response
 
 
 @router.get("/v1/models/{model_ref}/monitoring", response_model=MonitoringOut, description=MODEL_REF)
