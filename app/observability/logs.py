@@ -11,7 +11,7 @@ record's ``extra`` fields become keys of its object.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
@@ -25,8 +25,9 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
-def configure_logging(log_format: LogFormat = "json", level: int = logging.INFO) -> None:
-    """Route every logger through ``structlog``'s renderer on stderr. Calling it again replaces the set-up."""
+def configure_logging(log_format: LogFormat = "json", level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """Route every logger through ``structlog``'s renderer on ``stream`` (stderr). Calling it again replaces
+    the set-up."""
     structlog.configure(
         processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -42,7 +43,7 @@ def configure_logging(log_format: LogFormat = "json", level: int = logging.INFO)
         foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
     )
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
