@@ -14,6 +14,7 @@ import logging
 from typing import Literal, TextIO
 
 import structlog
+from structlog.typing import EventDict
 
 LogFormat = Literal["json", "console"]
 
@@ -23,6 +24,12 @@ _SHARED: list[structlog.types.Processor] = [
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
+
+
+def _drop_color_message(_logger: object, _name: str, event: EventDict) -> EventDict:
+    """uvicorn passes an ANSI-coloured copy of its messages as an ``extra``: not for a log file."""
+    event.pop("color_message", None)
+    return event
 
 
 def configure_logging(log_format: LogFormat = "json", level: int = logging.INFO, stream: TextIO | None = None) -> None:
@@ -40,7 +47,7 @@ def configure_logging(log_format: LogFormat = "json", level: int = logging.INFO,
         else [structlog.dev.ConsoleRenderer(colors=False)]  # renders tracebacks itself
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder(), _drop_color_message],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
     )
     handler = logging.StreamHandler(stream)
