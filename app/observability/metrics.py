@@ -23,7 +23,6 @@ and each must count only its own requests.
 
 from __future__ import annotations
 
-from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
@@ -63,17 +62,30 @@ class Telemetry:
             [ORGANISATION, "model", "exit"],
             registry=None,  # exposed through the organisation views below
         )
+        self._request_children: dict[tuple[str, str, int], Histogram] = {}
+        self._prediction_children: dict[tuple[str, str, int], Counter] = {}
         self._collectors: list[OrganisationCollector] = [_InProcess(self._predictions), *collectors]
         ProcessCollector(registry=self.registry)
         self.registry.register(_OrganisationView(self._collectors, None))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        method = method if method in KNOWN_METHODS else "other"
-        self._request_seconds.labels(method, route, f"{status // 100}xx").observe(seconds)
+        key = (method if method in KNOWN_METHODS else "other", route, status // 100)
+        child = self._request_children.get(key)
+        if child is None:  # labels() checks its arguments and takes a lock on every call: once per series
+            child = self._request_children[key] = self._request_seconds.labels(*key[:2], f"{key[2]}xx")
+        child.observe(seconds)
 
     def count_predictions(self, organisation_id: str, model_id: str, exits: Iterable[int]) -> None:
-        for exit_index, n in Tally(exits).items():
-            self._predictions.labels(organisation_id, model_id, str(exit_index)).inc(n)
+        """Count a prediction request's images by exit (children kept as in ``observe_request``)."""
+        per_exit: dict[int, int] = {}
+        for exit_index in exits:
+            per_exit[exit_index] = per_exit.get(exit_index, 0) + 1
+        for exit_index, n in per_exit.items():
+            key = (organisation_id, model_id, exit_index)
+            child = self._prediction_children.get(key)
+            if child is None:
+                child = self._prediction_children[key] = self._predictions.labels(*key[:2], str(exit_index))
+            child.inc(n)
 
     def exposition(self, organisation_id: str | None) -> bytes:
         """The Prometheus text format: every series (``None``, the operator), or one organisation's."""
