@@ -172,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from app.observability.logs import configure_logging
+
+    configure_logging(get_settings().log_format)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the demo's output
     args = build_parser().parse_args(argv)
     return int(args.func(args))

@@ -23,8 +23,11 @@ from app.db.engine import make_engine, make_read_session_factory, make_session_f
 from app.db.group_commit import GroupCommitWriter
 from app.fairness.router import router as fairness_router
 from app.housekeeping.orphans import OrphanSweeper
+from app.jobs.metrics import JobMetrics
 from app.jobs.router import router as jobs_router
 from app.jobs.supervisor import Supervisor
+from app.observability.metrics import Telemetry
+from app.observability.middleware import RequestObservationMiddleware
 from app.ops.router import router as ops_router
 from app.serving.directory import ServedModels
 from app.serving.router import router as serving_router
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     )
     app.state.row_writer = row_writer  # prediction and audit-log rows (group commit)
     app.state.key_usage = KeyUsage(row_writer)  # API keys' last use, to the minute
+    app.state.telemetry = Telemetry([JobMetrics(app.state.read_engine)])  # /metrics (app/observability/metrics.py)
     install_problem_handlers(app)
     app.add_middleware(UrlGuardMiddleware)  # ids and filters with NUL never reach the database
     app.add_middleware(
@@ -108,7 +112,9 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         upload_limit=settings.max_upload_bytes,
         upload_paths=("/v1/cohorts",),
     )
-    app.add_middleware(AuditMiddleware)  # outermost: rejected uploads are audited too
+    app.add_middleware(AuditMiddleware)  # rejected uploads are audited too
+    # outermost: every request, however it ends, gets its id (logs, problems, X-Request-ID) and its latency
+    app.add_middleware(RequestObservationMiddleware, telemetry=app.state.telemetry)
     # Serving first: routes are matched in order, and prediction is the hot path (no two routes share path and method).
     for router in (
         serving_router,

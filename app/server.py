@@ -162,6 +162,8 @@ def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         log_level="info",
+        log_config=None,  # logging is set up by app.observability.logs (JSON lines with request ids)
+        access_log=False,  # app.observability.middleware writes a structured access line instead
         http=protocol_class(settings),
         timeout_keep_alive=settings.keep_alive_timeout_seconds,
         limit_concurrency=settings.max_connections,

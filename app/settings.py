@@ -10,15 +10,20 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_METRICS_TOKEN_CHARS = 32  # a token anyone can send: long enough not to be guessed
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FAIRAUDIT_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused value may be a secret (the metrics token, a database URL's password)
+    model_config = SettingsConfigDict(
+        env_prefix="FAIRAUDIT_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = ""  # empty: sqlite file in data_dir
@@ -119,15 +124,40 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="open connections (and running requests) before new requests get 503"
     )
 
+    # Observability (app/observability/)
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="log lines as JSON objects (one per line) or for people reading a terminal"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="operator token for /metrics: every organisation's series and the process-wide ones"
+    )
+    event_ping_seconds: float = Field(
+        default=15.0, gt=0, description="keep-alive comment interval of job event streams (idle proxies close)"
+    )
+
     # Metrics
     bootstrap_resamples: int = Field(default=1000, ge=0)
     min_group_count: int = Field(default=10, ge=1)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_metrics_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < MIN_METRICS_TOKEN_CHARS:
+            raise ValueError(
+                f"metrics_token must be at least {MIN_METRICS_TOKEN_CHARS} characters (e.g. `openssl rand -hex 32`)"
+            )
+        return token
 
     @model_validator(mode="after")
     def _fill_database_url(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'fairaudit.db').as_posix()}"
         return self
+
+    def for_job_process(self) -> dict[str, Any]:
+        """These settings as a job process receives them (JSON, re-validated there). Without the metrics
+        token: a job has no use for it, and a secret dumps as a mask that would fail validation."""
+        return self.model_dump(mode="json", exclude={"metrics_token"})
 
     @property
     def is_sqlite(self) -> bool:

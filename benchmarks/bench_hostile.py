@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 import psutil
-from bench_serve import export, free_port, random_network, register_model
+from bench_serve import export, free_port, random_network, register_model, verified_files
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
@@ -64,6 +64,7 @@ from sqlalchemy import Engine, inspect, text
 from app.auth.service import create_key, ensure_organisation
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.db.migrate import upgrade_to_head
+from app.serving.runtime import load_model
 
 MB = 1024 * 1024
 RSS_LIMIT = 100 * MB
@@ -399,11 +400,12 @@ class Bench:
         net = random_network("small", 32, seed=0)
         val = np.random.default_rng(0).normal(size=(32, 3, 32, 32)).astype(np.float32)
         folder = self.root / "export" / "mdl_bench"
-        manifest = export(net, folder, 32, val, [0.3, 0.2, 0.1, 0.1])
+        exported = export(net, "small", folder, val, [0.3, 0.2, 0.1, 0.1])
+        model = load_model(verified_files(folder, exported), 1, ["CPUExecutionProvider"])
         with transaction(make_session_factory(self.engine)) as session:
             org = ensure_organisation(session, f"hostile bench {self.root.name}")
             keys = {role: create_key(session, org.id, role)[1] for role in ("admin", "auditor", "predictor")}
-            self.model_id = register_model(session, org.id, folder, manifest, self.root / "models")
+            self.model_id = register_model(session, org.id, folder, model, self.root / "models")
         return keys
 
     # -- lifecycle

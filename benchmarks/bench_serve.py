@@ -18,9 +18,14 @@ on the same files and the same synthetic images:
    the overhead is shown in milliseconds of CPU and not only as a ratio. The clients run on the same
    cores as the server, so the service is charged for them too.
 3. ONNX Runtime vs PyTorch eager (CPU, same threads) for the same network's full forward pass.
+4. Read path: GET requests over HTTP to the same server (``--clients`` keep-alive clients, an auditor
+   key) for a job listing (50 of ``--jobs`` job rows), one job and one model, against the raw read
+   in this process: the same rows selected with SQLAlchemy on a read-only connection of the same
+   database, from ``--clients`` threads, with no HTTP, key check, serialisation or audit.
 
 Targets: early exit ≥ 1.5× full depth when at least half the images leave at exit 1 or 2; the service
-≥ 0.7× raw ONNX Runtime throughput.
+≥ 0.7× raw ONNX Runtime throughput. The read path has no target: it is measured to show what the request
+machinery costs (key check, read-only session, serialisation, middleware) against the query itself.
 
     .venv/bin/python benchmarks/bench_serve.py                                  # resnet18, 128 px
     .venv/bin/python benchmarks/bench_serve.py --backbone small --image-size 64 --requests 80  # quick
@@ -41,18 +46,22 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.service import create_key, ensure_organisation
 from app.cohorts.image_limits import ImageLimits
-from app.db.engine import make_engine, make_session_factory, transaction
+from app.db.engine import make_engine, make_session_factory, read_only, transaction
 from app.db.migrate import upgrade_to_head
+from app.jobs.models import Job
+from app.jobs.state import enqueue
 from app.modelpkg.manifest import MANIFEST_FILE, InputSpec
 from app.modelpkg.onnx_chain import OnnxChain, cpu_count, make_session
 from app.modelpkg.preprocessing import Preprocessing
@@ -232,11 +241,20 @@ def register_model(session: Session, organisation_id: str, folder: Path, model: 
     return "mdl_bench"
 
 
-def start_server(
-    work: Path, folder: Path, model: LoadedModel, database_url: str | None
-) -> tuple[subprocess.Popen[bytes], int, str]:
-    """Migrate the database (a fresh SQLite file by default), register the model and a predictor key,
-    start uvicorn."""
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    database_url: str
+    organisation_id: str
+    predictor_key: str
+    auditor_key: str
+    job_ids: list[str]
+
+
+def start_server(work: Path, folder: Path, model: LoadedModel, database_url: str | None, n_jobs: int) -> Server:
+    """Migrate the database (a fresh SQLite file by default), register the model, a predictor and an
+    auditor key and ``n_jobs`` queued job rows, start uvicorn."""
     env = {
         **os.environ,
         "FAIRAUDIT_DATABASE_URL": database_url or f"sqlite:///{work / 'fairaudit.db'}",
@@ -249,7 +267,14 @@ def start_server(
     with transaction(make_session_factory(engine)) as session:
         org = ensure_organisation(session, "bench")
         _, key = create_key(session, org.id, "predictor")
+        _, auditor = create_key(session, org.id, "auditor")
         register_model(session, org.id, folder, model, work / "models")
+        config = {"method": "erm", "backbone": "small", "epochs": 2, "batch_size": 32, "lr": 0.001}
+        jobs = [
+            enqueue(session, organisation_id=org.id, kind="train", config=config, max_attempts=1) for _ in range(n_jobs)
+        ]
+        session.flush()
+        organisation_id, job_ids = org.id, [j.id for j in jobs]
     engine.dispose()
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]
@@ -261,7 +286,7 @@ def start_server(
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
             if conn.getresponse().status == 200:
-                return server, port, key
+                return Server(server, port, env["FAIRAUDIT_DATABASE_URL"], organisation_id, key, auditor, job_ids)
         except OSError:
             time.sleep(0.2)
     server.kill()
@@ -269,8 +294,22 @@ def start_server(
 
 
 def http_load(port: int, key: str, bodies: list[bytes], requests: int, clients: int) -> tuple[float, list[float]]:
-    """Requests/s and per-request latencies (s) of ``clients`` keep-alive clients sharing ``requests``."""
+    """Prediction requests/s and per-request latencies (s) of ``clients`` keep-alive clients sharing
+    ``requests``."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    path = "/v1/models/mdl_bench/predict"
+    return http_requests(port, lambda i: ("POST", path, bodies[i % len(bodies)]), headers, requests, clients)
+
+
+def http_requests(
+    port: int,
+    request: Callable[[int], tuple[str, str, bytes | None]],
+    headers: dict[str, str],
+    requests: int,
+    clients: int,
+) -> tuple[float, list[float]]:
+    """Requests/s and per-request latencies (s) of ``clients`` keep-alive clients sharing ``requests``;
+    ``request(i)`` is the method, path and body of the i-th. Any answer but 200 fails the run."""
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -283,8 +322,9 @@ def http_load(port: int, key: str, bodies: list[bytes], requests: int, clients: 
                 i = next(counter, None)
             if i is None:
                 break
+            method, path, body = request(i)
             start = time.perf_counter()
-            conn.request("POST", "/v1/models/mdl_bench/predict", body=bodies[i % len(bodies)], headers=headers)
+            conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             payload = response.read()
             elapsed = time.perf_counter() - start
@@ -346,7 +386,8 @@ def service_overhead(
     pngs: list[bytes],
     x: np.ndarray,
     args: argparse.Namespace,
-) -> None:
+) -> Reads:
+    """Section 2; returns section 4's measurements, made on the same server."""
     requests, clients = args.requests, args.clients
     singles = [np.ascontiguousarray(x[i : i + 1]) for i in range(len(x))]
     in_process = {
@@ -372,17 +413,19 @@ def service_overhead(
         3,
     )
 
-    server, port, key = start_server(work, folder, model, args.database_url)
+    server = start_server(work, folder, model, args.database_url, args.jobs)
+    port, key, pid = server.port, server.predictor_key, server.process.pid
     try:
         bodies = [multipart_body(p) for p in pngs]
         http_load(port, key, bodies, min(requests, 2 * clients), clients)  # warm-up: loads the model
-        server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+        server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
         throughput, http_latencies = http_load(port, key, bodies, requests, clients)
-        server_ms = 1000 * (cpu_seconds(server.pid) - server_cpu) / requests
+        server_ms = 1000 * (cpu_seconds(pid) - server_cpu) / requests
         client_ms = 1000 * (time.process_time() - client_cpu) / requests
+        reads = read_path(server, args.read_requests, clients)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.process.terminate()
+        server.process.wait(timeout=30)
     backend = (args.database_url or "sqlite").split(":")[0]
     print(f"\n2. Service overhead ({requests} single-image requests, {clients} concurrent clients, {backend})")
     print(f"   {'':42s} {'img/s':>8s} {'CPU ms/img':>11s}")
@@ -401,6 +444,65 @@ def service_overhead(
     print(f"   server CPU per request beyond decode + chain: {overhead:.2f} ms (HTTP, key, model lookup, rows)")
     eight_rate, one_rate = batching["batch 8"], batching["batch 1"]
     print(f"   micro-batching bound: raw chain at batch 8 {eight_rate:.1f} img/s vs batch 1 {one_rate:.1f} img/s")
+    return reads
+
+
+Reads = dict[str, tuple[float, list[float], float, float, float]]
+
+
+def read_path(server: Server, requests: int, clients: int) -> Reads:
+    """Per GET route: requests/s, latencies and the server's CPU ms per request over HTTP, and the raw
+    read's rate and CPU ms per read (same rows, this process, a read-only connection, ``clients``
+    threads). CPU time is what the load of other processes on the machine disturbs least."""
+    engine = read_only(make_engine(server.database_url))
+    org, ids = server.organisation_id, server.job_ids
+    listing = select(Job).where(Job.organisation_id == org).order_by(Job.created_at.desc(), Job.id.desc()).limit(51)
+    model = select(ModelVersion).where(ModelVersion.id == "mdl_bench", ModelVersion.organisation_id == org)
+    routes: dict[str, tuple[Callable[[int], str], Callable[[int], Any]]] = {
+        "GET /v1/jobs (50 rows)": (lambda i: "/v1/jobs?limit=50", lambda i: listing),
+        "GET /v1/jobs/{id}": (
+            lambda i: f"/v1/jobs/{ids[i % len(ids)]}",
+            lambda i: select(Job).where(Job.id == ids[i % len(ids)], Job.organisation_id == org),
+        ),
+        "GET /v1/models/{id}": (lambda i: "/v1/models/mdl_bench", lambda i: model),
+    }
+    headers = {"Authorization": f"Bearer {server.auditor_key}"}
+    measured = {}
+    try:
+        for name, (path, query) in routes.items():
+            get = partial(_get, path)
+            http_requests(server.port, get, headers, 2 * clients, clients)  # warm-up
+            server_cpu = cpu_seconds(server.process.pid)
+            speed, latencies = http_requests(server.port, get, headers, requests, clients)
+            server_ms = 1000 * (cpu_seconds(server.process.pid) - server_cpu) / requests
+            read = partial(_read, engine, query)
+            concurrent_rate(read, min(requests, 32), clients)  # warm-up
+            raw_speed, raw_ms = max(concurrent_rate(read, requests, t) for t in (1, clients))
+            measured[name] = (speed, latencies, server_ms, raw_speed, raw_ms)
+    finally:
+        engine.dispose()
+    return measured
+
+
+def _get(path: Callable[[int], str], i: int) -> tuple[str, str, bytes | None]:
+    return "GET", path(i), None
+
+
+def _read(engine: Any, query: Callable[[int], Any], i: int) -> None:
+    with Session(engine) as session:
+        session.scalars(query(i)).all()
+
+
+def print_reads(reads: Reads, args: argparse.Namespace) -> None:
+    backend = (args.database_url or "sqlite").split(":")[0]
+    print(f"\n4. Read path ({args.read_requests} GET requests per route, {args.clients} concurrent clients, {backend})")
+    widths = {"req/s": 7, "p50 ms": 7, "p99 ms": 7, "CPU ms": 7, "raw read/s": 11, "raw CPU ms": 11, "service/raw": 12}
+    print(f"   {'':24s} " + " ".join(f"{h:>{w}s}" for h, w in widths.items()))
+    for name, (speed, latencies, cpu_ms, raw_speed, raw_ms) in reads.items():
+        print(
+            f"   {name:24s} {speed:7.1f} {pct(latencies, 50):7.1f} {pct(latencies, 99):7.1f} {cpu_ms:7.2f} "
+            f"{raw_speed:11.1f} {raw_ms:11.2f} {speed / raw_speed:11.2f}x"
+        )
 
 
 def main() -> None:
@@ -417,6 +519,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=cpu_count())
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--database-url", help="an empty database for the server (default: a new SQLite file)")
+    parser.add_argument("--jobs", type=int, default=200, help="job rows in the database for the read path")
+    parser.add_argument("--read-requests", type=int, default=400, help="GET requests per route")
     args = parser.parse_args()
     shares = [float(s) for s in args.exit_shares.split(",")]
 
@@ -440,8 +544,9 @@ def main() -> None:
             f"ONNX Runtime {args.threads} intra-op threads, no spinning"
         )
         early_exit_vs_full(model, folder, x_test, args.batch, args.rounds, args.threads)
-        service_overhead(model, folder, work, pngs[args.n_val :], x_test, args)
+        reads = service_overhead(model, folder, work, pngs[args.n_val :], x_test, args)
         onnx_vs_torch(net, folder, x_test, args.batch, args.rounds, args.threads)
+        print_reads(reads, args)
 
 
 if __name__ == "__main__":

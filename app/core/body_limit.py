@@ -10,12 +10,10 @@ it is an ``HTTPException`` because FastAPI turns any other error met while readi
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.problems import title
+from app.core.problems import problem
 
 
 class BodyTooLarge(HTTPException):
@@ -37,7 +35,7 @@ class BodySizeLimitMiddleware:
         limit = self.upload_limit if scope["path"] in self.upload_paths else self.default_limit
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _reject(send, limit)
+            await _reject(scope, receive, send, limit)
             return
         received = 0
         response_started = False
@@ -60,30 +58,12 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await _reject(send, limit)
+                await _reject(scope, receive, send, limit)
 
 
-async def _reject(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": title(413),
-            "status": 413,
-            "detail": _detail(limit),
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _reject(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    response = problem(413, _detail(limit), headers={"Connection": "close"})  # the rest is not read
+    await response(scope, receive, send)
 
 
 def _detail(limit: int) -> str:

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.error_list import capped
 from app.core.errors import ConflictError, InputError, NotFoundError
+from app.core.request_id import current_request_id
 from app.core.server_paths import hide_server_paths
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    request_id = current_request_id()
+    if request_id is not None:  # what to quote to whoever reads the logs (every line of the request has it)
+        body["request_id"] = request_id
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -83,6 +87,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.error("database unavailable during %s %s: %s", request.method, request.url.path, exc.orig)
         detail = "the database is unavailable or busy; retry later"
         return problem(503, detail, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette's outermost middleware calls this, then re-raises: the server logs the traceback
+        # (with the request id), the client gets a problem naming the id instead of a bare text 500
+        return problem(500, "an unexpected error occurred; quote the request id when you report it")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

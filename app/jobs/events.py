@@ -21,7 +21,6 @@ from app.jobs import repository
 from app.jobs.models import TERMINAL_STATUSES
 
 EVENT_POLL_SECONDS = 0.5
-EVENT_PING_SECONDS = 15
 
 Polled = tuple[str | None, list[tuple[int, str, str]]]
 

@@ -8,11 +8,11 @@ from sse_starlette import EventSourceResponse
 
 from app.auth.deps import Reader, Writer
 from app.auth.route import AuthenticatedRoute
-from app.core.deps import ReadSessionDep, SessionDep, mark_resource
+from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
 from app.core.openapi import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, Limit
 from app.jobs import state
-from app.jobs.events import EVENT_PING_SECONDS, job_event_stream
+from app.jobs.events import job_event_stream
 from app.jobs.repository import JOBS
 from app.jobs.schemas import JobList, JobOut
 
@@ -60,12 +60,14 @@ def cancel_job(job_id: str, principal: Writer, session: SessionDep, request: Req
     summary="Follow a job (server-sent events)",
     responses={200: {"content": {"text/event-stream": {}}}, **problem_responses(404)},
 )
-def job_events(job_id: str, principal: Reader, session: ReadSessionDep, request: Request) -> EventSourceResponse:
+def job_events(
+    job_id: str, principal: Reader, session: ReadSessionDep, settings: SettingsDep, request: Request
+) -> EventSourceResponse:
     """Server-sent events: every state change and progress report, then a final ``end`` event. A client
     that reconnects with ``Last-Event-ID`` resumes after that event; a comment is sent every
-    ``EVENT_PING_SECONDS`` so that proxies keep an idle stream open."""
+    ``event_ping_seconds`` (15 by default) so that proxies keep an idle stream open."""
     JOBS.get_or_404(session, principal.organisation_id, job_id)  # 404 before the stream starts
     resume_from = request.headers.get("last-event-id", "0")
     after = int(resume_from) if resume_from.isdigit() else 0
     stream = job_event_stream(request.app.state.read_session_factory, principal.organisation_id, job_id, after)
-    return EventSourceResponse(stream, ping=EVENT_PING_SECONDS)
+    return EventSourceResponse(stream, ping=settings.event_ping_seconds)

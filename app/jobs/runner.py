@@ -16,6 +16,8 @@ import time
 import traceback
 from typing import Any
 
+import structlog
+
 from app.core.errors import InputError
 from app.core.private_files import make_private
 from app.core.server_paths import hide_server_paths
@@ -26,6 +28,7 @@ from app.jobs.files import job_work_dir, remove_job_files
 from app.jobs.handlers import JobProgram
 from app.jobs.lifeline import acquire_run_lock
 from app.jobs.models import Job
+from app.observability.logs import configure_logging
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ LEASE_EXPIRED_EXIT_CODE = 76
 def run_claimed_job(job_id: str, worker_id: str, settings_data: dict[str, Any], program: JobProgram) -> str:
     """Entry point of a job process. Returns the job's final status."""
     settings = Settings.model_validate(settings_data)
+    configure_logging(settings.log_format)  # a spawned process (or Ray worker) starts with none
+    structlog.contextvars.bind_contextvars(job_id=job_id)  # on every log line of the run
     make_private()  # owner-only files also where this process was not started by the service (Ray)
     run_lock = acquire_run_lock(job_work_dir(settings, job_id), timeout=settings.stale_after_seconds)
     if run_lock is None:

@@ -121,8 +121,9 @@ class Supervisor:
                 job = state.claim_next(session, self.worker_id, kinds=self.kinds)
             if job is None:
                 break
-            settings_data = self.settings.model_dump(mode="json")
-            handle = self.executor.launch(job.id, self.worker_id, settings_data, job.config, handlers.program(job.kind))
+            handle = self.executor.launch(
+                job.id, self.worker_id, self.settings.for_job_process(), job.config, handlers.program(job.kind)
+            )
             self._children[job.id] = handle
             log.info("job %s started", job.id)
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from app.auth.deps import Authenticated
 from app.auth.route import AuthenticatedRoute
+from app.core.openapi import problem_responses
 from app.db.migrate import is_at_head
-from app.jobs.models import Job
+from app.observability.access import metrics_audience
 
 router = APIRouter(tags=["health"], route_class=AuthenticatedRoute)
 
@@ -53,16 +54,15 @@ def readyz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse, summary="Job counts in the Prometheus text format")
-def metrics(request: Request, principal: Authenticated) -> str:
-    """The caller's organisation's job counts by kind and status, in the Prometheus text format.
-
-    Any valid key may read them, whatever its role: a scraper should hold the least powerful key
-    (``predictor``), and counts of one's own organisation's jobs reveal no patient data or results.
-    """
-    query = select(Job.kind, Job.status, func.count()).where(Job.organisation_id == principal.organisation_id)
-    with request.app.state.read_engine.connect() as conn:  # never queues for SQLite's write lock
-        rows = conn.execute(query.group_by(Job.kind, Job.status)).all()
-    lines = ["# HELP fairaudit_jobs Jobs by kind and status.", "# TYPE fairaudit_jobs gauge"]
-    lines += [f'fairaudit_jobs{{kind="{k}",status="{s}"}} {n}' for k, s, n in rows]
-    return "\n".join(lines) + "\n"
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics: the operator's view, or the calling organisation's",
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **problem_responses(401, 429)},
+)
+def metrics(request: Request, organisation_id: Annotated[str | None, Depends(metrics_audience)]) -> Response:
+    """Prometheus metrics (``app.observability.metrics``). With the operator token
+    (``FAIRAUDIT_METRICS_TOKEN``): every series; with an API key, whatever its role: its own
+    organisation's jobs, job throughput and predictions only."""
+    body = request.app.state.telemetry.exposition(organisation_id)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

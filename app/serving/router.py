@@ -185,7 +185,7 @@ async def predict(
     preprocessing; each result is stored with its demographics for monitoring."""
     mark_resource(request, model_ref)
     state = request.app.state
-    return await run_in_threadpool(
+    response = await run_in_threadpool(
         service.predict,
         state.served_models,
         state.row_writer,
@@ -195,6 +195,10 @@ async def predict(
         model_ref,
         inputs,
     )
+    state.telemetry.count_predictions(
+        principal.organisation_id, response.model_id, (p.exit_index for p in response.predictions)
+    )
+    return response
 
 
 @router.get(

@@ -71,3 +71,24 @@ def test_verdict_comes_first_and_charts_are_inline(page: str) -> None:
         assert title in page
     assert "Comparison with m" in page
     assert re.search(r"<polyline points=\"[\d., ]+\"", page)
+
+
+def test_hostile_title_metadata_and_labels_cannot_leave_their_text(page: str) -> None:
+    """The page is a Jinja2 template with autoescaping: text that tries to close its element or open an
+    attribute stays text, in the tables and in the SVG charts' labels alike."""
+    p = simulate(400, 3, group_shift=0.5, n_exits=2)
+    breakout = '"><svg onload=alert(1)>'
+    labels = np.where(np.arange(400) % 2 == 0, breakout, "</text></svg><script>x</script>").astype(object)
+    hostile = PredictionSet(y_true=p.y_true, exit_scores=p.exit_scores, groups={breakout: labels}, threshold=0.5)
+    html = render_html(
+        build_report(hostile, attributes=[breakout], n_boot=20),
+        title="</title><script>alert(1)</script>",
+        metadata={breakout: breakout},
+    )
+    parser = _Collector()
+    parser.feed(html)
+    assert "script" not in parser.tags and "onload" not in {name for name, _ in parser.attrs}
+    charts = parser.tags.count("svg")  # rate bars, ROC and calibration of "overall" and of the attribute
+    assert charts == html.count('<svg xmlns="http://www.w3.org/2000/svg"') == 6  # none injected
+    assert html.count("&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;") == 2  # <title> and <h1>
+    assert html.count("&gt;&lt;svg onload=alert(1)&gt;") >= 4  # metadata, heading, table cell, chart legend
