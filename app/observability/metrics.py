@@ -10,7 +10,7 @@ Series (all prefixed ``fairaudit_``):
   each process keeping counters of its own.
 - the process's CPU, memory and open files (``process_*``, operator view only).
 
-Who sees what (``app.observability.access``): the operator token (``FAIRAUDIT_METRICS_TOKEN``) sees every
+Who sees what (``app.ops.metrics_access``): the operator token (``FAIRAUDIT_METRICS_TOKEN``) sees every
 series, each organisation's labelled ``organisation``; an API key sees its own organisation's series only,
 without that label, and none of the process-wide ones (latency, process), which mix every organisation's
 traffic. An organisation's view is built per scrape from the same collectors, filtered by the

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from app.auth.route import AuthenticatedRoute
 from app.core.openapi import problem_responses
 from app.db.migrate import is_at_head
-from app.observability.access import metrics_audience
+from app.ops.metrics_access import metrics_audience
 
 router = APIRouter(tags=["health"], route_class=AuthenticatedRoute)
 
