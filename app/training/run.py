@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,29 @@ def _provenance(
     )
 
 
+def cohort_predictions(
+    arrays: CohortArrays,
+    index: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    exit_thresholds: Sequence[float | None],
+    exit_costs: Sequence[float],
+) -> PredictionSet:
+    """The engine's input for a model's ``scores`` (samples × exits) on the cohort rows ``index``: labels,
+    groups and ids from the cohort, the served exit of each sample when the model has several exits.
+    Training's test evaluation and external validation (``app.training_jobs.evaluate_job``) share it."""
+    multi = scores.shape[1] > 1
+    return PredictionSet(
+        y_true=arrays.labels[index].astype(np.int64),
+        exit_scores=scores,
+        groups={name: values[index] for name, values in arrays.attributes.items()},
+        threshold=threshold,
+        exit_index=exit_index(scores, list(exit_thresholds)) if multi else None,
+        exit_cost=np.asarray(exit_costs) if multi else None,
+        sample_ids=arrays.item_ids[index],
+    )
+
+
 def run_training(
     cohort: Path | CohortArrays,
     config: TrainingConfig | Mapping[str, Any],
@@ -219,15 +242,8 @@ def run_training(
     phase("evaluate")
     test = arrays.indices("test")
     test_probs = trainer.predict(test, amp=False)
-    multi = cfg.multi_exit
-    predictions = PredictionSet(
-        y_true=arrays.labels[test].astype(np.int64),
-        exit_scores=test_probs,
-        groups={name: values[test] for name, values in arrays.attributes.items()},
-        threshold=selection.threshold,
-        exit_index=exit_index(test_probs, selection.thresholds) if multi else None,
-        exit_cost=np.asarray(costs.fractions) if multi else None,
-        sample_ids=arrays.item_ids[test],
+    predictions = cohort_predictions(
+        arrays, test, test_probs, selection.threshold, selection.thresholds, costs.fractions
     )
 
     phase("export")

@@ -15,14 +15,13 @@ from app.cohorts.cache import load_cohort_arrays
 from app.cohorts.models import Cohort
 from app.cohorts.storage import cache_dir
 from app.core.errors import InputError
-from app.fairness.engine.inputs import PredictionSet
-from app.fairness.engine.thresholds import exit_index
 from app.fairness.evaluation import evaluate_predictions
 from app.fairness.storage import store_evaluation
 from app.jobs.context import Completion, JobContext
 from app.modelpkg.folder import verify_manifest
 from app.modelpkg.onnx_chain import make_session, sigmoid
 from app.serving.models import ModelVersion
+from app.training.run import cohort_predictions
 
 BATCH = 64
 
@@ -56,15 +55,8 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
         probs.append(sigmoid(logits))
         ctx.progress({"done": start + len(batch), "total": len(index), "fraction": (start + len(batch)) / len(index)})
     scores = np.concatenate(probs)
-    multi = scores.shape[1] > 1
-    predictions = PredictionSet(
-        y_true=arrays.labels[index].astype(np.int64),
-        exit_scores=scores,
-        groups={name: values[index] for name, values in arrays.attributes.items()},
-        threshold=manifest.operating_threshold,
-        exit_index=exit_index(scores, manifest.exit_thresholds) if multi else None,
-        exit_cost=np.asarray(manifest.exit_costs) if multi else None,
-        sample_ids=arrays.item_ids[index],
+    predictions = cohort_predictions(
+        arrays, index, scores, manifest.operating_threshold, manifest.exit_thresholds, manifest.exit_costs
     )
     outcome = evaluate_predictions(predictions, attributes=attributes, settings=ctx.settings)
 
