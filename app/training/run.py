@@ -179,7 +179,7 @@ def cohort_predictions(
         exit_scores=scores,
         groups={name: values[index] for name, values in arrays.attributes.items()},
         threshold=threshold,
-        exit_index=exit_index(scores, list(exit_thresholds)) if multi else None,
+        exit_index=exit_index(scores, exit_thresholds) if multi else None,
         exit_cost=np.asarray(exit_costs) if multi else None,
         sample_ids=arrays.item_ids[index],
     )
