@@ -13,7 +13,7 @@ from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
 from app.core.errors import ConflictError
 from app.core.openapi import problem_responses
-from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, Limit, paginate_in_order
+from app.core.pagination import DEFAULT_LIMIT, Limit, paginate_in_order
 from app.fairness import service
 from app.fairness.model_card import ModelCard, model_card
 from app.fairness.models import MetricRow
@@ -65,7 +65,12 @@ def get_evaluation(evaluation_id: str, principal: Reader, session: ReadSessionDe
     return service.represent(session, EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id))
 
 
-@router.get("/v1/evaluations/{evaluation_id}/metrics", response_model=MetricRowList)
+@router.get(
+    "/v1/evaluations/{evaluation_id}/metrics",
+    response_model=MetricRowList,
+    summary="List an evaluation's stored metric rows",
+    responses=problem_responses(404, 409, notes={409: "the evaluation has no report yet"}),
+)
 def evaluation_metrics(
     evaluation_id: str,
     principal: Reader,
@@ -74,7 +79,7 @@ def evaluation_metrics(
     group: Annotated[str | None, Query(description="a group label, or '*'")] = None,
     exit: Annotated[str | None, Query(description="'0' … 'k' or 'policy'")] = None,
     metric: Annotated[str | None, Query(description="e.g. auc, tpr, pfd, p_holm.tpr")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    limit: Limit = 100,
     cursor: str | None = None,
 ) -> MetricRowList:
     """The evaluation's report as flat rows, one per attribute × group × exit × metric, in report

@@ -19,6 +19,7 @@ import hmac
 
 from fastapi import Request
 
+from app.auth.deps import BearerCredentials
 from app.auth.route import authorise
 from app.settings import Settings
 
@@ -34,9 +35,10 @@ def is_operator(request: Request) -> bool:
     return hmac.compare_digest(hashlib.sha256(presented.strip().encode()).digest(), expected)
 
 
-async def metrics_audience(request: Request) -> str | None:
+async def metrics_audience(request: Request, _: BearerCredentials) -> str | None:
     """Dependency: ``None`` for the operator (every series), else the calling key's organisation id.
-    Reads only headers: ``/metrics`` has no body."""
+    Reads only headers: ``/metrics`` has no body. ``BearerCredentials`` declares the bearer scheme in
+    the OpenAPI document (the operator token and API keys are both bearer tokens); it refuses nothing."""
     if is_operator(request):
         return None
     principal = await authorise(request, frozenset())

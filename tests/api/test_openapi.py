@@ -175,12 +175,15 @@ def test_page_sizes_are_bounded(client, keys, document):
     listed = [
         path for path, method, op in operations(document) if any(p["name"] == "limit" for p in op.get("parameters", []))
     ]
-    assert sorted(listed) == ["/v1/cohorts", "/v1/evaluations", "/v1/jobs", "/v1/models"]
+    metric_rows = "/v1/evaluations/{evaluation_id}/metrics"
+    assert sorted(listed) == ["/v1/cohorts", "/v1/evaluations", metric_rows, "/v1/jobs", "/v1/models"]
     for path in listed:
         limit = next(p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "limit")
         assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, MAX_LIMIT)
+        url = path.replace("{evaluation_id}", "evl_missing")  # the bound is checked before the lookup
         for bad in (0, MAX_LIMIT + 1, -5):
-            response = client.get(path, params={"limit": bad}, headers=headers)
+            response = client.get(url, params={"limit": bad}, headers=headers)
             assert response.status_code == 422, response.text
             assert response.json()["errors"][0]["field"] == "query.limit"
-        assert client.get(path, params={"limit": MAX_LIMIT}, headers=headers).status_code == 200
+        expected = 404 if path == metric_rows else 200
+        assert client.get(url, params={"limit": MAX_LIMIT}, headers=headers).status_code == expected
