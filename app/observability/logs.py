@@ -26,9 +26,14 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
-def _drop_color_message(_logger: object, _name: str, event: EventDict) -> EventDict:
-    """uvicorn passes an ANSI-coloured copy of its messages as an ``extra``: not for a log file."""
-    event.pop("color_message", None)
+_STRUCTLOG_META = frozenset({"_record", "_from_structlog"})  # removed by remove_processors_meta, later
+
+
+def _drop_noise(_logger: object, _name: str, event: EventDict) -> EventDict:
+    """Drop what other libraries attach to every record: uvicorn's ANSI-coloured copy of its message,
+    private attributes of a record factory (Ray's ``_ray_timestamp_ns``). Not for a log file."""
+    for key in [k for k in event if k == "color_message" or (k[:1] == "_" and k not in _STRUCTLOG_META)]:
+        del event[key]
     return event
 
 
@@ -47,7 +52,7 @@ def configure_logging(log_format: LogFormat = "json", level: int = logging.INFO,
         else [structlog.dev.ConsoleRenderer(colors=False)]  # renders tracebacks itself
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder(), _drop_color_message],
+        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder(), _drop_noise],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
     )
     handler = logging.StreamHandler(stream)
