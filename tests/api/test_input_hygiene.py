@@ -127,7 +127,10 @@ def test_nul_in_ids_and_filters_is_a_4xx_on_both_databases(client, keys):
         assert response.status_code == 400, response.text
         assert "control character" in response.json()["detail"]
     in_body = [
-        ("body.cohort_id", client.post("/v1/jobs", headers=headers, json={"cohort_id": "coh_\x00"})),
+        (
+            "body.cohort_id",
+            client.post("/v1/jobs", headers=headers, json={"cohort_id": "coh_\x00", "sensitive_attributes": ["sex"]}),
+        ),
         (
             "body.model_version_id",
             client.put("/v1/models/aliases/production", headers=headers, json={"model_version_id": "mdl_\x00"}),
