@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from synth import group, grouping, simulate
 
 from app.fairness.engine import build_report
 from app.fairness.engine.ranking import auc, pfd, positive_fractions
-from tests.fairness.synth import group, grouping, simulate
 
 
 def test_selection_metrics_equal_the_reports_point_estimates() -> None:
