@@ -28,6 +28,11 @@ class PredictionSet:
         exit_cost: ``(n_exits,)`` fraction of the full network's multiply-adds spent by a sample that
             leaves at exit ``i`` (the last entry is 1.0), or ``None`` for single-exit models.
         sample_ids: optional ``(n,)`` identifiers, needed to pair evaluations in a comparison.
+        clusters: optional ``(n,)`` cluster keys (a patient's hash): the bootstrap resamples clusters,
+            so a patient's images move together. ``None``: every sample is its own cluster.
+        folds: optional ``(n,)`` labels of the model that predicted each sample (a study's
+            ``seed/fold``): pooled out-of-fold predictions report the spread across these beside
+            each pooled value. ``None``: one model predicted every sample.
     """
 
     y_true: np.ndarray
@@ -37,6 +42,8 @@ class PredictionSet:
     exit_index: np.ndarray | None = None
     exit_cost: np.ndarray | None = None
     sample_ids: np.ndarray | None = field(default=None)
+    clusters: np.ndarray | None = None
+    folds: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.y_true)
@@ -47,6 +54,10 @@ class PredictionSet:
                 raise ValueError(f"group column {name!r} has {len(values)} values, expected {n}")
         if self.exit_index is not None and len(self.exit_index) != n:
             raise ValueError("exit_index must have one entry per sample")
+        for name in ("sample_ids", "clusters", "folds"):
+            column = getattr(self, name)
+            if column is not None and len(column) != n:
+                raise ValueError(f"{name} must have one entry per sample")
         if self.exit_cost is not None and len(self.exit_cost) != self.exit_scores.shape[1]:
             raise ValueError("exit_cost must have one entry per exit")
 

@@ -1,0 +1,1 @@
+"""Live fairness alerts: rules over monitored predictions, alert rows and signed webhooks."""

@@ -1,0 +1,1 @@
+"""Deployment gates: an organisation's fairness policy, checked before a model may take an alias."""
