@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import InputError
 from app.fairness.models import Evaluation
 from app.fairness.schemas import AuditConfig
-from app.fairness.service import audit_evaluation_config, audit_outcome
+from app.fairness.service import AuditThreshold, audit_evaluation_config, audit_outcome
 from app.fairness.storage import complete_evaluation, evaluation_dir, load_predictions
 from app.jobs.context import Completion, JobContext
 
@@ -28,10 +28,11 @@ def run_audit_job(ctx: JobContext) -> Completion:
         if evaluation is None:
             raise InputError(f"evaluation {evaluation_id} no longer exists")
         config = AuditConfig.model_validate(evaluation.config["audit"])
-        threshold_source = str(evaluation.config["threshold_source"])
+        source, record = str(evaluation.config["threshold_source"]), evaluation.config.get("threshold_rule")
     predictions = load_predictions(evaluation_dir(ctx.settings, evaluation_id))
     ctx.progress({"fraction": 0.0, "rows": len(predictions.y_true)}, force=True)
-    outcome = audit_outcome(predictions, config, threshold_source, ctx.settings)
+    threshold = AuditThreshold(predictions.threshold, source, record)
+    outcome = audit_outcome(predictions, config, threshold, ctx.settings)
     ctx.check_cancel()
 
     def register(session: Session) -> dict[str, Any]:

@@ -7,6 +7,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.fields import ResourceRef, SafeName, Seed
 from app.fairness.report_schema import FairnessReport
+from app.modelpkg.threshold_rule import (
+    RuleName,
+    ThresholdConstraint,
+    grouped_by,
+    raise_field_errors,
+    rule_field_errors,
+)
 
 
 class EvaluationOut(BaseModel):
@@ -81,6 +88,12 @@ class AuditConfig(BaseModel):
             "examples": [
                 {"name": "triage model, 2026 Q3", "sensitive_attributes": ["sex", "age_group"], "threshold": 0.5},
                 {"name": "vendor scores", "sensitive_attributes": ["site"], "threshold_rule": "youden"},
+                {
+                    "name": "vendor scores, FPR within 0.05 across sites",
+                    "sensitive_attributes": ["site"],
+                    "threshold_rule": "constrained",
+                    "threshold_constraint": {"fpr_band": 0.05, "min_tpr": 0.7, "min_group_count": 20},
+                },
             ]
         },
     )
@@ -88,19 +101,35 @@ class AuditConfig(BaseModel):
     name: SafeName
     sensitive_attributes: list[str] = Field(min_length=1)
     threshold: float | None = Field(default=None, ge=0, le=1)
-    threshold_rule: Literal["youden", "target_specificity"] | None = None
-    target_specificity: float | None = Field(default=None, gt=0, lt=1)
+    threshold_rule: RuleName | None = None
+    target_specificity: float | None = Field(default=None, gt=0, lt=1, description="threshold_rule target_specificity")
+    target_sensitivity: float | None = Field(default=None, gt=0, le=1, description="threshold_rule target_sensitivity")
+    threshold_constraint: ThresholdConstraint | None = Field(
+        default=None,
+        description="threshold_rule constrained: the band every large enough group keeps; its attribute, "
+        "if given, is one of sensitive_attributes (null: their intersection)",
+    )
     seed: Seed = 0
 
     @model_validator(mode="after")
     def _one_threshold(self) -> AuditConfig:
         if (self.threshold is None) == (self.threshold_rule is None):
             raise ValueError("give exactly one of threshold and threshold_rule")
-        if self.threshold_rule == "target_specificity" and self.target_specificity is None:
-            raise ValueError("threshold_rule 'target_specificity' needs target_specificity")
         if len(set(self.sensitive_attributes)) != len(self.sensitive_attributes):
             raise ValueError("sensitive_attributes lists a column twice")
+        errors = rule_field_errors(
+            self.threshold_rule, self.target_specificity, self.target_sensitivity, self.threshold_constraint
+        )
+        attribute = self.threshold_constraint.attribute if self.threshold_constraint else None
+        if attribute is not None and attribute not in self.sensitive_attributes:
+            errors.append(("threshold_constraint.attribute", f"{attribute!r} is not one of sensitive_attributes"))
+        raise_field_errors("AuditConfig", errors)
         return self
+
+    @property
+    def threshold_group_attributes(self) -> list[str]:
+        """Whose groups the fitted operating point is reported for (and, constrained, held to the band)."""
+        return grouped_by(self.threshold_constraint, self.sensitive_attributes)
 
 
 class CompareRequest(BaseModel):

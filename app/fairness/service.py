@@ -4,7 +4,9 @@ Never commits."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import IO, Any
 
 from pydantic import ValidationError
@@ -19,9 +21,10 @@ from app.db.base import new_id
 from app.db.engine import on_rollback
 from app.fairness.audit_csv import parse_predictions_csv
 from app.fairness.engine.compare import compare_models
+from app.fairness.engine.groups import encode_cells
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.report import METRIC_DEFINITION_VERSION
-from app.fairness.engine.thresholds import operating_threshold
+from app.fairness.engine.thresholds import InfeasibleBand, OperatingRule, choose_operating_point
 from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
 from app.fairness.models import Evaluation
 from app.fairness.repository import EVALUATIONS
@@ -113,11 +116,11 @@ def create_audit(
     file's report is computed by an audit job (the evaluation is ``running`` with its ``job_id``)."""
     config = _parse_audit_config(raw_config)
     parsed = parse_predictions_csv(source, config.sensitive_attributes, settings)
-    threshold, threshold_source = _audit_threshold(parsed, config)
-    predictions = dataclasses.replace(parsed, threshold=threshold)
+    threshold = _audit_threshold(parsed, config)
+    predictions = dataclasses.replace(parsed, threshold=threshold.value)
     if len(predictions.y_true) > settings.audit_sync_max_rows:
-        return _start_audit_job(session, settings, principal, config, predictions, threshold_source)
-    outcome = audit_outcome(predictions, config, threshold_source, settings)
+        return _start_audit_job(session, settings, principal, config, predictions, threshold)
+    outcome = audit_outcome(predictions, config, threshold, settings)
     return store_evaluation(
         session,
         settings,
@@ -132,29 +135,64 @@ def create_audit(
     )
 
 
-def _audit_threshold(parsed: PredictionSet, config: AuditConfig) -> tuple[float, str]:
+@dataclass(frozen=True)
+class AuditThreshold:
+    """The audit's operating threshold, where it came from, and (fitted by a rule) the record of the
+    choice: every group's TPR and FPR there, and whether a constraint's band was met."""
+
+    value: float
+    source: str
+    record: dict[str, Any] | None = None
+
+
+def _audit_threshold(parsed: PredictionSet, config: AuditConfig) -> AuditThreshold:
     if config.threshold is not None:
-        return config.threshold, "given"
+        return AuditThreshold(config.threshold, "given")
     assert config.threshold_rule is not None
     if parsed.y_true.min() == parsed.y_true.max():
         raise InputError(
             "a threshold rule needs both classes in y_true",
             [{"column": "y_true", "message": "only one class present; give a fixed threshold instead"}],
         )
-    threshold = operating_threshold(
-        parsed.y_true, parsed.exit_scores[:, 0], config.threshold_rule, config.target_specificity
+    constraint = config.threshold_constraint
+    rule = OperatingRule.from_config(
+        config.threshold_rule,
+        config.target_specificity,
+        config.target_sensitivity,
+        constraint.model_dump() if constraint else None,
     )
-    return threshold, f"{config.threshold_rule} fitted on the audited data (optimistic)"
+    names = config.threshold_group_attributes
+    codes, labels = encode_cells(parsed.groups, names)
+    try:
+        point = choose_operating_point(parsed.y_true, parsed.exit_scores[:, 0], rule, codes, labels)
+    except InfeasibleBand as exc:
+        raise InputError(
+            "no threshold keeps every group in the stated band on the audited data",
+            [{"field": "threshold_constraint", "message": str(exc)}],
+        ) from None
+    record = {
+        **point.record(names),
+        "constraint": constraint.model_dump(mode="json") if constraint else None,
+        "chosen_on": "audited data",
+    }
+    how = config.threshold_rule if point.fallback is None else f"youden (band of {config.threshold_rule} not met)"
+    return AuditThreshold(point.threshold, f"{how} fitted on the audited data (optimistic)", _json_safe(record))
+
+
+def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(record))
 
 
 def audit_outcome(
-    predictions: PredictionSet, config: AuditConfig, threshold_source: str, settings: Settings
+    predictions: PredictionSet, config: AuditConfig, threshold: AuditThreshold, settings: Settings
 ) -> EvaluationOutcome:
     """The report of an audit, in the request or in its job."""
     outcome = evaluate_predictions(
         predictions, attributes=config.sensitive_attributes, settings=settings, seed=config.seed
     )
-    outcome.report["config"]["threshold_source"] = threshold_source
+    outcome.report["config"]["threshold_source"] = threshold.source
+    if threshold.record is not None:
+        outcome.report["config"]["threshold_rule"] = threshold.record
     return outcome
 
 
@@ -168,7 +206,7 @@ def _start_audit_job(
     principal: Principal,
     config: AuditConfig,
     predictions: PredictionSet,
-    threshold_source: str,
+    threshold: AuditThreshold,
 ) -> Evaluation:
     """Store the checked predictions with a ``running`` evaluation and queue the job that reports on them."""
     evaluation = Evaluation(
@@ -177,7 +215,11 @@ def _start_audit_job(
         kind="audit",
         name=config.name,
         status="running",
-        config={"audit": config.model_dump(mode="json"), "threshold_source": threshold_source},
+        config={
+            "audit": config.model_dump(mode="json"),
+            "threshold_source": threshold.source,
+            "threshold_rule": threshold.record,
+        },
         metric_definition_version=METRIC_DEFINITION_VERSION,
         report=None,
     )

@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 from app.modelpkg.base import Section
 from app.modelpkg.errors import ManifestError
 from app.modelpkg.preprocessing import Preprocessing
+from app.modelpkg.threshold_rule import ThresholdRule
 
 FORMAT_VERSION: Final = 1
 MANIFEST_FILE = "model.json"
@@ -62,15 +63,6 @@ class OutputSpec(Section):
     kind: Literal["logit"] = "logit"
     probability: Literal["sigmoid(logit)"] = "sigmoid(logit)"
     positive_label: Literal[1] = 1
-
-
-class ThresholdRule(Section):
-    """How ``operating_threshold`` was chosen (on the validation split, after the exit thresholds)."""
-
-    rule: Literal["youden", "target_specificity"]
-    target_specificity: float | None = Field(gt=0, lt=1, description="for rule target_specificity")
-    decision: Literal["probability >= operating_threshold"] = "probability >= operating_threshold"
-    chosen_on: Literal["val"] = "val"
 
 
 class ExitCandidate(Section):

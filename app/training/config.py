@@ -14,6 +14,13 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.core.fields import Seed
+from app.modelpkg.threshold_rule import (
+    RuleName,
+    ThresholdConstraint,
+    grouped_by,
+    raise_field_errors,
+    rule_field_errors,
+)
 
 Method = Literal["erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairwise_eo"]
 Backbone = Literal["resnet18", "vgg11", "small"]
@@ -85,8 +92,12 @@ class TrainingConfig(BaseModel):
     exit_weights: list[float] | None = Field(default=None, description="None: the paper's defaults")
     augment: Augmentation = Augmentation()
     patience: int | None = Field(default=5, ge=1, description="epochs without improvement; None: off")
-    threshold_rule: Literal["youden", "target_specificity"] = "youden"
-    target_specificity: float | None = Field(default=None, gt=0, lt=1)
+    threshold_rule: RuleName = Field(default="youden", description="how the operating threshold is chosen on val")
+    target_specificity: float | None = Field(default=None, gt=0, lt=1, description="threshold_rule target_specificity")
+    target_sensitivity: float | None = Field(default=None, gt=0, le=1, description="threshold_rule target_sensitivity")
+    threshold_constraint: ThresholdConstraint | None = Field(
+        default=None, description="threshold_rule constrained: the band every large enough group keeps"
+    )
     exit_criterion: Literal["min_pfd", "min_compute"] = "min_pfd"
     exit_threshold_grid: list[float] = Field(default=list(DEFAULT_EXIT_GRID), min_length=1)
     exit_auc_tolerance: float = Field(default=0.01, ge=0, le=0.5)
@@ -123,8 +134,12 @@ class TrainingConfig(BaseModel):
     def _consistent(self) -> TrainingConfig:
         if self.rank_only and self.method not in PAIRWISE_METHODS:
             raise ValueError("rank_only needs a pairwise method (pairwise_eo, fair_multi_exit_pairwise_eo)")
-        if self.threshold_rule == "target_specificity" and self.target_specificity is None:
-            raise ValueError("threshold_rule 'target_specificity' needs target_specificity")
+        raise_field_errors(
+            "TrainingConfig",
+            rule_field_errors(
+                self.threshold_rule, self.target_specificity, self.target_sensitivity, self.threshold_constraint
+            ),
+        )
         if self.exit_weights is not None:
             if self.method not in MULTI_EXIT_METHODS:
                 raise ValueError("exit_weights apply to multi-exit methods only")
@@ -137,6 +152,11 @@ class TrainingConfig(BaseModel):
     @property
     def multi_exit(self) -> bool:
         return self.method in MULTI_EXIT_METHODS
+
+    @property
+    def threshold_group_attributes(self) -> list[str]:
+        """Whose groups the operating point is reported for (and, constrained, held to the band)."""
+        return grouped_by(self.threshold_constraint, self.sensitive_attributes)
 
     @property
     def pairwise(self) -> bool:

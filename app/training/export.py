@@ -56,12 +56,12 @@ from app.modelpkg.manifest import (
     OutputSpec,
     Parity,
     ParityDiffs,
-    ThresholdRule,
     TrainingRecord,
     Versions,
 )
 from app.modelpkg.onnx_chain import OnnxChain, make_session, sigmoid
 from app.modelpkg.preprocessing import Preprocessing
+from app.modelpkg.threshold_rule import ThresholdRule
 from app.training.networks import MultiExitNet, exit_costs
 
 IC_HEAD = "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, global avg-pool, linear(32->1)"

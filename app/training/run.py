@@ -21,17 +21,24 @@ import numpy as np
 import torch
 
 from app.cohorts.cache import CohortArrays, load_cohort_arrays
+from app.core.errors import InputError
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.ranking import auc, pfd, positive_fractions
-from app.fairness.engine.thresholds import exit_index, operating_threshold
+from app.fairness.engine.thresholds import (
+    InfeasibleBand,
+    OperatingPoint,
+    OperatingRule,
+    choose_operating_point,
+    exit_index,
+)
 from app.modelpkg.manifest import (
     ExitPolicy,
     ModelManifest,
-    ThresholdRule,
     TrainingGroups,
     TrainingRecord,
     ValidationSummary,
 )
+from app.modelpkg.threshold_rule import ThresholdRule
 from app.training.config import TrainingConfig
 from app.training.data import Normalizer
 from app.training.export import describe_model, export_model
@@ -95,13 +102,42 @@ class _Selection:
     thresholds: list[float | None]
     choice: ExitChoice | None
     threshold: float
+    point: OperatingPoint
     validation: dict[str, Any]
 
 
+def _operating_point(cfg: TrainingConfig, y: np.ndarray, served: np.ndarray, groups: GroupEncoding) -> OperatingPoint:
+    """The configured rule on the served validation scores; ``groups`` (validation codes) are the ones
+    reported and, for the constrained rule, held to its band. A band no threshold meets fails the run
+    unless ``on_infeasible`` is ``youden``: a model outside its stated band is never published silently."""
+    constraint = cfg.threshold_constraint
+    rule = OperatingRule.from_config(
+        cfg.threshold_rule,
+        cfg.target_specificity,
+        cfg.target_sensitivity,
+        constraint.model_dump() if constraint else None,
+    )
+    try:
+        return choose_operating_point(y, served, rule, groups.codes, groups.labels)
+    except InfeasibleBand as exc:
+        raise InputError(
+            "no operating threshold keeps every group in the stated band on the validation split",
+            [{"field": "threshold_constraint", "message": str(exc)}],
+        ) from None
+
+
 def _select(
-    cfg: TrainingConfig, y: np.ndarray, probs: np.ndarray, codes: np.ndarray, groups: GroupEncoding, costs: ExitCosts
+    cfg: TrainingConfig,
+    y: np.ndarray,
+    probs: np.ndarray,
+    codes: np.ndarray,
+    groups: GroupEncoding,
+    costs: ExitCosts,
+    threshold_groups: GroupEncoding,
 ) -> _Selection:
-    """Exit thresholds first (threshold-free criteria), then the operating threshold on the served scores."""
+    """Exit thresholds first (threshold-free criteria), then the operating threshold on the served scores.
+
+    ``codes`` are the training groups' and ``threshold_groups`` the operating point's, both on val."""
     choice = None
     thresholds: list[float | None] = [None] * probs.shape[1]
     if cfg.multi_exit:
@@ -117,7 +153,8 @@ def _select(
         )
         thresholds = choice.thresholds
     served, idx = _served(probs, thresholds)
-    threshold = operating_threshold(y, served, cfg.threshold_rule, cfg.target_specificity)
+    point = _operating_point(cfg, y, served, threshold_groups)
+    threshold = point.threshold
     pf = positive_fractions(y, served, codes, groups.n_groups)
     pred = served >= threshold
     validation = {
@@ -131,7 +168,7 @@ def _select(
         "exit_rate": np.bincount(idx, minlength=probs.shape[1]) / len(idx),
         "mean_compute": float(np.asarray(costs.fractions)[idx].mean()),
     }
-    return _Selection(thresholds, choice, threshold, _clean(validation))
+    return _Selection(thresholds, choice, threshold, point, _clean(validation))
 
 
 def _provenance(
@@ -139,7 +176,14 @@ def _provenance(
 ) -> tuple[ThresholdRule, ExitPolicy, TrainingRecord]:
     """The manifest's record of how the weights and thresholds were chosen."""
     return (
-        ThresholdRule(rule=cfg.threshold_rule, target_specificity=cfg.target_specificity),
+        ThresholdRule.model_validate(
+            _clean(
+                {
+                    **selection.point.record(cfg.threshold_group_attributes),
+                    "constraint": cfg.threshold_constraint.model_dump() if cfg.threshold_constraint else None,
+                }
+            )
+        ),
         ExitPolicy(
             criterion=cfg.exit_criterion,
             auc_tolerance=cfg.exit_auc_tolerance,
@@ -237,7 +281,16 @@ def run_training(
 
     phase("select", f"best epoch {fit.best_epoch}")
     val = arrays.indices("val")
-    selection = _select(cfg, arrays.labels[val], trainer.predict(val, amp=False), groups.codes[val], groups, costs)
+    operating_groups = encode_groups(arrays.attributes, cfg.threshold_group_attributes)
+    selection = _select(
+        cfg,
+        arrays.labels[val],
+        trainer.predict(val, amp=False),
+        groups.codes[val],
+        groups,
+        costs,
+        GroupEncoding(operating_groups.attributes, operating_groups.codes[val], operating_groups.labels),
+    )
 
     phase("evaluate")
     test = arrays.indices("test")

@@ -85,10 +85,42 @@ def _cohort_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[
         if len(np.unique(cells[cells >= 0])) < 2:
             problem("sensitive_attributes", "the attributes' intersection has fewer than 2 groups in training")
 
+    problems += _constraint_problems(config, cohort)
     weights = config.pretrained_weights
     if weights is not None and weights.is_absolute() and not weights.is_file():  # relative: caller resolves
         problem("pretrained_weights", f"no file at {weights}")
     return problems
+
+
+def _constraint_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[str, str]]:
+    """The constrained rule's groups must exist and be large enough on val to bind the threshold."""
+    constraint = config.threshold_constraint
+    if constraint is None:
+        return []
+    names = config.threshold_group_attributes
+    if any(name not in cohort.attributes for name in names):
+        if constraint.attribute is None:
+            return []  # an unknown sensitive attribute is reported once, above
+        known = ", ".join(sorted(cohort.attributes)) or "none"
+        message = f"unknown attribute {constraint.attribute!r}; the cohort has: {known}"
+        return [{"field": "threshold_constraint.attribute", "message": message}]
+    val = cohort.split == "val"
+    groups = encode_groups(cohort.attributes, names)
+    codes, labels = groups.codes[val], cohort.labels[val]
+    n_pos = np.bincount(codes[(codes >= 0) & (labels == 1)], minlength=groups.n_groups)
+    n_neg = np.bincount(codes[(codes >= 0) & (labels == 0)], minlength=groups.n_groups)
+    held = int(((n_pos >= constraint.min_group_count) & (n_neg >= constraint.min_group_count)).sum())
+    spreads_only = constraint.max_fpr is None and constraint.min_tpr is None
+    if held >= (2 if spreads_only else 1):
+        return []
+    return [
+        {
+            "field": "threshold_constraint.min_group_count",
+            "message": f"{held} of the {groups.n_groups} groups of {' × '.join(names)} have at least "
+            f"{constraint.min_group_count} positives and {constraint.min_group_count} negatives in the validation "
+            f"split; the band would bind {'nothing' if held == 0 else 'a single group'}",
+        }
+    ]
 
 
 def validate_training_config(data: TrainingConfig | Mapping[str, Any], cohort: CohortArrays) -> TrainingConfig:

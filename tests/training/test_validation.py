@@ -46,7 +46,7 @@ def test_a_good_config_comes_back_with_the_cache_image_size(cohort: CohortArrays
         ({"rank_only": True}, "config"),
         ({"method": "fair_multi_exit", "exit_weights": [1, 1]}, "config"),
         ({"method": "fair_multi_exit", "exit_weights": [0, 0, 0, 0, 0]}, "config"),
-        ({"threshold_rule": "target_specificity"}, "config"),
+        ({"threshold_rule": "target_specificity"}, "target_specificity"),
         ({"exit_threshold_grid": [0.3]}, "exit_threshold_grid"),
     ],
 )

@@ -86,6 +86,34 @@ def combine_codes(columns: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[
     return combined.astype(np.int64), table
 
 
+def _intersection(
+    attributes: Sequence[str], encoded: Sequence[tuple[np.ndarray, tuple[str, ...]]]
+) -> tuple[np.ndarray, tuple[dict[str, str], ...], tuple[str, ...], int]:
+    """Codes, levels, labels (``a=v, b=w``) and the missing count of the observed combinations."""
+    observed = np.all([codes >= 0 for codes, _ in encoded], axis=0)
+    codes = np.full(len(observed), MISSING, dtype=np.int64)
+    combos = np.zeros((0, len(attributes)), dtype=np.int64)
+    if observed.any():
+        codes[observed], combos = combine_codes(
+            [c[observed] for c, _ in encoded], [max(len(lab), 1) for _, lab in encoded]
+        )
+    levels = tuple(
+        {a: encoded[j][1][k] for j, (a, k) in enumerate(zip(attributes, row, strict=True))} for row in combos
+    )
+    labels = tuple(", ".join(f"{a}={v}" for a, v in lv.items()) for lv in levels)
+    return codes, levels, labels, int((~observed).sum())
+
+
+def encode_cells(groups: Mapping[str, np.ndarray], attributes: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes and labels of one attribute's groups, or of several attributes' intersection cells
+    (labelled ``a=v, b=w`` as the report labels them); -1: in no group."""
+    encoded = [encode_attribute(groups[a]) for a in attributes]
+    if len(encoded) == 1:
+        return encoded[0]
+    codes, _, labels, _ = _intersection(attributes, encoded)
+    return codes, labels
+
+
 def build_design(
     y_true: np.ndarray,
     groups: Mapping[str, np.ndarray],
@@ -113,19 +141,9 @@ def build_design(
         groupings.append(Grouping(name, "attribute", labels, levels, codes, int((codes < 0).sum())))
 
     if intersections and len(attributes) >= 2:
-        observed = np.all([codes >= 0 for codes, _ in encoded], axis=0)
-        codes = np.full(n, MISSING, dtype=np.int64)
-        combos = np.zeros((0, len(attributes)), dtype=np.int64)
-        if observed.any():
-            codes[observed], combos = combine_codes(
-                [c[observed] for c, _ in encoded], [max(len(lab), 1) for _, lab in encoded]
-            )
-        levels = tuple(
-            {a: encoded[j][1][k] for j, (a, k) in enumerate(zip(attributes, row, strict=True))} for row in combos
-        )
-        labels = tuple(", ".join(f"{a}={v}" for a, v in lv.items()) for lv in levels)
+        codes, levels, labels, n_missing = _intersection(attributes, encoded)
         name = INTERSECTION_SEP.join(attributes)
-        groupings.append(Grouping(name, "intersection", labels, levels, codes, int((~observed).sum())))
+        groupings.append(Grouping(name, "intersection", labels, levels, codes, n_missing))
 
     # Finest cells: every attribute with "missing" as its own level (code + 1), then × label.
     if attributes:
