@@ -11,6 +11,7 @@ from pydantic import Field
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from app.fairness.models import Evaluation
+from app.fairness.operating_point import describe_rule, operating_point_rows, threshold_record
 from app.serving.models import ModelVersion
 
 HEADLINE_GROUP_METRICS = ("auc", "pf", "tpr", "fpr", "ppv", "ece")
@@ -77,10 +78,34 @@ class Considerations(TypedDict):
     limitations: list[Limitation]
 
 
+class CardRate(TypedDict):
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    status: str
+
+
+class CardGroupOperatingPoint(TypedDict):
+    attribute: Annotated[str, Field(description='"overall", an attribute, or an intersection "a×b"')]
+    group: str
+    n_pos: int
+    n_neg: int
+    tpr: Annotated[CardRate, Field(description="at the operating threshold on the evaluated data, Wilson 95 %")]
+    fpr: Annotated[CardRate, Field(description="at the operating threshold on the evaluated data, Wilson 95 %")]
+
+
 class CardThresholds(TypedDict):
     operating: float | None
     exits: NotRequired[
         Annotated[list[float | None], Field(description="model versions only: the early-exit threshold per exit")]
+    ]
+    rule: Annotated[str, Field(description="how the operating threshold was chosen, in words")]
+    rule_record: Annotated[
+        dict[str, Any] | None,
+        Field(description="the record of the choice (model.json's operating_threshold_rule; an audit's), if any"),
+    ]
+    operating_point: Annotated[
+        list[CardGroupOperatingPoint], Field(description="every group's TPR and FPR at the operating threshold")
     ]
 
 
@@ -111,6 +136,40 @@ def _metric(kind: str, value: dict[str, Any], slice_name: str) -> PerformanceMet
             "upper_bound": f"{value['ci_high']:.4f}",
         }
     return entry
+
+
+def _rate(value: dict[str, Any]) -> CardRate:
+    return {
+        "value": value.get("value"),
+        "ci_low": value.get("ci_low"),
+        "ci_high": value.get("ci_high"),
+        "status": str(value.get("status", "ok")),
+    }
+
+
+def _thresholds(evaluation: Evaluation, model: ModelVersion | None) -> CardThresholds:
+    """The operating threshold, the rule that chose it and every group's operating point."""
+    report = evaluation.report or {}
+    record = threshold_record(evaluation, model)
+    thresholds: CardThresholds = {
+        "operating": model.thresholds["operating"] if model else report.get("config", {}).get("threshold"),
+        "rule": describe_rule(record, report.get("config", {}).get("threshold_source")),
+        "rule_record": record,
+        "operating_point": [
+            {
+                "attribute": row["attribute"],
+                "group": row["group"],
+                "n_pos": row["n_pos"],
+                "n_neg": row["n_neg"],
+                "tpr": _rate(row["tpr"]),
+                "fpr": _rate(row["fpr"]),
+            }
+            for row in (operating_point_rows(report) if report else [])
+        ],
+    }
+    if model:
+        thresholds["exits"] = model.thresholds["exits"]
+    return thresholds
 
 
 def model_card(evaluation: Evaluation, model: ModelVersion | None) -> ModelCard:
@@ -168,8 +227,6 @@ def model_card(evaluation: Evaluation, model: ModelVersion | None) -> ModelCard:
         "fairaudit": {
             "metric_definition_version": evaluation.metric_definition_version,
             "model_files_sha256": dict(model.files) if model else None,
-            "thresholds": CardThresholds(operating=model.thresholds["operating"], exits=model.thresholds["exits"])
-            if model
-            else {"operating": report.get("config", {}).get("threshold")},
+            "thresholds": _thresholds(evaluation, model),
         },
     }

@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from app.fairness.engine.gaps import GAPS
+from app.fairness.operating_point import describe_rule, operating_point_rows
 
 PALETTE = ("#1b6ca8", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6cab", "#2e4057", "#c17c74")
 MAX_CURVE_GROUPS = 8  # more curves in one small chart cannot be told apart
@@ -210,14 +211,30 @@ def _comparisons(comparison: Mapping) -> list[dict[str, Any]]:
     ]
 
 
+def _operating(report: Mapping, record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The operating-point section: threshold, rule in words, per-group TPR/FPR at it (evaluated
+    data, with intervals) and, when recorded, the same on the split the threshold was chosen on."""
+    rows = operating_point_rows(report)
+    attributes = dict.fromkeys(r["attribute"] for r in rows)  # in report order
+    return {
+        "threshold": report["config"]["threshold"],
+        "rule": describe_rule(record, report["config"].get("threshold_source")),
+        "attributes": [(a, [r for r in rows if r["attribute"] == a]) for a in attributes],
+        "chosen": (record or {}).get("operating_point"),
+        "chosen_on": (record or {}).get("chosen_on"),
+    }
+
+
 def render_html(
     report: Mapping,
     *,
     title: str = "Fairness audit",
     metadata: Mapping[str, object] | None = None,
     comparison: Mapping | None = None,
+    threshold_rule: Mapping[str, Any] | None = None,
 ) -> str:
-    """The whole page. ``metadata``: model version, ONNX SHA-256s, cohort, split... shown first."""
+    """The whole page. ``metadata``: model version, ONNX SHA-256s, cohort, split... shown first;
+    ``threshold_rule``: the record of how the operating threshold was chosen, if there is one."""
     policy = next(e for e in report["evaluations"] if e["exit"] == "policy")
     exits = report.get("exits")
     return (
@@ -227,6 +244,7 @@ def render_html(
             title=title,
             facts=_facts(report, metadata),
             summary=report["summary"],
+            operating=_operating(report, threshold_rule),
             groupings=[{"entry": entry, "charts": _charts(entry)} for entry in policy["groupings"]],
             exit_headers=[f"exit {e}" for e in range(exits["n_exits"])] if exits else [],
             exit_sections=_exit_sections(exits),

@@ -14,7 +14,7 @@ sent as ``null``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import Field
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
@@ -199,6 +199,15 @@ class ReportConfig(RunConfig):
     definitions: Annotated[dict[str, str], Field(description="one line per convention: pf, eodd, status, gaps, …")]
     threshold_source: NotRequired[
         Annotated[str, Field(description="audits only: 'given', or the rule fitted on the audited data")]
+    ]
+    threshold_rule: NotRequired[
+        Annotated[
+            dict[str, Any],
+            Field(
+                description="audits fitted by a rule: model.json's operating_threshold_rule record (rule, constraint, "
+                "constraint_met, fallback, per-group operating_point) with chosen_on 'audited data'"
+            ),
+        ]
     ]
 
 

@@ -102,7 +102,8 @@ def evaluation_metrics(
 def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessionDep) -> HTMLResponse:
     """A self-contained HTML page (no scripts or fonts fetched from anywhere): verdict first, then
     per-group tables with intervals, ROC and calibration curves, TPR/FPR bars, exit rates."""
-    evaluation = service.represent(session, EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id))
+    stored = EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id)
+    evaluation = service.represent(session, stored)
     if evaluation.report is None:
         raise ConflictError(f"evaluation {evaluation_id} has no report yet ({evaluation.status})")
     return HTMLResponse(
@@ -110,6 +111,7 @@ def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessio
             evaluation.report,
             title=f"Fairness audit: {evaluation.name}",
             metadata=service.report_metadata(session, evaluation),
+            threshold_rule=service.threshold_record_of(session, stored),
         )
     )
 

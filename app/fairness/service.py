@@ -27,6 +27,7 @@ from app.fairness.engine.report import METRIC_DEFINITION_VERSION
 from app.fairness.engine.thresholds import InfeasibleBand, OperatingRule, choose_operating_point
 from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
 from app.fairness.models import Evaluation
+from app.fairness.operating_point import threshold_record
 from app.fairness.repository import EVALUATIONS
 from app.fairness.schemas import (
     AuditConfig,
@@ -93,6 +94,12 @@ def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, An
             )
             meta.update({f"SHA-256 {name}": sha for name, sha in sorted(model.files.items())})
     return meta
+
+
+def threshold_record_of(session: Session, evaluation: Evaluation) -> dict[str, Any] | None:
+    """How the evaluation's operating threshold was chosen (``app.fairness.operating_point``)."""
+    model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None
+    return threshold_record(evaluation, model)
 
 
 def _parse_audit_config(raw: str) -> AuditConfig:

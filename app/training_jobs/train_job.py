@@ -102,7 +102,11 @@ def run_training_job(ctx: JobContext) -> Completion:
             path=version,
             sha256=result.manifest_sha256,
             files={name: entry.sha256 for name, entry in result.manifest.files.items()},
-            thresholds={"operating": result.operating_threshold, "exits": result.exit_thresholds},
+            thresholds={
+                "operating": result.operating_threshold,
+                "exits": result.exit_thresholds,
+                "rule": rule.model_dump(mode="json") if (rule := result.manifest.operating_threshold_rule) else None,
+            },
             config=dict(ctx.config),
             stage="candidate",
         )

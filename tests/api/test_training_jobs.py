@@ -75,11 +75,23 @@ def test_bad_training_configs_are_rejected_before_queueing(client, keys, session
         "method": {**TRAIN, "method": "magic"},
         "sensitive_attributes": {**TRAIN, "sensitive_attributes": ["race"]},
         "batch_size": {**TRAIN, "batch_size": 4000},
+        "target_sensitivity": {**TRAIN, "threshold_rule": "target_sensitivity"},
+        "threshold_constraint": {**TRAIN, "threshold_rule": "constrained"},
+        "threshold_constraint.attribute": {
+            **TRAIN,
+            "threshold_rule": "constrained",
+            "threshold_constraint": {"attribute": "race", "fpr_band": 0.1},
+        },
+        "threshold_constraint.min_group_count": {
+            **TRAIN,
+            "threshold_rule": "constrained",
+            "threshold_constraint": {"fpr_band": 0.1, "min_group_count": 1000},
+        },
     }
     for field, body in cases.items():
         response = client.post("/v1/jobs", headers=headers, json={"cohort_id": cohort_id, **body})
         assert response.status_code == 422, (field, response.json())
-        assert field in str(response.json()), (field, response.json())
+        assert field in [e.get("field") for e in response.json()["errors"]], (field, response.json())
     missing = client.post("/v1/jobs", headers=headers, json={"cohort_id": "coh_nope", **TRAIN})
     assert missing.status_code == 404
     with session_factory() as session:
