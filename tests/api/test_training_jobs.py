@@ -42,6 +42,14 @@ def test_training_job_registers_model_and_evaluation_together(client, keys, sett
     folder = settings.model_dir / model.path
     assert (folder / "model.json").exists() and set(model.files) <= {p.name for p in folder.iterdir()}
     assert len(model.thresholds["exits"]) == 5
+    rule = model.thresholds["rule"]  # the manifest's record of the operating threshold's choice
+    assert rule["rule"] == "youden" and rule["chosen_on"] == "val"
+    assert [g["group"] for g in rule["operating_point"]["groups"]] == ["female", "male"]
+    html = client.get(f"/v1/evaluations/{evaluation_id}/report", headers=headers).text
+    assert "Youden&#39;s J (largest TPR − FPR), chosen on the validation split" in html
+    assert "When the threshold was chosen (validation split), by sex" in html
+    card = client.get(f"/v1/evaluations/{evaluation_id}/model-card", headers=headers).json()
+    assert card["fairaudit"]["thresholds"]["rule_record"] == rule
     assert not list(settings.model_dir.glob(".staging-*")), "staging folders must not outlive the job"
 
     # external validation through the served ONNX graph, on the same test split, pairs with the training one
@@ -91,7 +99,8 @@ def test_bad_training_configs_are_rejected_before_queueing(client, keys, session
     for field, body in cases.items():
         response = client.post("/v1/jobs", headers=headers, json={"cohort_id": cohort_id, **body})
         assert response.status_code == 422, (field, response.json())
-        assert field in [e.get("field") for e in response.json()["errors"]], (field, response.json())
+        named = [e.get("field", "").removeprefix("body.") for e in response.json()["errors"]]
+        assert field in named, (field, response.json())
     missing = client.post("/v1/jobs", headers=headers, json={"cohort_id": "coh_nope", **TRAIN})
     assert missing.status_code == 404
     with session_factory() as session:

@@ -47,6 +47,18 @@ def test_a_good_config_comes_back_with_the_cache_image_size(cohort: CohortArrays
         ({"method": "fair_multi_exit", "exit_weights": [1, 1]}, "config"),
         ({"method": "fair_multi_exit", "exit_weights": [0, 0, 0, 0, 0]}, "config"),
         ({"threshold_rule": "target_specificity"}, "target_specificity"),
+        ({"target_specificity": 0.9}, "target_specificity"),
+        ({"threshold_rule": "target_sensitivity"}, "target_sensitivity"),
+        ({"threshold_rule": "youden", "target_sensitivity": 0.9}, "target_sensitivity"),
+        ({"threshold_rule": "target_sensitivity", "target_sensitivity": 0}, "target_sensitivity"),
+        ({"threshold_rule": "constrained"}, "threshold_constraint"),
+        ({"threshold_constraint": {"fpr_band": 0.1}}, "threshold_constraint"),
+        ({"threshold_rule": "constrained", "threshold_constraint": {}}, "threshold_constraint"),
+        ({"threshold_rule": "constrained", "threshold_constraint": {"fpr_band": -1}}, "threshold_constraint.fpr_band"),
+        (
+            {"threshold_rule": "constrained", "threshold_constraint": {"min_tpr": 0.5, "on_infeasible": "hope"}},
+            "threshold_constraint.on_infeasible",
+        ),
         ({"exit_threshold_grid": [0.3]}, "exit_threshold_grid"),
     ],
 )
@@ -62,6 +74,14 @@ def test_invalid_configs(cohort: CohortArrays, override: dict[str, Any], field: 
         ({"image_size": 64}, "holds 32px images"),
         ({"backbone": "resnet18", "image_size": 16}, "at least 32px"),
         ({"pretrained_weights": "/nonexistent/resnet18.pth"}, "no file at"),
+        (
+            {"threshold_rule": "constrained", "threshold_constraint": {"attribute": "race", "fpr_band": 0.1}},
+            "unknown attribute 'race'; the cohort has: age_group, sex",
+        ),
+        (
+            {"threshold_rule": "constrained", "threshold_constraint": {"fpr_band": 0.1, "min_group_count": 500}},
+            "0 of the 2 groups of sex have at least 500 positives and 500 negatives in the validation split",
+        ),
     ],
 )
 def test_configs_that_do_not_fit_the_cohort(cohort: CohortArrays, override: dict[str, Any], message: str) -> None:
@@ -99,3 +119,16 @@ def test_exit_weights_default_to_the_papers() -> None:
     assert weights(method="fair_multi_exit", backbone="vgg11") == (0.3, 0.45, 0.6, 0.75, 0.9)
     assert weights(method="fair_multi_exit_pairwise_eo", backbone="resnet18") == (1.0,) * 5
     assert weights(method="pairwise_eo", backbone="vgg11") == (1.0,)
+
+
+def test_constraint_problems_name_the_constraint_field(cohort: CohortArrays) -> None:
+    rule = {"threshold_rule": "constrained"}
+    unknown = problems({**BASE, **rule, "threshold_constraint": {"attribute": "race", "max_fpr": 0.2}}, cohort)
+    assert [p["field"] for p in unknown] == ["threshold_constraint.attribute"]
+    too_small = problems({**BASE, **rule, "threshold_constraint": {"max_fpr": 0.2, "min_group_count": 500}}, cohort)
+    assert [p["field"] for p in too_small] == ["threshold_constraint.min_group_count"]
+    config = validate_training_config(
+        {**BASE, **rule, "threshold_constraint": {"attribute": "age_group", "fpr_band": 0.1, "min_group_count": 3}},
+        cohort,
+    )
+    assert config.threshold_group_attributes == ["age_group"]
