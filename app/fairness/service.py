@@ -4,7 +4,6 @@ Never commits."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -183,11 +182,7 @@ def _audit_threshold(parsed: PredictionSet, config: AuditConfig) -> AuditThresho
         "chosen_on": "audited data",
     }
     how = config.threshold_rule if point.fallback is None else f"youden (band of {config.threshold_rule} not met)"
-    return AuditThreshold(point.threshold, f"{how} fitted on the audited data (optimistic)", _json_safe(record))
-
-
-def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(record))
+    return AuditThreshold(point.threshold, f"{how} fitted on the audited data (optimistic)", record)
 
 
 def audit_outcome(

@@ -255,7 +255,7 @@ def constrained_threshold(
     """The highest-J observed threshold meeting ``band`` (``None`` if none does), every group's rates
     there (at Youden's threshold when none meets it, with ``held`` marked), candidates and feasible counts."""
     n_groups = len(labels)
-    base = group_rates(y, s, codes, labels, np.inf)
+    base = group_rates(y, s, codes, labels, np.inf)  # only its counts: who is held
     held = (base.n_pos >= band.min_group_count) & (base.n_neg >= band.min_group_count)
     index = np.flatnonzero(held)
     n_pos_all, n_neg_all = max(int((y == 1).sum()), 1), max(int((y == 0).sum()), 1)
