@@ -66,11 +66,13 @@ import numpy as np
 from app.fairness.engine.bootstrap import run_bootstrap
 from app.fairness.engine.evaluate import METRICS, Options, evaluate_column, num
 from app.fairness.engine.exits import exit_summary
+from app.fairness.engine.folds import MAX_FOLDS, annotate_folds
 from app.fairness.engine.groups import Design, build_design
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.kernel import N_BINS, plan_column, point_block
+from app.fairness.engine.resample import Clusters
 
-METRIC_DEFINITION_VERSION = "1.0"
+METRIC_DEFINITION_VERSION = "1.1"  # 1.1: gap intervals centred on the estimate
 
 SUMMARY_GAPS = ("pfd", "eopp1", "eopp0", "eodd")
 
@@ -79,7 +81,10 @@ DEFINITIONS = {
     "eodd": "max over pairs of groups of |dTPR + dFPR| / 2 = (max(TPR+FPR) - min(TPR+FPR)) / 2",
     "status": "undefined: empty denominator; insufficient: denominator below min_count",
     "gaps": "computed over groups that are ok for every metric the gap uses",
-    "bootstrap": "multinomial resampling within finest cell x label strata; percentile intervals",
+    "bootstrap": "resampling within finest cell x label strata, of patients when clusters are given (a "
+    "patient's stratum is its first sample's); percentile intervals for group metrics",
+    "gap_intervals": "estimate +/- the larger distance to either percentile limit (contains the estimate)",
+    "folds": "across-fold mean and sd of per-fold values; a fold enters when it meets min_count",
     "tests": "group vs rest: two-proportion z (TPR, FPR, selection rate), bootstrap-SE Wald (PF); "
     "Holm within an attribute and metric",
     "ece": "sum over 10 equal-width bins of |sum(score - label)| / n",
@@ -156,13 +161,19 @@ def build_report(
     columns = [c[design.order] for c in columns]
     plans = [plan_column(c, y_int, design, predictions.threshold, N_BINS) for c in columns]
     points = [point_block(p, N_BINS) for p in plans]
-    boots = run_bootstrap(design, plans, n_boot, seed) if n_boot > 0 else [None] * len(plans)
+    clusters = None
+    if predictions.clusters is not None:
+        clusters = Clusters.build(predictions.clusters, design.strata_bounds, design.order)
+    boots = run_bootstrap(design, plans, n_boot, seed, clusters=clusters) if n_boot > 0 else [None] * len(plans)
     options = Options(min_count=min_count, confidence=confidence)
+    folds = fold_codes(predictions.folds, design.order)
 
     evaluations = []
     for key, c in keys:
         curves = (y_int, columns[c]) if key == "policy" else None
         groupings = evaluate_column(plans[c], points[c], boots[c], options, curves_from=curves)
+        if folds is not None:
+            annotate_folds(groupings, plans[c], y_int, folds[0], folds[1], min_count)
         evaluations.append({"exit": key, "groupings": groupings})
 
     report = {
@@ -173,6 +184,8 @@ def build_report(
             "threshold": float(predictions.threshold),
             "ece_bins": N_BINS,
             "definitions": DEFINITIONS,
+            **({} if clusters is None else {"n_clusters": int(clusters.bounds[-1])}),
+            **({} if folds is None else {"folds": list(folds[1])}),
         },
         "population": {
             "n": len(y),
@@ -189,6 +202,19 @@ def build_report(
     }
     report["summary"] = summarise(evaluations[-1], 1.0 - confidence)
     return report
+
+
+def fold_codes(folds: np.ndarray | None, order: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """Fold labels as codes in internal order, and the sorted labels; None without folds."""
+    if folds is None:
+        return None
+    raw = np.asarray(folds, dtype=object)
+    if any(f is None for f in raw):
+        raise ValueError("folds must label every sample")
+    labels, codes = np.unique(np.array([str(f) for f in raw], dtype=object), return_inverse=True)
+    if len(labels) > MAX_FOLDS:
+        raise ValueError(f"at most {MAX_FOLDS} fold labels")
+    return codes.reshape(-1)[order].astype(np.int64), tuple(str(label) for label in labels)
 
 
 def _exits(predictions: PredictionSet, design: Design, min_count: int, confidence: float) -> dict | None:
