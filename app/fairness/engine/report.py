@@ -7,7 +7,9 @@ that does not exist is ``null`` with a status saying why)::
       "metric_definition_version": str,
       "config": {"attributes": [str], "intersections": bool, "n_boot": int, "seed": int,
                  "min_count": int, "confidence": float, "alpha": float, "threshold": float,
-                 "ece_bins": 10, "definitions": {name: str}},
+                 "ece_bins": 10, "definitions": {name: str},
+                 "n_clusters": int,      # only with PredictionSet.clusters
+                 "folds": [str]},        # only with PredictionSet.folds: the fold labels
       "population": {"n": int, "n_pos": int, "n_neg": int, "n_exits": int},
       "groupings": [{"attribute": str, "kind": "overall"|"attribute"|"intersection",
                      "groups": [str], "n_missing": int}],
@@ -45,11 +47,15 @@ that does not exist is ``null`` with a status saying why)::
     Value   = {"value": float|null, "ci_low": float|null, "ci_high": float|null,
                "status": "ok"|"undefined"|"insufficient", "n": int}   # n: the status denominator
     Finding = {"attribute": str, "kind": str, "gap": str, "value": float, "ci_low": float|null,
-               "ci_high": float|null, "p_value": float|null, "significant": bool}
+               "ci_high": float|null, "p_value": float|null, "significant": bool,
+               "left_out": [{"group": str, "status": str}]}   # named in the verdict too
+    Folds   = {"mean": float|null, "sd": float|null, "n": int,    # only with PredictionSet.folds: on
+               "skipped": [{"fold": str, "status": str}]}         # auc/pf/tpr/fpr Values and gaps
 
 Metrics per group: prevalence, auc (within the group), pf, tpr, fpr, tnr, fnr, ppv, npv, accuracy,
-selection_rate, ece, brier. Rates have Wilson intervals; auc, pf, ece, brier and every gap have
-percentile intervals from the stratified bootstrap. Gaps: pfd, auc_gap, worst_group_auc, eopp1,
+selection_rate, ece, brier. Rates have Wilson intervals; auc, pf, ece and brier have percentile
+intervals from the stratified (with ``clusters``: patient-clustered) bootstrap; every gap has the
+interval of ``intervals.centred``, on its estimate. Gaps: pfd, auc_gap, worst_group_auc, eopp1,
 eopp0, eodd, demographic_parity_difference/_ratio, equalized_odds_difference/_ratio,
 equal_opportunity_difference/_ratio (see ``gaps.py``); ``fairlearn`` holds Fairlearn's own values.
 A gap's ``p_value`` is the smallest Holm-adjusted p of its group-vs-rest tests (PF for pfd, TPR for
@@ -274,6 +280,7 @@ def summarise(evaluation: dict, alpha: float) -> dict:
                     "ci_high": gap["ci_high"],
                     "p_value": p,
                     "significant": p is not None and p < alpha,
+                    "left_out": gap["left_out"],
                 }
             )
     findings.sort(key=lambda f: (not f["significant"], f["kind"] != "attribute", -f["value"]))
@@ -295,10 +302,24 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def left_out_note(left_out: list[dict]) -> str:
+    """ " (IV, V, VI left out: insufficient)": the groups a gap could not use, by status; "" if none.
+
+    A gap over the groups that remain can look small exactly because the groups at risk were too
+    small to enter it, so every sentence that states a gap says which groups it leaves out.
+    """
+    by_status: dict[str, list[str]] = {}
+    for entry in left_out:
+        by_status.setdefault(entry["status"], []).append(entry["group"])
+    if not by_status:
+        return ""
+    return " (" + "; ".join(f"{', '.join(groups)} left out: {status}" for status, groups in by_status.items()) + ")"
+
+
 def _describe(f: dict) -> str:
     return (
         f"{f['gap']} = {_fmt(f['value'])} (CI {_fmt(f['ci_low'])} to {_fmt(f['ci_high'])}) across "
-        f"{f['attribute']}; Holm-adjusted p = {f['p_value']:.2g}"
+        f"{f['attribute']}{left_out_note(f['left_out'])}; Holm-adjusted p = {f['p_value']:.2g}"
     )
 
 
@@ -315,7 +336,8 @@ def _verdict(largest: dict | None, intersection: dict | None, findings: list[dic
     top = max(findings, key=lambda f: f["value"])
     return (
         f"No group differs significantly from the rest at alpha = {alpha:.2g} after Holm adjustment; "
-        f"largest observed gap: {top['gap']} = {_fmt(top['value'])} across {top['attribute']}."
+        f"largest observed gap: {top['gap']} = {_fmt(top['value'])} across {top['attribute']}"
+        f"{left_out_note(top['left_out'])}."
     )
 
 
