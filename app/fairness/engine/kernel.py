@@ -112,11 +112,12 @@ class RankPass:
             n_pos=n_pos,
         )
 
-    def twice_u(self, weights: np.ndarray) -> np.ndarray:
+    def twice_u(self, weights: np.ndarray, weighted_totals: bool = False) -> np.ndarray:
         """``(b, n_sum_groups)``: 2 × weighted Mann–Whitney U of each sum group.
 
-        2U = Σ_p w_p·(2·C[lo_p] + tied_p) − 2·C[base]·n_pos, the last term removing the negatives of
-        earlier negative groups that ``C`` also counts.
+        2U = Σ_p w_p·(2·C[lo_p] + tied_p) − 2·C[base]·Σ_p w_p, the last term removing the negatives of
+        earlier negative groups that ``C`` also counts. Σ_p w_p is the group's n_pos for stratified
+        weights; ``weighted_totals`` sums it from the weights (cluster resamples, fold masks).
         """
         b = weights.shape[0]
         cum = np.empty((b, len(self.neg) + 1), dtype=np.int32)
@@ -130,7 +131,8 @@ class RankPass:
             tied_weighted = np.multiply(wp[:, self.tie], tied, dtype=np.float64)
             tie_bounds = np.searchsorted(self.tie, self.pos_bounds)
             sums += segment_sums(tied_weighted, tie_bounds)
-        return sums - 2.0 * cum[:, self.base] * self.n_pos
+        pos_weight = segment_sums(wp.astype(np.float64), self.pos_bounds) if weighted_totals else self.n_pos
+        return sums - 2.0 * cum[:, self.base] * pos_weight
 
 
 @dataclass(frozen=True)
@@ -297,7 +299,7 @@ def column_block(
             n_pos, n_neg = gp.pos(seg_w).astype(np.float64), gp.neg(seg_w).astype(np.float64)
         n = n_pos + n_neg
         twice_u_pf = gp.pf(twice_u_cells)
-        twice_u = twice_u_pf if gp.within is None else gp.within.twice_u(weights)
+        twice_u = twice_u_pf if gp.within is None else gp.within.twice_u(weights, weighted_totals)
         tp, fp = gp.tp(seg_w), gp.fp(seg_w)
         fpr = _ratio(fp, n_neg)
         ece_parts = np.abs(gp.ece(seg_err)).reshape(len(weights), k, n_bins).sum(axis=2)
