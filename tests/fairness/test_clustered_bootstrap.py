@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from synth import grouping, simulate
 
-from app.fairness.engine import build_report, compare_models, resample
+from app.fairness.engine import PredictionSet, build_report, compare_models, resample
 from app.fairness.engine.groups import build_design
 from app.fairness.engine.kernel import column_block, plan_column
 from app.fairness.engine.resample import Clusters
@@ -142,3 +142,23 @@ def test_cluster_weighted_statistics_equal_those_of_the_expanded_resample() -> N
             assert stats["sex"]["fpr"][row, k] == pytest.approx((ss[m & (ys == 0)] >= 0.5).mean(), abs=1e-12)
             brier = ((ss[m] - ys[m]) ** 2).mean()
             assert stats["sex"]["brier"][row, k] == pytest.approx(brier, abs=1e-12)
+
+
+def test_resamples_that_draw_no_positive_of_a_group_are_left_out_not_fatal() -> None:
+    """Two patients of group B each have a negative image first and a positive one second: both
+    belong to B's negative stratum, so about one resample in eight draws no positive of B."""
+    rng = np.random.default_rng(0)
+    a_y = (rng.random(600) < 0.3).astype(np.int64)
+    y = np.concatenate([a_y, [0, 1, 0, 1], np.zeros(28, dtype=np.int64)])
+    group = np.array(["A"] * 600 + ["B"] * 32, dtype=object)
+    keys = np.concatenate([np.arange(600).astype(str), ["p1", "p1", "p2", "p2"], [f"n{i}" for i in range(28)]])
+    scores = 1.0 / (1.0 + np.exp(-(rng.normal(0.0, 1.0, len(y)) + 1.5 * y - 1.0)))
+    p = PredictionSet(y_true=y, exit_scores=scores[:, None], groups={"grp": group}, threshold=0.5, clusters=keys)
+    report = build_report(p, attributes=["grp"], n_boot=200, min_count=1)
+    b = next(g for g in grouping(report, "grp")["groups"] if g["group"] == "B")
+    for metric in ("auc", "pf"):
+        value = b["metrics"][metric]
+        assert value["ci_low"] is not None and value["ci_low"] <= value["ci_high"]
+    pfd = grouping(report, "grp")["gaps"]["pfd"]
+    assert pfd["ci_low"] <= pfd["value"] <= pfd["ci_high"]
+    assert next(t for t in grouping(report, "grp")["tests"]["pf"] if t["group"] == "B")["p_value"] is not None

@@ -10,6 +10,7 @@ import pytest
 from synth import grouping, simulate
 
 from app.fairness.engine import build_report
+from app.fairness.report_html import render_html
 
 ATTRIBUTES = ["sex", "skin_type"]
 SPREAD = ("auc", "pf", "tpr", "fpr")
@@ -85,3 +86,10 @@ def test_fold_labels_must_cover_every_sample() -> None:
     folds[0] = None
     with pytest.raises(ValueError, match="folds must label every sample"):
         build_report(dataclasses.replace(p, folds=folds), attributes=["sex"], n_boot=0)
+
+
+def test_the_html_report_shows_the_spread_beside_the_pooled_value() -> None:
+    report = build_report(_pooled(3000, 3, 2), attributes=["sex"], intersections=False, n_boot=20)
+    spread = grouping(report, "overall")["groups"][0]["metrics"]["auc"]["folds"]
+    page = render_html(report)
+    assert f"{spread['mean']:.3f} ± {spread['sd']:.3f} across 3 folds" in page
