@@ -70,10 +70,10 @@ def test_gap_intervals_cover_the_true_gap_with_small_groups() -> None:
         for gap in ("pfd", "eopp1", "worst_group_auc"):
             assert results[(gap, "centred")] >= results[(gap, "percentile")]
     assert null[("pfd", "percentile")] <= 0.05 and null[("eopp1", "percentile")] <= 0.1
-    assert null[("pfd", "centred")] >= 0.7 and null[("eopp1", "centred")] >= 0.75
+    assert null[("pfd", "centred")] >= 0.8 and null[("eopp1", "centred")] >= 0.8
     assert null[("worst_group_auc", "centred")] >= 0.9
     centred_unequal = [unequal[(gap, "centred")] for gap in ("pfd", "eopp1", "worst_group_auc")]
-    assert min(centred_unequal) >= 0.85 and np.mean(centred_unequal) >= 0.9
+    assert min(centred_unequal) >= 0.88 and np.mean(centred_unequal) >= 0.9
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

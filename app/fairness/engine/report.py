@@ -89,7 +89,8 @@ DEFINITIONS = {
     "gaps": "computed over groups that are ok for every metric the gap uses",
     "bootstrap": "resampling within finest cell x label strata, of patients when clusters are given (a "
     "patient's stratum is its first sample's); percentile intervals for group metrics",
-    "gap_intervals": "estimate +/- the larger distance to either percentile limit (contains the estimate)",
+    "gap_intervals": "estimate +/- the larger distance to either percentile limit, widened away from the "
+    "bootstrap bias (contains the estimate)",
     "folds": "across-fold mean and sd of per-fold values; a fold enters when it meets min_count",
     "tests": "group vs rest: two-proportion z (TPR, FPR, selection rate), bootstrap-SE Wald (PF); "
     "Holm within an attribute and metric",
