@@ -209,6 +209,7 @@ class RunConfig(TypedDict):
     seed: int
     min_count: int
     confidence: float
+    n_clusters: NotRequired[Annotated[int, Field(description="patients the bootstrap resampled (clustered only)")]]
 
 
 class ReportConfig(RunConfig):
@@ -219,7 +220,6 @@ class ReportConfig(RunConfig):
     threshold_source: NotRequired[
         Annotated[str, Field(description="audits only: 'given', or the rule fitted on the audited data")]
     ]
-    n_clusters: NotRequired[Annotated[int, Field(description="patients the bootstrap resampled (clustered only)")]]
     folds: NotRequired[Annotated[list[str], Field(description="fold labels of pooled out-of-fold predictions")]]
 
 

@@ -117,6 +117,7 @@ def test_the_comparison_resamples_the_reference_patients() -> None:
         return row["ci_high"] - row["ci_low"]
 
     assert brier_width(clustered) > 1.8 * brier_width(naive)
+    assert clustered["config"]["n_clusters"] == 300 and "n_clusters" not in naive["config"]
 
 
 def test_cluster_weighted_statistics_equal_those_of_the_expanded_resample() -> None:

@@ -92,3 +92,7 @@ def test_a_pooled_out_of_fold_report_round_trips_unchanged():
     assert report["config"]["n_clusters"] == len(set(pooled.clusters)) and len(report["config"]["folds"]) == 6
     assert "folds" in report["evaluations"][-1]["groupings"][1]["gaps"]["pfd"]
     assert same_json(REPORT, report)
+    other = dataclasses.replace(pooled, exit_scores=np.clip(pooled.exit_scores * 0.9 + 0.05, 0, 1))
+    result = compare_models({"a": pooled, "b": other}, attributes=["sex"], n_boot=20)
+    evaluations = [{"id": n, "name": n, "model_version_id": None, "cohort_id": None, "split": None} for n in "ab"]
+    assert same_json(COMPARISON, stored({"evaluations": evaluations, **result}))

@@ -267,7 +267,10 @@ def compare_models(
 
     return {
         "metric_definition_version": METRIC_DEFINITION_VERSION,
-        "config": run_config(attributes, intersections, n_boot, seed, min_count, confidence),
+        "config": {
+            **run_config(attributes, intersections, n_boot, seed, min_count, confidence),
+            **({} if clusters is None else {"n_clusters": int(clusters.bounds[-1])}),
+        },
         "reference": names[0],
         "models": names,
         "n_matched": n_matched,
