@@ -6,9 +6,9 @@ that does not exist is ``null`` with a status saying why)::
     {
       "metric_definition_version": str,
       "config": {"attributes": [str], "intersections": bool, "n_boot": int, "seed": int,
-                 "min_count": int, "confidence": float, "alpha": float, "threshold": float,
-                 "ece_bins": 10, "definitions": {name: str},
+                 "min_count": int, "confidence": float,
                  "n_clusters": int,      # only with PredictionSet.clusters
+                 "alpha": float, "threshold": float, "ece_bins": 10, "definitions": {name: str},
                  "folds": [str]},        # only with PredictionSet.folds: the fold labels
       "population": {"n": int, "n_pos": int, "n_neg": int, "n_exits": int},
       "groupings": [{"attribute": str, "kind": "overall"|"attribute"|"intersection",
@@ -187,11 +187,11 @@ def build_report(
         "metric_definition_version": METRIC_DEFINITION_VERSION,
         "config": {
             **run_config(attributes, intersections, n_boot, seed, min_count, confidence),
+            **({} if clusters is None else {"n_clusters": int(clusters.bounds[-1])}),
             "alpha": round(1.0 - confidence, 10),
             "threshold": float(predictions.threshold),
             "ece_bins": N_BINS,
             "definitions": DEFINITIONS,
-            **({} if clusters is None else {"n_clusters": int(clusters.bounds[-1])}),
             **({} if folds is None else {"folds": list(folds[1])}),
         },
         "population": {
