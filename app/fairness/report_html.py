@@ -206,6 +206,8 @@ def _comparisons(comparison: Mapping) -> list[dict[str, Any]]:
             "model": str(c["model"]),
             "reference": str(c["reference"]),
             "rows": [{**r, "value": r["difference"]} for r in c["differences"]],
+            "verdicts": c.get("verdicts", []),
+            "compute": c.get("compute"),
         }
         for c in comparison["comparisons"]
     ]

@@ -24,6 +24,23 @@ GroupingKind = Literal["overall", "attribute", "intersection"]
 ExitKey = Annotated[int | Literal["policy"], Field(description='0-based exit index, or "policy" (the early-exit rule)')]
 
 
+class SkippedFold(TypedDict):
+    fold: str
+    status: Status
+
+
+class FoldSpread(TypedDict):
+    """The same metric on each fold's own samples (pooled out-of-fold predictions only)."""
+
+    mean: float | None
+    sd: Annotated[float | None, Field(description="sample sd (ddof 1); null with fewer than two folds")]
+    n: Annotated[int, Field(description="folds that entered: those meeting min_count")]
+    skipped: Annotated[list[SkippedFold], Field(description="folds left out, and why")]
+
+
+FOLDS_NOTE = "across-fold mean ± sd; only when the predictions carry fold labels (auc, pf, tpr, fpr, gaps)"
+
+
 class Value(TypedDict):
     """A number with its 95 % interval and the status that says why a missing one is missing."""
 
@@ -32,6 +49,7 @@ class Value(TypedDict):
     ci_high: float | None
     status: Status
     n: Annotated[int, Field(description="the status denominator, e.g. min(n_pos, n_neg) for auc, n_pos for tpr")]
+    folds: NotRequired[Annotated[FoldSpread, Field(description=FOLDS_NOTE)]]
 
 
 class GroupMetrics(TypedDict):
@@ -63,6 +81,7 @@ class Gap(TypedDict):
     p_value: Annotated[float | None, Field(description="smallest Holm-adjusted p of the gap's group-vs-rest tests")]
     groups_used: list[str]
     left_out: Annotated[list[LeftOut], Field(description="groups not ok for a metric the gap uses, and why")]
+    folds: NotRequired[Annotated[FoldSpread, Field(description=FOLDS_NOTE)]]
 
 
 class Gaps(TypedDict):
@@ -190,6 +209,7 @@ class RunConfig(TypedDict):
     seed: int
     min_count: int
     confidence: float
+    n_clusters: NotRequired[Annotated[int, Field(description="patients the bootstrap resampled (clustered only)")]]
 
 
 class ReportConfig(RunConfig):
@@ -209,6 +229,7 @@ class ReportConfig(RunConfig):
             ),
         ]
     ]
+    folds: NotRequired[Annotated[list[str], Field(description="fold labels of pooled out-of-fold predictions")]]
 
 
 class ExitGroup(TypedDict):
@@ -241,6 +262,9 @@ class Finding(TypedDict):
     ci_high: float | None
     p_value: float | None
     significant: bool
+    left_out: NotRequired[
+        Annotated[list[LeftOut], Field(description="groups the gap could not use (also in the verdict)")]
+    ]
 
 
 class SummaryMetrics(TypedDict):
@@ -295,10 +319,32 @@ class Difference(TypedDict):
     p_holm: Annotated[float | None, Field(description="Holm-adjusted over the metrics of this comparison")]
 
 
+class ComputeDifference(TypedDict):
+    """Mean compute of the served policy: fraction of each model's own full network per sample."""
+
+    value_model: float
+    value_reference: float
+    difference: Annotated[float, Field(description="model minus reference")]
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+
+
+class Verdict(TypedDict):
+    attribute: str
+    verdict: Literal["better", "worse", "mixed", "not distinguishable from noise"]
+    better: Annotated[list[str], Field(description="metrics that improved with Holm-adjusted p < alpha")]
+    worse: Annotated[list[str], Field(description="metrics that worsened with Holm-adjusted p < alpha")]
+
+
 class PairComparison(TypedDict):
     model: str
     reference: str
     differences: list[Difference]
+    compute: NotRequired[
+        Annotated[ComputeDifference | None, Field(description="null when a policy's exit costs are unknown")]
+    ]
+    verdicts: NotRequired[Annotated[list[Verdict], Field(description='per attribute, "overall" first (AUC)')]]
 
 
 class Comparison(TypedDict):

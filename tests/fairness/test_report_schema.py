@@ -77,3 +77,22 @@ def test_the_comparison_round_trips_unchanged():
     ]
     comparison = stored({"evaluations": evaluations, **result})
     assert same_json(COMPARISON, comparison)
+
+
+def test_a_pooled_out_of_fold_report_round_trips_unchanged():
+    """Clusters and fold labels add n_clusters, folds and a fold spread beside the headline values."""
+    base = simulate(1200, 4, group_shift=0.8)
+    rng = np.random.default_rng(9)
+    pooled = dataclasses.replace(
+        base,
+        clusters=rng.integers(0, 400, 1200).astype(str),
+        folds=np.array([f"s{s}/f{f}" for s, f in zip(rng.integers(0, 2, 1200), rng.integers(0, 3, 1200), strict=True)]),
+    )
+    report = stored(build_report(pooled, attributes=["sex", "skin_type"], n_boot=20, min_count=20))
+    assert report["config"]["n_clusters"] == len(set(pooled.clusters)) and len(report["config"]["folds"]) == 6
+    assert "folds" in report["evaluations"][-1]["groupings"][1]["gaps"]["pfd"]
+    assert same_json(REPORT, report)
+    other = dataclasses.replace(pooled, exit_scores=np.clip(pooled.exit_scores * 0.9 + 0.05, 0, 1))
+    result = compare_models({"a": pooled, "b": other}, attributes=["sex"], n_boot=20)
+    evaluations = [{"id": n, "name": n, "model_version_id": None, "cohort_id": None, "split": None} for n in "ab"]
+    assert same_json(COMPARISON, stored({"evaluations": evaluations, **result}))

@@ -9,14 +9,17 @@ heavy loops); each block has its own seed, so results do not depend on the numbe
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
 from app.fairness.engine.groups import Design
 from app.fairness.engine.kernel import ColumnPlan, GroupArrays, column_block
-from app.fairness.engine.resample import resample_block, resample_blocks
+from app.fairness.engine.resample import Clusters, resample_block, resample_blocks
+
+T = TypeVar("T")
 
 BOOT_METRICS = ("auc", "pf", "pf_rest", "tpr", "fpr", "tnr", "selection_rate", "ece", "brier")
 
@@ -36,8 +39,13 @@ def run_bootstrap(
     n_boot: int,
     seed: int,
     workers: int | None = None,
+    clusters: Clusters | None = None,
 ) -> list[dict[str, GroupArrays]]:
-    """Per column: ``{attribute: {metric: (n_boot, n_groups)}}`` for the metrics in ``BOOT_METRICS``."""
+    """Per column: ``{attribute: {metric: (n_boot, n_groups)}}`` for the metrics in ``BOOT_METRICS``.
+
+    With ``clusters`` every resample draws whole clusters (see ``resample``); group sizes then vary
+    between resamples and every denominator comes from the resample's own weights.
+    """
     store = [
         {
             gp.grouping.attribute: {m: np.empty((n_boot, gp.grouping.n_groups)) for m in BOOT_METRICS}
@@ -46,19 +54,55 @@ def run_bootstrap(
         for plan in plans
     ]
 
-    def work(item: tuple[int, np.random.Generator, int]) -> tuple[int, int, list[dict[str, GroupArrays]]]:
-        start, rng, size = item
-        weights = resample_block(design.strata_bounds, size, rng)
-        return start, size, [column_block(plan, weights) for plan in plans]
+    def work(weights: np.ndarray) -> list[dict[str, GroupArrays]]:
+        return [column_block(plan, weights, weighted_totals=clusters is not None) for plan in plans]
 
-    blocks = resample_blocks(design.strata_bounds, n_boot, seed)
+    _collect(_map_blocks(design, n_boot, seed, workers, clusters, work), store)
+    return store
+
+
+def bootstrap_means(
+    design: Design,
+    values: np.ndarray,
+    n_boot: int,
+    seed: int,
+    workers: int | None = None,
+    clusters: Clusters | None = None,
+) -> np.ndarray:
+    """``(n_boot, k)`` weighted means of the ``(k, n)`` per-sample ``values`` (internal order) over
+    the very resamples :func:`run_bootstrap` draws with the same design, seed and clusters."""
+    out = np.empty((n_boot, values.shape[0]))
+
+    def work(weights: np.ndarray) -> np.ndarray:
+        w = weights.astype(np.float64)
+        return (w @ values.T) / w.sum(axis=1, keepdims=True)
+
+    for start, size, means in _map_blocks(design, n_boot, seed, workers, clusters, work):
+        out[start : start + size] = means
+    return out
+
+
+def _map_blocks(
+    design: Design,
+    n_boot: int,
+    seed: int,
+    workers: int | None,
+    clusters: Clusters | None,
+    fn: Callable[[np.ndarray], T],
+) -> Iterator[tuple[int, int, T]]:
+    """(first resample, block size, ``fn(weights)``) per block, on the thread pool."""
+
+    def work(item: tuple[int, np.random.Generator, int]) -> tuple[int, int, T]:
+        start, rng, size = item
+        return start, size, fn(resample_block(design.strata_bounds, size, rng, clusters))
+
+    blocks = resample_blocks(int(design.strata_bounds[-1]), n_boot, seed)
     n_workers = workers or default_workers()
     if n_workers == 1:
-        _collect(map(work, blocks), store)
+        yield from map(work, blocks)
     else:
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            _collect(pool.map(work, blocks), store)
-    return store
+            yield from pool.map(work, blocks)
 
 
 def _collect(

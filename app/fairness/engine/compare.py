@@ -1,12 +1,18 @@
 """Paired comparison of models evaluated on the same samples.
 
-Every model is scored on the same stratified resamples (same seed, same strata, same blocks), so a
-difference's interval reflects only how the models disagree on the same patients, not how the
-patients were sampled twice. Headline metrics: overall AUC, TPR, FPR, ECE and Brier, and per
-attribute (and intersection) pfd, auc_gap, worst_group_auc, eopp1, eopp0, eodd,
-demographic_parity_difference and equalized_odds_difference. Each difference (model − reference)
-has a percentile interval and a two-sided p-value (Wald, paired-bootstrap standard error), also
-Holm-adjusted over the metrics of that comparison.
+Every model is scored on the same stratified resamples (same seed, same strata, same blocks; with
+the reference's ``clusters``, the same patient-clustered resamples), so a difference's interval
+reflects only how the models disagree on the same patients, not how the patients were sampled twice.
+Headline metrics: overall AUC, TPR, FPR, ECE and Brier, and per attribute (and intersection) pfd,
+auc_gap, worst_group_auc, eopp1, eopp0, eodd, demographic_parity_difference and
+equalized_odds_difference. Each difference (model − reference) has an interval (percentile for the
+overall metrics; ``intervals.centred`` for gaps, which are extremum statistics) and a two-sided
+p-value (Wald, paired-bootstrap standard error), also Holm-adjusted over the metrics of that
+comparison.
+
+Beside the differences: ``compute``, the difference in mean compute of the served policy (each
+sample's exit cost: the fraction of that model's own full network it used; 1.0 for a single-exit
+model), with a paired percentile interval; and ``verdicts``, one per attribute (see ``verdict``).
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from app.fairness.engine.bootstrap import run_bootstrap
+from app.fairness.engine.bootstrap import bootstrap_means, run_bootstrap
 from app.fairness.engine.evaluate import num
 from app.fairness.engine.gaps import gap_status, gap_values, used_groups
 from app.fairness.engine.groups import build_design
 from app.fairness.engine.inputs import PredictionSet
-from app.fairness.engine.intervals import percentile
+from app.fairness.engine.intervals import centred, percentile
 from app.fairness.engine.kernel import ColumnPlan, GroupArrays, plan_column, point_block
 from app.fairness.engine.report import METRIC_DEFINITION_VERSION, run_config, validate
+from app.fairness.engine.resample import Clusters
 from app.fairness.engine.significance import bootstrap_wald, holm
 from app.fairness.engine.status import OK, status_of
 
@@ -37,6 +44,11 @@ COMPARED_GAPS = (
     "demographic_parity_difference",
     "equalized_odds_difference",
 )
+HIGHER_IS_BETTER = frozenset({"auc", "worst_group_auc"})
+# Verdict basis per attribute: every compared gap except demographic parity, which is no target when
+# prevalence differs between groups (an ideal classifier then has a demographic-parity gap).
+VERDICT_METRICS = tuple(m for m in COMPARED_GAPS if m != "demographic_parity_difference")
+BETTER, WORSE, MIXED, NOISE = "better", "worse", "mixed", "not distinguishable from noise"
 
 
 def align(predictions: Mapping[str, PredictionSet]) -> tuple[list[np.ndarray], int]:
@@ -95,6 +107,63 @@ def _statuses(
     }
 
 
+DIFFERENCE_RANGE = (-1.0, 1.0)  # a difference of two gaps
+
+
+def sample_costs(predictions: PredictionSet) -> np.ndarray | None:
+    """Each sample's compute under the served policy (fraction of the model's full network); None
+    when the policy uses exits whose costs are unknown."""
+    n = len(predictions.y_true)
+    if predictions.exit_index is None:
+        return np.ones(n)
+    if predictions.exit_cost is None:
+        return None
+    return np.asarray(predictions.exit_cost, dtype=np.float64)[np.asarray(predictions.exit_index, dtype=np.int64)]
+
+
+def _compute_difference(
+    model: np.ndarray, reference: np.ndarray, samples: np.ndarray | None, confidence: float
+) -> dict:
+    diff = float(model.mean() - reference.mean())
+    low = high = p = None
+    if samples is not None and len(samples):
+        lo, hi = percentile(samples[:, None], confidence)
+        low, high = num(lo[0]), num(hi[0])
+        p = num(bootstrap_wald(np.array([diff]), samples[:, None])[1][0])
+    return {
+        "value_model": float(model.mean()),
+        "value_reference": float(reference.mean()),
+        "difference": diff,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": p,
+    }
+
+
+def verdicts(rows: list[dict], alpha: float) -> list[dict]:
+    """A plain verdict per attribute from the Holm-adjusted p of its differences and their sign.
+
+    A difference counts when its Holm-adjusted p is below ``alpha``; it is an improvement when it
+    moves the right way (a lower gap, a higher AUC or worst-group AUC). The attribute's verdict is
+    ``better`` when at least one difference improves and none worsens, ``worse`` the reverse,
+    ``mixed`` when both happen, and ``not distinguishable from noise`` when none counts. Basis: AUC
+    for "overall", ``VERDICT_METRICS`` for attributes and the intersection.
+    """
+    out: dict[str, dict] = {}
+    for row in rows:
+        attribute, metric = row["attribute"], row["metric"]
+        basis = ("auc",) if attribute == "overall" else VERDICT_METRICS
+        entry = out.setdefault(attribute, {"attribute": attribute, "verdict": NOISE, "better": [], "worse": []})
+        if metric not in basis or row["p_holm"] is None or row["p_holm"] >= alpha or not row["difference"]:
+            continue
+        improves = (row["difference"] > 0) == (metric in HIGHER_IS_BETTER)
+        entry["better" if improves else "worse"].append(metric)
+    for entry in out.values():
+        if entry["better"] or entry["worse"]:
+            entry["verdict"] = MIXED if entry["better"] and entry["worse"] else BETTER if entry["better"] else WORSE
+    return list(out.values())
+
+
 def compare_models(
     predictions: Mapping[str, PredictionSet],
     *,
@@ -120,17 +189,31 @@ def compare_models(
     groups = {a: np.asarray(reference.groups[a], dtype=object)[index[0]] for a in attributes}
     policies = [np.asarray(p.policy_scores, dtype=np.float64)[idx] for p, idx in zip(sets, index, strict=True)]
     design = build_design(y, groups, attributes, intersections=intersections, sort_by=policies[0])
+    clusters = None
+    if reference.clusters is not None:
+        clusters = Clusters.build(
+            np.asarray(reference.clusters, dtype=object)[index[0]], design.strata_bounds, design.order
+        )
     y_int = y[design.order]
     plans = [plan_column(s[design.order], y_int, design, p.threshold) for s, p in zip(policies, sets, strict=True)]
     points = [headline(plan, point_block(plan), min_count) for plan in plans]
     boots = (
         [
             headline(plan, b, min_count)
-            for plan, b in zip(plans, run_bootstrap(design, plans, n_boot, seed), strict=True)
+            for plan, b in zip(plans, run_bootstrap(design, plans, n_boot, seed, clusters=clusters), strict=True)
         ]
         if n_boot > 0
         else None
     )
+    costs = [sample_costs(p) for p in sets]
+    known = [c is not None for c in costs]
+    per_model = [c[idx][design.order] for c, idx in zip(costs, index, strict=True) if c is not None]
+    cost_matrix = np.stack(per_model) if per_model else np.empty((0, len(y)))
+    cost_boot = (
+        bootstrap_means(design, cost_matrix, n_boot, seed, clusters=clusters) if n_boot > 0 and per_model else None
+    )
+    cost_row = np.cumsum(known) - 1  # model -> its row of cost_matrix (when known)
+    alpha = 1.0 - confidence
 
     comparisons = []
     for m in range(1, len(names)):
@@ -141,7 +224,10 @@ def compare_models(
             low = high = p = np.nan
             if boots is not None and np.isfinite(diff):
                 samples = boots[m][key] - boots[0][key]
-                lo, hi = percentile(samples[:, None], confidence)
+                if key[0] == "overall":
+                    lo, hi = percentile(samples[:, None], confidence)
+                else:
+                    lo, hi = centred(samples[:, None], np.array([diff]), confidence, DIFFERENCE_RANGE)
                 low, high = lo[0], hi[0]
                 _, p_arr = bootstrap_wald(np.array([diff]), samples[:, None])
                 p = p_arr[0]
@@ -161,11 +247,30 @@ def compare_models(
         adjusted = holm(np.array([np.nan if r["p_value"] is None else r["p_value"] for r in rows]))
         for row, p_holm in zip(rows, adjusted, strict=True):
             row["p_holm"] = num(p_holm)
-        comparisons.append({"model": names[m], "reference": names[0], "differences": rows})
+        compute = None
+        if known[0] and known[m]:
+            compute = _compute_difference(
+                cost_matrix[cost_row[m]],
+                cost_matrix[cost_row[0]],
+                None if cost_boot is None else cost_boot[:, cost_row[m]] - cost_boot[:, cost_row[0]],
+                confidence,
+            )
+        comparisons.append(
+            {
+                "model": names[m],
+                "reference": names[0],
+                "differences": rows,
+                "compute": compute,
+                "verdicts": verdicts(rows, alpha),
+            }
+        )
 
     return {
         "metric_definition_version": METRIC_DEFINITION_VERSION,
-        "config": run_config(attributes, intersections, n_boot, seed, min_count, confidence),
+        "config": {
+            **run_config(attributes, intersections, n_boot, seed, min_count, confidence),
+            **({} if clusters is None else {"n_clusters": int(clusters.bounds[-1])}),
+        },
         "reference": names[0],
         "models": names,
         "n_matched": n_matched,

@@ -8,9 +8,9 @@ import numpy as np
 
 from app.fairness.engine.curves import reliability, roc_points
 from app.fairness.engine.fairlearn_compat import RATES, fairlearn_block
-from app.fairness.engine.gaps import GAPS, gap_status, gap_values, used_groups
+from app.fairness.engine.gaps import GAP_RANGE, GAPS, gap_status, gap_values, used_groups
 from app.fairness.engine.groups import Grouping
-from app.fairness.engine.intervals import percentile, wilson
+from app.fairness.engine.intervals import centred, percentile, wilson
 from app.fairness.engine.kernel import ColumnPlan, GroupArrays, GroupingPlan
 from app.fairness.engine.significance import bootstrap_wald, holm, two_proportion
 from app.fairness.engine.status import OK, UNDEFINED, status_of, worst
@@ -177,7 +177,7 @@ def gap_entries(
         value = gap_values(name, point, used)[0] if status == OK else np.nan
         interval = (np.full(1, np.nan), np.full(1, np.nan))
         if status == OK and boot is not None and len(boot["pf"]):
-            interval = percentile(gap_values(name, boot, used)[:, None], s.confidence)
+            interval = centred(gap_values(name, boot, used)[:, None], np.array([value]), s.confidence, GAP_RANGE)
         low, high = float(interval[0][0]), float(interval[1][0])
         if status == OK and np.isnan(value):
             status = UNDEFINED  # e.g. a ratio whose largest rate is 0

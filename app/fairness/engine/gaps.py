@@ -16,8 +16,9 @@ A group enters a gap only when every metric the gap uses is ``ok`` for it (both 
 equalized-odds family); the gap names the groups it left out and why.
 
 A max − min gap's bootstrap distribution sits above the true gap when the groups are alike (the
-largest of several noisy values is biased upwards), so its percentile interval describes magnitude;
-the evidence that some group differs is the gap's Holm-adjusted group-vs-rest p-value.
+largest of several noisy values is biased upwards), so its interval is ``intervals.centred`` (on the
+estimate), not the percentile interval; the evidence that some group differs is the gap's
+Holm-adjusted group-vs-rest p-value.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import numpy as np
 from app.fairness.engine.status import INSUFFICIENT, OK, UNDEFINED
 
 Arrays = dict[str, np.ndarray]
+
+GAP_RANGE = (0.0, 1.0)  # every gap (differences of rates or AUCs, worst-group AUC, ratios) lies here
 
 
 def _spread(x: np.ndarray) -> np.ndarray:

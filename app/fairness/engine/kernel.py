@@ -12,8 +12,9 @@ AUC = U / (W⁺·W⁻) with ties counting ½ (midranks). O(n log n) to plan, O(n
 Rates, ECE and Brier come from weighted sums over contiguous segments of samples ordered by
 (cell, label, ECE bin, prediction): every per-group quantity is a sum of segment sums.
 
-Weights are stratified (each stratum's total weight equals its size), so n, n_pos and n_neg of every
-group are the same in every resample and are taken from the data, not recomputed.
+Stratified weights (each stratum's total weight equals its size) keep n, n_pos and n_neg of every
+group the same in every resample, so they are taken from the data. Cluster resamples and fold masks
+do not: with ``weighted_totals`` every denominator is summed from the weights instead.
 """
 
 from __future__ import annotations
@@ -111,11 +112,12 @@ class RankPass:
             n_pos=n_pos,
         )
 
-    def twice_u(self, weights: np.ndarray) -> np.ndarray:
+    def twice_u(self, weights: np.ndarray, weighted_totals: bool = False) -> np.ndarray:
         """``(b, n_sum_groups)``: 2 × weighted Mann–Whitney U of each sum group.
 
-        2U = Σ_p w_p·(2·C[lo_p] + tied_p) − 2·C[base]·n_pos, the last term removing the negatives of
-        earlier negative groups that ``C`` also counts.
+        2U = Σ_p w_p·(2·C[lo_p] + tied_p) − 2·C[base]·Σ_p w_p, the last term removing the negatives of
+        earlier negative groups that ``C`` also counts. Σ_p w_p is the group's n_pos for stratified
+        weights; ``weighted_totals`` sums it from the weights (cluster resamples, fold masks).
         """
         b = weights.shape[0]
         cum = np.empty((b, len(self.neg) + 1), dtype=np.int32)
@@ -129,7 +131,8 @@ class RankPass:
             tied_weighted = np.multiply(wp[:, self.tie], tied, dtype=np.float64)
             tie_bounds = np.searchsorted(self.tie, self.pos_bounds)
             sums += segment_sums(tied_weighted, tie_bounds)
-        return sums - 2.0 * cum[:, self.base] * self.n_pos
+        pos_weight = segment_sums(wp.astype(np.float64), self.pos_bounds) if weighted_totals else self.n_pos
+        return sums - 2.0 * cum[:, self.base] * pos_weight
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class GroupingPlan:
     fp: Aggregator
     ece: Aggregator  # segments -> group × bin
     brier: Aggregator  # segments -> groups
+    pos: Aggregator  # positive segments -> groups (weighted totals)
+    neg: Aggregator  # negative segments -> groups
     n: np.ndarray
     n_pos: np.ndarray
     n_neg: np.ndarray
@@ -219,6 +224,8 @@ def plan_column(
                 fp=Aggregator.build(np.where((seg_label == 0) & (seg_pred == 1), seg_group, -1), k),
                 ece=Aggregator.build(ece_key, k * n_bins),
                 brier=Aggregator.build(seg_group, k),
+                pos=Aggregator.build(np.where(seg_label == 1, seg_group, -1), k),
+                neg=Aggregator.build(np.where(seg_label == 0, seg_group, -1), k),
                 n=n,
                 n_pos=n_pos,
                 n_neg=n - n_pos,
@@ -248,7 +255,11 @@ GroupArrays = dict[str, np.ndarray]  # metric -> (b, n_groups)
 
 
 def column_block(
-    plan: ColumnPlan, weights: np.ndarray, n_bins: int = N_BINS, dtype: type = np.float32
+    plan: ColumnPlan,
+    weights: np.ndarray,
+    n_bins: int = N_BINS,
+    dtype: type = np.float32,
+    weighted_totals: bool = False,
 ) -> dict[str, GroupArrays]:
     """Per-grouping, per-group statistics for a ``(b, n)`` uint8 block of weights (internal order).
 
@@ -257,6 +268,8 @@ def column_block(
     Rank sums are exact integers whatever ``dtype``; ``dtype`` only sets the precision of the
     score-weighted sums (ECE, Brier): float32 halves their cost in the bootstrap, where a relative
     error of 1e-6 is far below the resampling noise; point estimates use float64.
+    ``weighted_totals``: denominators are the weights' own group totals (cluster resamples, fold
+    masks: integer sums, exact in float32 below 2**24) rather than the data's counts.
     """
     if plan.local is not None:
         weights = np.take(weights, plan.local, axis=1)
@@ -271,24 +284,35 @@ def column_block(
     wf *= error
     seg_sq = segment_sums(wf, plan.seg_bounds)
 
+    total_pos: np.ndarray | int = plan.n_pos
+    total_neg: np.ndarray | int = plan.n_neg
+    if weighted_totals:
+        everyone = plan.groupings[0]  # the overall grouping: one group holding every sample
+        total_pos = everyone.pos(seg_w).astype(np.float64)
+        total_neg = everyone.neg(seg_w).astype(np.float64)
     out: dict[str, GroupArrays] = {}
     for gp in plan.groupings:
         k = gp.grouping.n_groups
+        n_pos: np.ndarray = gp.n_pos
+        n_neg: np.ndarray = gp.n_neg
+        if weighted_totals:
+            n_pos, n_neg = gp.pos(seg_w).astype(np.float64), gp.neg(seg_w).astype(np.float64)
+        n = n_pos + n_neg
         twice_u_pf = gp.pf(twice_u_cells)
-        twice_u = twice_u_pf if gp.within is None else gp.within.twice_u(weights)
+        twice_u = twice_u_pf if gp.within is None else gp.within.twice_u(weights, weighted_totals)
         tp, fp = gp.tp(seg_w), gp.fp(seg_w)
-        fpr = _ratio(fp, gp.n_neg)
+        fpr = _ratio(fp, n_neg)
         ece_parts = np.abs(gp.ece(seg_err)).reshape(len(weights), k, n_bins).sum(axis=2)
         out[gp.grouping.attribute] = {
-            "auc": _ratio(twice_u, 2.0 * gp.n_pos * gp.n_neg),
-            "pf": _ratio(twice_u_pf, 2.0 * gp.n_pos * plan.n_neg),
-            "pf_rest": _ratio(twice_u_all - twice_u_pf, 2.0 * (plan.n_pos - gp.n_pos) * plan.n_neg),
-            "tpr": _ratio(tp, gp.n_pos),
+            "auc": _ratio(twice_u, 2.0 * n_pos * n_neg),
+            "pf": _ratio(twice_u_pf, 2.0 * n_pos * total_neg),
+            "pf_rest": _ratio(twice_u_all - twice_u_pf, 2.0 * (total_pos - n_pos) * total_neg),
+            "tpr": _ratio(tp, n_pos),
             "fpr": fpr,
             "tnr": 1.0 - fpr,
-            "selection_rate": _ratio(tp + fp, gp.n),
-            "ece": _ratio(ece_parts, gp.n),
-            "brier": _ratio(gp.brier(seg_sq), gp.n),
+            "selection_rate": _ratio(tp + fp, n),
+            "ece": _ratio(ece_parts, n),
+            "brier": _ratio(gp.brier(seg_sq), n),
             "tp": tp,
             "fp": fp,
         }

@@ -6,8 +6,10 @@ that does not exist is ``null`` with a status saying why)::
     {
       "metric_definition_version": str,
       "config": {"attributes": [str], "intersections": bool, "n_boot": int, "seed": int,
-                 "min_count": int, "confidence": float, "alpha": float, "threshold": float,
-                 "ece_bins": 10, "definitions": {name: str}},
+                 "min_count": int, "confidence": float,
+                 "n_clusters": int,      # only with PredictionSet.clusters
+                 "alpha": float, "threshold": float, "ece_bins": 10, "definitions": {name: str},
+                 "folds": [str]},        # only with PredictionSet.folds: the fold labels
       "population": {"n": int, "n_pos": int, "n_neg": int, "n_exits": int},
       "groupings": [{"attribute": str, "kind": "overall"|"attribute"|"intersection",
                      "groups": [str], "n_missing": int}],
@@ -45,11 +47,15 @@ that does not exist is ``null`` with a status saying why)::
     Value   = {"value": float|null, "ci_low": float|null, "ci_high": float|null,
                "status": "ok"|"undefined"|"insufficient", "n": int}   # n: the status denominator
     Finding = {"attribute": str, "kind": str, "gap": str, "value": float, "ci_low": float|null,
-               "ci_high": float|null, "p_value": float|null, "significant": bool}
+               "ci_high": float|null, "p_value": float|null, "significant": bool,
+               "left_out": [{"group": str, "status": str}]}   # named in the verdict too
+    Folds   = {"mean": float|null, "sd": float|null, "n": int,    # only with PredictionSet.folds: on
+               "skipped": [{"fold": str, "status": str}]}         # auc/pf/tpr/fpr Values and gaps
 
 Metrics per group: prevalence, auc (within the group), pf, tpr, fpr, tnr, fnr, ppv, npv, accuracy,
-selection_rate, ece, brier. Rates have Wilson intervals; auc, pf, ece, brier and every gap have
-percentile intervals from the stratified bootstrap. Gaps: pfd, auc_gap, worst_group_auc, eopp1,
+selection_rate, ece, brier. Rates have Wilson intervals; auc, pf, ece and brier have percentile
+intervals from the stratified (with ``clusters``: patient-clustered) bootstrap; every gap has the
+interval of ``intervals.centred``, on its estimate. Gaps: pfd, auc_gap, worst_group_auc, eopp1,
 eopp0, eodd, demographic_parity_difference/_ratio, equalized_odds_difference/_ratio,
 equal_opportunity_difference/_ratio (see ``gaps.py``); ``fairlearn`` holds Fairlearn's own values.
 A gap's ``p_value`` is the smallest Holm-adjusted p of its group-vs-rest tests (PF for pfd, TPR for
@@ -66,11 +72,13 @@ import numpy as np
 from app.fairness.engine.bootstrap import run_bootstrap
 from app.fairness.engine.evaluate import METRICS, Options, evaluate_column, num
 from app.fairness.engine.exits import exit_summary
+from app.fairness.engine.folds import MAX_FOLDS, annotate_folds
 from app.fairness.engine.groups import Design, build_design
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.kernel import N_BINS, plan_column, point_block
+from app.fairness.engine.resample import Clusters
 
-METRIC_DEFINITION_VERSION = "1.0"
+METRIC_DEFINITION_VERSION = "1.1"  # 1.1: gap intervals centred on the estimate
 
 SUMMARY_GAPS = ("pfd", "eopp1", "eopp0", "eodd")
 
@@ -79,7 +87,11 @@ DEFINITIONS = {
     "eodd": "max over pairs of groups of |dTPR + dFPR| / 2 = (max(TPR+FPR) - min(TPR+FPR)) / 2",
     "status": "undefined: empty denominator; insufficient: denominator below min_count",
     "gaps": "computed over groups that are ok for every metric the gap uses",
-    "bootstrap": "multinomial resampling within finest cell x label strata; percentile intervals",
+    "bootstrap": "resampling within finest cell x label strata, of patients when clusters are given (a "
+    "patient's stratum is its first sample's); percentile intervals for group metrics",
+    "gap_intervals": "estimate +/- the larger distance to either percentile limit, widened away from the "
+    "bootstrap bias (contains the estimate)",
+    "folds": "across-fold mean and sd of per-fold values; a fold enters when it meets min_count",
     "tests": "group vs rest: two-proportion z (TPR, FPR, selection rate), bootstrap-SE Wald (PF); "
     "Holm within an attribute and metric",
     "ece": "sum over 10 equal-width bins of |sum(score - label)| / n",
@@ -156,23 +168,31 @@ def build_report(
     columns = [c[design.order] for c in columns]
     plans = [plan_column(c, y_int, design, predictions.threshold, N_BINS) for c in columns]
     points = [point_block(p, N_BINS) for p in plans]
-    boots = run_bootstrap(design, plans, n_boot, seed) if n_boot > 0 else [None] * len(plans)
+    clusters = None
+    if predictions.clusters is not None:
+        clusters = Clusters.build(predictions.clusters, design.strata_bounds, design.order)
+    boots = run_bootstrap(design, plans, n_boot, seed, clusters=clusters) if n_boot > 0 else [None] * len(plans)
     options = Options(min_count=min_count, confidence=confidence)
+    folds = fold_codes(predictions.folds, design.order)
 
     evaluations = []
     for key, c in keys:
         curves = (y_int, columns[c]) if key == "policy" else None
         groupings = evaluate_column(plans[c], points[c], boots[c], options, curves_from=curves)
+        if folds is not None:
+            annotate_folds(groupings, plans[c], y_int, folds[0], folds[1], min_count)
         evaluations.append({"exit": key, "groupings": groupings})
 
     report = {
         "metric_definition_version": METRIC_DEFINITION_VERSION,
         "config": {
             **run_config(attributes, intersections, n_boot, seed, min_count, confidence),
+            **({} if clusters is None else {"n_clusters": int(clusters.bounds[-1])}),
             "alpha": round(1.0 - confidence, 10),
             "threshold": float(predictions.threshold),
             "ece_bins": N_BINS,
             "definitions": DEFINITIONS,
+            **({} if folds is None else {"folds": list(folds[1])}),
         },
         "population": {
             "n": len(y),
@@ -189,6 +209,19 @@ def build_report(
     }
     report["summary"] = summarise(evaluations[-1], 1.0 - confidence)
     return report
+
+
+def fold_codes(folds: np.ndarray | None, order: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """Fold labels as codes in internal order, and the sorted labels; None without folds."""
+    if folds is None:
+        return None
+    raw = np.asarray(folds, dtype=object)
+    if any(f is None for f in raw):
+        raise ValueError("folds must label every sample")
+    labels, codes = np.unique(np.array([str(f) for f in raw], dtype=object), return_inverse=True)
+    if len(labels) > MAX_FOLDS:
+        raise ValueError(f"at most {MAX_FOLDS} fold labels")
+    return codes.reshape(-1)[order].astype(np.int64), tuple(str(label) for label in labels)
 
 
 def _exits(predictions: PredictionSet, design: Design, min_count: int, confidence: float) -> dict | None:
@@ -248,6 +281,7 @@ def summarise(evaluation: dict, alpha: float) -> dict:
                     "ci_high": gap["ci_high"],
                     "p_value": p,
                     "significant": p is not None and p < alpha,
+                    "left_out": gap["left_out"],
                 }
             )
     findings.sort(key=lambda f: (not f["significant"], f["kind"] != "attribute", -f["value"]))
@@ -269,10 +303,24 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def left_out_note(left_out: list[dict]) -> str:
+    """ " (IV, V, VI left out: insufficient)": the groups a gap could not use, by status; "" if none.
+
+    A gap over the groups that remain can look small exactly because the groups at risk were too
+    small to enter it, so every sentence that states a gap says which groups it leaves out.
+    """
+    by_status: dict[str, list[str]] = {}
+    for entry in left_out:
+        by_status.setdefault(entry["status"], []).append(entry["group"])
+    if not by_status:
+        return ""
+    return " (" + "; ".join(f"{', '.join(groups)} left out: {status}" for status, groups in by_status.items()) + ")"
+
+
 def _describe(f: dict) -> str:
     return (
         f"{f['gap']} = {_fmt(f['value'])} (CI {_fmt(f['ci_low'])} to {_fmt(f['ci_high'])}) across "
-        f"{f['attribute']}; Holm-adjusted p = {f['p_value']:.2g}"
+        f"{f['attribute']}{left_out_note(f['left_out'])}; Holm-adjusted p = {f['p_value']:.2g}"
     )
 
 
@@ -289,7 +337,8 @@ def _verdict(largest: dict | None, intersection: dict | None, findings: list[dic
     top = max(findings, key=lambda f: f["value"])
     return (
         f"No group differs significantly from the rest at alpha = {alpha:.2g} after Holm adjustment; "
-        f"largest observed gap: {top['gap']} = {_fmt(top['value'])} across {top['attribute']}."
+        f"largest observed gap: {top['gap']} = {_fmt(top['value'])} across {top['attribute']}"
+        f"{left_out_note(top['left_out'])}."
     )
 
 

@@ -14,6 +14,7 @@ Choices (documented in the report):
 
 from __future__ import annotations
 
+import warnings
 from statistics import NormalDist
 
 import numpy as np
@@ -53,12 +54,18 @@ def bootstrap_wald(point: np.ndarray, samples: np.ndarray) -> tuple[np.ndarray, 
     """z = point / SD(samples) and its two-sided p, per column of ``samples`` (resamples × tests).
 
     A zero standard error gives p = 1 for a zero difference (identical inputs) and p = 0 otherwise.
+    Resamples where a statistic is undefined (NaN, only in a clustered bootstrap) are left out.
     """
     point = np.asarray(point, dtype=np.float64)
     if samples.shape[0] < 2:
         nan = np.full(point.shape, np.nan)
         return nan, nan.copy()
-    se = np.std(samples, axis=0, ddof=1)
+    if np.isnan(samples).any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+            se = np.nanstd(samples, axis=0, ddof=1)
+    else:
+        se = np.std(samples, axis=0, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, point / se, np.where(point == 0, 0.0, np.inf * np.sign(point)))
     z = np.where(np.isnan(point) | np.isnan(se), np.nan, z)
