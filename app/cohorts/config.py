@@ -38,7 +38,7 @@ _POSITIVE_CHOICES = {"fitzpatrick17k": FITZPATRICK_CLASSES, "isic2019": ISIC_CLA
 # Which optional fields each preset lets the config set (the rest are fixed by the preset).
 _SETTABLE = {
     "generic": {"image_column", "label_column", "positive_class", "age_column", "patient_id_column"},
-    "fitzpatrick17k": {"positive_class"},
+    "fitzpatrick17k": {"positive_class", "patient_id_column"},
     "isic2019": {"positive_class"},
     "chexpert": {"finding_column", "uncertain_as", "blank_as"},
     "dicom": {"image_column", "label_column", "positive_class"},

@@ -15,7 +15,8 @@ Normalised attribute values (``None`` = missing, which joins no group):
 
 Patient ids: ``generic`` from ``patient_id_column``; ``isic2019`` the ``lesion_id``; ``chexpert`` the
 ``patientNNNNN`` folder in ``Path``; ``dicom`` a salted hash of the PatientID tag (see ``dicom.py``);
-``fitzpatrick17k`` has none (each image is its own group).
+``fitzpatrick17k`` from ``patient_id_column`` when the manifest has one (the public table has none: each
+image is then its own group, so a patient's images can land on both sides of a split).
 """
 
 from __future__ import annotations
@@ -182,8 +183,12 @@ class FitzpatrickPreset(Preset):
     """The Fitzpatrick 17k table: image ``<md5hash>.jpg|png``, target ``three_partition_label``."""
 
     image_column = "md5hash"
-    required_columns = ("md5hash", "fitzpatrick_scale", "three_partition_label")
     attribute_names = ("skin_type", "skin_tone")
+
+    def __init__(self, config: CohortConfig) -> None:
+        super().__init__(config)
+        patient = (config.patient_id_column,) if config.patient_id_column else ()
+        self.required_columns = ("md5hash", "fitzpatrick_scale", "three_partition_label", *patient)
 
     def map_row(self, r: RowReader) -> RowItem:
         md5 = r.required("md5hash")
@@ -201,7 +206,8 @@ class FitzpatrickPreset(Preset):
             skin_type = scale
         tone = None if skin_type is None else ("light" if int(skin_type) <= 3 else "dark")
         attributes = {"skin_type": skin_type, "skin_tone": tone, **self.extras(r)}
-        return RowItem(md5, md5, label, None, attributes)
+        patient = r.text(self.config.patient_id_column) if self.config.patient_id_column else None
+        return RowItem(md5, md5, label, patient, attributes)
 
 
 class IsicPreset(Preset):

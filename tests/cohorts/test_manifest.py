@@ -194,6 +194,33 @@ def test_fitzpatrick_skin_tone_and_missing_type(tmp_path: Path) -> None:
     ]
 
 
+def test_fitzpatrick_patient_id_column_groups_the_split(tmp_path: Path) -> None:
+    header = "md5hash,fitzpatrick_scale,three_partition_label,patient"
+    rows = [f"h{i},{1 + i % 6},{'malignant' if i % 2 else 'benign'},p{i // 4}" for i in range(80)]
+    parsed = cohort(
+        tmp_path,
+        "\n".join([header, *rows]) + "\n",
+        [f"h{i}.png" for i in range(80)],
+        preset="fitzpatrick17k",
+        patient_id_column="patient",
+        split={"mode": "random", "seed": 3, "stratify_by": []},
+    )
+    assert [i.patient_id for i in parsed.items] == [f"p{i // 4}" for i in range(80)]
+    splits_of: dict[str, set[str]] = {}
+    for item in parsed.items:
+        splits_of.setdefault(item.patient_id or "", set()).add(item.split)
+    assert all(len(s) == 1 for s in splits_of.values()), "one patient's images stay in one split"
+    assert {s for ss in splits_of.values() for s in ss} == {"train", "val", "test"}
+    missing = rejected(
+        tmp_path / "other",
+        f"{header.replace(',patient', '')}\nh1,2,benign\n",
+        ["h1.png"],
+        preset="fitzpatrick17k",
+        patient_id_column="patient",
+    )
+    assert missing.errors[0]["column"] == "patient"
+
+
 def test_fitzpatrick_bad_cells(tmp_path: Path) -> None:
     header = "md5hash,fitzpatrick_scale,fitzpatrick_centaur,label,nine_partition_label,three_partition_label,qc"
     error = rejected(
