@@ -24,6 +24,7 @@ from app.fairness.engine.report import METRIC_DEFINITION_VERSION
 from app.fairness.engine.thresholds import operating_threshold
 from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
 from app.fairness.models import Evaluation
+from app.fairness.predictions_csv import PredictionsCsv
 from app.fairness.repository import EVALUATIONS
 from app.fairness.schemas import (
     AuditConfig,
@@ -32,6 +33,7 @@ from app.fairness.schemas import (
     ExternalEvaluationRequest,
 )
 from app.fairness.storage import (
+    PREDICTIONS_FILE,
     evaluation_dir,
     load_predictions,
     remove_evaluation_files,
@@ -60,6 +62,15 @@ def represent(session: Session, evaluation: Evaluation) -> EvaluationOut:
 def require_report(evaluation: Evaluation) -> None:
     if evaluation.report is None:
         raise ConflictError(f"evaluation {evaluation.id} has no report yet ({evaluation.status})")
+
+
+def predictions_csv(session: Session, settings: Settings, organisation_id: str, evaluation_id: str) -> PredictionsCsv:
+    """The evaluation's stored predictions, opened for streaming as CSV (``predictions_csv``)."""
+    evaluation = EVALUATIONS.get_or_404(session, organisation_id, evaluation_id)
+    folder = evaluation_dir(settings, evaluation.id)
+    if not (folder / PREDICTIONS_FILE).is_file():
+        raise ConflictError(f"evaluation {evaluation_id} has no stored predictions ({evaluation.status})")
+    return PredictionsCsv(folder, patient_key=evaluation.cohort_id or evaluation.id)
 
 
 def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, Any]:
