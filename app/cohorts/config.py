@@ -9,6 +9,9 @@ CheXpert labels (``finding_column`` holds 1 / 0 / −1 / blank): ``uncertain_as`
 (default ``negative``: CheXpert leaves a finding blank when the report does not mention it).
 Dropped rows are counted in a manifest warning.
 
+``groupings``: derived attributes made by merging an attribute's values (``app.cohorts.groupings``),
+checked against the manifest's values at upload and kept with the cohort.
+
 ``keep_sources``: the uploaded originals are deleted once ingestion has decoded them, unless this is
 set; then the listed images are kept, DICOM files de-identified (see ``app.cohorts.sources``).
 """
@@ -19,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.cohorts.groupings import MAX_GROUPINGS, Grouping
 from app.core.error_list import ErrorList
 from app.core.fields import SafeName, Seed
 from app.core.json_input import load_json_field
@@ -105,6 +109,12 @@ class CohortConfig(BaseModel):
     finding_column: str | None = None
     uncertain_as: Literal["exclude", "positive", "negative"] = "exclude"
     blank_as: Literal["negative", "exclude"] = "negative"
+    groupings: list[Grouping] = Field(
+        default_factory=list,
+        max_length=MAX_GROUPINGS,
+        description="derived attributes: an attribute's values merged into coarser groups (groups or bands), "
+        "usable as training groups and reported like any attribute",
+    )
     keep_sources: bool = Field(
         default=False,
         description="keep the uploaded images after ingestion, DICOM files de-identified (PS3.15 basic "
@@ -140,6 +150,9 @@ class CohortConfig(BaseModel):
             raise ValueError(f"positive_class must be one of {', '.join(choices)} for {self.preset}")
         if len(set(self.sensitive_attributes)) != len(self.sensitive_attributes):
             raise ValueError("sensitive_attributes lists a column twice")
+        names = [g.name for g in self.groupings]
+        if len(set(names)) != len(names):
+            raise ValueError("two groupings have the same name")
         if self.age_bins[0] <= 0 or any(b <= a for a, b in zip(self.age_bins, self.age_bins[1:], strict=False)):
             raise ValueError("age_bins must be positive and strictly increasing")
         return self

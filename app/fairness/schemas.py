@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.core.fields import ResourceRef, SafeName, Seed
+from app.core.fields import ReportIntersections, ResourceRef, SafeName, Seed
 from app.fairness.report_schema import FairnessReport
 
 
@@ -91,6 +91,7 @@ class AuditConfig(BaseModel):
     threshold_rule: Literal["youden", "target_specificity"] | None = None
     target_specificity: float | None = Field(default=None, gt=0, lt=1)
     seed: Seed = 0
+    report_intersections: ReportIntersections | None = None
 
     @model_validator(mode="after")
     def _one_threshold(self) -> AuditConfig:
@@ -100,6 +101,11 @@ class AuditConfig(BaseModel):
             raise ValueError("threshold_rule 'target_specificity' needs target_specificity")
         if len(set(self.sensitive_attributes)) != len(self.sensitive_attributes):
             raise ValueError("sensitive_attributes lists a column twice")
+        for names in self.report_intersections or []:
+            if len(set(names)) != len(names) or not set(names) <= set(self.sensitive_attributes):
+                raise ValueError(
+                    f"report_intersections: {names} must name distinct attributes among sensitive_attributes"
+                )
         return self
 
 
@@ -122,3 +128,4 @@ class ExternalEvaluationRequest(BaseModel):
     split: Literal["all", "train", "val", "test"] = Field(
         default="all", description="which items of the other cohort to evaluate on"
     )
+    report_intersections: ReportIntersections | None = None

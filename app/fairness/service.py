@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.cohorts import service as cohorts
+from app.cohorts.groupings import parse_groupings
+from app.cohorts.models import Cohort
 from app.core.error_list import capped
 from app.core.errors import ConflictError, InputError
 from app.core.json_input import load_json_field
@@ -22,7 +24,7 @@ from app.fairness.engine.compare import compare_models
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.report import METRIC_DEFINITION_VERSION
 from app.fairness.engine.thresholds import operating_threshold
-from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
+from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions, intersections_to_report
 from app.fairness.models import Evaluation
 from app.fairness.predictions_csv import PredictionsCsv
 from app.fairness.repository import EVALUATIONS
@@ -163,7 +165,11 @@ def audit_outcome(
 ) -> EvaluationOutcome:
     """The report of an audit, in the request or in its job."""
     outcome = evaluate_predictions(
-        predictions, attributes=config.sensitive_attributes, settings=settings, seed=config.seed
+        predictions,
+        attributes=config.sensitive_attributes,
+        settings=settings,
+        seed=config.seed,
+        intersections=intersections_to_report(config.sensitive_attributes, config.report_intersections),
     )
     outcome.report["config"]["threshold_source"] = threshold_source
     return outcome
@@ -245,6 +251,19 @@ def compare(session: Session, settings: Settings, organisation_id: str, request:
     }
 
 
+def _check_report_intersections(request: ExternalEvaluationRequest, cohort: Cohort, model: ModelVersion) -> None:
+    """Each requested intersection names the cohort's attributes, its groupings' or the model's."""
+    derived = parse_groupings(cohort.config.get("groupings")) + parse_groupings(model.config.get("groupings"))
+    known = [*cohort.attributes, *(g.name for g in derived)]
+    problems = [
+        {"field": f"report_intersections.{i}", "message": f"names {names}; the attributes are: {', '.join(known)}"}
+        for i, names in enumerate(request.report_intersections or [])
+        if len(set(names)) != len(names) or not set(names) <= set(known)
+    ]
+    if problems:
+        raise InputError("report_intersections do not fit the cohort", problems)
+
+
 def start_external_evaluation(
     session: Session,
     settings: Settings,
@@ -261,11 +280,17 @@ def start_external_evaluation(
             f"model {model.id} takes {size} px images; cohort {cohort.id} was ingested at {cohort.image_size} px",
             [{"field": "cohort_id", "message": "image size differs"}],
         )
+    _check_report_intersections(request, cohort, model)
     return state.enqueue(
         session,
         organisation_id=principal.organisation_id,
         kind="evaluate",
-        config={"model_version_id": model.id, "cohort_id": cohort.id, "split": request.split},
+        config={
+            "model_version_id": model.id,
+            "cohort_id": cohort.id,
+            "split": request.split,
+            "report_intersections": request.report_intersections,
+        },
         cohort_id=cohort.id,
         method=model.method,
         max_attempts=settings.max_attempts,

@@ -207,6 +207,7 @@ def run_training(
     """
     arrays = load_cohort_arrays(cohort) if isinstance(cohort, Path) else cohort
     cfg = validate_training_config(config, arrays)
+    arrays = arrays.with_groupings(cfg.groupings)
     groups = encode_groups(arrays.attributes, cfg.sensitive_attributes)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
