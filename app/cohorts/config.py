@@ -29,6 +29,19 @@ from app.core.json_input import load_json_field
 
 PRESETS = ("generic", "fitzpatrick17k", "isic2019", "chexpert", "dicom")
 PresetName = Literal["generic", "fitzpatrick17k", "isic2019", "chexpert", "dicom"]
+#: DICOM tags a ``dicom`` cohort may read as attributes (``app.cohorts.dicom.EXTRA_TAGS``; identifying
+#: ones are stored hashed).
+DicomTag = Literal[
+    "EthnicGroup",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "Modality",
+    "ViewPosition",
+    "InstitutionName",
+    "InstitutionalDepartmentName",
+    "StationName",
+    "DeviceSerialNumber",
+]
 
 FITZPATRICK_CLASSES = ("benign", "malignant", "non-neoplastic")
 ISIC_CLASSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
@@ -45,7 +58,7 @@ _SETTABLE = {
     "fitzpatrick17k": {"positive_class", "patient_id_column"},
     "isic2019": {"positive_class"},
     "chexpert": {"finding_column", "uncertain_as", "blank_as"},
-    "dicom": {"image_column", "label_column", "positive_class"},
+    "dicom": {"image_column", "label_column", "positive_class", "dicom_tags"},
 }
 _PRESET_FIELDS = set().union(*_SETTABLE.values())
 
@@ -104,6 +117,11 @@ class CohortConfig(BaseModel):
     )
     patient_id_column: str | None = None
     split: SplitPolicy = Field(default_factory=lambda: RandomSplit(mode="random"))
+    dicom_tags: list[DicomTag] = Field(
+        default_factory=list,
+        description="dicom preset: further tags read as attributes named by their keyword; InstitutionName, "
+        "InstitutionalDepartmentName, StationName and DeviceSerialNumber are stored only as salted hashes",
+    )
     image_size: int = Field(default=128, ge=16, le=1024)
     channels: Literal[1, 3] = Field(default=3, description="default: 3 for derm presets, 1 for X-rays")
     finding_column: str | None = None
@@ -137,7 +155,9 @@ class CohortConfig(BaseModel):
     def _check_preset_fields(self) -> CohortConfig:
         fields = type(self).model_fields
         fixed = sorted(
-            name for name in _PRESET_FIELDS - _SETTABLE[self.preset] if getattr(self, name) != fields[name].default
+            name
+            for name in _PRESET_FIELDS - _SETTABLE[self.preset]
+            if getattr(self, name) != fields[name].get_default(call_default_factory=True)
         )
         if fixed:
             raise ValueError(f"{', '.join(fixed)} cannot be set with the {self.preset} preset")
@@ -150,6 +170,8 @@ class CohortConfig(BaseModel):
             raise ValueError(f"positive_class must be one of {', '.join(choices)} for {self.preset}")
         if len(set(self.sensitive_attributes)) != len(self.sensitive_attributes):
             raise ValueError("sensitive_attributes lists a column twice")
+        if len(set(self.dicom_tags)) != len(self.dicom_tags):
+            raise ValueError("dicom_tags lists a tag twice")
         names = [g.name for g in self.groupings]
         if len(set(names)) != len(names):
             raise ValueError("two groupings have the same name")

@@ -276,12 +276,12 @@ class ChexpertPreset(Preset):
 
 
 class DicomPreset(Preset):
-    """DICOM files listed with a label; demographics come from the files' tags."""
-
-    attribute_names = ("sex", "age_group")
+    """DICOM files listed with a label; demographics (and the ``dicom_tags`` named) come from the files'
+    tags, identifying ones hashed (``dicom.py``)."""
 
     def __init__(self, config: CohortConfig, salt: bytes) -> None:
         super().__init__(config)
+        self.attribute_names = ("sex", "age_group", *config.dicom_tags)
         self.image_column = config.image_column or "file"
         self.label_column = config.label_column or "label"
         self.required_columns = (self.image_column, self.label_column)
@@ -296,10 +296,13 @@ class DicomPreset(Preset):
         """Raises ``dicom.DicomError`` for unreadable files or malformed tags (the manifest lists it with
         the row), and a 413 ``InputError`` at once for a file over a read limit."""
         try:
-            tags = dicom.read_demographics(path, self.salt, ImageLimits.from_settings(get_settings()))
+            tags = dicom.read_demographics(
+                path, self.salt, ImageLimits.from_settings(get_settings()), self.config.dicom_tags
+            )
         except DicomTooLarge as exc:
             raise InputError(str(exc), [{"file": path.name, "message": str(exc)}], status=413) from exc
-        return {"sex": tags.sex, "age_group": age_group(tags.age, self.config.age_bins)}, tags.patient_hash
+        attributes = {"sex": tags.sex, "age_group": age_group(tags.age, self.config.age_bins), **tags.tags}
+        return attributes, tags.patient_hash
 
 
 def make_preset(config: CohortConfig, salt: bytes) -> Preset:
