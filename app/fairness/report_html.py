@@ -183,7 +183,8 @@ def _facts(report: Mapping, metadata: Mapping[str, object] | None) -> dict[str, 
         "confidence": config["confidence"],
         "minimum count": config["min_count"],
         **({"trained on (training groups)": " × ".join(trained)} if trained else {}),
-        "intersections reported": ", ".join("×".join(names) for names in config["intersections"]) or "none",
+        "intersections reported": ", ".join(g["attribute"] for g in report["groupings"] if g["kind"] == "intersection")
+        or "none",
     }
 
 

@@ -186,7 +186,11 @@ class RunConfig(TypedDict):
 
     attributes: list[str]
     intersections: Annotated[
-        list[list[str]], Field(description='the attribute lists reported as intersections ("a×b" groupings)')
+        list[list[str]] | bool,
+        Field(
+            description='the attribute lists reported as intersections ("a×b" groupings); reports stored '
+            "before metric lists of intersections existed hold true (all attributes) or false"
+        ),
     ]
     n_boot: int
     seed: int

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.report import build_report
 from app.fairness.evaluation import intersections_to_report
+from app.fairness.report_html import render_html
+from app.fairness.report_schema import FairnessReport
 
 
 def predictions(n: int = 600) -> PredictionSet:
@@ -75,3 +78,10 @@ def test_the_trained_intersection_is_always_reported() -> None:
     assert intersections_to_report(cohort, [], trained) == [trained]
     assert intersections_to_report(cohort, [["race", "sex"]], trained) == [trained, ["race", "sex"]]
     assert intersections_to_report(cohort, None, ["sex"]) == [cohort], "one training attribute: no intersection"
+
+
+def test_reports_stored_before_intersection_lists_still_validate_and_render() -> None:
+    report = build_report(predictions(), attributes=["sex", "race"], n_boot=0)
+    report["config"]["intersections"] = True  # as stored by earlier versions
+    TypeAdapter(FairnessReport).validate_python(report)
+    assert "sex×race" in render_html(report, title="old report")
