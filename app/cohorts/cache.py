@@ -5,13 +5,15 @@ Layout of a cache folder (all files written by ingestion, read-only afterwards):
 - ``images.u8``  raw ``uint8`` array of shape ``(n, size, size, channels)``, C order, read as a
   memory map so a training process touches only the pages it uses.
 - ``items.json`` per-item metadata in item order: ids, labels, splits, patient ids, attributes
-  (group labels as strings; ``null`` = missing), plus the shape above.
+  (group labels as strings; ``null`` = missing), plus the shape above and the cohort's groupings
+  (``groupings.py``; optional), whose derived attributes ``load_cohort_arrays`` adds.
 
 The folder is self-contained so a worker on another machine (Ray, shared path) needs no database.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from app.cohorts.groupings import Grouping, derive, parse_groupings
 
 IMAGES_FILE = "images.u8"
 ITEMS_FILE = "items.json"
@@ -47,6 +51,13 @@ class CohortArrays:
     def indices(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)
 
+    def with_groupings(self, groupings: Sequence[Grouping]) -> CohortArrays:
+        """These arrays with each grouping's derived attribute added (``groupings.derive``): the one place
+        derived attributes are made, for training, evaluation and anything else that loads a cohort."""
+        if not groupings:
+            return self
+        return dataclasses.replace(self, attributes=derive(self.attributes, groupings))
+
 
 def create_image_store(folder: Path, n: int, size: int, channels: int) -> np.memmap:
     """Allocate the image array on disk; ingestion workers fill rows by index."""
@@ -69,6 +80,7 @@ def write_items(
     split: Sequence[str],
     patient_ids: Sequence[str | None],
     attributes: Mapping[str, Sequence[str | None]],
+    groupings: Sequence[Grouping] = (),
 ) -> None:
     """Write the metadata file last and atomically: its presence marks the cache complete."""
     meta = {
@@ -81,6 +93,7 @@ def write_items(
         "split": list(split),
         "patient_ids": list(patient_ids),
         "attributes": {k: list(v) for k, v in attributes.items()},
+        "groupings": [g.model_dump(mode="json") for g in groupings],
     }
     tmp = folder / (ITEMS_FILE + ".tmp")
     tmp.write_text(json.dumps(meta))
@@ -103,7 +116,7 @@ def sync_cache(folder: Path) -> None:
 
 
 def load_cohort_arrays(folder: Path) -> CohortArrays:
-    """Open a finished cache read-only."""
+    """Open a finished cache read-only, with the cohort's groupings' derived attributes."""
     meta_path = folder / ITEMS_FILE
     if not meta_path.exists():
         raise FileNotFoundError(f"no complete image cache in {folder}")
@@ -118,7 +131,7 @@ def load_cohort_arrays(folder: Path) -> CohortArrays:
         arr[:] = values
         return arr
 
-    return CohortArrays(
+    arrays = CohortArrays(
         images=images,
         labels=np.asarray(meta["labels"], dtype=np.int8),
         split=obj(meta["split"]),
@@ -126,3 +139,4 @@ def load_cohort_arrays(folder: Path) -> CohortArrays:
         patient_ids=obj(meta["patient_ids"]),
         attributes={k: obj(v) for k, v in meta["attributes"].items()},
     )
+    return arrays.with_groupings(parse_groupings(meta.get("groupings")))

@@ -9,6 +9,9 @@ CheXpert labels (``finding_column`` holds 1 / 0 / −1 / blank): ``uncertain_as`
 (default ``negative``: CheXpert leaves a finding blank when the report does not mention it).
 Dropped rows are counted in a manifest warning.
 
+``groupings``: derived attributes made by merging an attribute's values (``app.cohorts.groupings``),
+checked against the manifest's values at upload and kept with the cohort.
+
 ``keep_sources``: the uploaded originals are deleted once ingestion has decoded them, unless this is
 set; then the listed images are kept, DICOM files de-identified (see ``app.cohorts.sources``).
 """
@@ -19,12 +22,26 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.cohorts.groupings import MAX_GROUPINGS, Grouping
 from app.core.error_list import ErrorList
 from app.core.fields import SafeName, Seed
 from app.core.json_input import load_json_field
 
 PRESETS = ("generic", "fitzpatrick17k", "isic2019", "chexpert", "dicom")
 PresetName = Literal["generic", "fitzpatrick17k", "isic2019", "chexpert", "dicom"]
+#: DICOM tags a ``dicom`` cohort may read as attributes (``app.cohorts.dicom.EXTRA_TAGS``; identifying
+#: ones are stored hashed).
+DicomTag = Literal[
+    "EthnicGroup",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "Modality",
+    "ViewPosition",
+    "InstitutionName",
+    "InstitutionalDepartmentName",
+    "StationName",
+    "DeviceSerialNumber",
+]
 
 FITZPATRICK_CLASSES = ("benign", "malignant", "non-neoplastic")
 ISIC_CLASSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
@@ -38,10 +55,10 @@ _POSITIVE_CHOICES = {"fitzpatrick17k": FITZPATRICK_CLASSES, "isic2019": ISIC_CLA
 # Which optional fields each preset lets the config set (the rest are fixed by the preset).
 _SETTABLE = {
     "generic": {"image_column", "label_column", "positive_class", "age_column", "patient_id_column"},
-    "fitzpatrick17k": {"positive_class"},
+    "fitzpatrick17k": {"positive_class", "patient_id_column"},
     "isic2019": {"positive_class"},
     "chexpert": {"finding_column", "uncertain_as", "blank_as"},
-    "dicom": {"image_column", "label_column", "positive_class"},
+    "dicom": {"image_column", "label_column", "positive_class", "dicom_tags"},
 }
 _PRESET_FIELDS = set().union(*_SETTABLE.values())
 
@@ -100,11 +117,22 @@ class CohortConfig(BaseModel):
     )
     patient_id_column: str | None = None
     split: SplitPolicy = Field(default_factory=lambda: RandomSplit(mode="random"))
+    dicom_tags: list[DicomTag] = Field(
+        default_factory=list,
+        description="dicom preset: further tags read as attributes named by their keyword; InstitutionName, "
+        "InstitutionalDepartmentName, StationName and DeviceSerialNumber are stored only as salted hashes",
+    )
     image_size: int = Field(default=128, ge=16, le=1024)
     channels: Literal[1, 3] = Field(default=3, description="default: 3 for derm presets, 1 for X-rays")
     finding_column: str | None = None
     uncertain_as: Literal["exclude", "positive", "negative"] = "exclude"
     blank_as: Literal["negative", "exclude"] = "negative"
+    groupings: list[Grouping] = Field(
+        default_factory=list,
+        max_length=MAX_GROUPINGS,
+        description="derived attributes: an attribute's values merged into coarser groups (groups or bands), "
+        "usable as training groups and reported like any attribute",
+    )
     keep_sources: bool = Field(
         default=False,
         description="keep the uploaded images after ingestion, DICOM files de-identified (PS3.15 basic "
@@ -127,7 +155,9 @@ class CohortConfig(BaseModel):
     def _check_preset_fields(self) -> CohortConfig:
         fields = type(self).model_fields
         fixed = sorted(
-            name for name in _PRESET_FIELDS - _SETTABLE[self.preset] if getattr(self, name) != fields[name].default
+            name
+            for name in _PRESET_FIELDS - _SETTABLE[self.preset]
+            if getattr(self, name) != fields[name].get_default(call_default_factory=True)
         )
         if fixed:
             raise ValueError(f"{', '.join(fixed)} cannot be set with the {self.preset} preset")
@@ -140,6 +170,11 @@ class CohortConfig(BaseModel):
             raise ValueError(f"positive_class must be one of {', '.join(choices)} for {self.preset}")
         if len(set(self.sensitive_attributes)) != len(self.sensitive_attributes):
             raise ValueError("sensitive_attributes lists a column twice")
+        if len(set(self.dicom_tags)) != len(self.dicom_tags):
+            raise ValueError("dicom_tags lists a tag twice")
+        names = [g.name for g in self.groupings]
+        if len(set(names)) != len(names):
+            raise ValueError("two groupings have the same name")
         if self.age_bins[0] <= 0 or any(b <= a for a, b in zip(self.age_bins, self.age_bins[1:], strict=False)):
             raise ValueError("age_bins must be positive and strictly increasing")
         return self

@@ -1,8 +1,15 @@
 """DICOM: demographics from tags, and pixels rendered the way a reading viewer shows them.
 
-Privacy: only three tags are ever read for metadata — PatientSex, PatientAge and PatientID — and
-only derived values leave this module: sex, age in years, and ``HMAC-SHA256(salt, PatientID)``
-truncated to 16 hex digits. The salt is per cohort (chosen by the caller, random by default), so
+Privacy: the tags read for metadata are PatientSex, PatientAge and PatientID, plus the tags a cohort
+config names in ``dicom_tags`` from the allow-list ``EXTRA_TAGS``; only derived values leave this
+module: sex, age in years, ``HMAC-SHA256(salt, PatientID)`` truncated to 16 hex digits, and each named
+tag's value — as is for a tag PS3.15 Annex E's basic profile keeps (Manufacturer,
+ManufacturerModelName, Modality, ViewPosition), or likewise salted and hashed (``tag_hash``) for one
+it removes as identifying a place or a device (``IDENTIFYING_TAGS``: InstitutionName,
+InstitutionalDepartmentName, StationName, DeviceSerialNumber): sites and scanners can then be compared
+as groups without their names ever being stored. EthnicGroup, which the profile removes as a patient
+characteristic, is kept as is: like sex and age it is what an audit is about, and a hash would hide
+the groups the report must name. The salt is per cohort (chosen by the caller, random by default), so
 the same patient has unrelated keys in two cohorts and the PatientID cannot be recovered by hashing
 candidate ids. Names, birth dates, accession numbers and all other tags are never stored.
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +52,21 @@ _SEX = {"M": "male", "F": "female", "O": "other"}
 _AGE = re.compile(r"^(\d{3})([DWMY])$")
 _DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Y": 365.25}
 DEMOGRAPHIC_TAGS = {"PatientSex": "CS", "PatientAge": "AS", "PatientID": "LO"}  # keyword: value representation
+#: Further tags a cohort may read as attributes (``CohortConfig.dicom_tags``), with their value representation.
+EXTRA_TAGS = {
+    "EthnicGroup": "SH",
+    "Manufacturer": "LO",
+    "ManufacturerModelName": "LO",
+    "Modality": "CS",
+    "ViewPosition": "CS",
+    "InstitutionName": "LO",
+    "InstitutionalDepartmentName": "LO",
+    "StationName": "SH",
+    "DeviceSerialNumber": "LO",
+}
+#: Those the PS3.15 basic profile removes or replaces as identifying a site or device: stored hashed only.
+IDENTIFYING_TAGS = frozenset({"InstitutionName", "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber"})
+_TAG_VRS = {**DEMOGRAPHIC_TAGS, **EXTRA_TAGS}
 _RENDER_CHUNK = 1 << 20  # pixels rendered at a time: bounds the float64 temporaries to 8 MiB each
 
 
@@ -52,10 +75,17 @@ class Demographics:
     sex: str | None  # male / female / other; None when absent
     age: float | None  # years
     patient_hash: str | None  # salted hash of PatientID (module docstring)
+    tags: dict[str, str | None]  # each requested extra tag's value, hashed when identifying; None when absent
 
 
 def patient_hash(patient_id: str, salt: bytes) -> str:
     return hmac.new(salt, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def tag_hash(keyword: str, value: str, salt: bytes) -> str:
+    """An identifying tag's value as a group label: salted like the patient hash, keyed by the tag too,
+    so one text in two tags gives two unrelated labels."""
+    return hmac.new(salt, f"{keyword}\0{value}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def parse_age(value: str) -> float | None:
@@ -72,9 +102,12 @@ def parse_age(value: str) -> float | None:
     return years
 
 
-def read_demographics(path: Path, salt: bytes, limits: ImageLimits | None = None) -> Demographics:
-    """Read the three demographic tags only: no pixel data, nothing past the Patient module."""
-    ds = read_tags(path, list(DEMOGRAPHIC_TAGS), limits or ImageLimits())
+def read_demographics(
+    path: Path, salt: bytes, limits: ImageLimits | None = None, extra_tags: Sequence[str] = ()
+) -> Demographics:
+    """Read the three demographic tags and ``extra_tags`` (keywords of ``EXTRA_TAGS``) only, in one pass
+    within the header budget: no pixel data, nothing past the last of them."""
+    ds = read_tags(path, [*DEMOGRAPHIC_TAGS, *extra_tags], limits or ImageLimits())
     sex_tag = _text(ds, "PatientSex").upper()
     if sex_tag and sex_tag not in _SEX:
         raise DicomError(f"PatientSex {sex_tag!r} is not M, F or O")
@@ -83,11 +116,18 @@ def read_demographics(path: Path, salt: bytes, limits: ImageLimits | None = None
         sex=_SEX.get(sex_tag),
         age=parse_age(_text(ds, "PatientAge")),
         patient_hash=patient_hash(patient_id, salt) if patient_id else None,
+        tags={keyword: _attribute(keyword, _text(ds, keyword), salt) for keyword in extra_tags},
     )
 
 
+def _attribute(keyword: str, value: str, salt: bytes) -> str | None:
+    if not value:
+        return None
+    return tag_hash(keyword, value, salt) if keyword in IDENTIFYING_TAGS else value
+
+
 def _text(ds: Dataset, keyword: str) -> str:
-    """One demographic tag as stripped text. A tag stored with another value representation, or whose
+    """One tag as stripped text. A tag stored with another value representation, or whose
     value cannot be decoded, is refused by name rather than guessed at."""
     if keyword not in ds:
         return ""
@@ -95,7 +135,7 @@ def _text(ds: Dataset, keyword: str) -> str:
         element = ds[keyword]
     except Exception as exc:  # pydicom raises many types for values that do not fit their VR
         raise DicomError(f"{keyword} cannot be read: {exc}") from exc
-    expected = DEMOGRAPHIC_TAGS[keyword]
+    expected = _TAG_VRS[keyword]
     if str(element.VR) != expected:
         raise DicomError(f"{keyword} has value representation {element.VR}, expected {expected}")
     if element.value is None:

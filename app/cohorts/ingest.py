@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 
 from app.cohorts.cache import create_image_store, write_items
+from app.cohorts.groupings import Grouping
 from app.cohorts.image_limits import ImageLimits
 from app.cohorts.images import decode_into_store
 from app.cohorts.manifest import ParsedManifest
@@ -52,12 +53,14 @@ def build_cache(
     should_cancel: Callable[[], bool] | None = None,
     *,
     limits: ImageLimits | None = None,
+    groupings: Sequence[Grouping] = (),
 ) -> None:
     """Decode every manifest item (paths relative to ``root``) into a new cache in ``cache_dir``.
 
     ``progress(done, total)`` is called after each chunk. Raises ``InputError`` (422) listing the files
     that failed to decode (capped, see ``app.core.error_list``), or ``IngestCancelled``.
-    ``max_pixels`` defaults to the settings'.
+    ``limits`` default to the settings'; ``groupings`` (the cohort's, checked at upload) are kept with
+    the cache so every reader derives their attributes.
     """
     items = manifest.items
     n = len(items)
@@ -89,6 +92,7 @@ def build_cache(
         split=[item.split for item in items],
         patient_ids=[item.patient_id for item in items],
         attributes=manifest.attribute_columns(),
+        groupings=groupings,
     )
 
 

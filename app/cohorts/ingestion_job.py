@@ -13,11 +13,13 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.cohorts import storage
 from app.cohorts.cache import is_complete, sync_cache
+from app.cohorts.groupings import derive, parse_groupings
 from app.cohorts.image_limits import ImageLimits
 from app.cohorts.ingest import IngestCancelled, build_cache
 from app.cohorts.manifest import ManifestItem, ParsedManifest
@@ -59,6 +61,7 @@ def run_ingestion(ctx: JobContext) -> Completion:
     cache = storage.cache_dir(ctx.settings, cohort.id)
     files = storage.files_dir(ctx.settings, cohort.id)
     limits = ImageLimits.from_settings(ctx.settings)
+    groupings = parse_groupings(cohort.config.get("groupings"))
     total = len(manifest.items)
 
     def progress(done: int, _total: int) -> None:
@@ -77,6 +80,7 @@ def run_ingestion(ctx: JobContext) -> Completion:
                 workers=ctx.settings.ingest_workers,
                 should_cancel=ctx.should_cancel,
                 limits=limits,
+                groupings=groupings,
             )
             sync_cache(cache)
         release_sources(
@@ -99,11 +103,14 @@ def run_ingestion(ctx: JobContext) -> Completion:
         if not is_complete(cache):
             shutil.rmtree(cache, ignore_errors=True)
         raise
+    columns = manifest.attribute_columns()
+    derived = derive({k: _column(v) for k, v in columns.items()}, groupings)
     summary = summarize(
         [i.label for i in manifest.items],
         [i.split for i in manifest.items],
-        manifest.attribute_columns(),
+        columns,
         min_count=ctx.settings.min_group_count,
+        derived={g.name: list(derived[g.name]) for g in groupings if g.name in derived},
     )
 
     def register(session: Session) -> dict[str, Any]:
@@ -114,6 +121,12 @@ def run_ingestion(ctx: JobContext) -> Completion:
         return {"cohort_id": cohort.id}
 
     return Completion(result={"items": total}, register=register)
+
+
+def _column(values: list[str | None]) -> np.ndarray:
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    return column
 
 
 def _mark_failed(ctx: JobContext, cohort_id: str, errors: list[dict[str, Any]]) -> None:

@@ -15,7 +15,8 @@ Rules a user can rely on (they are what error messages refer to):
   rest): unreadable or empty CSV, missing columns, bad cells (labels, ages, sex, split values, skin
   types), duplicate image ids, images listed but missing. Only then are the listed images fetched
   (``fetch``: the archive extracts them) and problems inside them reported the same way (unreadable
-  DICOM tags). Warnings: files in the archive that no row lists (never extracted), rows the label
+  DICOM tags). Last, the config's groupings are checked against the values the items have
+  (``groupings.grouping_problems``). Warnings: files in the archive that no row lists (never extracted), rows the label
   policy drops, and (split column) patients spread over several splits.
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 
 from app.cohorts.config import SPLITS, CohortConfig, ColumnSplit, RandomSplit
 from app.cohorts.dicom import DicomError
+from app.cohorts.groupings import grouping_problems
 from app.cohorts.presets import Preset, RowItem, RowReader, make_preset
 from app.cohorts.splits import random_split
 from app.core.csv_input import CsvLimits, read_csv
@@ -121,7 +123,11 @@ def parse_manifest(
         )
         for (row_number, item, image, _), split in zip(accepted, splits, strict=True)
     ]
-    return ParsedManifest(items=items, attribute_names=attribute_names, warnings=warnings)
+    parsed = ParsedManifest(items=items, attribute_names=attribute_names, warnings=warnings)
+    problems = grouping_problems(config.groupings, parsed.attribute_columns())
+    if problems:
+        raise InputError("the cohort's groupings do not fit its values", problems)
+    return parsed
 
 
 def _read_rows(

@@ -15,7 +15,8 @@ Normalised attribute values (``None`` = missing, which joins no group):
 
 Patient ids: ``generic`` from ``patient_id_column``; ``isic2019`` the ``lesion_id``; ``chexpert`` the
 ``patientNNNNN`` folder in ``Path``; ``dicom`` a salted hash of the PatientID tag (see ``dicom.py``);
-``fitzpatrick17k`` has none (each image is its own group).
+``fitzpatrick17k`` from ``patient_id_column`` when the manifest has one (the public table has none: each
+image is then its own group, so a patient's images can land on both sides of a split).
 """
 
 from __future__ import annotations
@@ -182,8 +183,12 @@ class FitzpatrickPreset(Preset):
     """The Fitzpatrick 17k table: image ``<md5hash>.jpg|png``, target ``three_partition_label``."""
 
     image_column = "md5hash"
-    required_columns = ("md5hash", "fitzpatrick_scale", "three_partition_label")
     attribute_names = ("skin_type", "skin_tone")
+
+    def __init__(self, config: CohortConfig) -> None:
+        super().__init__(config)
+        patient = (config.patient_id_column,) if config.patient_id_column else ()
+        self.required_columns = ("md5hash", "fitzpatrick_scale", "three_partition_label", *patient)
 
     def map_row(self, r: RowReader) -> RowItem:
         md5 = r.required("md5hash")
@@ -201,7 +206,8 @@ class FitzpatrickPreset(Preset):
             skin_type = scale
         tone = None if skin_type is None else ("light" if int(skin_type) <= 3 else "dark")
         attributes = {"skin_type": skin_type, "skin_tone": tone, **self.extras(r)}
-        return RowItem(md5, md5, label, None, attributes)
+        patient = r.text(self.config.patient_id_column) if self.config.patient_id_column else None
+        return RowItem(md5, md5, label, patient, attributes)
 
 
 class IsicPreset(Preset):
@@ -270,12 +276,12 @@ class ChexpertPreset(Preset):
 
 
 class DicomPreset(Preset):
-    """DICOM files listed with a label; demographics come from the files' tags."""
-
-    attribute_names = ("sex", "age_group")
+    """DICOM files listed with a label; demographics (and the ``dicom_tags`` named) come from the files'
+    tags, identifying ones hashed (``dicom.py``)."""
 
     def __init__(self, config: CohortConfig, salt: bytes) -> None:
         super().__init__(config)
+        self.attribute_names = ("sex", "age_group", *config.dicom_tags)
         self.image_column = config.image_column or "file"
         self.label_column = config.label_column or "label"
         self.required_columns = (self.image_column, self.label_column)
@@ -290,10 +296,13 @@ class DicomPreset(Preset):
         """Raises ``dicom.DicomError`` for unreadable files or malformed tags (the manifest lists it with
         the row), and a 413 ``InputError`` at once for a file over a read limit."""
         try:
-            tags = dicom.read_demographics(path, self.salt, ImageLimits.from_settings(get_settings()))
+            tags = dicom.read_demographics(
+                path, self.salt, ImageLimits.from_settings(get_settings()), self.config.dicom_tags
+            )
         except DicomTooLarge as exc:
             raise InputError(str(exc), [{"file": path.name, "message": str(exc)}], status=413) from exc
-        return {"sex": tags.sex, "age_group": age_group(tags.age, self.config.age_bins)}, tags.patient_hash
+        attributes = {"sex": tags.sex, "age_group": age_group(tags.age, self.config.age_bins), **tags.tags}
+        return attributes, tags.patient_hash
 
 
 def make_preset(config: CohortConfig, salt: bytes) -> Preset:

@@ -20,6 +20,10 @@ CONFIG_EXAMPLES = [
     '{"name": "derm-demo", "preset": "fitzpatrick17k"}',
     '{"name": "site B", "preset": "generic", "image_column": "file", "label_column": "malignant", '
     '"sensitive_attributes": ["sex"], "split": {"mode": "column", "column": "split"}}',
+    '{"name": "derm, banded", "preset": "fitzpatrick17k", "patient_id_column": "patient_id", "groupings": '
+    '[{"name": "skin_band", "attribute": "skin_type", "groups": {"I-II": ["1", "2"], "III-IV": ["3", "4"], '
+    '"V-VI": ["5", "6"]}}]}',
+    '{"name": "chest, by scanner", "preset": "dicom", "dicom_tags": ["Manufacturer", "StationName"]}',
 ]
 
 

@@ -18,11 +18,12 @@ Shape (JSON-serialisable)::
     }
 
 There is one grouping per attribute and, with two or more attributes, one for their full
-intersection (key: names joined by ``&``). An item whose value is missing (``None``) for any attribute
-of a grouping joins no group of it and counts in ``missing``. ``cells`` lists observed cells only
-(count > 0), ordered by group, split (train, val, test) and label. ``warnings`` names every group —
-observed anywhere in the cohort — with fewer than ``min_count`` positives or negatives in a split
-(zero included), since its metrics in that split would be unreliable or undefined.
+intersection (key: names joined by ``&``); the derived attributes of user-defined groupings get one
+grouping each and join no intersection (each only coarsens one attribute). An item whose value is
+missing (``None``) for any attribute of a grouping joins no group of it and counts in ``missing``.
+``cells`` lists observed cells only (count > 0), ordered by group, split (train, val, test) and label.
+``warnings`` names every group — observed anywhere in the cohort — with fewer than ``min_count``
+positives or negatives in a split (zero included), since its metrics in that split would be unreliable or undefined.
 """
 
 from __future__ import annotations
@@ -39,14 +40,17 @@ def summarize(
     splits: Sequence[str],
     attributes: Mapping[str, Sequence[str | None]],
     min_count: int = 10,
+    derived: Mapping[str, Sequence[str | None]] | None = None,
 ) -> dict[str, Any]:
     """Counts per split × label × group (see the module docstring for the shape)."""
+    derived = derived or {}
     n = len(labels)
     totals = Counter(splits)
     present = [s for s in SPLITS if s in totals]
     positives = Counter(s for s, y in zip(splits, labels, strict=True) if y == 1)
     names = list(attributes)
-    groupings = [[name] for name in names] + ([names] if len(names) > 1 else [])
+    groupings = [[name] for name in names] + ([names] if len(names) > 1 else []) + [[name] for name in derived]
+    attributes = {**attributes, **derived}
     summary: dict[str, Any] = {
         "n": n,
         "splits": {

@@ -60,6 +60,17 @@ ResourceRef = Annotated[
 #: A random seed: numpy's generators refuse negative seeds, and 31 bits keep every backend's integers safe.
 Seed = Annotated[int, Field(ge=0, lt=2**31, description="random seed, 0 ≤ seed < 2**31")]
 
+#: Intersections a report shows besides its attributes: each a list of 2-4 attribute names.
+ReportIntersections = Annotated[
+    list[Annotated[list[str], Field(min_length=2, max_length=4)]],
+    Field(
+        max_length=8,
+        description="intersections to report, each a list of 2-4 attributes, e.g. [['sex', 'age_group']]; "
+        "unset: the intersection of all the cohort's own attributes. The intersection a model was "
+        "trained on is always reported as well",
+    ),
+]
+
 _NAME: TypeAdapter[str] = TypeAdapter(SafeName)
 _TEXT: TypeAdapter[str] = TypeAdapter(SafeText)
 

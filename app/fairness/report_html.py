@@ -174,6 +174,7 @@ def _charts(entry: Mapping) -> list[tuple[str, dict[str, Any]]]:
 
 def _facts(report: Mapping, metadata: Mapping[str, object] | None) -> dict[str, object]:
     config, population = report["config"], report["population"]
+    trained = config.get("trained_attributes")
     return {
         **{str(k): v for k, v in (metadata or {}).items()},
         "metric definition version": report["metric_definition_version"],
@@ -182,6 +183,9 @@ def _facts(report: Mapping, metadata: Mapping[str, object] | None) -> dict[str, 
         "bootstrap": f"{config['n_boot']} stratified resamples, seed {config['seed']}",
         "confidence": config["confidence"],
         "minimum count": config["min_count"],
+        **({"trained on (training groups)": " × ".join(trained)} if trained else {}),
+        "intersections reported": ", ".join(g["attribute"] for g in report["groupings"] if g["kind"] == "intersection")
+        or "none",
     }
 
 

@@ -204,7 +204,13 @@ class RunConfig(TypedDict):
     """The settings a report or comparison was computed with."""
 
     attributes: list[str]
-    intersections: bool
+    intersections: Annotated[
+        list[list[str]] | bool,
+        Field(
+            description='the attribute lists reported as intersections ("a×b" groupings); reports stored '
+            "before metric lists of intersections existed hold true (all attributes) or false"
+        ),
+    ]
     n_boot: int
     seed: int
     min_count: int
@@ -217,6 +223,15 @@ class ReportConfig(RunConfig):
     threshold: Annotated[float, Field(description="the operating threshold every y_pred used")]
     ece_bins: int
     definitions: Annotated[dict[str, str], Field(description="one line per convention: pf, eodd, status, gaps, …")]
+    trained_attributes: NotRequired[
+        Annotated[
+            list[str],
+            Field(
+                description="models only: the sensitive attributes the model was trained on (their "
+                "intersection, when several, is among the reported intersections)"
+            ),
+        ]
+    ]
     threshold_source: NotRequired[
         Annotated[str, Field(description="audits only: 'given', or the rule fitted on the audited data")]
     ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 
 from app.auth.deps import Reader, Writer
 from app.auth.route import AuthenticatedRoute
@@ -91,6 +91,26 @@ def evaluation_metrics(
         session, metric_rows_query(evaluation.id, **filters), MetricRow.id, limit, cursor
     )
     return MetricRowList(items=[MetricRowOut.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/evaluations/{evaluation_id}/predictions.csv",
+    response_class=StreamingResponse,
+    summary="Download an evaluation's per-sample predictions as CSV",
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "one row per sample, streamed"},
+        **problem_responses(404, 409, notes={409: "the evaluation has no stored predictions"}),
+    },
+)
+def evaluation_predictions(
+    evaluation_id: str, principal: Reader, session: ReadSessionDep, settings: SettingsDep
+) -> StreamingResponse:
+    """Every sample the evaluation scored: sample id, patient hash, groups, label, the score at every exit,
+    the exit taken and the served score (and seed and fold for pooled out-of-fold predictions), streamed
+    from the stored predictions (column meanings: docs/api.md)."""
+    table = service.predictions_csv(session, settings, principal.organisation_id, evaluation_id)
+    headers = {"Content-Disposition": f'attachment; filename="{evaluation_id}-predictions.csv"'}
+    return StreamingResponse(iter(table), media_type="text/csv", headers=headers)
 
 
 @router.get(

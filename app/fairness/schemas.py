@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.core.fields import ResourceRef, SafeName, Seed
+from app.core.fields import ReportIntersections, ResourceRef, SafeName, Seed
 from app.fairness.report_schema import FairnessReport
 from app.modelpkg.threshold_rule import (
     RuleName,
@@ -110,6 +110,7 @@ class AuditConfig(BaseModel):
         "if given, is one of sensitive_attributes (null: their intersection)",
     )
     seed: Seed = 0
+    report_intersections: ReportIntersections | None = None
 
     @model_validator(mode="after")
     def _one_threshold(self) -> AuditConfig:
@@ -123,6 +124,11 @@ class AuditConfig(BaseModel):
         attribute = self.threshold_constraint.attribute if self.threshold_constraint else None
         if attribute is not None and attribute not in self.sensitive_attributes:
             errors.append(("threshold_constraint.attribute", f"{attribute!r} is not one of sensitive_attributes"))
+        for i, names in enumerate(self.report_intersections or []):
+            if len(set(names)) != len(names) or not set(names) <= set(self.sensitive_attributes):
+                errors.append(
+                    (f"report_intersections.{i}", f"{names} must name distinct attributes among sensitive_attributes")
+                )
         raise_field_errors("AuditConfig", errors)
         return self
 
@@ -151,3 +157,4 @@ class ExternalEvaluationRequest(BaseModel):
     split: Literal["all", "train", "val", "test"] = Field(
         default="all", description="which items of the other cohort to evaluate on"
     )
+    report_intersections: ReportIntersections | None = None

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.cohorts import service as cohorts
+from app.cohorts.groupings import parse_groupings
+from app.cohorts.models import Cohort
 from app.core.error_list import capped
 from app.core.errors import ConflictError, InputError
 from app.core.json_input import load_json_field
@@ -24,9 +26,10 @@ from app.fairness.engine.groups import encode_cells
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.report import METRIC_DEFINITION_VERSION
 from app.fairness.engine.thresholds import InfeasibleBand, OperatingRule, choose_operating_point
-from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
+from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions, intersections_to_report
 from app.fairness.models import Evaluation
 from app.fairness.operating_point import threshold_record
+from app.fairness.predictions_csv import PredictionsCsv
 from app.fairness.repository import EVALUATIONS
 from app.fairness.schemas import (
     AuditConfig,
@@ -35,6 +38,7 @@ from app.fairness.schemas import (
     ExternalEvaluationRequest,
 )
 from app.fairness.storage import (
+    PREDICTIONS_FILE,
     evaluation_dir,
     load_predictions,
     remove_evaluation_files,
@@ -63,6 +67,15 @@ def represent(session: Session, evaluation: Evaluation) -> EvaluationOut:
 def require_report(evaluation: Evaluation) -> None:
     if evaluation.report is None:
         raise ConflictError(f"evaluation {evaluation.id} has no report yet ({evaluation.status})")
+
+
+def predictions_csv(session: Session, settings: Settings, organisation_id: str, evaluation_id: str) -> PredictionsCsv:
+    """The evaluation's stored predictions, opened for streaming as CSV (``predictions_csv``)."""
+    evaluation = EVALUATIONS.get_or_404(session, organisation_id, evaluation_id)
+    folder = evaluation_dir(settings, evaluation.id)
+    if not (folder / PREDICTIONS_FILE).is_file():
+        raise ConflictError(f"evaluation {evaluation_id} has no stored predictions ({evaluation.status})")
+    return PredictionsCsv(folder, patient_key=evaluation.cohort_id or evaluation.id)
 
 
 def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, Any]:
@@ -190,7 +203,11 @@ def audit_outcome(
 ) -> EvaluationOutcome:
     """The report of an audit, in the request or in its job."""
     outcome = evaluate_predictions(
-        predictions, attributes=config.sensitive_attributes, settings=settings, seed=config.seed
+        predictions,
+        attributes=config.sensitive_attributes,
+        settings=settings,
+        seed=config.seed,
+        intersections=intersections_to_report(config.sensitive_attributes, config.report_intersections),
     )
     outcome.report["config"]["threshold_source"] = threshold.source
     if threshold.record is not None:
@@ -278,6 +295,19 @@ def compare(session: Session, settings: Settings, organisation_id: str, request:
     }
 
 
+def _check_report_intersections(request: ExternalEvaluationRequest, cohort: Cohort, model: ModelVersion) -> None:
+    """Each requested intersection names the cohort's attributes, its groupings' or the model's."""
+    derived = parse_groupings(cohort.config.get("groupings")) + parse_groupings(model.config.get("groupings"))
+    known = [*cohort.attributes, *(g.name for g in derived)]
+    problems = [
+        {"field": f"report_intersections.{i}", "message": f"names {names}; the attributes are: {', '.join(known)}"}
+        for i, names in enumerate(request.report_intersections or [])
+        if len(set(names)) != len(names) or not set(names) <= set(known)
+    ]
+    if problems:
+        raise InputError("report_intersections do not fit the cohort", problems)
+
+
 def start_external_evaluation(
     session: Session,
     settings: Settings,
@@ -294,11 +324,17 @@ def start_external_evaluation(
             f"model {model.id} takes {size} px images; cohort {cohort.id} was ingested at {cohort.image_size} px",
             [{"field": "cohort_id", "message": "image size differs"}],
         )
+    _check_report_intersections(request, cohort, model)
     return state.enqueue(
         session,
         organisation_id=principal.organisation_id,
         kind="evaluate",
-        config={"model_version_id": model.id, "cohort_id": cohort.id, "split": request.split},
+        config={
+            "model_version_id": model.id,
+            "cohort_id": cohort.id,
+            "split": request.split,
+            "report_intersections": request.report_intersections,
+        },
         cohort_id=cohort.id,
         method=model.method,
         max_attempts=settings.max_attempts,

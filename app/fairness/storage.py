@@ -1,7 +1,9 @@
 """Saving an evaluation: its report, one metric row per value, and the predictions behind it.
 
 Predictions are kept (``<data_dir>/evaluations/<id>/predictions.npz``) because a comparison of two
-evaluations on the same samples needs them for its paired bootstrap.
+evaluations on the same samples needs them for its paired bootstrap, and an auditor can download them
+(``predictions_csv``). Text columns (sample ids, patient clusters, folds, groups) are stored as fixed-width
+unicode, never pickled; ``clusters`` and ``folds`` are optional, so files written before they existed load.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from app.fairness.models import Evaluation, MetricRow
 from app.settings import Settings
 
 PREDICTIONS_FILE = "predictions.npz"
+TEXT_COLUMNS = ("sample_ids", "clusters", "folds")  # optional per-sample labels, stored as str
 
 
 def evaluation_dir(settings: Settings, evaluation_id: str) -> Path:
@@ -39,10 +42,10 @@ def save_predictions(folder: Path, predictions: PredictionSet) -> None:
         "exit_scores": predictions.exit_scores,
         "threshold": np.asarray(predictions.threshold),
     }
-    for name in ("exit_index", "exit_cost", "sample_ids"):
+    for name in ("exit_index", "exit_cost", *TEXT_COLUMNS):
         value = getattr(predictions, name)
         if value is not None:
-            arrays[name] = np.asarray(value, dtype=str) if name == "sample_ids" else value
+            arrays[name] = np.asarray(value, dtype=str) if name in TEXT_COLUMNS else value
     for attribute, values in predictions.groups.items():
         arrays[f"group:{attribute}"] = np.array(["" if v is None else str(v) for v in values], dtype=str)
         arrays[f"missing:{attribute}"] = np.array([v is None for v in values], dtype=bool)
@@ -59,7 +62,7 @@ def load_predictions(folder: Path) -> PredictionSet:
                 values = np.empty(len(data[key]), dtype=object)
                 values[:] = [None if gone else str(v) for v, gone in zip(data[key], missing, strict=True)]
                 groups[name] = values
-        sample_ids = np.asarray(data["sample_ids"], dtype=object) if "sample_ids" in data.files else None
+        text = {name: np.asarray(data[name], dtype=object) for name in TEXT_COLUMNS if name in data.files}
         return PredictionSet(
             y_true=data["y_true"],
             exit_scores=data["exit_scores"],
@@ -67,7 +70,9 @@ def load_predictions(folder: Path) -> PredictionSet:
             threshold=float(data["threshold"]),
             exit_index=data["exit_index"] if "exit_index" in data.files else None,
             exit_cost=data["exit_cost"] if "exit_cost" in data.files else None,
-            sample_ids=sample_ids,
+            sample_ids=text.get("sample_ids"),
+            clusters=text.get("clusters"),
+            folds=text.get("folds"),
         )
 
 

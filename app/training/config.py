@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.core.fields import Seed
+from app.cohorts.groupings import MAX_GROUPINGS, Grouping
+from app.core.fields import ReportIntersections, Seed
 from app.modelpkg.threshold_rule import (
     RuleName,
     ThresholdConstraint,
@@ -75,6 +76,12 @@ class TrainingConfig(BaseModel):
         validation_alias=AliasChoices("sensitive_attributes", "sensitive_attribute"),  # the API's singular form
         description="one attribute, or several whose intersection cells are the training groups",
     )
+    groupings: list[Grouping] = Field(
+        default_factory=list,
+        max_length=MAX_GROUPINGS,
+        description="derived attributes for this run (as a cohort's groupings), usable in sensitive_attributes",
+    )
+    report_intersections: ReportIntersections | None = None
     backbone: Backbone = "resnet18"
     image_size: int | None = Field(default=None, ge=16, le=1024, description="None: the cohort cache's size")
     epochs: int = Field(default=20, ge=1, le=1000)
@@ -121,6 +128,13 @@ class TrainingConfig(BaseModel):
     def _distinct(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("attributes must be distinct")
+        return value
+
+    @field_validator("groupings")
+    @classmethod
+    def _distinct_groupings(cls, value: list[Grouping]) -> list[Grouping]:
+        if len({g.name for g in value}) != len(value):
+            raise ValueError("two groupings have the same name")
         return value
 
     @field_validator("exit_threshold_grid")

@@ -215,9 +215,13 @@ def cohort_predictions(
     exit_costs: Sequence[float],
 ) -> PredictionSet:
     """The engine's input for a model's ``scores`` (samples × exits) on the cohort rows ``index``: labels,
-    groups and ids from the cohort, the served exit of each sample when the model has several exits.
-    Training's test evaluation and external validation (``app.training_jobs.evaluate_job``) share it."""
+    groups and ids from the cohort, the served exit of each sample when the model has several exits, and
+    each sample's patient as its cluster (its own item id when the cohort knows no patient), so every
+    evaluation can be resampled, and downloaded, by patient. Training's test evaluation and external
+    validation (``app.training_jobs.evaluate_job``) share it."""
     multi = scores.shape[1] > 1
+    patients, ids = arrays.patient_ids[index], arrays.item_ids[index]
+    clusters = np.array([p if p is not None else i for p, i in zip(patients, ids, strict=True)], dtype=object)
     return PredictionSet(
         y_true=arrays.labels[index].astype(np.int64),
         exit_scores=scores,
@@ -226,6 +230,7 @@ def cohort_predictions(
         exit_index=exit_index(scores, exit_thresholds) if multi else None,
         exit_cost=np.asarray(exit_costs) if multi else None,
         sample_ids=arrays.item_ids[index],
+        clusters=clusters,
     )
 
 
@@ -246,6 +251,7 @@ def run_training(
     """
     arrays = load_cohort_arrays(cohort) if isinstance(cohort, Path) else cohort
     cfg = validate_training_config(config, arrays)
+    arrays = arrays.with_groupings(cfg.groupings)
     groups = encode_groups(arrays.attributes, cfg.sensitive_attributes)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)

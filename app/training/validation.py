@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from app.cohorts.cache import CohortArrays
+from app.cohorts.groupings import grouping_problems
 from app.core.error_list import capped
 from app.core.errors import InputError
 from app.training.config import MIN_IMAGE_SIZE, TrainingConfig
@@ -35,7 +36,10 @@ def parse_config(data: TrainingConfig | Mapping[str, Any]) -> TrainingConfig:
 
 
 def _cohort_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[str, str]]:
-    problems: list[dict[str, str]] = []
+    problems: list[dict[str, str]] = grouping_problems(config.groupings, cohort.attributes)
+    if problems:
+        return problems
+    cohort = cohort.with_groupings(config.groupings)
 
     def problem(field: str, message: str) -> None:
         problems.append({"field": field, "message": message})
@@ -85,6 +89,14 @@ def _cohort_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[
         if len(np.unique(cells[cells >= 0])) < 2:
             problem("sensitive_attributes", "the attributes' intersection has fewer than 2 groups in training")
 
+    for i, names in enumerate(config.report_intersections or []):
+        absent = [a for a in names if a not in cohort.attributes]
+        if absent or len(set(names)) != len(names):
+            what = f"unknown attribute(s) {', '.join(map(repr, absent))}" if absent else "an attribute twice"
+            problem(
+                f"report_intersections.{i}", f"names {what}; the cohort has: {', '.join(sorted(cohort.attributes))}"
+            )
+
     problems += _constraint_problems(config, cohort)
     weights = config.pretrained_weights
     if weights is not None and weights.is_absolute() and not weights.is_file():  # relative: caller resolves
@@ -124,7 +136,9 @@ def _constraint_problems(config: TrainingConfig, cohort: CohortArrays) -> list[d
 
 
 def validate_training_config(data: TrainingConfig | Mapping[str, Any], cohort: CohortArrays) -> TrainingConfig:
-    """The config to train with (``image_size`` filled in), or ``InputError`` naming every problem."""
+    """The config to train with (``image_size`` filled in), or ``InputError`` naming every problem. The
+    config's groupings are checked against the cohort's values first, then its attributes (derived ones
+    included) are."""
     config = parse_config(data)
     problems = _cohort_problems(config, cohort)
     if problems:

@@ -12,10 +12,11 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.cohorts.cache import load_cohort_arrays
+from app.cohorts.groupings import parse_groupings
 from app.cohorts.models import Cohort
 from app.cohorts.storage import cache_dir
 from app.core.errors import InputError
-from app.fairness.evaluation import evaluate_predictions
+from app.fairness.evaluation import evaluate_predictions, intersections_to_report
 from app.fairness.storage import store_evaluation
 from app.jobs.context import Completion, JobContext
 from app.modelpkg.folder import verify_manifest
@@ -34,10 +35,12 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
         if model is None or cohort is None or cohort.deleted_at is not None:
             raise InputError("the model version or the cohort no longer exists")
         folder, manifest_sha256, attributes = ctx.settings.model_dir / model.path, model.sha256, list(cohort.attributes)
+        trained, groupings = list(model.config["sensitive_attributes"]), parse_groupings(model.config.get("groupings"))
     verified = verify_manifest(folder, manifest_sha256)
     manifest, full = verified.manifest, verified.manifest.graphs.full
     session = make_session(verified.read_files([full.file])[full.file])
-    arrays = load_cohort_arrays(cache_dir(ctx.settings, cohort_id))
+    # the model's own training groupings too; on another cohort a value they do not map is missing
+    arrays = load_cohort_arrays(cache_dir(ctx.settings, cohort_id)).with_groupings(groupings)
     wanted = manifest.input
     if (arrays.channels, arrays.image_size) != (wanted.channels, wanted.height):
         raise InputError(
@@ -58,7 +61,13 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
     predictions = cohort_predictions(
         arrays, index, scores, manifest.operating_threshold, manifest.exit_thresholds, manifest.exit_costs
     )
-    outcome = evaluate_predictions(predictions, attributes=attributes, settings=ctx.settings)
+    outcome = evaluate_predictions(
+        predictions,
+        attributes=list(arrays.attributes),
+        settings=ctx.settings,
+        intersections=intersections_to_report(attributes, ctx.config.get("report_intersections"), trained),
+        trained_attributes=trained,
+    )
 
     def register(session: Session) -> dict[str, Any]:
         stored = store_evaluation(

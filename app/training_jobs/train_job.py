@@ -20,7 +20,7 @@ from app.cohorts.models import Cohort
 from app.cohorts.storage import cache_dir
 from app.core.errors import InputError
 from app.db.engine import on_rollback
-from app.fairness.evaluation import evaluate_predictions
+from app.fairness.evaluation import evaluate_predictions, intersections_to_report
 from app.fairness.storage import store_evaluation
 from app.jobs.context import Cancelled, Completion, JobContext
 from app.jobs.files import staging_model_dir
@@ -78,11 +78,14 @@ def run_training_job(ctx: JobContext) -> Completion:
     except training_progress.Cancelled:
         raise Cancelled() from None
     ctx.progress({"phase": "report", "message": "computing the fairness report", "fraction": 1.0}, force=True)
+    trained = list(ctx.config["sensitive_attributes"])
     evaluation = evaluate_predictions(
         result.test_predictions,
-        attributes=cohort_attributes,
+        attributes=list(result.test_predictions.groups),  # the cohort's, then the groupings' derived ones
         settings=ctx.settings,
         seed=int(ctx.config.get("seed", 0)),
+        intersections=intersections_to_report(cohort_attributes, ctx.config.get("report_intersections"), trained),
+        trained_attributes=trained,
     )
 
     def register(session: Session) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from dicom_files import IDENTIFIERS, image_file, tags_present
 
 from app.cohorts.dicom import decode_dicom
 from app.cohorts.image_limits import ImageLimits
+from app.models import Base  # every table, for database_text
 
 CONFIG = {"name": "dicom", "preset": "dicom", "image_size": 32, "split": {"mode": "random", "seed": 1}}
 
@@ -101,3 +102,71 @@ def test_keep_sources_keeps_the_images_de_identified(client, keys, settings, run
         studies.add(ds.StudyInstanceUID)
         assert np.array_equal(decode_dicom(files / name, ImageLimits()), decode_dicom(original, ImageLimits()))
     assert len(studies) == len(originals)  # each original was its own study; new UIDs keep them apart
+
+
+SITES = [
+    {
+        "InstitutionName": "St Elsewhere General Hospital",
+        "StationName": "CT-ROOM-7-XYZ",
+        "Manufacturer": "ACME Imaging",
+    },
+    {"InstitutionName": "Mercy West Medical Center", "StationName": "XR-BAY-2-QRS", "Manufacturer": "Globex Medical"},
+]
+IDENTIFYING = [site[k] for site in SITES for k in ("InstitutionName", "StationName")]
+
+
+def database_text(session_factory) -> str:
+    """Every row of every table, as text: what the database holds, on SQLite and PostgreSQL alike."""
+    with session_factory() as session:
+        return "\n".join(
+            str(row) for table in Base.metadata.sorted_tables for row in session.execute(table.select()).all()
+        )
+
+
+def test_dicom_tags_are_attributes_and_identifying_ones_are_stored_only_hashed(
+    client, keys, settings, session_factory, run_jobs
+):
+    rng = np.random.default_rng(5)
+    files = {
+        f"scans/{i}.dcm": image_file(rng.integers(0, 255, (24, 24), dtype=np.uint8), **SITES[i % 2]) for i in range(12)
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("manifest.csv", "file,label\n" + "".join(f"{name},{i // 2 % 2}\n" for i, name in enumerate(files)))
+        for name, data in files.items():
+            zf.writestr(name, data)
+    tags = ["InstitutionName", "StationName", "Manufacturer"]
+    headers = keys.headers()
+    response = upload(client, headers, buffer.getvalue(), {**CONFIG, "dicom_tags": tags})
+    assert response.status_code == 202, response.json()
+    assert response.json()["attributes"] == ["sex", "age_group", *tags]
+    run_jobs()
+    cohort = client.get(f"/v1/cohorts/{response.json()['id']}", headers=headers).json()
+    assert cohort["status"] == "ready", cohort
+    groupings = cohort["summary"]["groupings"]
+    sites = {c["group"]["InstitutionName"] for c in groupings["InstitutionName"]["cells"]}
+    assert len(sites) == 2 and all(len(s) == 16 and int(s, 16) >= 0 for s in sites), "two sites, as hashes"
+    assert {c["group"]["Manufacturer"] for c in groupings["Manufacturer"]["cells"]} == {
+        "ACME Imaging",
+        "Globex Medical",
+    }
+
+    on_disk = b"".join(p.read_bytes() for p in settings.data_dir.rglob("*") if p.is_file())
+    database = database_text(session_factory)
+    if settings.is_sqlite:
+        on_disk += Path(settings.database_url.removeprefix("sqlite:///")).read_bytes()
+    assert b"Globex Medical" in on_disk and "Globex Medical" in database, "the check sees values that are kept"
+    for raw in IDENTIFYING:
+        assert raw.encode() not in on_disk and raw not in database, raw
+
+
+def test_dicom_tags_belong_to_the_dicom_preset_and_the_allow_list(client, keys):
+    headers = keys.headers()
+    archive, _ = dicom_archive(2)
+    for config, field in (
+        ({**CONFIG, "dicom_tags": ["PatientName"]}, "dicom_tags.0"),
+        ({**CONFIG, "preset": "fitzpatrick17k", "dicom_tags": ["Manufacturer"]}, "config"),
+    ):
+        response = upload(client, headers, archive, config)
+        assert response.status_code == 422, response.json()
+        assert response.json()["errors"][0]["field"] == field, response.json()

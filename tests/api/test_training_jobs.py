@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 from archives import TRAIN, make_zip, upload
@@ -51,6 +53,17 @@ def test_training_job_registers_model_and_evaluation_together(client, keys, sett
     card = client.get(f"/v1/evaluations/{evaluation_id}/model-card", headers=headers).json()
     assert card["fairaudit"]["thresholds"]["rule_record"] == rule
     assert not list(settings.model_dir.glob(".staging-*")), "staging folders must not outlive the job"
+
+    # the test predictions carry the patient (make_zip: two images per patient), hashed in the download
+    download = client.get(f"/v1/evaluations/{evaluation_id}/predictions.csv", headers=headers)
+    assert download.status_code == 200
+    table = list(csv.DictReader(io.StringIO(download.text)))
+    assert len(table) == evaluation.report["population"]["n"] and all(r["patient"] for r in table)
+    patient_of = {r["sample_id"]: r["patient"] for r in table}
+    pairs = [(f"img/{2 * k}.png", f"img/{2 * k + 1}.png") for k in range(60)]
+    together = [(a, b) for a, b in pairs if a in patient_of and b in patient_of]
+    assert together and all(patient_of[a] == patient_of[b] for a, b in together)
+    assert len({patient_of[a] for a, _ in together}) == len(together)
 
     # external validation through the served ONNX graph, on the same test split, pairs with the training one
     started = client.post(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
+import pydicom
 import pytest
 from cohort_helpers import FITZ_CSV, dicom_bytes, png, write_files
 
-from app.cohorts.config import CohortConfig, parse_config
+from app.cohorts.config import CohortConfig, DicomTag, parse_config
+from app.cohorts.dicom import EXTRA_TAGS, IDENTIFYING_TAGS, tag_hash
 from app.cohorts.manifest import ParsedManifest, parse_manifest
 from app.core.errors import InputError
 
@@ -194,6 +196,33 @@ def test_fitzpatrick_skin_tone_and_missing_type(tmp_path: Path) -> None:
     ]
 
 
+def test_fitzpatrick_patient_id_column_groups_the_split(tmp_path: Path) -> None:
+    header = "md5hash,fitzpatrick_scale,three_partition_label,patient"
+    rows = [f"h{i},{1 + i % 6},{'malignant' if i % 2 else 'benign'},p{i // 4}" for i in range(80)]
+    parsed = cohort(
+        tmp_path,
+        "\n".join([header, *rows]) + "\n",
+        [f"h{i}.png" for i in range(80)],
+        preset="fitzpatrick17k",
+        patient_id_column="patient",
+        split={"mode": "random", "seed": 3, "stratify_by": []},
+    )
+    assert [i.patient_id for i in parsed.items] == [f"p{i // 4}" for i in range(80)]
+    splits_of: dict[str, set[str]] = {}
+    for item in parsed.items:
+        splits_of.setdefault(item.patient_id or "", set()).add(item.split)
+    assert all(len(s) == 1 for s in splits_of.values()), "one patient's images stay in one split"
+    assert {s for ss in splits_of.values() for s in ss} == {"train", "val", "test"}
+    missing = rejected(
+        tmp_path / "other",
+        f"{header.replace(',patient', '')}\nh1,2,benign\n",
+        ["h1.png"],
+        preset="fitzpatrick17k",
+        patient_id_column="patient",
+    )
+    assert missing.errors[0]["column"] == "patient"
+
+
 def test_fitzpatrick_bad_cells(tmp_path: Path) -> None:
     header = "md5hash,fitzpatrick_scale,fitzpatrick_centaur,label,nine_partition_label,three_partition_label,qc"
     error = rejected(
@@ -302,3 +331,20 @@ def test_config_that_is_not_json() -> None:
     with pytest.raises(InputError) as info:
         parse_config("{name: c}")
     assert info.value.detail == "config is not valid JSON"
+
+
+def test_dicom_tags_read_as_attributes_identifying_ones_hashed(tmp_path: Path) -> None:
+    assert set(get_args(DicomTag)) == set(EXTRA_TAGS) and set(EXTRA_TAGS) >= IDENTIFYING_TAGS
+    pixels = np.zeros((8, 8), dtype=np.uint8)
+    root = write_files(tmp_path, {"a.dcm": dicom_bytes(pixels), "b.dcm": dicom_bytes(pixels)})
+    (root / "manifest.csv").write_text("file,label\na.dcm,1\nb.dcm,0\n")
+    ds = pydicom.dcmread(root / "a.dcm")
+    ds.StationName, ds.Manufacturer, ds.EthnicGroup = "ROOM-7", "ACME", "Maori"
+    ds.save_as(root / "a.dcm", enforce_file_format=True)
+    config = CohortConfig(name="c", preset="dicom", dicom_tags=["StationName", "Manufacturer", "EthnicGroup"])
+    parsed = parse_manifest(root / "manifest.csv", config, salt=b"cohort-1")
+    assert parsed.attribute_names == ["sex", "age_group", "StationName", "Manufacturer", "EthnicGroup"]
+    a, b = (item.attributes for item in parsed.items)
+    assert a["StationName"] == tag_hash("StationName", "ROOM-7", b"cohort-1") != "ROOM-7"
+    assert (a["Manufacturer"], a["EthnicGroup"]) == ("ACME", "Maori")
+    assert (b["StationName"], b["Manufacturer"], b["EthnicGroup"]) == (None, None, None), "absent tags are missing"

@@ -33,3 +33,20 @@ def test_predictions_round_trip(tmp_path) -> None:
     assert list(loaded.groups["site"]) == ["a", "b", None, "a"]
     assert list(loaded.sample_ids) == ["s1", "s2", "s3", "s4"]
     assert np.array_equal(loaded.exit_index, original.exit_index)
+
+
+def test_clusters_and_folds_round_trip_and_are_optional(tmp_path) -> None:
+    base = {"y_true": np.array([0, 1, 1]), "exit_scores": np.array([[0.1], [0.9], [0.6]]), "threshold": 0.5}
+    with_both = PredictionSet(
+        **base, groups={}, clusters=obj(["p1", "p1", "p2"]), folds=obj(["s0/f0", "s0/f1", "s1/f0"])
+    )
+    save_predictions(tmp_path / "new", with_both)
+    loaded = load_predictions(tmp_path / "new")
+    assert list(loaded.clusters) == ["p1", "p1", "p2"] and list(loaded.folds) == ["s0/f0", "s0/f1", "s1/f0"]
+
+    # a file written before clusters and folds existed (no such members) still loads
+    np.savez_compressed(
+        tmp_path / "predictions.npz", threshold=np.asarray(0.5), **{k: v for k, v in base.items() if k != "threshold"}
+    )
+    old = load_predictions(tmp_path)
+    assert old.clusters is None and old.folds is None and old.sample_ids is None

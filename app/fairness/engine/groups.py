@@ -1,7 +1,8 @@
 """Label-encoded groupings of a population, and the strata its bootstrap resamples within.
 
 A *grouping* splits the samples into groups: ``overall`` (one group, everyone), one grouping per
-sensitive attribute, and the intersection of the named attributes (only combinations that occur).
+sensitive attribute, and each requested intersection of two or more of them (only combinations that
+occur; ``resolve_intersections``: ``True`` is the one intersection of every attribute).
 Codes are small integers so that every per-group statistic is one vectorised pass (no Python loop
 over groups). A missing value (``None``, or a float NaN) joins no group of that attribute (code -1)
 and no intersection cell, but the sample stays in ``overall`` and among "all negatives" of PF.
@@ -15,11 +16,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 
 MISSING = -1
 INTERSECTION_SEP = "×"
+
+#: ``True``: the intersection of every attribute (when two or more); ``False``: none; or a list of
+#: attribute lists, each an intersection to report.
+Intersections: TypeAlias = bool | Sequence[Sequence[str]]
+
+
+def resolve_intersections(attributes: Sequence[str], intersections: Intersections) -> list[list[str]]:
+    """The intersections to report, each a list of two or more distinct ``attributes``; one naming the
+    same attributes as an earlier one (in any order) is dropped."""
+    if isinstance(intersections, bool):
+        return [list(attributes)] if intersections and len(attributes) >= 2 else []
+    resolved: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    for names in intersections:
+        names = list(names)
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise ValueError(f"an intersection names two or more distinct attributes, not {names}")
+        unknown = [a for a in names if a not in attributes]
+        if unknown:
+            raise ValueError(f"intersection {names} names {unknown}, not among the attributes {list(attributes)}")
+        if frozenset(names) not in seen:
+            seen.add(frozenset(names))
+            resolved.append(names)
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -119,10 +145,10 @@ def build_design(
     groups: Mapping[str, np.ndarray],
     attributes: Sequence[str],
     *,
-    intersections: bool = True,
+    intersections: Intersections = True,
     sort_by: np.ndarray | None = None,
 ) -> Design:
-    """Encode ``attributes`` (and their intersection when there are two or more) and the strata.
+    """Encode ``attributes``, the requested intersections of them, and the strata.
 
     ``sort_by`` (e.g. the served scores) orders samples within each stratum: a column whose scores
     are in that order needs no reordering of the resample weights (see ``kernel.plan_column``).
@@ -140,10 +166,10 @@ def build_design(
         levels = tuple({name: label} for label in labels)
         groupings.append(Grouping(name, "attribute", labels, levels, codes, int((codes < 0).sum())))
 
-    if intersections and len(attributes) >= 2:
-        codes, levels, labels, n_missing = _intersection(attributes, encoded)
-        name = INTERSECTION_SEP.join(attributes)
-        groupings.append(Grouping(name, "intersection", labels, levels, codes, n_missing))
+    by_name = dict(zip(attributes, encoded, strict=True))
+    for names in resolve_intersections(attributes, intersections):
+        codes, levels, labels, n_missing = _intersection(names, [by_name[a] for a in names])
+        groupings.append(Grouping(INTERSECTION_SEP.join(names), "intersection", labels, levels, codes, n_missing))
 
     # Finest cells: every attribute with "missing" as its own level (code + 1), then × label.
     if attributes:
@@ -158,3 +184,4 @@ def build_design(
 
     permuted = tuple(Grouping(g.attribute, g.kind, g.labels, g.levels, g.codes[order], g.n_missing) for g in groupings)
     return Design(permuted, cell[order], n_cells, bounds.astype(np.int64), order)
+

@@ -5,7 +5,7 @@ that does not exist is ``null`` with a status saying why)::
 
     {
       "metric_definition_version": str,
-      "config": {"attributes": [str], "intersections": bool, "n_boot": int, "seed": int,
+      "config": {"attributes": [str], "intersections": [[str]], "n_boot": int, "seed": int,
                  "min_count": int, "confidence": float,
                  "n_clusters": int,      # only with PredictionSet.clusters
                  "alpha": float, "threshold": float, "ece_bins": 10, "definitions": {name: str},
@@ -73,7 +73,7 @@ from app.fairness.engine.bootstrap import run_bootstrap
 from app.fairness.engine.evaluate import METRICS, Options, evaluate_column, num
 from app.fairness.engine.exits import exit_summary
 from app.fairness.engine.folds import MAX_FOLDS, annotate_folds
-from app.fairness.engine.groups import Design, build_design
+from app.fairness.engine.groups import Design, Intersections, build_design, resolve_intersections
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.kernel import N_BINS, plan_column, point_block
 from app.fairness.engine.resample import Clusters
@@ -133,12 +133,13 @@ def score_columns(predictions: PredictionSet) -> tuple[list[np.ndarray], list[tu
 
 
 def run_config(
-    attributes: list[str], intersections: bool, n_boot: int, seed: int, min_count: int, confidence: float
+    attributes: list[str], intersections: Intersections, n_boot: int, seed: int, min_count: int, confidence: float
 ) -> dict:
-    """The settings a report or comparison was computed with, recorded beside its numbers."""
+    """The settings a report or comparison was computed with, recorded beside its numbers (the
+    intersections as the attribute lists they resolve to)."""
     return {
         "attributes": list(attributes),
-        "intersections": intersections,
+        "intersections": resolve_intersections(attributes, intersections),
         "n_boot": n_boot,
         "seed": seed,
         "min_count": min_count,
@@ -150,7 +151,7 @@ def build_report(
     predictions: PredictionSet,
     *,
     attributes: list[str],
-    intersections: bool = True,
+    intersections: Intersections = True,
     n_boot: int = 1000,
     seed: int = 0,
     min_count: int = 10,
