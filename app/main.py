@@ -29,7 +29,9 @@ from app.jobs.supervisor import Supervisor
 from app.observability.metrics import Telemetry
 from app.observability.middleware import RequestObservationMiddleware
 from app.ops.router import router as ops_router
+from app.serving.aggregates import count_predictions
 from app.serving.directory import ServedModels
+from app.serving.models import Prediction
 from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings
 from app.training_jobs.router import router as training_jobs_router
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     engine = make_engine(settings.database_url, settings.db_pool_size)
     session_factory = make_session_factory(engine)
     row_writer = GroupCommitWriter(engine)
+    row_writer.after_insert(Prediction, count_predictions)  # monitoring aggregates, in the rows' transaction
     if run_supervisor is None:
         run_supervisor = settings.supervisor_enabled
 

@@ -23,7 +23,7 @@ from app.serving import registry, service
 from app.serving.download import iter_and_close, model_archive, model_file
 from app.serving.inputs import ImageInput, read_predict_request
 from app.serving.models import ModelVersion
-from app.serving.monitoring import monitor
+from app.serving.monitoring import Window, monitor
 from app.serving.registry import MODEL_REF
 from app.serving.runtime import ModelCache, ModelFiles, model_cache
 from app.serving.schemas import (
@@ -208,11 +208,21 @@ async def predict(
     description=MODEL_REF,
     responses=problem_responses(404, 409, notes=NOT_YET),
 )
-def monitoring(model_ref: str, principal: Reader, session: ReadSessionDep, settings: SettingsDep) -> MonitoringOut:
-    """Subgroup metrics (with intervals) of served predictions that have outcomes, and the demographic
-    mix of every request."""
+def monitoring(
+    model_ref: str,
+    principal: Reader,
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    days: Annotated[int | None, Query(ge=1, le=3660, description="only the last N UTC days (today included)")] = None,
+    last_outcomes: Annotated[
+        int | None, Query(ge=1, le=10_000_000, description="only the model's last K outcomes")
+    ] = None,
+) -> MonitoringOut:
+    """Subgroup metrics (with intervals) of the window's outcomes, the demographic mix and exit counts
+    of its predictions, and per-group score and exit-rate drift against the model's audit; computed
+    from aggregates kept as predictions and outcomes arrive."""
     model = _model(session, principal.organisation_id, model_ref)
-    return monitor(session, settings, principal.organisation_id, model)
+    return monitor(session, settings, principal.organisation_id, model, Window(days, last_outcomes))
 
 
 @router.post(

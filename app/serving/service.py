@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 
 from app.cohorts.image_limits import ImageLimits
 from app.core.repository import OrgScopedRepository
+from app.core.errors import NotFoundError
 from app.db.base import new_id, utcnow
 from app.db.group_commit import GroupCommitWriter
-from app.serving import registry
+from app.serving import aggregates, registry
 from app.serving.directory import ServedModels
 from app.serving.inputs import ImageInput
 from app.serving.models import PREDICTION_ID_PREFIX, ModelVersion, Prediction
@@ -76,7 +77,24 @@ def predict(
 
 
 def record_outcome(session: Session, organisation_id: str, prediction_id: str, outcome: int) -> Prediction:
-    """Set (or correct) the ground truth of a served prediction."""
-    row = PREDICTIONS.get_or_404(session, organisation_id, prediction_id)
+    """Set (or correct) the ground truth of a served prediction, and count it in the monitoring
+    aggregates in the same transaction. The row is locked first (``FOR UPDATE`` on PostgreSQL; SQLite's
+    write transactions are serial), so two posts for one prediction cannot both take back its old
+    outcome."""
+    row = session.scalar(PREDICTIONS.query(organisation_id, id=prediction_id).with_for_update())
+    if row is None:
+        raise NotFoundError(PREDICTIONS.noun, prediction_id)
+    conn = session.connection()
+    known = {"probability": row.probability, "label": row.label, "demographics": row.demographics}
+    if row.outcome is not None and row.outcome_at is not None and row.outcome_seq is not None:
+        aggregates.add(
+            conn,
+            aggregates.outcome_counts(
+                row.model_version_id, at=row.outcome_at, seq=row.outcome_seq, outcome=row.outcome, sign=-1, **known
+            ),
+        )
     row.outcome, row.outcome_at = outcome, utcnow()
+    row.outcome_seq = aggregates.next_outcome_seq(conn, row.model_version_id)
+    counts = aggregates.outcome_counts(row.model_version_id, at=row.outcome_at, seq=row.outcome_seq, outcome=outcome, **known)
+    aggregates.add(conn, counts)
     return row
