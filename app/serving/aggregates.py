@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.serving.models import ModelVersion, MonitoringCell
+from app.serving.models import ModelVersion, MonitoringCell, Prediction
 
 N_SCORE_BINS = 100
 BLOCK = 256
@@ -94,6 +94,22 @@ def outcome_counts(
         for cell in cells:
             counts[Key(model_version_id, day_of(at), seq // BLOCK, attribute, group, cell)] += sign
     return counts
+
+
+def row_outcome_counts(row: Prediction, sign: int = 1) -> Counter[Key]:
+    """Cells of the outcome a prediction row holds now (none without one)."""
+    if row.outcome is None or row.outcome_at is None or row.outcome_seq is None:
+        return Counter()
+    return outcome_counts(
+        row.model_version_id,
+        at=row.outcome_at,
+        seq=row.outcome_seq,
+        probability=row.probability,
+        label=row.label,
+        outcome=row.outcome,
+        demographics=row.demographics,
+        sign=sign,
+    )
 
 
 def add(conn: Connection, counts: Mapping[Key, int]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from app.serving import aggregates
 from app.serving.aggregates import BLOCK, EVERYONE, N_SCORE_BINS, NO_BLOCK, OVERALL
 from app.serving.drift import audit_counts, drift
 from app.serving.models import ModelVersion, MonitoringCell, Prediction
-from app.serving.schemas import DemographicMix, GroupCount, MonitoringOut, WindowOut
+from app.serving.schemas import DemographicMix, GroupCount, LiveGrouping, MonitoringOut, WindowOut
 from app.settings import Settings
 
 CONFIDENCE = 0.95
@@ -72,18 +72,9 @@ def live_counts(session: Session, model: ModelVersion, window: Window, now: date
         Prediction.outcome_seq < first_whole_block * BLOCK,
     )
     for row in session.scalars(partial):
-        assert row.outcome is not None and row.outcome_at is not None and row.outcome_seq is not None
-        if first_day is not None and aggregates.day_of(row.outcome_at) < first_day:
+        if first_day is not None and row.outcome_at is not None and aggregates.day_of(row.outcome_at) < first_day:
             continue
-        counts = aggregates.outcome_counts(
-            model.id,
-            at=row.outcome_at,
-            seq=row.outcome_seq,
-            probability=row.probability,
-            label=row.label,
-            outcome=row.outcome,
-            demographics=row.demographics,
-        )
+        counts = aggregates.row_outcome_counts(row)
         for key, n in counts.items():
             outcomes[key.attribute, key.group].add(key.cell, n)
     return LiveCounts(dict(predictions), dict(outcomes))
@@ -99,13 +90,19 @@ def live_groupings(counts: Groups, min_count: int) -> list[dict[str, Any]]:
         members = {g: c for (a, g), c in sorted(counts.items()) if a == attribute}
         metrics = {g: group_metrics(c, overall.neg, min_count, CONFIDENCE) for g, c in members.items()}
         groups = [
-            {"group": g, "n": c.c("tp", "fp", "tn", "fn"), "n_pos": c.c("tp", "fn"), "n_neg": c.c("fp", "tn"), "metrics": metrics[g]}
+            {
+                "group": g,
+                "n": c.c("tp", "fp", "tn", "fn"),
+                "n_pos": c.c("tp", "fn"),
+                "n_neg": c.c("fp", "tn"),
+                "metrics": metrics[g],
+            }
             for g, c in members.items()
         ]
         grouping: dict[str, Any] = {
             "attribute": attribute,
             "kind": "overall" if attribute == OVERALL else "attribute",
-            "n_missing": n_overall - sum(g["n"] for g in groups),
+            "n_missing": n_overall - sum(c.c("tp", "fp", "tn", "fn") for c in members.values()),
             "groups": groups,
         }
         if attribute != OVERALL:
@@ -134,10 +131,12 @@ def monitor(
         window=WindowOut(days=window.days, last_outcomes=window.last_outcomes),
         n_predictions=everyone.n,
         n_with_outcome=n_outcomes,
-        exit_counts=[everyone.exits.get(k, 0) for k in range(max(n_exits, *[k + 1 for k in everyone.exits] or [1]))],
+        exit_counts=[everyone.exits.get(k, 0) for k in range(max([n_exits, *(k + 1 for k in everyone.exits)]))],
         demographics=_mix(counts, everyone.n),
         status="ok" if n_outcomes else "no_outcomes",
-        metrics=live_groupings(counts.outcomes, settings.min_group_count) if n_outcomes else None,
+        metrics=cast("list[LiveGrouping]", live_groupings(counts.outcomes, settings.min_group_count))
+        if n_outcomes
+        else None,
         drift=drift(counts.predictions, audit) if audit is not None else None,
     )
 

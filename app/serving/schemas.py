@@ -140,7 +140,10 @@ class LiveGroup(TypedDict):
     n: int
     n_pos: int
     n_neg: int
-    metrics: Annotated[dict[str, Value], Field(description="prevalence, tpr, fpr, tnr, fnr, ppv, npv, accuracy, selection_rate, auc, pf")]
+    metrics: Annotated[
+        dict[str, Value],
+        Field(description="prevalence, tpr, fpr, tnr, fnr, ppv, npv, accuracy, selection_rate, auc, pf"),
+    ]
 
 
 class LiveGrouping(TypedDict):
@@ -181,4 +184,6 @@ class MonitoringOut(BaseModel):
         description="subgroup metrics with intervals of the window's outcomes, computed from the live aggregates; "
         "small groups carry status insufficient or undefined (docs/monitoring.md)"
     )
-    drift: DriftOut | None = Field(description="score and exit-rate drift per group against the audit; null without one")
+    drift: DriftOut | None = Field(
+        description="score and exit-rate drift per group against the audit; null without one"
+    )

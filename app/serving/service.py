@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from app.cohorts.image_limits import ImageLimits
-from app.core.repository import OrgScopedRepository
 from app.core.errors import NotFoundError
+from app.core.repository import OrgScopedRepository
 from app.db.base import new_id, utcnow
 from app.db.group_commit import GroupCommitWriter
 from app.serving import aggregates, registry
@@ -78,23 +78,19 @@ def predict(
 
 def record_outcome(session: Session, organisation_id: str, prediction_id: str, outcome: int) -> Prediction:
     """Set (or correct) the ground truth of a served prediction, and count it in the monitoring
-    aggregates in the same transaction. The row is locked first (``FOR UPDATE`` on PostgreSQL; SQLite's
-    write transactions are serial), so two posts for one prediction cannot both take back its old
-    outcome."""
+    aggregates in the same transaction.
+
+    Locks, always in this order so concurrent posts cannot deadlock on PostgreSQL (SQLite's write
+    transactions are serial anyway): the prediction row (two posts for one prediction cannot both take
+    back its old outcome), the model's outcome counter, then the cells, in one sorted pass.
+    """
     row = session.scalar(PREDICTIONS.query(organisation_id, id=prediction_id).with_for_update())
     if row is None:
         raise NotFoundError(PREDICTIONS.noun, prediction_id)
     conn = session.connection()
-    known = {"probability": row.probability, "label": row.label, "demographics": row.demographics}
-    if row.outcome is not None and row.outcome_at is not None and row.outcome_seq is not None:
-        aggregates.add(
-            conn,
-            aggregates.outcome_counts(
-                row.model_version_id, at=row.outcome_at, seq=row.outcome_seq, outcome=row.outcome, sign=-1, **known
-            ),
-        )
-    row.outcome, row.outcome_at = outcome, utcnow()
-    row.outcome_seq = aggregates.next_outcome_seq(conn, row.model_version_id)
-    counts = aggregates.outcome_counts(row.model_version_id, at=row.outcome_at, seq=row.outcome_seq, outcome=outcome, **known)
+    seq = aggregates.next_outcome_seq(conn, row.model_version_id)
+    counts = aggregates.row_outcome_counts(row, sign=-1)  # a correction takes back the old outcome
+    row.outcome, row.outcome_at, row.outcome_seq = outcome, utcnow(), seq
+    counts.update(aggregates.row_outcome_counts(row))
     aggregates.add(conn, counts)
     return row

@@ -49,7 +49,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_monitoring_cells")),
-        sa.UniqueConstraint("model_version_id", "day", "block", "attribute", "group", "cell", name="uq_monitoring_cell"),
+        sa.UniqueConstraint(
+            "model_version_id", "day", "block", "attribute", "group", "cell", name="uq_monitoring_cell"
+        ),
     )
     _create_alert_tables()
     _backfill(op.get_bind())

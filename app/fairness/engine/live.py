@@ -111,8 +111,8 @@ def group_metrics(g: GroupCounts, all_neg: np.ndarray, min_count: int, confidenc
     metrics: dict[str, Any] = {}
     for name, (num, den) in RATES.items():
         x, m = g.c(*num), g.c(*den)
-        low, high = wilson(np.array([x]), np.array([m]), confidence)
-        metrics[name] = _value(x / m if m else np.nan, low[0], high[0], _status(m, min_count), m)
+        lows, highs = wilson(np.array([x]), np.array([m]), confidence)
+        metrics[name] = _value(x / m if m else np.nan, float(lows[0]), float(highs[0]), _status(m, min_count), m)
     n_pos = int(g.pos.sum())
     for name, negatives in (("auc", g.neg), ("pf", all_neg)):
         n_neg = int(negatives.sum())
