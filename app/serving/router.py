@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -198,6 +198,7 @@ async def predict(
     state.telemetry.count_predictions(
         principal.organisation_id, response.model_id, (p.exit_index for p in response.predictions)
     )
+    state.activity.touch()
     return response
 
 
@@ -232,8 +233,15 @@ def monitoring(
     responses=problem_responses(404),
 )
 def post_outcome(
-    prediction_id: str, body: OutcomeIn, principal: Predictor, session: SessionDep, request: Request
+    prediction_id: str,
+    body: OutcomeIn,
+    principal: Predictor,
+    session: SessionDep,
+    request: Request,
+    background: BackgroundTasks,
 ) -> PredictionRecord:
     """Record (or correct) the ground truth of a served prediction."""
     mark_resource(request, prediction_id)
-    return PredictionRecord.of(service.record_outcome(session, principal.organisation_id, prediction_id, body.outcome))
+    row = service.record_outcome(session, principal.organisation_id, prediction_id, body.outcome)
+    background.add_task(request.app.state.activity.touch)  # after the commit: alert rules then see the outcome
+    return PredictionRecord.of(row)

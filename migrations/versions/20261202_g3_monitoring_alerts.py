@@ -57,8 +57,101 @@ def upgrade() -> None:
     _backfill(op.get_bind())
 
 
+def _id(prefix_table: str) -> sa.PrimaryKeyConstraint:
+    return sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{prefix_table}"))
+
+
+def _fk(table: str, column: str, target: str, ondelete: str | None = "CASCADE") -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        [column], [f"{target}.id"], name=op.f(f"fk_{table}_{column}_{target}"), ondelete=ondelete
+    )
+
+
 def _create_alert_tables() -> None:
     """Alert rules, alerts, webhooks and webhook deliveries (``app.alerts``)."""
+    aware = sa.DateTime(timezone=True)
+    op.create_table(
+        "alert_rules",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("organisation_id", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("model_ref", sa.String(length=64), nullable=False),
+        sa.Column("rule", sa.JSON(), nullable=False),
+        sa.Column("window_days", sa.Integer(), nullable=True),
+        sa.Column("last_outcomes", sa.Integer(), nullable=True),
+        sa.Column("min_n", sa.Integer(), nullable=False),
+        sa.Column("min_interval_seconds", sa.Double(), nullable=False),
+        sa.Column("last_evaluated_at", aware, nullable=True),
+        sa.Column("last_outcome", sa.String(length=16), nullable=True),
+        sa.Column("deleted_at", aware, nullable=True),
+        sa.Column("created_at", aware, nullable=False),
+        _fk("alert_rules", "organisation_id", "organisations"),
+        _id("alert_rules"),
+    )
+    op.create_index(op.f("ix_alert_rules_organisation_id"), "alert_rules", ["organisation_id"], unique=False)
+    op.create_table(
+        "alerts",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("organisation_id", sa.String(length=32), nullable=False),
+        sa.Column("rule_id", sa.String(length=32), nullable=False),
+        sa.Column("model_version_id", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("value", sa.Double(), nullable=True),
+        sa.Column("message", sa.String(), nullable=False),
+        sa.Column("resolved_at", aware, nullable=True),
+        sa.Column("created_at", aware, nullable=False),
+        _fk("alerts", "organisation_id", "organisations"),
+        _fk("alerts", "rule_id", "alert_rules", None),
+        _fk("alerts", "model_version_id", "model_versions", None),
+        _id("alerts"),
+    )
+    op.create_index(op.f("ix_alerts_organisation_id"), "alerts", ["organisation_id"], unique=False)
+    op.create_index(op.f("ix_alerts_rule_id"), "alerts", ["rule_id"], unique=False)
+    firing = sa.text("status = 'firing'")
+    op.create_index(
+        "uq_alerts_firing",
+        "alerts",
+        ["rule_id", "model_version_id"],
+        unique=True,
+        sqlite_where=firing,
+        postgresql_where=firing,
+    )
+    op.create_table(
+        "webhooks",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("organisation_id", sa.String(length=32), nullable=False),
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("secret", sa.String(length=128), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("consecutive_failures", sa.Integer(), nullable=False),
+        sa.Column("disabled_reason", sa.String(), nullable=True),
+        sa.Column("deleted_at", aware, nullable=True),
+        sa.Column("created_at", aware, nullable=False),
+        _fk("webhooks", "organisation_id", "organisations"),
+        _id("webhooks"),
+    )
+    op.create_index(op.f("ix_webhooks_organisation_id"), "webhooks", ["organisation_id"], unique=False)
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("organisation_id", sa.String(length=32), nullable=False),
+        sa.Column("webhook_id", sa.String(length=32), nullable=False),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("body", sa.String(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", aware, nullable=False),
+        sa.Column("last_status_code", sa.Integer(), nullable=True),
+        sa.Column("last_error", sa.String(), nullable=True),
+        sa.Column("last_response", sa.String(), nullable=True),
+        sa.Column("delivered_at", aware, nullable=True),
+        sa.Column("created_at", aware, nullable=False),
+        _fk("webhook_deliveries", "organisation_id", "organisations"),
+        _fk("webhook_deliveries", "webhook_id", "webhooks"),
+        _id("webhook_deliveries"),
+    )
+    op.create_index(op.f("ix_webhook_deliveries_webhook_id"), "webhook_deliveries", ["webhook_id"], unique=False)
+    op.create_index("ix_webhook_deliveries_due", "webhook_deliveries", ["status", "next_attempt_at"], unique=False)
 
 
 def _backfill(conn: sa.Connection) -> None:
@@ -117,7 +210,8 @@ def _aware(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def downgrade() -> None:
-    op.drop_table("monitoring_cells")
+    for table in ("webhook_deliveries", "webhooks", "alerts", "alert_rules", "monitoring_cells"):
+        op.drop_table(table)
     with op.batch_alter_table("predictions", schema=None) as batch_op:
         batch_op.drop_index("ix_predictions_outcome_seq")
         batch_op.drop_column("outcome_seq")
