@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.alerts.models import Alert, AlertRule, Webhook, WebhookDelivery
 from app.alerts.rules import AlertCheck
-from app.core.fields import ResourceRef
+from app.core.fields import ResourceRef, SafeName
 
 RULE_EXAMPLE: dict[str, Any] = {
     "name": "FPR band across skin type",
@@ -23,7 +23,7 @@ RULE_EXAMPLE: dict[str, Any] = {
 class AlertRuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [RULE_EXAMPLE]})
 
-    name: str = Field(min_length=1, max_length=200)
+    name: SafeName
     model_ref: ResourceRef = Field(description="a model version id or an alias (followed as it moves)")
     rule: AlertCheck = Field(description="a policy check (limit, group_band, min_group_count) or a drift check")
     window_days: int | None = Field(default=None, ge=1, le=3660, description="the live window: last N days")

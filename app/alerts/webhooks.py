@@ -43,7 +43,9 @@ def check_url(url: str) -> str:
     """An http(s) URL with a host and no credentials (a password in a URL ends up in logs)."""
     parts = urlsplit(url)
     problem = None
-    if parts.scheme not in ("http", "https"):
+    if not (url.isascii() and url.isprintable()) or " " in url:
+        problem = "the URL must be printable ASCII without spaces (percent-encode anything else)"
+    elif parts.scheme not in ("http", "https"):
         problem = "only http and https URLs are accepted"
     elif parts.username is not None or parts.password is not None:
         problem = "the URL must not contain credentials; the signature authenticates the sender"

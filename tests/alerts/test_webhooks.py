@@ -119,7 +119,14 @@ def test_a_delivery_claimed_by_a_process_that_died_is_retried(client, keys, sess
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.org/hook", "https://user:secret@example.org/hook", "file:///etc/passwd", "https:///nohost", "hook"],
+    [
+        "ftp://example.org/hook",
+        "https://user:secret@example.org/hook",
+        "file:///etc/passwd",
+        "https:///nohost",
+        "hook",
+        "http://a\x00b/",
+    ],
 )
 def test_webhook_urls_must_be_plain_http(client, keys, url):
     response = client.post("/v1/webhooks", headers=keys.headers(role="admin"), json={"url": url})
