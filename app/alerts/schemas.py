@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.alerts.models import Alert, AlertRule, Webhook, WebhookDelivery
 from app.alerts.rules import AlertCheck
@@ -26,12 +26,18 @@ class AlertRuleIn(BaseModel):
     name: SafeName
     model_ref: ResourceRef = Field(description="a model version id or an alias (followed as it moves)")
     rule: AlertCheck = Field(description="a policy check (limit, group_band, min_group_count) or a drift check")
-    window_days: int | None = Field(default=None, ge=1, le=3660, description="the live window: last N days")
-    last_outcomes: int | None = Field(default=None, ge=1, le=10_000_000, description="and/or the last K outcomes")
+    window_days: int | None = Field(default=None, ge=1, le=3660, description="the live window: the last N days")
+    last_outcomes: int | None = Field(default=None, ge=1, le=10_000_000, description="or the last K outcomes")
     min_n: int = Field(
         default=50, ge=1, le=10_000_000, description="outcomes (drift: predictions of a group) below which it waits"
     )
     min_interval_seconds: float = Field(default=60.0, ge=1, le=86_400, description="evaluated at most this often")
+
+    @model_validator(mode="after")
+    def _one_window(self) -> AlertRuleIn:
+        if self.window_days is not None and self.last_outcomes is not None:
+            raise ValueError("give window_days or last_outcomes, not both")
+        return self
 
 
 class AlertRuleOut(BaseModel):

@@ -3,13 +3,18 @@ the same transaction as the row, so a monitoring read sums a few thousand counte
 reloading every prediction.
 
 Cells (``MonitoringCell``), per model × attribute × group (``overall``/``all`` for everyone; a
-missing demographic value joins no group) × UTC day:
+missing demographic value joins no group):
 
-* per prediction (``block`` = -1, the prediction's day): ``n``, ``exit:k`` (the exit that decided),
-  ``score:b`` (the served probability in one of ``N_SCORE_BINS`` equal-width bins; drift);
-* per outcome (the outcome's day, ``block`` = its sequence number // ``BLOCK``): ``tp``/``fp``/
-  ``tn``/``fn`` at the frozen operating threshold (the stored label), and ``pos:b``/``neg:b``, the
-  score histogram of each class (AUC and PF).
+* per prediction: ``n``, ``exit:k`` (the exit that decided), ``score:b`` (the served probability in
+  one of ``N_SCORE_BINS`` equal-width bins; drift);
+* per outcome: ``tp``/``fp``/``tn``/``fn`` at the frozen operating threshold (the stored label), and
+  ``pos:b``/``neg:b``, the score histogram of each class (AUC and PF).
+
+Each is counted in up to three buckets, one per kind of window, so that every read sums a bounded
+number of rows whatever the number of predictions: all time (``day`` = ``block`` = ``ALL``); its UTC
+day (``block`` = ``ALL``: "the last N days"); and, for outcomes, its block of ``BLOCK`` outcome
+numbers (``day`` = ``ALL``: "the last K outcomes"). A day × block bucket would multiply the two, so
+a window is either days or outcomes, not both.
 
 "The last K outcomes": every outcome takes the model's next sequence number
 (``model_versions.last_outcome_seq``, incremented in the outcome's transaction; a correction is a
@@ -26,6 +31,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from itertools import product
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Table, update
@@ -34,8 +40,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.serving.models import ModelVersion, MonitoringCell, Prediction
 
 N_SCORE_BINS = 100
-BLOCK = 256
-NO_BLOCK = -1
+BLOCK = 1024
+ALL = -1  # a bucket over every day, or every block
 OVERALL, EVERYONE = "overall", "all"
 _EPOCH = date(1970, 1, 1)
 _CONFUSION = {(1, 1): "tp", (0, 1): "fp", (0, 0): "tn", (1, 0): "fn"}  # (outcome, label)
@@ -68,11 +74,11 @@ def prediction_counts(rows: Iterable[Mapping[str, Any]]) -> Counter[Key]:
     """Cells of newly stored prediction rows (column dicts, as the group-commit writer holds them)."""
     counts: Counter[Key] = Counter()
     for row in rows:
-        day = day_of(row["created_at"])
+        buckets = ((day_of(row["created_at"]), ALL), (ALL, ALL))
         cells = ("n", f"exit:{row['exit_index']}", f"score:{score_bin(row['probability'])}")
         for attribute, group in memberships(row["demographics"]):
-            for cell in cells:
-                counts[Key(row["model_version_id"], day, NO_BLOCK, attribute, group, cell)] += 1
+            for (day, block), cell in product(buckets, cells):
+                counts[Key(row["model_version_id"], day, block, attribute, group, cell)] += 1
     return counts
 
 
@@ -89,11 +95,16 @@ def outcome_counts(
 ) -> Counter[Key]:
     """Cells of one outcome (``sign`` -1 takes back a corrected one)."""
     cells = (_CONFUSION[outcome, label], f"{'pos' if outcome else 'neg'}:{score_bin(probability)}")
+    buckets = ((day_of(at), ALL), (ALL, seq // BLOCK), (ALL, ALL))
     counts: Counter[Key] = Counter()
     for attribute, group in memberships(demographics):
-        for cell in cells:
-            counts[Key(model_version_id, day_of(at), seq // BLOCK, attribute, group, cell)] += sign
+        for (day, block), cell in product(buckets, cells):
+            counts[Key(model_version_id, day, block, attribute, group, cell)] += sign
     return counts
+
+
+def is_prediction_cell(cell: str) -> bool:
+    return cell == "n" or cell.startswith(("exit:", "score:"))
 
 
 def row_outcome_counts(row: Prediction, sign: int = 1) -> Counter[Key]:

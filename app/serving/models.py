@@ -65,9 +65,10 @@ class Prediction(TimestampMixin, Base):
 
 class MonitoringCell(Base):
     """One counter of the live monitoring aggregates (``app.serving.aggregates``): how many of a
-    model's predictions (``block`` -1) or outcomes (``block`` = outcome sequence // BLOCK) of one
-    group on one UTC day fall in ``cell`` (``n``, ``exit:k``, ``score:b``, ``tp``/``fp``/``tn``/``fn``,
-    ``pos:b``/``neg:b``). Only ever changed by SQL increments, so concurrent writers keep exact counts."""
+    model's predictions or outcomes of one group in one bucket (all time, a UTC day, or a block of
+    outcome numbers; -1 in ``day`` or ``block`` spans them all) fall in ``cell`` (``n``, ``exit:k``,
+    ``score:b``, ``tp``/``fp``/``tn``/``fn``, ``pos:b``/``neg:b``). Only ever changed by SQL
+    increments, so concurrent writers keep exact counts."""
 
     __tablename__ = "monitoring_cells"
     __table_args__ = (
@@ -76,7 +77,7 @@ class MonitoringCell(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     model_version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
-    day: Mapped[int]  # days since 1970-01-01 (UTC): of the prediction, or of the outcome
+    day: Mapped[int]  # days since 1970-01-01 (UTC) of the prediction or the outcome; -1: every day
     block: Mapped[int]
     attribute: Mapped[str] = mapped_column(String(64))  # "overall" or a demographic attribute
     group: Mapped[str] = mapped_column(String(128))

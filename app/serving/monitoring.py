@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.fairness.engine.live import GroupCounts, gaps, group_metrics
 from app.serving import aggregates
-from app.serving.aggregates import BLOCK, EVERYONE, N_SCORE_BINS, NO_BLOCK, OVERALL
+from app.serving.aggregates import ALL, EVERYONE, N_SCORE_BINS, OVERALL
 from app.serving.drift import audit_counts, drift
 from app.serving.models import ModelVersion, MonitoringCell, Prediction
 from app.serving.schemas import DemographicMix, GroupCount, LiveGrouping, MonitoringOut, WindowOut
@@ -28,18 +28,16 @@ Groups = dict[tuple[str, str], GroupCounts]
 
 @dataclass(frozen=True)
 class Window:
-    """Which predictions and outcomes count: the last ``days`` UTC days (today included; ``None``:
-    all), and of those outcomes only the model's last ``last_outcomes`` (``None``: all)."""
+    """Which predictions and outcomes count: those of the last ``days`` UTC days (today included), or
+    the model's last ``last_outcomes`` outcomes (with every prediction), or, with neither, all. Not
+    both: the aggregates keep days and outcome blocks apart (``app.serving.aggregates``)."""
 
     days: int | None = None
     last_outcomes: int | None = None
 
-    def first_day(self, now: datetime) -> int | None:
-        return None if self.days is None else aggregates.day_of(now) - self.days + 1
-
-    def first_seq(self, model: ModelVersion) -> int:
-        last = model.last_outcome_seq or 0
-        return 1 if self.last_outcomes is None else max(last - self.last_outcomes + 1, 1)
+    def __post_init__(self) -> None:
+        if self.days is not None and self.last_outcomes is not None:
+            raise ValueError("a window is the last days or the last outcomes, not both")
 
 
 @dataclass(frozen=True)
@@ -49,34 +47,39 @@ class LiveCounts:
 
 
 def live_counts(session: Session, model: ModelVersion, window: Window, now: datetime | None = None) -> LiveCounts:
-    """The window's counts per (attribute, group): exact, from whole cells plus, for a ``last_outcomes``
-    window, the few outcome rows of its oldest block that fall inside it."""
-    first_day = window.first_day(now or utcnow())
-    first_seq = window.first_seq(model)
-    first_whole_block = -(-first_seq // BLOCK)  # the first block that starts at or after first_seq
-    total = func.sum(MonitoringCell.count)
-    is_prediction = (MonitoringCell.block == NO_BLOCK).label("is_prediction")
-    query = select(is_prediction, MonitoringCell.attribute, MonitoringCell.group, MonitoringCell.cell, total)
-    query = query.where(MonitoringCell.model_version_id == model.id)
-    if first_day is not None:
-        query = query.where(MonitoringCell.day >= first_day)
-    query = query.where((MonitoringCell.block == NO_BLOCK) | (MonitoringCell.block >= first_whole_block))
-    query = query.group_by(is_prediction, MonitoringCell.attribute, MonitoringCell.group, MonitoringCell.cell)
+    """The window's counts per (attribute, group): exact, from whole buckets plus, for a
+    ``last_outcomes`` window, the outcome rows of its oldest block that fall inside it."""
+    c = MonitoringCell
+    every_block = (c.block == ALL).label("every_block")
+    query = select(every_block, c.attribute, c.group, c.cell, func.sum(c.count)).where(c.model_version_id == model.id)
+    query = query.group_by(every_block, c.attribute, c.group, c.cell)
+    first_seq = first_whole_block = 0
+    if window.days is not None:
+        query = query.where(c.day >= aggregates.day_of(now or utcnow()) - window.days + 1, c.block == ALL)
+    elif window.last_outcomes is not None:
+        first_seq = max((model.last_outcome_seq or 0) - window.last_outcomes + 1, 1)
+        # the first block wholly inside the window (block 0 holds numbers 1..BLOCK-1: there is no outcome 0)
+        first_whole_block = 0 if first_seq <= 1 else -(-first_seq // aggregates.BLOCK)
+        query = query.where(c.day == ALL, (c.block == ALL) | (c.block >= first_whole_block))
+    else:
+        query = query.where(c.day == ALL, c.block == ALL)
     predictions: Groups = defaultdict(lambda: GroupCounts(N_SCORE_BINS))
     outcomes: Groups = defaultdict(lambda: GroupCounts(N_SCORE_BINS))
-    for prediction_cell, attribute, group, cell, count in session.execute(query):
-        (predictions if prediction_cell else outcomes)[attribute, group].add(cell, int(count))
-    partial = select(Prediction).where(
-        Prediction.model_version_id == model.id,
-        Prediction.outcome_seq >= first_seq,
-        Prediction.outcome_seq < first_whole_block * BLOCK,
-    )
-    for row in session.scalars(partial):
-        if first_day is not None and row.outcome_at is not None and aggregates.day_of(row.outcome_at) < first_day:
-            continue
-        counts = aggregates.row_outcome_counts(row)
-        for key, n in counts.items():
-            outcomes[key.attribute, key.group].add(key.cell, n)
+    for all_blocks, attribute, group, cell, count in session.execute(query):
+        if aggregates.is_prediction_cell(cell):
+            predictions[attribute, group].add(cell, int(count))
+        elif window.last_outcomes is None or not all_blocks:
+            outcomes[attribute, group].add(cell, int(count))
+    if first_seq > 1 and first_seq < first_whole_block * aggregates.BLOCK:
+        partial = select(Prediction).where(
+            Prediction.model_version_id == model.id,
+            Prediction.outcome_seq >= first_seq,
+            Prediction.outcome_seq < first_whole_block * aggregates.BLOCK,
+        )
+        for row in session.scalars(partial):
+            for key, n in aggregates.row_outcome_counts(row).items():
+                if key.day == ALL and key.block == ALL:
+                    outcomes[key.attribute, key.group].add(key.cell, n)
     return LiveCounts(dict(predictions), dict(outcomes))
 
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.deps import Predictor, Reader, Writer
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
+from app.core.errors import InputError
 from app.core.openapi import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, Limit
 from app.modelpkg.manifest import MANIFEST_FILE
@@ -222,6 +223,11 @@ def monitoring(
     """Subgroup metrics (with intervals) of the window's outcomes, the demographic mix and exit counts
     of its predictions, and per-group score and exit-rate drift against the model's audit; computed
     from aggregates kept as predictions and outcomes arrive."""
+    if days is not None and last_outcomes is not None:
+        raise InputError(
+            "give days or last_outcomes, not both",
+            [{"field": "query.last_outcomes", "message": "a window is the last days or the last outcomes"}],
+        )
     model = _model(session, principal.organisation_id, model_ref)
     return monitor(session, settings, principal.organisation_id, model, Window(days, last_outcomes))
 

@@ -58,7 +58,8 @@ def _groups(body: dict, attribute: str) -> dict[str, dict]:
     return {g["group"]: g for g in grouping["groups"]}
 
 
-def test_aggregates_equal_a_recount_and_windows_select_rows(client, keys, session_factory):
+def test_aggregates_equal_a_recount_and_windows_select_rows(client, keys, session_factory, monkeypatch):
+    monkeypatch.setattr(aggregates, "BLOCK", 64)  # so a window of 100 outcomes spans whole blocks and a part
     rng = np.random.default_rng(7)
     model_id = register_model(session_factory, n_exits=3)
     org = organisation_id(session_factory)
@@ -112,6 +113,8 @@ def test_aggregates_equal_a_recount_and_windows_select_rows(client, keys, sessio
     tp = sum(1 for k in window if y[k] == 1 and rows[k]["label"] == 1)
     assert overall["metrics"]["tpr"]["value"] == tp / y[window].sum()
     assert client.get(url, headers=reader, params={"last_outcomes": 0}).status_code == 422
+    both = client.get(url, headers=reader, params={"last_outcomes": 10, "days": 1})
+    assert both.status_code == 422 and both.json()["errors"][0]["field"] == "query.last_outcomes"
 
 
 def test_concurrent_outcome_posts_keep_exact_counts(client, session_factory):
@@ -145,6 +148,8 @@ def test_concurrent_outcome_posts_keep_exact_counts(client, session_factory):
     confusion = sum(
         count
         for key, count in _stored_cells(session_factory, model_id).items()
-        if key.attribute == "overall" and key.cell in ("tp", "fp", "tn", "fn")
+        if key.attribute == "overall"
+        and key.cell in ("tp", "fp", "tn", "fn")
+        and key.day == key.block == aggregates.ALL
     )
     assert confusion == n
