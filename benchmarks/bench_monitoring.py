@@ -4,7 +4,7 @@ Stores ``--n`` predictions (default 1,000,000; demographics sex 2 × age group 4
 over ``--days`` days, ``--outcome-share`` of them with an outcome) of one model in a fresh SQLite
 database (bulk inserts, aggregates counted the way the migration backfills them), then times
 ``GET /v1/models/{id}/monitoring`` through the app in process (key check included), all-time and
-with a 7-day and a last-10,000-outcomes window. The reference, in the same run, is the previous
+with 7-day, 30-day and last-10,000-outcomes windows. The reference, in the same run, is the previous
 implementation (reload every prediction of the model, then the full report with
 ``--boot`` bootstrap resamples) on a second model with ``--old-n`` predictions, next to the new GET
 on that same model.
@@ -183,6 +183,7 @@ def main() -> None:
             assert body["n_predictions"] == args.n
             new_all = timed(get(big), args.rounds)
             new_week = timed(get(big, days=7), args.rounds)
+            new_month = timed(get(big, days=30), args.rounds)
             new_last = timed(get(big, last_outcomes=10_000), args.rounds)
             new_small = timed(get(small), args.rounds)
         old_small = timed(lambda: old_monitor(factory, settings, small), max(1, args.rounds // 3))
@@ -193,6 +194,7 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| new GET, all time | {args.n:,} | {new_all * 1e3:.1f} |")
     print(f"| new GET, days=7 | {args.n:,} | {new_week * 1e3:.1f} |")
+    print(f"| new GET, days=30 | {args.n:,} | {new_month * 1e3:.1f} |")
     print(f"| new GET, last_outcomes=10000 | {args.n:,} | {new_last * 1e3:.1f} |")
     print(f"| new GET, all time | {args.old_n:,} | {new_small * 1e3:.1f} |")
     print(f"| old full reload + {args.boot}-resample report | {args.old_n:,} | {old_small * 1e3:.1f} |")

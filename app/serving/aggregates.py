@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from itertools import product
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -107,7 +107,22 @@ def is_prediction_cell(cell: str) -> bool:
     return cell == "n" or cell.startswith(("exit:", "score:"))
 
 
-def row_outcome_counts(row: Prediction, sign: int = 1) -> Counter[Key]:
+class OutcomeRow(Protocol):
+    """What counting an outcome reads of a prediction row (an ORM ``Prediction`` or a selected row)."""
+
+    model_version_id: str
+    probability: float
+    label: int
+    demographics: dict[str, Any] | None
+    outcome: int | None
+    outcome_at: datetime | None
+    outcome_seq: int | None
+
+
+OUTCOME_COLUMNS = tuple(getattr(Prediction, name) for name in OutcomeRow.__annotations__)
+
+
+def row_outcome_counts(row: OutcomeRow, sign: int = 1) -> Counter[Key]:
     """Cells of the outcome a prediction row holds now (none without one)."""
     if row.outcome is None or row.outcome_at is None or row.outcome_seq is None:
         return Counter()

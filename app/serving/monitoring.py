@@ -71,12 +71,12 @@ def live_counts(session: Session, model: ModelVersion, window: Window, now: date
         elif window.last_outcomes is None or not all_blocks:
             outcomes[attribute, group].add(cell, int(count))
     if first_seq > 1 and first_seq < first_whole_block * aggregates.BLOCK:
-        partial = select(Prediction).where(
+        partial = select(*aggregates.OUTCOME_COLUMNS).where(
             Prediction.model_version_id == model.id,
             Prediction.outcome_seq >= first_seq,
             Prediction.outcome_seq < first_whole_block * aggregates.BLOCK,
         )
-        for row in session.scalars(partial):
+        for row in session.execute(partial):
             for key, n in aggregates.row_outcome_counts(row).items():
                 if key.day == ALL and key.block == ALL:
                     outcomes[key.attribute, key.group].add(key.cell, n)
