@@ -155,8 +155,14 @@ def main() -> None:
             ids = []
             for _ in range(2):
                 model = ModelVersion(
-                    organisation_id=org, method="erm", backbone="small", path="-", sha256="0" * 64, files={},
-                    thresholds={"operating": 0.5, "exits": [0.9, 0.9, None]}, config={},
+                    organisation_id=org,
+                    method="erm",
+                    backbone="small",
+                    path="-",
+                    sha256="0" * 64,
+                    files={},
+                    thresholds={"operating": 0.5, "exits": [0.9, 0.9, None]},
+                    config={},
                 )
                 session.add(model)
                 session.flush()
