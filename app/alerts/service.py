@@ -108,7 +108,7 @@ def evaluate_rule(session: Session, settings: Settings, rule_id: str, now: datet
         result = rules.evaluate(check, {}, shift, rule.min_n)
     else:
         everyone = counts.outcomes.get((OVERALL, EVERYONE))
-        if everyone is None or everyone.c("tp", "fp", "tn", "fn") < rule.min_n:
+        if everyone is None or everyone.n_outcomes < rule.min_n:
             rule.last_outcome = "waiting"
             return 1
         report = as_report(live_groupings(counts.outcomes, settings.min_group_count))

@@ -86,7 +86,7 @@ def live_counts(session: Session, model: ModelVersion, window: Window, now: date
 def live_groupings(counts: Groups, min_count: int) -> list[dict[str, Any]]:
     """Report-shaped groupings (``overall`` first, then each attribute) of the window's outcomes."""
     overall = counts.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS))
-    n_overall = overall.c("tp", "fp", "tn", "fn")
+    n_overall = overall.n_outcomes
     attributes = sorted({a for a, _ in counts if a != OVERALL})
     out = []
     for attribute in [OVERALL, *attributes]:
@@ -95,7 +95,7 @@ def live_groupings(counts: Groups, min_count: int) -> list[dict[str, Any]]:
         groups = [
             {
                 "group": g,
-                "n": c.c("tp", "fp", "tn", "fn"),
+                "n": c.n_outcomes,
                 "n_pos": c.c("tp", "fn"),
                 "n_neg": c.c("fp", "tn"),
                 "metrics": metrics[g],
@@ -105,7 +105,7 @@ def live_groupings(counts: Groups, min_count: int) -> list[dict[str, Any]]:
         grouping: dict[str, Any] = {
             "attribute": attribute,
             "kind": "overall" if attribute == OVERALL else "attribute",
-            "n_missing": n_overall - sum(c.c("tp", "fp", "tn", "fn") for c in members.values()),
+            "n_missing": n_overall - sum(c.n_outcomes for c in members.values()),
             "groups": groups,
         }
         if attribute != OVERALL:
@@ -125,7 +125,7 @@ def monitor(
 ) -> MonitoringOut:
     counts = live_counts(session, model, window)
     everyone = counts.predictions.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS))
-    n_outcomes = counts.outcomes.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS)).c("tp", "fp", "tn", "fn")
+    n_outcomes = counts.outcomes.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS)).n_outcomes
     n_exits = len(model.thresholds.get("exits") or [None])
     audit = audit_counts(session, settings, organisation_id, model.id)
     return MonitoringOut(

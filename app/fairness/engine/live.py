@@ -74,6 +74,10 @@ class GroupCounts:
     def c(self, *cells: str) -> int:
         return sum(self.confusion.get(cell, 0) for cell in cells)
 
+    @property
+    def n_outcomes(self) -> int:
+        return self.c("tp", "fp", "tn", "fn")
+
 
 def histogram_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """P(score of a positive > score of a negative), pairs in one bin counting ½; NaN without both."""
