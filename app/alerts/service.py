@@ -100,6 +100,7 @@ def evaluate_rule(session: Session, settings: Settings, rule_id: str, now: datet
         rule.last_outcome = "insufficient"
         log.info("alert rule %s: %s", rule.id, exc)
         return 1
+    _resolve_moved(session, rule, model.id, now)
     check = CHECKS.validate_python(rule.rule)
     counts = live_counts(session, model, Window(rule.window_days, rule.last_outcomes), now)
     if isinstance(check, DriftCheck):
@@ -123,6 +124,15 @@ def evaluate_rule(session: Session, settings: Settings, rule_id: str, now: datet
         firing.status, firing.resolved_at = "resolved", now
         _notify(session, rule, firing, "alert.resolved", now)
     return 1
+
+
+def _resolve_moved(session: Session, rule: AlertRule, model_id: str, now: datetime) -> None:
+    """An alias the rule follows moved: the old model's firing alert is no longer watched, so it ends."""
+    moved = select(Alert).where(Alert.rule_id == rule.id, Alert.model_version_id != model_id, Alert.status == FIRING)
+    for alert in session.scalars(moved):
+        alert.status, alert.resolved_at = "resolved", now
+        alert.message += f" (resolved: {rule.model_ref} now names another model)"
+        _notify(session, rule, alert, "alert.resolved", now)
 
 
 def _fire(session: Session, rule: AlertRule, model_id: str, value: float | None, message: str, now: datetime) -> None:

@@ -116,3 +116,21 @@ def test_drift_checks_judge_every_large_enough_group():
     assert evaluate(check, {}, None, min_n=1).outcome == "insufficient"  # no audit to compare with
     exits = DriftCheck(check="drift", signal="exit_rate_shift", attribute="sex", max=0.1)
     assert evaluate(exits, {}, shifted, min_n=1).outcome == "insufficient"  # single-exit: no exit rates
+
+
+def test_a_rule_on_an_alias_follows_it_and_ends_the_old_models_alert(client, keys, session_factory, settings):
+    first, second = register_model(session_factory), register_model(session_factory)
+    org = organisation_id(session_factory)
+    auditor, predictor = keys.headers(), keys.headers(role="predictor")
+    assert client.put("/v1/models/aliases/production", headers=auditor, json={"model_version_id": first}).is_success
+    assert client.post("/v1/alert-rules", headers=auditor, json=_rule("production")).status_code == 201
+    post_batch(client, predictor, first, org, {"female": 0.8, "male": 0.1})
+    clock = utcnow()
+    assert evaluate_due(session_factory, settings, clock) == 1
+    (alert,) = client.get("/v1/alerts", headers=auditor, params={"status": "firing"}).json()["items"]
+    assert alert["model_version_id"] == first
+
+    assert client.put("/v1/models/aliases/production", headers=auditor, json={"model_version_id": second}).is_success
+    assert evaluate_due(session_factory, settings, clock + timedelta(seconds=2)) == 1
+    (ended,) = client.get("/v1/alerts", headers=auditor).json()["items"]
+    assert ended["status"] == "resolved" and "production now names another model" in ended["message"]
