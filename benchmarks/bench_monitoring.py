@@ -7,7 +7,8 @@ database (bulk inserts, aggregates counted the way the migration backfills them)
 with 7-day, 30-day and last-10,000-outcomes windows. The reference, in the same run, is the previous
 implementation (reload every prediction of the model, then the full report with
 ``--boot`` bootstrap resamples) on a second model with ``--old-n`` predictions, next to the new GET
-on that same model.
+on that same model. Last, what counting adds to storing one prediction (the group-commit writer
+with and without the aggregate hook).
 
     .venv/bin/python benchmarks/bench_monitoring.py                 # 1,000,000 predictions
     .venv/bin/python benchmarks/bench_monitoring.py --n 200000 --old-n 10000   # quick
@@ -30,6 +31,7 @@ from sqlalchemy import insert, select, update
 from app.auth.service import create_key, ensure_organisation
 from app.db.base import new_id, utcnow
 from app.db.engine import make_engine, make_session_factory, transaction
+from app.db.group_commit import GroupCommitWriter
 from app.db.migrate import upgrade_to_head
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.evaluation import evaluate_predictions
@@ -114,6 +116,37 @@ def old_monitor(factory, settings: Settings, model_id: str) -> None:
     evaluate_predictions(predictions, attributes=attributes, settings=settings)
 
 
+def write_cost(engine, model_id: str, org_id: str, n: int) -> tuple[float, float]:
+    """Median seconds to store one prediction through the group-commit writer (one waiting client),
+    without and with the aggregate hook: what counting costs the prediction path."""
+    rng = np.random.default_rng(2)
+    medians = []
+    for hooked in (False, True):
+        writer = GroupCommitWriter(engine)
+        if hooked:
+            writer.after_insert(Prediction, aggregates.count_predictions)
+        samples = []
+        for _ in range(n):
+            score = float(rng.random())
+            row = {
+                "id": new_id(PREDICTION_ID_PREFIX),
+                "created_at": utcnow(),
+                "organisation_id": org_id,
+                "model_version_id": model_id,
+                "probability": score,
+                "label": int(score >= 0.5),
+                "exit_index": 0,
+                "confidence": max(score, 1 - score),
+                "demographics": {a: v[0] for a, v in ATTRIBUTES.items()},
+            }
+            start = time.perf_counter()
+            writer.submit(Prediction, [row]).result()
+            samples.append(time.perf_counter() - start)
+        writer.close()
+        medians.append(statistics.median(samples))
+    return medians[0], medians[1]
+
+
 def timed(call: Callable[[], object], rounds: int) -> float:
     """Median seconds of ``rounds`` calls (after one warm-up)."""
     call()
@@ -133,6 +166,7 @@ def main() -> None:
     parser.add_argument("--outcome-share", type=float, default=0.3)
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--write-n", type=int, default=300, help="single-prediction writes timed")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,6 +227,7 @@ def main() -> None:
             new_last = timed(get(big, last_outcomes=10_000), args.rounds)
             new_small = timed(get(small), args.rounds)
         old_small = timed(lambda: old_monitor(factory, settings, small), max(1, args.rounds // 3))
+        bare, counted = write_cost(engine, small, org, args.write_n)
         engine.dispose()
 
     print(f"stored {args.n:,} + {args.old_n:,} predictions ({cells:,} outcomes on the large model) in {load_s:.1f} s")
@@ -206,6 +241,7 @@ def main() -> None:
     print(f"| old full reload + {args.boot}-resample report | {args.old_n:,} | {old_small * 1e3:.1f} |")
     print(f"old on {args.old_n:,} / new on {args.old_n:,}: {old_small / new_small:.0f}x")
     print(f"old on {args.old_n:,} / new on {args.n:,}: {old_small / new_all:.0f}x")
+    print(f"storing one prediction (group commit, SQLite): {bare * 1e3:.2f} ms bare, {counted * 1e3:.2f} ms counted")
 
 
 if __name__ == "__main__":

@@ -31,10 +31,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import cache
 from itertools import product
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, Table, update
+from sqlalchemy import Connection, Insert, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.serving.models import ModelVersion, MonitoringCell, Prediction
@@ -141,15 +142,18 @@ def row_outcome_counts(row: OutcomeRow, sign: int = 1) -> Counter[Key]:
 def add(conn: Connection, counts: Mapping[Key, int]) -> None:
     """Add ``counts`` to the stored cells in the caller's transaction."""
     rows = [{**key._asdict(), "count": n} for key, n in sorted(counts.items()) if n]
-    if not rows:
-        return
+    if rows:
+        conn.execute(_upsert(conn.dialect.name), rows)
+
+
+@cache
+def _upsert(dialect_name: str) -> Insert:
+    """The increment statement, built once per dialect (building it costs more than running it)."""
     table: Table = MonitoringCell.__table__  # type: ignore[assignment]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    statement = statement.on_conflict_do_update(
+    statement = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+    return statement.on_conflict_do_update(
         index_elements=list(Key._fields), set_={"count": table.c.count + statement.excluded.count}
     )
-    conn.execute(statement, rows)
 
 
 def count_predictions(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
