@@ -5,7 +5,8 @@ window's served scores and exit rates against the audit. Pure: a check and the w
 
 A rule breaches when its check fails, or, for ``min_group_count``, when the evidence is
 insufficient (that check's alarm: a group has too few outcomes to be judged). A check of a policy
-metric the live aggregates cannot give (``ece``, ``brier``) is refused when the rule is created.
+metric the live aggregates cannot give (``ece``, ``brier``), or a gap's interval, is refused when the
+rule is created.
 """
 
 from __future__ import annotations
@@ -44,10 +45,15 @@ class DriftCheck(BaseModel):
 AlertCheck = Annotated[LimitCheck | GroupBandCheck | MinGroupCountCheck | DriftCheck, Field(discriminator="check")]
 
 
-def live_metric_problem(check: AlertCheck) -> str | None:
+def live_problem(check: AlertCheck) -> dict[str, str] | None:
+    """The field error of a check live monitoring cannot judge, if any."""
     metric = getattr(check, "metric", None)
     if metric in NOT_LIVE:
-        return f"{metric} is not kept by live monitoring (it needs per-sample scores); use it in a policy instead"
+        message = f"{metric} is not kept by live monitoring (it needs per-sample scores); use it in a policy instead"
+        return {"field": "rule.metric", "message": message}
+    if isinstance(check, LimitCheck) and check.attribute != OVERALL and check.on != "estimate":
+        message = "live gaps have no interval (it would need a bootstrap over samples): judge the estimate"
+        return {"field": "rule.on", "message": message}
     return None
 
 

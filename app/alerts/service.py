@@ -37,9 +37,9 @@ MAX_RULES = 500  # per organisation: each is judged in the background
 
 
 def create_rule(session: Session, organisation_id: str, body: AlertRuleIn) -> AlertRule:
-    problem = rules.live_metric_problem(body.rule)
+    problem = rules.live_problem(body.rule)
     if problem is not None:
-        raise InputError("invalid alert rule", [{"field": "rule.metric", "message": problem}])
+        raise InputError("invalid alert rule", [problem])
     registry.resolve(session, organisation_id, body.model_ref)  # 404 for an unknown model or alias
     if len(session.scalars(RULES.query(organisation_id).limit(MAX_RULES)).all()) >= MAX_RULES:
         raise ConflictError(f"an organisation has at most {MAX_RULES} alert rules; delete one first")

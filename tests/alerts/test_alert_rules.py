@@ -79,6 +79,7 @@ def test_a_breach_fires_once_and_resolves_when_the_check_holds(client, keys, ses
     [
         ({"rule": {**BAND, "metric": "sharpness"}}, "rule"),
         ({"rule": {"check": "limit", "metric": "ece", "max": 0.1}}, "rule.metric"),
+        ({"rule": {"check": "limit", "metric": "pfd", "attribute": "sex", "max": 0.1, "on": "ci_high"}}, "rule.on"),
         ({"rule": {"check": "no_worsening", "metrics": ["auc"]}}, "rule"),
         ({"rule": {"check": "drift", "signal": "psi", "max": -1}}, "rule"),
         ({"rule": {**BAND, "max_spread": None}}, "rule"),
