@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app.alerts.router import router as alerts_router
+from app.alerts.worker import AlertWorker
 from app.audit.middleware import AuditMiddleware
 from app.auth.router import router as keys_router
 from app.auth.usage import KeyUsage
@@ -29,7 +31,10 @@ from app.jobs.supervisor import Supervisor
 from app.observability.metrics import Telemetry
 from app.observability.middleware import RequestObservationMiddleware
 from app.ops.router import router as ops_router
+from app.serving.activity import Activity
+from app.serving.aggregates import count_predictions
 from app.serving.directory import ServedModels
+from app.serving.models import Prediction
 from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings
 from app.training_jobs.router import router as training_jobs_router
@@ -50,6 +55,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     engine = make_engine(settings.database_url, settings.db_pool_size)
     session_factory = make_session_factory(engine)
     row_writer = GroupCommitWriter(engine)
+    row_writer.after_insert(Prediction, count_predictions)  # monitoring aggregates, in the rows' transaction
     if run_supervisor is None:
         run_supervisor = settings.supervisor_enabled
 
@@ -72,9 +78,12 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         sweeper = OrphanSweeper(settings, make_read_session_factory(engine)) if settings.orphan_sweep_enabled else None
         if sweeper is not None:
             sweeper.start()
+        alert_worker = AlertWorker(settings, session_factory, app.state.activity)
+        alert_worker.start()
         try:
             yield
         finally:
+            alert_worker.stop()
             if sweeper is not None:
                 sweeper.stop()
             if supervisor is not None:
@@ -98,6 +107,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     app.state.read_engine = read_only(engine)  # API key checks
     app.state.read_session_factory = make_read_session_factory(engine)  # GET routes, event streams
     app.state.served_models = ServedModels(settings, app.state.read_session_factory)
+    app.state.activity = Activity()  # predictions and outcomes wake the alert rules (app.alerts.worker)
     app.state.refusal_limiter = RefusalLimiter(
         settings.anonymous_refusals_per_window, settings.anonymous_refusal_window_seconds
     )
@@ -124,6 +134,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         jobs_router,
         training_jobs_router,
         fairness_router,
+        alerts_router,
     ):
         app.include_router(router)
     add_problem_schemas(app)

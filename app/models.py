@@ -1,14 +1,17 @@
 """Every domain's tables in one place, so ``Base.metadata`` is complete: Alembic, job processes and tests use this."""
 
+from app.alerts.models import Alert, AlertRule, Webhook, WebhookDelivery
 from app.audit.models import AuditLogEntry
 from app.auth.models import ApiKey, Organisation
 from app.cohorts.models import Cohort, CohortItem
 from app.db.base import Base
 from app.fairness.models import Evaluation, MetricRow
 from app.jobs.models import Job, JobEvent
-from app.serving.models import ModelAlias, ModelVersion, Prediction
+from app.serving.models import ModelAlias, ModelVersion, MonitoringCell, Prediction
 
 __all__ = [
+    "Alert",
+    "AlertRule",
     "ApiKey",
     "AuditLogEntry",
     "Base",
@@ -20,6 +23,9 @@ __all__ = [
     "MetricRow",
     "ModelAlias",
     "ModelVersion",
+    "MonitoringCell",
     "Organisation",
     "Prediction",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     # Orphaned work folders (app/housekeeping/orphans.py): removed at start-up and periodically
     orphan_sweep_enabled: bool = True
     orphan_sweep_interval_seconds: float = Field(default=300.0, gt=0, description="seconds between sweeps")
+    alert_evaluation_enabled: bool = Field(default=True, description="evaluate alert rules in this process")
+    alert_poll_seconds: float = Field(default=5.0, gt=0, description="longest wait between alert rule sweeps")
+    webhook_delivery_enabled: bool = Field(default=True, description="deliver webhooks from this process")
+    webhook_poll_seconds: float = Field(default=2.0, gt=0, description="seconds between looks for due deliveries")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="connect, write and read, each")
+    webhook_max_response_bytes: int = Field(default=4096, ge=0, description="of a receiver's answer kept in the log")
+    webhook_max_attempts: int = Field(default=8, ge=1, description="tries of one delivery before it fails")
+    webhook_backoff_seconds: float = Field(default=10.0, gt=0, description="first retry delay; doubles each try")
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_disable_after: int = Field(default=20, ge=1, description="consecutive failed attempts that disable one")
     orphan_min_age_seconds: float = Field(
         default=900.0,
         ge=0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, TimestampMixin, id_column
@@ -30,6 +30,8 @@ class ModelVersion(TimestampMixin, Base):
     thresholds: Mapped[dict[str, Any]]
     config: Mapped[dict[str, Any]]
     stage: Mapped[str] = mapped_column(String(16), default="candidate")
+    # the last outcome sequence number handed out (``app.serving.aggregates``): "the last K outcomes"
+    last_outcome_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class ModelAlias(TimestampMixin, Base):
@@ -46,6 +48,7 @@ class ModelAlias(TimestampMixin, Base):
 
 class Prediction(TimestampMixin, Base):
     __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_outcome_seq", "model_version_id", "outcome_seq"),)
 
     id: Mapped[str] = id_column(PREDICTION_ID_PREFIX)
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
@@ -57,3 +60,26 @@ class Prediction(TimestampMixin, Base):
     demographics: Mapped[dict[str, Any] | None]
     outcome: Mapped[int | None]
     outcome_at: Mapped[datetime | None]
+    outcome_seq: Mapped[int | None] = mapped_column(BigInteger)  # the model's nth outcome (a correction is a new one)
+
+
+class MonitoringCell(Base):
+    """One counter of the live monitoring aggregates (``app.serving.aggregates``): how many of a
+    model's predictions or outcomes of one group in one bucket (all time, a UTC day, or a block of
+    outcome numbers; -1 in ``day`` or ``block`` spans them all) fall in ``cell`` (``n``, ``exit:k``,
+    ``score:b``, ``tp``/``fp``/``tn``/``fn``, ``pos:b``/``neg:b``). Only ever changed by SQL
+    increments, so concurrent writers keep exact counts."""
+
+    __tablename__ = "monitoring_cells"
+    __table_args__ = (
+        UniqueConstraint("model_version_id", "day", "block", "attribute", "group", "cell", name="uq_monitoring_cell"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    model_version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    day: Mapped[int]  # days since 1970-01-01 (UTC) of the prediction or the outcome; -1: every day
+    block: Mapped[int]
+    attribute: Mapped[str] = mapped_column(String(64))  # "overall" or a demographic attribute
+    group: Mapped[str] = mapped_column(String(128))
+    cell: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(BigInteger)

@@ -1,61 +1,156 @@
-"""Live monitoring of a served model: the demographic mix of every request and, for predictions whose
-ground truth has been posted, subgroup metrics with intervals through the same metric definition as
-every other evaluation (``evaluate_predictions``). The served probability is the score evaluated."""
+"""Live monitoring of a served model, from the aggregates (``app.serving.aggregates``) only: the
+demographic mix and exit counts of the window's predictions, subgroup metrics with intervals of its
+outcomes (``app.fairness.engine.live``), and score and exit-rate drift against the model's audit
+(``app.serving.drift``). Its cost grows with days × groups × score bins, not with predictions."""
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import cast
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
 
-import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.fairness.engine.inputs import PredictionSet
-from app.fairness.evaluation import evaluate_predictions
-from app.fairness.report_schema import FairnessReport
-from app.serving.models import ModelVersion, Prediction
-from app.serving.schemas import DemographicMix, GroupCount, MonitoringOut
+from app.db.base import utcnow
+from app.fairness.engine.live import GroupCounts, gaps, group_metrics
+from app.serving import aggregates
+from app.serving.aggregates import ALL, EVERYONE, N_SCORE_BINS, OVERALL
+from app.serving.drift import audit_counts, drift
+from app.serving.models import ModelVersion, MonitoringCell, Prediction
+from app.serving.schemas import DemographicMix, GroupCount, LiveGrouping, MonitoringOut, WindowOut
 from app.settings import Settings
 
+CONFIDENCE = 0.95
+Groups = dict[tuple[str, str], GroupCounts]
 
-def monitor(session: Session, settings: Settings, organisation_id: str, model: ModelVersion) -> MonitoringOut:
-    rows = session.execute(
-        select(Prediction.probability, Prediction.exit_index, Prediction.demographics, Prediction.outcome)
-        .where(Prediction.organisation_id == organisation_id, Prediction.model_version_id == model.id)
-        .order_by(Prediction.created_at, Prediction.id)
-    ).all()
-    n_exits = len(model.thresholds.get("exits") or [None])
-    exit_counts = np.bincount([r.exit_index for r in rows], minlength=n_exits).tolist()
-    demographics = [r.demographics or {} for r in rows]
-    known = [i for i, r in enumerate(rows) if r.outcome is not None]
-    report = None
-    if known:
-        attributes = sorted({k for i in known for k in demographics[i]})
-        predictions = PredictionSet(
-            y_true=np.array([rows[i].outcome for i in known], dtype=np.int64),
-            exit_scores=np.array([[rows[i].probability] for i in known], dtype=np.float64),
-            groups={a: np.array([demographics[i].get(a) for i in known], dtype=object) for a in attributes},
-            threshold=float(model.thresholds["operating"]),
+
+@dataclass(frozen=True)
+class Window:
+    """Which predictions and outcomes count: those of the last ``days`` UTC days (today included), or
+    the model's last ``last_outcomes`` outcomes (with every prediction), or, with neither, all. Not
+    both: the aggregates keep days and outcome blocks apart (``app.serving.aggregates``)."""
+
+    days: int | None = None
+    last_outcomes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.days is not None and self.last_outcomes is not None:
+            raise ValueError("a window is the last days or the last outcomes, not both")
+
+
+@dataclass(frozen=True)
+class LiveCounts:
+    predictions: Groups
+    outcomes: Groups
+
+
+def live_counts(session: Session, model: ModelVersion, window: Window, now: datetime | None = None) -> LiveCounts:
+    """The window's counts per (attribute, group): exact, from whole buckets plus, for a
+    ``last_outcomes`` window, the outcome rows of its oldest block that fall inside it."""
+    c = MonitoringCell
+    every_block = (c.block == ALL).label("every_block")
+    query = select(every_block, c.attribute, c.group, c.cell, func.sum(c.count)).where(c.model_version_id == model.id)
+    query = query.group_by(every_block, c.attribute, c.group, c.cell)
+    first_seq = first_whole_block = 0
+    if window.days is not None:
+        query = query.where(c.day >= aggregates.day_of(now or utcnow()) - window.days + 1, c.block == ALL)
+    elif window.last_outcomes is not None:
+        first_seq = max((model.last_outcome_seq or 0) - window.last_outcomes + 1, 1)
+        # the first block wholly inside the window (block 0 holds numbers 1..BLOCK-1: there is no outcome 0)
+        first_whole_block = 0 if first_seq <= 1 else -(-first_seq // aggregates.BLOCK)
+        query = query.where(c.day == ALL, (c.block == ALL) | (c.block >= first_whole_block))
+    else:
+        query = query.where(c.day == ALL, c.block == ALL)
+    predictions: Groups = defaultdict(lambda: GroupCounts(N_SCORE_BINS))
+    outcomes: Groups = defaultdict(lambda: GroupCounts(N_SCORE_BINS))
+    for all_blocks, attribute, group, cell, count in session.execute(query):
+        if aggregates.is_prediction_cell(cell):
+            predictions[attribute, group].add(cell, int(count))
+        elif window.last_outcomes is None or not all_blocks:
+            outcomes[attribute, group].add(cell, int(count))
+    if first_seq > 1 and first_seq < first_whole_block * aggregates.BLOCK:
+        partial = select(*aggregates.OUTCOME_COLUMNS).where(
+            Prediction.model_version_id == model.id,
+            Prediction.outcome_seq >= first_seq,
+            Prediction.outcome_seq < first_whole_block * aggregates.BLOCK,
         )
-        report = evaluate_predictions(predictions, attributes=attributes, settings=settings).report
+        for row in session.execute(partial):
+            for key, n in aggregates.row_outcome_counts(row).items():
+                if key.day == ALL and key.block == ALL:
+                    outcomes[key.attribute, key.group].add(key.cell, n)
+    return LiveCounts(dict(predictions), dict(outcomes))
+
+
+def live_groupings(counts: Groups, min_count: int) -> list[dict[str, Any]]:
+    """Report-shaped groupings (``overall`` first, then each attribute) of the window's outcomes."""
+    overall = counts.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS))
+    n_overall = overall.n_outcomes
+    attributes = sorted({a for a, _ in counts if a != OVERALL})
+    out = []
+    for attribute in [OVERALL, *attributes]:
+        members = {g: c for (a, g), c in sorted(counts.items()) if a == attribute}
+        metrics = {g: group_metrics(c, overall.neg, min_count, CONFIDENCE) for g, c in members.items()}
+        groups = [
+            {
+                "group": g,
+                "n": c.n_outcomes,
+                "n_pos": c.c("tp", "fn"),
+                "n_neg": c.c("fp", "tn"),
+                "metrics": metrics[g],
+            }
+            for g, c in members.items()
+        ]
+        grouping: dict[str, Any] = {
+            "attribute": attribute,
+            "kind": "overall" if attribute == OVERALL else "attribute",
+            "n_missing": n_overall - sum(c.n_outcomes for c in members.values()),
+            "groups": groups,
+        }
+        if attribute != OVERALL:
+            grouping["gaps"] = gaps(metrics)
+        out.append(grouping)
+    return out
+
+
+def as_report(groupings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The live groupings in the shape of a fairness report's policy evaluation, which is what the
+    policy checks read (``app.fairness.policy``)."""
+    return {"evaluations": [{"exit": "policy", "groupings": groupings}]}
+
+
+def monitor(
+    session: Session, settings: Settings, organisation_id: str, model: ModelVersion, window: Window
+) -> MonitoringOut:
+    counts = live_counts(session, model, window)
+    everyone = counts.predictions.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS))
+    n_outcomes = counts.outcomes.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS)).n_outcomes
+    n_exits = len(model.thresholds.get("exits") or [None])
+    audit = audit_counts(session, settings, organisation_id, model.id)
     return MonitoringOut(
         model_id=model.id,
         model_sha256=model.sha256,
-        n_predictions=len(rows),
-        n_with_outcome=len(known),
-        exit_counts=exit_counts,
-        demographics=_mix(demographics),
-        status="ok" if report is not None else "no_outcomes",
-        report=cast("FairnessReport | None", report),  # the engine's dict, validated here by MonitoringOut
+        window=WindowOut(days=window.days, last_outcomes=window.last_outcomes),
+        n_predictions=everyone.n,
+        n_with_outcome=n_outcomes,
+        exit_counts=[everyone.exits.get(k, 0) for k in range(max([n_exits, *(k + 1 for k in everyone.exits)]))],
+        demographics=_mix(counts, everyone.n),
+        status="ok" if n_outcomes else "no_outcomes",
+        metrics=cast("list[LiveGrouping]", live_groupings(counts.outcomes, settings.min_group_count))
+        if n_outcomes
+        else None,
+        drift=drift(counts.predictions, audit) if audit is not None else None,
     )
 
 
-def _mix(demographics: list[dict[str, str | None]]) -> list[DemographicMix]:
-    n = len(demographics)
+def _mix(counts: LiveCounts, n: int) -> list[DemographicMix]:
     out = []
-    for attribute in sorted({k for d in demographics for k in d}):
-        counts = Counter(d[attribute] for d in demographics if d.get(attribute) is not None)
-        groups = [GroupCount(group=str(g), n=c, fraction=c / n) for g, c in sorted(counts.items())]
-        out.append(DemographicMix(attribute=attribute, groups=groups, n_missing=n - sum(counts.values())))
+    for attribute in sorted({a for a, _ in counts.predictions if a != OVERALL}):
+        groups = [
+            GroupCount(group=g, n=c.n, fraction=c.n / n)
+            for (a, g), c in sorted(counts.predictions.items())
+            if a == attribute and c.n
+        ]
+        out.append(DemographicMix(attribute=attribute, groups=groups, n_missing=n - sum(g.n for g in groups)))
     return out

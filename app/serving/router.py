@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import Predictor, Reader, Writer
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
+from app.core.errors import InputError
 from app.core.openapi import problem_responses
 from app.core.pagination import DEFAULT_LIMIT, Limit
 from app.modelpkg.manifest import MANIFEST_FILE
@@ -23,7 +24,7 @@ from app.serving import registry, service
 from app.serving.download import iter_and_close, model_archive, model_file
 from app.serving.inputs import ImageInput, read_predict_request
 from app.serving.models import ModelVersion
-from app.serving.monitoring import monitor
+from app.serving.monitoring import Window, monitor
 from app.serving.registry import MODEL_REF
 from app.serving.runtime import ModelCache, ModelFiles, model_cache
 from app.serving.schemas import (
@@ -198,6 +199,7 @@ async def predict(
     state.telemetry.count_predictions(
         principal.organisation_id, response.model_id, (p.exit_index for p in response.predictions)
     )
+    state.activity.touch()
     return response
 
 
@@ -208,11 +210,26 @@ async def predict(
     description=MODEL_REF,
     responses=problem_responses(404, 409, notes=NOT_YET),
 )
-def monitoring(model_ref: str, principal: Reader, session: ReadSessionDep, settings: SettingsDep) -> MonitoringOut:
-    """Subgroup metrics (with intervals) of served predictions that have outcomes, and the demographic
-    mix of every request."""
+def monitoring(
+    model_ref: str,
+    principal: Reader,
+    session: ReadSessionDep,
+    settings: SettingsDep,
+    days: Annotated[int | None, Query(ge=1, le=3660, description="only the last N UTC days (today included)")] = None,
+    last_outcomes: Annotated[
+        int | None, Query(ge=1, le=10_000_000, description="only the model's last K outcomes")
+    ] = None,
+) -> MonitoringOut:
+    """Subgroup metrics (with intervals) of the window's outcomes, the demographic mix and exit counts
+    of its predictions, and per-group score and exit-rate drift against the model's audit; computed
+    from aggregates kept as predictions and outcomes arrive."""
+    if days is not None and last_outcomes is not None:
+        raise InputError(
+            "give days or last_outcomes, not both",
+            [{"field": "query.last_outcomes", "message": "a window is the last days or the last outcomes"}],
+        )
     model = _model(session, principal.organisation_id, model_ref)
-    return monitor(session, settings, principal.organisation_id, model)
+    return monitor(session, settings, principal.organisation_id, model, Window(days, last_outcomes))
 
 
 @router.post(
@@ -222,8 +239,15 @@ def monitoring(model_ref: str, principal: Reader, session: ReadSessionDep, setti
     responses=problem_responses(404),
 )
 def post_outcome(
-    prediction_id: str, body: OutcomeIn, principal: Predictor, session: SessionDep, request: Request
+    prediction_id: str,
+    body: OutcomeIn,
+    principal: Predictor,
+    session: SessionDep,
+    request: Request,
+    background: BackgroundTasks,
 ) -> PredictionRecord:
     """Record (or correct) the ground truth of a served prediction."""
     mark_resource(request, prediction_id)
-    return PredictionRecord.of(service.record_outcome(session, principal.organisation_id, prediction_id, body.outcome))
+    row = service.record_outcome(session, principal.organisation_id, prediction_id, body.outcome)
+    background.add_task(request.app.state.activity.touch)  # after the commit: alert rules then see the outcome
+    return PredictionRecord.of(row)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from app.core.fields import ResourceRef
-from app.fairness.report_schema import FairnessReport
+from app.fairness.report_schema import Gap, Value
 from app.serving.models import ModelAlias, ModelVersion, Prediction
 
 AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -129,17 +130,60 @@ class DemographicMix(BaseModel):
     n_missing: int
 
 
+class WindowOut(BaseModel):
+    days: int | None = Field(description="the last N UTC days, today included; null: since the first prediction")
+    last_outcomes: int | None = Field(description="of those, only the model's last K outcomes; null: all")
+
+
+class LiveGroup(TypedDict):
+    group: str
+    n: int
+    n_pos: int
+    n_neg: int
+    metrics: Annotated[
+        dict[str, Value],
+        Field(description="prevalence, tpr, fpr, tnr, fnr, ppv, npv, accuracy, selection_rate, auc, pf"),
+    ]
+
+
+class LiveGrouping(TypedDict):
+    attribute: Annotated[str, Field(description='"overall" or an attribute')]
+    kind: Literal["overall", "attribute"]
+    n_missing: int
+    groups: list[LiveGroup]
+    gaps: NotRequired[Annotated[dict[str, Gap], Field(description="point values over ok groups (no interval)")]]
+
+
+class DriftGroup(BaseModel):
+    attribute: str
+    group: str
+    n: int = Field(description="predictions of the group in the window")
+    audit_n: int = Field(description="samples of the group in the audit (the training evaluation)")
+    psi: float = Field(description="population stability index of the served scores against the audit's (10 bins)")
+    ks: float = Field(description="Kolmogorov-Smirnov distance of the binned score distributions")
+    exit_rate_shift: float | None = Field(description="largest change of an exit's share; null for single-exit models")
+
+
+class DriftOut(BaseModel):
+    evaluation_id: str = Field(description="the audit: the model's training evaluation")
+    groups: list[DriftGroup]
+
+
 class MonitoringOut(BaseModel):
     model_id: str
     model_sha256: str
+    window: WindowOut
     n_predictions: int
     n_with_outcome: int
     exit_counts: list[int] = Field(description="predictions decided at each exit")
-    demographics: list[DemographicMix] = Field(description="the demographic mix of all prediction requests")
+    demographics: list[DemographicMix] = Field(description="the demographic mix of the window's predictions")
     status: Literal["ok", "no_outcomes"] = Field(
-        description="no_outcomes: no served prediction has a ground truth yet, so there is no report"
+        description="no_outcomes: no prediction in the window has a ground truth, so there are no metrics"
     )
-    report: FairnessReport | None = Field(
-        description="subgroup metrics with intervals of the served predictions that have outcomes; small "
-        "groups carry status insufficient or undefined"
+    metrics: list[LiveGrouping] | None = Field(
+        description="subgroup metrics with intervals of the window's outcomes, computed from the live aggregates; "
+        "small groups carry status insufficient or undefined (docs/monitoring.md)"
+    )
+    drift: DriftOut | None = Field(
+        description="score and exit-rate drift per group against the audit; null without one"
     )

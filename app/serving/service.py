@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from app.cohorts.image_limits import ImageLimits
+from app.core.errors import NotFoundError
 from app.core.repository import OrgScopedRepository
 from app.db.base import new_id, utcnow
 from app.db.group_commit import GroupCommitWriter
-from app.serving import registry
+from app.serving import aggregates, registry
 from app.serving.directory import ServedModels
 from app.serving.inputs import ImageInput
 from app.serving.models import PREDICTION_ID_PREFIX, ModelVersion, Prediction
@@ -76,7 +77,20 @@ def predict(
 
 
 def record_outcome(session: Session, organisation_id: str, prediction_id: str, outcome: int) -> Prediction:
-    """Set (or correct) the ground truth of a served prediction."""
-    row = PREDICTIONS.get_or_404(session, organisation_id, prediction_id)
-    row.outcome, row.outcome_at = outcome, utcnow()
+    """Set (or correct) the ground truth of a served prediction, and count it in the monitoring
+    aggregates in the same transaction.
+
+    Locks, always in this order so concurrent posts cannot deadlock on PostgreSQL (SQLite's write
+    transactions are serial anyway): the prediction row (two posts for one prediction cannot both take
+    back its old outcome), the model's outcome counter, then the cells, in one sorted pass.
+    """
+    row = session.scalar(PREDICTIONS.query(organisation_id, id=prediction_id).with_for_update())
+    if row is None:
+        raise NotFoundError(PREDICTIONS.noun, prediction_id)
+    conn = session.connection()
+    seq = aggregates.next_outcome_seq(conn, row.model_version_id)
+    counts = aggregates.row_outcome_counts(row, sign=-1)  # a correction takes back the old outcome
+    row.outcome, row.outcome_at, row.outcome_seq = outcome, utcnow(), seq
+    counts.update(aggregates.row_outcome_counts(row))
+    aggregates.add(conn, counts)
     return row

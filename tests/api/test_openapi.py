@@ -171,19 +171,31 @@ def test_typed_responses_replace_free_form_objects(document):
 
 
 def test_page_sizes_are_bounded(client, keys, document):
-    headers = keys.headers()
+    headers = keys.headers(role="admin")  # webhooks are an admin's
     listed = [
         path for path, method, op in operations(document) if any(p["name"] == "limit" for p in op.get("parameters", []))
     ]
     metric_rows = "/v1/evaluations/{evaluation_id}/metrics"
-    assert sorted(listed) == ["/v1/cohorts", "/v1/evaluations", metric_rows, "/v1/jobs", "/v1/models"]
+    deliveries = "/v1/webhooks/{webhook_id}/deliveries"
+    assert sorted(listed) == [
+        "/v1/alert-rules",
+        "/v1/alerts",
+        "/v1/cohorts",
+        "/v1/evaluations",
+        metric_rows,
+        "/v1/jobs",
+        "/v1/models",
+        "/v1/webhooks",
+        deliveries,
+    ]
     for path in listed:
         limit = next(p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "limit")
         assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, MAX_LIMIT)
-        url = path.replace("{evaluation_id}", "evl_missing")  # the bound is checked before the lookup
+        # the bound is checked before the lookup
+        url = path.replace("{evaluation_id}", "evl_missing").replace("{webhook_id}", "whk_missing")
         for bad in (0, MAX_LIMIT + 1, -5):
             response = client.get(url, params={"limit": bad}, headers=headers)
             assert response.status_code == 422, response.text
             assert response.json()["errors"][0]["field"] == "query.limit"
-        expected = 404 if path == metric_rows else 200
+        expected = 404 if path in (metric_rows, deliveries) else 200
         assert client.get(url, params={"limit": MAX_LIMIT}, headers=headers).status_code == expected

@@ -5,9 +5,8 @@ from __future__ import annotations
 from serving_helpers import multipart, noise_images
 
 
-def _groups(report: dict, attribute: str) -> dict[str, dict]:
-    policy = next(e for e in report["evaluations"] if e["exit"] == "policy")
-    grouping = next(g for g in policy["groupings"] if g["attribute"] == attribute)
+def _groups(metrics: list[dict], attribute: str) -> dict[str, dict]:
+    grouping = next(g for g in metrics if g["attribute"] == attribute)
     return {g["group"]: g for g in grouping["groups"]}
 
 
@@ -25,7 +24,7 @@ def test_monitoring_reports_outcomes_by_group(client, served, keys):
         ids += [p["id"] for p in response.json()["predictions"]]
 
     before = client.get(f"{url}/monitoring", headers=served.headers).json()
-    assert before["status"] == "no_outcomes" and before["report"] is None
+    assert before["status"] == "no_outcomes" and before["metrics"] is None
     assert before["n_predictions"] == 24 and before["n_with_outcome"] == 0 and sum(before["exit_counts"]) == 24
     (mix,) = before["demographics"]
     assert mix["attribute"] == "sex" and mix["n_missing"] == 6
@@ -39,9 +38,9 @@ def test_monitoring_reports_outcomes_by_group(client, served, keys):
 
     after = client.get(f"{url}/monitoring", headers=served.headers).json()
     assert after["status"] == "ok" and after["n_with_outcome"] == 20
-    report = after["report"]
-    assert report["population"]["n"] == 20 and report["config"]["attributes"] == ["sex"]
-    groups = _groups(report, "sex")
+    metrics = after["metrics"]
+    assert _groups(metrics, "overall")["all"]["n"] == 20
+    groups = _groups(metrics, "sex")
     assert {name: g["n"] for name, g in groups.items()} == {"female": 10, "male": 5}
     male, female = groups["male"]["metrics"], groups["female"]["metrics"]
     assert (male["tpr"]["status"], male["tpr"]["n"]) == ("insufficient", 5)  # fewer than min_group_count

@@ -73,6 +73,10 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
     cohort = upload(client, admin, make_zip(20)).json()["id"]
     evaluation = post_audit(client, admin, predictions_csv(200)).json()["id"]
     models = (served.id, "production")
+    band = {"check": "group_band", "attribute": "sex", "metric": "fpr", "max_spread": 0.3}
+    rule = client.post("/v1/alert-rules", headers=admin, json={"name": "r", "model_ref": served.id, "rule": band})
+    webhook = client.post("/v1/webhooks", headers=admin, json={"url": "https://alerts.example.org/hook"})
+    rule_id, webhook_id = rule.json()["id"], webhook.json()["id"]
     urls = {
         "/healthz": ["/healthz"],
         "/readyz": ["/readyz"],
@@ -92,6 +96,11 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
         "/v1/models/{model_ref}": [f"/v1/models/{m}" for m in models],
         "/v1/models/{model_ref}/onnx": [f"/v1/models/{m}/onnx?file=model.json" for m in models],
         "/v1/models/{model_ref}/monitoring": [f"/v1/models/{m}/monitoring" for m in models],
+        "/v1/alert-rules": ["/v1/alert-rules"],
+        "/v1/alert-rules/{rule_id}": [f"/v1/alert-rules/{rule_id}"],
+        "/v1/alerts": ["/v1/alerts?status=firing"],
+        "/v1/webhooks": ["/v1/webhooks"],
+        "/v1/webhooks/{webhook_id}/deliveries": [f"/v1/webhooks/{webhook_id}/deliveries"],
     }
     with TestClient(create_app(impatient_settings, run_supervisor=False)) as locked_client:
         paths = locked_client.app.openapi()["paths"]

@@ -32,7 +32,7 @@ def test_model_responses_match_the_document(client, served, keys, session_factor
         outcome = client.post(f"/v1/predictions/{prediction['id']}/outcome", headers=predictor, json={"outcome": k % 2})
         assert_documented(app, "POST", "/v1/predictions/{prediction_id}/outcome", outcome)
     monitoring = client.get(f"{model}/monitoring", headers=headers)
-    assert monitoring.json()["report"] is not None
+    assert monitoring.json()["metrics"] is not None
     assert_documented(app, "GET", "/v1/models/{model_ref}/monitoring", monitoring)
 
     evaluation = client.get(f"/v1/evaluations/{served.evaluation_id}", headers=headers)
