@@ -92,6 +92,7 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
         "/v1/evaluations/{evaluation_id}/report": [f"/v1/evaluations/{evaluation}/report"],
         "/v1/evaluations/{evaluation_id}/model-card": [f"/v1/evaluations/{evaluation}/model-card"],
         "/v1/evaluations/{evaluation_id}/metrics": [f"/v1/evaluations/{evaluation}/metrics?metric=auc"],
+        "/v1/evaluations/{evaluation_id}/predictions.csv": [f"/v1/evaluations/{evaluation}/predictions.csv"],
         "/v1/models": ["/v1/models"],
         "/v1/models/{model_ref}": [f"/v1/models/{m}" for m in models],
         "/v1/models/{model_ref}/onnx": [f"/v1/models/{m}/onnx?file=model.json" for m in models],

@@ -24,7 +24,11 @@ def test_list_and_get_model(client, served, settings, session_factory):
     manifest = json.loads(manifest_bytes)
     assert model["sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
     assert model["files"] == {name: info["sha256"] for name, info in manifest["files"].items()}
-    assert model["thresholds"] == {"operating": manifest["operating_threshold"], "exits": manifest["exit_thresholds"]}
+    assert model["thresholds"] == {
+        "operating": manifest["operating_threshold"],
+        "exits": manifest["exit_thresholds"],
+        "rule": manifest["operating_threshold_rule"],
+    }
     assert model["method"] == "fair_multi_exit_pairwise_eo" and model["config"]["epochs"] == 2
     assert model["evaluation_id"] == served.evaluation_id
     assert model["stage"] == "candidate" and model["aliases"] == []
