@@ -5,16 +5,19 @@ from app.auth.models import ApiKey, Organisation
 from app.cohorts.models import Cohort, CohortItem
 from app.db.base import Base
 from app.fairness.models import Evaluation, MetricRow
+from app.gates.models import FairnessPolicy
 from app.jobs.models import Job, JobEvent
-from app.serving.models import ModelAlias, ModelVersion, Prediction
+from app.serving.models import AliasChange, ModelAlias, ModelVersion, Prediction
 
 __all__ = [
+    "AliasChange",
     "ApiKey",
     "AuditLogEntry",
     "Base",
     "Cohort",
     "CohortItem",
     "Evaluation",
+    "FairnessPolicy",
     "Job",
     "JobEvent",
     "MetricRow",

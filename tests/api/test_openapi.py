@@ -176,11 +176,12 @@ def test_page_sizes_are_bounded(client, keys, document):
         path for path, method, op in operations(document) if any(p["name"] == "limit" for p in op.get("parameters", []))
     ]
     metric_rows = "/v1/evaluations/{evaluation_id}/metrics"
-    assert sorted(listed) == ["/v1/cohorts", "/v1/evaluations", metric_rows, "/v1/jobs", "/v1/models"]
+    history = "/v1/models/aliases/{name}/history"
+    assert sorted(listed) == ["/v1/cohorts", "/v1/evaluations", metric_rows, "/v1/jobs", "/v1/models", history]
     for path in listed:
         limit = next(p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "limit")
         assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, MAX_LIMIT)
-        url = path.replace("{evaluation_id}", "evl_missing")  # the bound is checked before the lookup
+        url = path.replace("{evaluation_id}", "evl_missing").replace("{name}", "production")  # bound checked first
         for bad in (0, MAX_LIMIT + 1, -5):
             response = client.get(url, params={"limit": bad}, headers=headers)
             assert response.status_code == 422, response.text
