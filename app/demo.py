@@ -173,8 +173,8 @@ def _promote_through_gate(client: httpx.Client, admin: httpx.Client, order: list
     body = {"model_version_id": model_id, "override_reason": OVERRIDE_REASON}
     _check(admin.put("/v1/models/aliases/production", json=body))
     history = _check(client.get("/v1/models/aliases/production/history"))["items"][0]
-    print(f"   alias history: {history['from_model_id']} -> {history['to_model_id']}, gate {history['gate']}, ")
-    print(f"   reason {history['override_reason']!r}")
+    print(f"   alias history: {history['from_model_id']} -> {history['to_model_id']}, gate {history['gate']},")
+    print(f"   overridden by key {history['api_key_id']}: {history['override_reason']!r}")
 
 
 def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:

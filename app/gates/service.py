@@ -10,6 +10,7 @@ is ``insufficient``, never ``pass``. An admin may promote past a failed gate wit
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, select
@@ -22,7 +23,7 @@ from app.cohorts.repository import COHORTS
 from app.core.errors import ConflictError, InputError, NotFoundError
 from app.fairness import service as fairness
 from app.fairness.models import Evaluation
-from app.fairness.policy import COMPARING_CHECKS, CheckResult, Policy, evaluate_check, missing_attributes
+from app.fairness.policy import COMPARING_CHECKS, Check, CheckResult, Policy, evaluate_check, missing_attributes
 from app.gates.models import ORGANISATION_SCOPE, FairnessPolicy
 from app.gates.repository import find_policy, next_version
 from app.gates.schemas import AliasOut, GateOut, GateOutcome, PolicyIn
@@ -97,6 +98,18 @@ def gate_evaluation(session: Session, organisation_id: str, model_id: str) -> Ev
     )
 
 
+@dataclass(frozen=True)
+class Pairing:
+    """What the comparing checks (``no_worsening``, ``max_drop``) are judged on: the candidate's paired
+    comparison with the incumbent, or why there is none and whether that lets them pass."""
+
+    comparison: dict[str, Any] | None
+    note: str
+    passes_without: bool = False
+    incumbent_evaluation_id: str | None = None
+    n_matched: int | None = None
+
+
 def run_gate(session: Session, settings: Settings, organisation_id: str, model: ModelVersion, alias: str) -> GateOut:
     """The gate's verdict on pointing ``alias`` at ``model``; changes nothing."""
     registry.check_alias_name(alias)
@@ -108,68 +121,72 @@ def run_gate(session: Session, settings: Settings, organisation_id: str, model: 
         "incumbent_model_id": incumbent,
         "policy_id": row.id if row else None,
         "policy_version": row.version if row else None,
-        "incumbent_evaluation_id": None,
-        "n_matched": None,
-        "missing_attributes": [],
     }
     if row is None:
-        return GateOut(**base, outcome="no policy", detail="no fairness policy applies", evaluation_id=None, checks=[])
+        return _gate(base, "no policy", "no fairness policy applies")
     policy = Policy.model_validate(row.policy)
     evaluation = gate_evaluation(session, organisation_id, model.id)
     if evaluation is None or evaluation.report is None:
-        detail = f"model {model.id} has no ready study or training evaluation to check the policy on"
-        return GateOut(**base, outcome="insufficient", detail=detail, evaluation_id=None, checks=[])
-    comparison, pairing = None, "the model is already behind the alias"
-    if policy.needs_comparison() and incumbent not in (None, model.id):
-        comparison, pairing, base["incumbent_evaluation_id"], base["n_matched"] = _pair_with_incumbent(
-            session, settings, organisation_id, evaluation, incumbent, policy
-        )
-    results = [
-        _judge(check, evaluation.report, comparison, incumbent, model.id, pairing) for check in policy.all_checks()
-    ]
+        return _gate(base, "insufficient", f"model {model.id} has no ready study or training evaluation to check")
+    pairing = _pairing(session, settings, organisation_id, evaluation, incumbent, model.id, policy)
+    results = [_judge(check, evaluation.report, pairing) for check in policy.all_checks()]
     available = [g["attribute"] for g in evaluation.report["groupings"]]
-    base["missing_attributes"] = missing = [a for a in policy.attributes if a not in available]
+    missing = [a for a in policy.attributes if a not in available]
     outcome = _overall(results, missing)
-    detail = _describe(outcome, results, missing, evaluation)
-    return GateOut(**base, outcome=outcome, detail=detail, evaluation_id=evaluation.id, checks=results)
+    return _gate(
+        base,
+        outcome,
+        _describe(outcome, results, missing, evaluation),
+        evaluation_id=evaluation.id,
+        checks=results,
+        missing_attributes=missing,
+        incumbent_evaluation_id=pairing.incumbent_evaluation_id,
+        n_matched=pairing.n_matched,
+    )
 
 
-def _judge(
-    check: Any,
-    report: dict[str, Any],
-    comparison: dict[str, Any] | None,
-    incumbent: str | None,
-    model_id: str,
-    pairing: str,
-) -> CheckResult:
-    if isinstance(check, COMPARING_CHECKS):
-        if incumbent is None:
-            return CheckResult(
-                check=check, outcome="pass", message="no model behind the alias yet: nothing to compare with"
-            )
-        if incumbent == model_id:
-            return CheckResult(check=check, outcome="pass", message=pairing)
-        if comparison is None:
-            return CheckResult(check=check, outcome="insufficient", message=pairing)
-    return evaluate_check(check, report, comparison)
+def _gate(base: dict[str, Any], outcome: GateOutcome, detail: str, **found: Any) -> GateOut:
+    empty: dict[str, Any] = {
+        "evaluation_id": None,
+        "checks": [],
+        "missing_attributes": [],
+        "incumbent_evaluation_id": None,
+        "n_matched": None,
+    }
+    return GateOut(**base, outcome=outcome, detail=detail, **(empty | found))
 
 
-def _pair_with_incumbent(
+def _judge(check: Check, report: dict[str, Any], pairing: Pairing) -> CheckResult:
+    if isinstance(check, COMPARING_CHECKS) and pairing.comparison is None:
+        return CheckResult(
+            check=check, outcome="pass" if pairing.passes_without else "insufficient", message=pairing.note
+        )
+    return evaluate_check(check, report, pairing.comparison)
+
+
+def _pairing(
     session: Session,
     settings: Settings,
     organisation_id: str,
     evaluation: Evaluation,
-    incumbent_id: str,
+    incumbent_id: str | None,
+    model_id: str,
     policy: Policy,
-) -> tuple[dict[str, Any] | None, str, str | None, int | None]:
+) -> Pairing:
     """The paired comparison (candidate against incumbent) on the samples both models were evaluated
-    on, from the incumbent's evaluation on the same cohort and split if it has one; and a note."""
+    on, from the incumbent's evaluation on the same cohort and split if it has one."""
+    if incumbent_id is None:
+        return Pairing(None, "no model behind the alias yet: nothing to compare with", passes_without=True)
+    if incumbent_id == model_id:
+        return Pairing(None, "the model is already behind the alias", passes_without=True)
+    if not policy.needs_comparison():
+        return Pairing(None, "the policy compares nothing with the model behind the alias")
     same_place = case(
         ((Evaluation.cohort_id == evaluation.cohort_id) & (Evaluation.split == evaluation.split), 0),
         (Evaluation.cohort_id == evaluation.cohort_id, 1),
         else_=2,
     )
-    candidates: Sequence[Evaluation] = session.scalars(
+    references: Sequence[Evaluation] = session.scalars(
         select(Evaluation)
         .where(
             Evaluation.organisation_id == organisation_id,
@@ -179,7 +196,7 @@ def _pair_with_incumbent(
         .order_by(same_place, Evaluation.created_at.desc())
         .limit(MAX_PAIRING_TRIES)
     ).all()
-    for reference in candidates:
+    for reference in references:
         try:
             result = fairness.pair_evaluations(
                 settings,
@@ -190,14 +207,15 @@ def _pair_with_incumbent(
             )
         except (ValueError, OSError):  # no shared samples or attributes, different labels, no stored predictions
             continue
-        note = f"paired with {incumbent_id}'s evaluation {reference.id} on {result['n_matched']} shared samples"
-        return result["comparisons"][0], note, reference.id, result["n_matched"]
+        n = result["n_matched"]
+        note = f"paired with {incumbent_id}'s evaluation {reference.id} on {n} shared samples"
+        return Pairing(result["comparisons"][0], note, incumbent_evaluation_id=reference.id, n_matched=n)
     where = f"cohort {evaluation.cohort_id}" if evaluation.cohort_id else f"the samples of evaluation {evaluation.id}"
     note = (
         f"no stored predictions of {incumbent_id} (the model behind the alias) share samples with evaluation "
         f"{evaluation.id}: evaluate it on {where} first (POST /v1/models/{incumbent_id}/evaluate)"
     )
-    return None, note, None, None
+    return Pairing(None, note)
 
 
 def _overall(results: list[CheckResult], missing: list[str]) -> GateOutcome:
@@ -233,8 +251,9 @@ def promote(
         raise InputError(
             f"the deployment gate refuses {model.id} for alias {name!r} ({gate.outcome}): {gate.detail}",
             [_refusal(r) for r in gate.checks if r.outcome != "pass"]
+            + ([] if gate.checks else [{"message": gate.detail}])
             + [
-                {"field": f"policy.attributes.{a}", "message": f"the evaluation has no {a!r}"}
+                {"message": f"the evaluation has no {a!r}, an attribute the policy lists"}
                 for a in gate.missing_attributes
             ],
             status=409,
@@ -255,10 +274,10 @@ def promote(
         gate_result=gate.model_dump(mode="json"),
         override_reason=override_reason,
     )
-    return alias_out(alias, gate)
+    return _alias_out(alias, gate)
 
 
-def alias_out(alias: ModelAlias, gate: GateOut) -> AliasOut:
+def _alias_out(alias: ModelAlias, gate: GateOut) -> AliasOut:
     return AliasOut(
         name=alias.name,
         model_version_id=alias.model_version_id,

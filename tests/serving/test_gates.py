@@ -283,3 +283,18 @@ def test_policies_are_versioned_audited_and_bad_ones_refused(client, keys, sessi
     fits = put_policy(client, admin, {**first, "cohort_id": cohort["id"]}, alias="production")
     assert fits.status_code == 200 and fits.json()["version"] == 1 and fits.json()["cohort_id"] == cohort["id"]
     assert put_policy(client, admin, first, alias="Prod").status_code == 422
+
+
+def test_no_evaluation_or_a_missing_attribute_is_insufficient_evidence(client, keys, settings, session_factory):
+    auditor, admin = keys.headers(), keys.headers(role="admin")
+    register(session_factory, settings, "mdl_bare")
+    register(session_factory, settings, "mdl_measured", simulate(600, 7))
+    policy = {"attributes": ["skin_type", "age"], "checks": [{"check": "limit", "metric": "auc", "min": 0.5}]}
+    assert put_policy(client, admin, policy).status_code == 200
+    bare = promote(client, auditor, "mdl_bare")
+    assert bare.status_code == 409 and "no ready study or training evaluation" in bare.json()["errors"][0]["message"]
+    gate = client.get("/v1/models/mdl_measured/gate?alias=production", headers=auditor).json()
+    assert gate["outcome"] == "insufficient" and gate["missing_attributes"] == ["age"]
+    assert [c["outcome"] for c in gate["checks"]] == ["pass"]
+    refused = promote(client, auditor, "mdl_measured").json()
+    assert [e["message"] for e in refused["errors"]] == ["the evaluation has no 'age', an attribute the policy lists"]
