@@ -71,6 +71,12 @@ class _Check(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _ComparingCheck(_Check):
+    min_matched: Annotated[
+        int, Field(ge=1, le=10_000_000, description="fewer shared samples than this: insufficient evidence")
+    ] = 100
+
+
 class LimitCheck(_Check):
     """A gap of an attribute (``pfd ≤ 0.05``), or an overall metric (``auc ≥ 0.8``), within bounds;
     ``on`` says whether the estimate or an end of its 95 % interval must hold."""
@@ -133,7 +139,7 @@ class GroupBandCheck(_Check):
         return self
 
 
-class NoWorseningCheck(_Check):
+class NoWorseningCheck(_ComparingCheck):
     """No metric is significantly worse (Holm-adjusted over ``metrics``, level ``alpha``) than under the
     model currently behind the alias, paired on the same samples. Overall metrics (auc, tpr, fpr, ece,
     brier) are compared overall; gaps over ``attribute``."""
@@ -153,12 +159,14 @@ class NoWorseningCheck(_Check):
         return self
 
 
-class MaxDropCheck(_Check):
-    """The candidate's metric falls by at most ``max_drop`` against the model behind the alias (paired)."""
+class MaxDropCheck(_ComparingCheck):
+    """The candidate's metric falls by at most ``max_drop`` against the model behind the alias (paired);
+    ``on: ci_high`` asks that even the upper end of the drop's interval does."""
 
     check: Literal["max_drop"]
     metric: Literal["auc"]
     max_drop: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+    on: Literal["estimate", "ci_high"] = "estimate"
 
 
 Check = Annotated[
@@ -245,7 +253,8 @@ def evaluate_policy(
 
 def evaluate_check(check: Check, report: Mapping[str, Any], comparison: Mapping[str, Any] | None = None) -> CheckResult:
     """One check against a report (its ``"policy"`` exit) and, for the comparing checks, the candidate's
-    paired comparison with the incumbent (one ``PairComparison``: ``differences``, model − reference)."""
+    paired comparison with the incumbent (one ``PairComparison``: ``differences``, model − reference;
+    with ``n_matched``, the number of samples it rests on, if known)."""
     if isinstance(check, LimitCheck):
         return _limit(check, report)
     if isinstance(check, MinGroupCountCheck):
@@ -254,6 +263,10 @@ def evaluate_check(check: Check, report: Mapping[str, Any], comparison: Mapping[
         return _group_band(check, report)
     if comparison is None:
         return _result(check, "insufficient", "no paired comparison with the model behind the alias")
+    matched = comparison.get("n_matched")
+    if matched is not None and matched < check.min_matched:
+        message = f"only {matched} samples shared with the model behind the alias (min_matched {check.min_matched})"
+        return _result(check, "insufficient", message)
     if isinstance(check, NoWorseningCheck):
         return _no_worsening(check, comparison)
     return _max_drop(check, comparison)
@@ -398,9 +411,15 @@ def _max_drop(check: MaxDropCheck, comparison: Mapping[str, Any]) -> CheckResult
         return _result(check, "insufficient", f"no paired {check.metric} difference")
     drop = -d["difference"]
     numbers = {"value": drop, "ci_low": _neg(d["ci_high"]), "ci_high": _neg(d["ci_low"]), "p_value": d["p_value"]}
-    ok = drop <= check.max_drop
+    judged = drop if check.on == "estimate" else numbers["ci_high"]
+    if judged is None:
+        return _result(check, "insufficient", f"no interval for the {check.metric} drop", **numbers)
+    ok = judged <= check.max_drop
     verdict = "within" if ok else "over"
-    message = f"{check.metric} drop {drop:.4g} against the model behind the alias is {verdict} {check.max_drop}"
+    where = "" if check.on == "estimate" else " (ci_high)"
+    message = (
+        f"{check.metric} drop{where} {judged:.4g} against the model behind the alias is {verdict} {check.max_drop}"
+    )
     return _result(check, "pass" if ok else "fail", message, **numbers)
 
 

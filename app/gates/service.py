@@ -209,7 +209,8 @@ def _pairing(
             continue
         n = result["n_matched"]
         note = f"paired with {incumbent_id}'s evaluation {reference.id} on {n} shared samples"
-        return Pairing(result["comparisons"][0], note, incumbent_evaluation_id=reference.id, n_matched=n)
+        comparison = {**result["comparisons"][0], "n_matched": n}
+        return Pairing(comparison, note, incumbent_evaluation_id=reference.id, n_matched=n)
     where = f"cohort {evaluation.cohort_id}" if evaluation.cohort_id else f"the samples of evaluation {evaluation.id}"
     note = (
         f"no stored predictions of {incumbent_id} (the model behind the alias) share samples with evaluation "
