@@ -33,14 +33,16 @@ TRAINING = {
     "patience": None,
     "sensitive_attributes": [SKIN_ATTRIBUTE],
 }
-# The hospital's criteria: a small skin-tone PFD even at the upper end of its interval, and no skin tone
-# whose false-positive or true-positive rate is far from the others' at the operating threshold.
+SKIN_TYPE_ATTRIBUTE = "skin_type"  # Fitzpatrick I-VI, finer than the skin tone the fair model is trained on
+# The hospital's criteria: a small skin-tone PFD even at the upper end of its interval, and no Fitzpatrick
+# skin type (of at least 10 negatives or positives) whose false- or true-positive rate at the operating
+# threshold is far from the others'. A model trained to be fair on the coarse grouping can still fail the fine one.
 POLICY: dict[str, Any] = {
-    "attributes": [SKIN_ATTRIBUTE],
+    "attributes": [SKIN_ATTRIBUTE, SKIN_TYPE_ATTRIBUTE],
     "checks": [
         {"check": "limit", "metric": "pfd", "attribute": SKIN_ATTRIBUTE, "max": 0.1, "on": "ci_high"},
-        {"check": "group_band", "attribute": SKIN_ATTRIBUTE, "metric": "fpr", "max_spread": 0.25, "min_n": 10},
-        {"check": "group_band", "attribute": SKIN_ATTRIBUTE, "metric": "tpr", "max_spread": 0.25, "min_n": 10},
+        {"check": "group_band", "attribute": SKIN_TYPE_ATTRIBUTE, "metric": "fpr", "max_spread": 0.25, "min_n": 10},
+        {"check": "group_band", "attribute": SKIN_TYPE_ATTRIBUTE, "metric": "tpr", "max_spread": 0.25, "min_n": 10},
         {"check": "max_drop", "metric": "auc", "max_drop": 0.05},
     ],
 }
@@ -252,7 +254,8 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
         print("5. The hospital's fairness policy (admin key), then promotion through the deployment gate")
         with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120) as admin:
             policy = _check(admin.put("/v1/policies", json=POLICY))
-            print(f"   policy version {policy['version']}: {len(POLICY['checks'])} checks over {SKIN_ATTRIBUTE}")
+            over = " and ".join(POLICY["attributes"])
+            print(f"   policy version {policy['version']}: {len(POLICY['checks'])} checks over {over}")
             order = [fairer, *(n for n in names if n != fairer)]
             print(f"   trying the fairer model first ({fairer})")
             _promote_through_gate(client, admin, [(n, finished[n]["result"]["model_version_id"]) for n in order])
