@@ -349,15 +349,16 @@ def _group_band(check: GroupBandCheck, report: Mapping[str, Any]) -> CheckResult
     aside = f"; left out: {', '.join(left_out)}" if left_out else ""
     if len(judged) < needed:
         return _result(check, "insufficient", f"{check.metric} of too few {check.attribute} groups to judge{aside}")
-    spread = max(judged.values()) - min(judged.values())
+    lowest, highest = min(judged, key=judged.__getitem__), max(judged, key=judged.__getitem__)
+    low, high = judged[lowest], judged[highest]
+    spread = high - low
     problems = [
         f"{group} {check.metric} {value:.4g} outside [{check.low}, {check.high}]"
         for group, value in judged.items()
         if (check.low is not None and value < check.low) or (check.high is not None and value > check.high)
     ]
     if check.max_spread is not None and spread > check.max_spread:
-        problems.append(f"spread {spread:.4g} > {check.max_spread}")
-    low, high = min(judged.values()), max(judged.values())
+        problems.append(f"spread {spread:.4g} > {check.max_spread} ({lowest} {low:.3g} to {highest} {high:.3g})")
     numbers: dict[str, float | None] = {"value": spread, "ci_low": low, "ci_high": high}
     if problems:
         return _result(check, "fail", f"{check.attribute} {check.metric}: {'; '.join(problems)}{aside}", **numbers)

@@ -150,7 +150,8 @@ def test_group_band() -> None:
     spread = check(check="group_band", attribute="skin", metric="fpr", max_spread=0.5, min_n=20)
     assert evaluate_check(spread, report(skin=skin)).outcome == "pass"  # VI is too small to be judged
     counting_all = check(check="group_band", attribute="skin", metric="fpr", max_spread=0.5)
-    assert evaluate_check(counting_all, report(skin=skin)).outcome == "fail"
+    spread_too_wide = evaluate_check(counting_all, report(skin=skin))
+    assert spread_too_wide.outcome == "fail" and "spread 0.94 > 0.5 (I 0.06 to VI 1)" in spread_too_wide.message
     only_one = check(
         check="group_band", attribute="skin", metric="fpr", max_spread=0.5, min_n=150
     )  # only I is large enough
