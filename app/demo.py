@@ -2,8 +2,11 @@
 
 Synthetic dermatology cohort (planted bias: lower lesion contrast on dark skin) → upload → train an
 ``erm`` baseline and a ``fair_multi_exit_pairwise_eo`` model → compare them with paired-bootstrap
-intervals → promote the fairer one to the ``production`` alias → predict on held-out images with a
-``predictor`` key. Keys are created in the server's database (same settings as ``fairaudit serve``).
+intervals → set the hospital's fairness policy → try to promote the fairer one to the ``production``
+alias, which the deployment gate refuses when the policy does not hold (every failed check printed) →
+promote a model that passes, or, when none does, show an admin's recorded override → predict on held-out
+images with a ``predictor`` key. Keys are created in the server's database (same settings as
+``fairaudit serve``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,20 @@ TRAINING = {
     "patience": None,
     "sensitive_attributes": [SKIN_ATTRIBUTE],
 }
+SKIN_TYPE_ATTRIBUTE = "skin_type"  # Fitzpatrick I-VI, finer than the skin tone the fair model is trained on
+# The hospital's criteria: a small skin-tone PFD even at the upper end of its interval, and no Fitzpatrick
+# skin type (of at least 10 negatives or positives) whose false- or true-positive rate at the operating
+# threshold is far from the others'. A model trained to be fair on the coarse grouping can still fail the fine one.
+POLICY: dict[str, Any] = {
+    "attributes": [SKIN_ATTRIBUTE, SKIN_TYPE_ATTRIBUTE],
+    "checks": [
+        {"check": "limit", "metric": "pfd", "attribute": SKIN_ATTRIBUTE, "max": 0.1, "on": "ci_high"},
+        {"check": "group_band", "attribute": SKIN_TYPE_ATTRIBUTE, "metric": "fpr", "max_spread": 0.25, "min_n": 10},
+        {"check": "group_band", "attribute": SKIN_TYPE_ATTRIBUTE, "metric": "tpr", "max_spread": 0.25, "min_n": 10},
+        {"check": "max_drop", "metric": "auc", "max_drop": 0.05},
+    ],
+}
+OVERRIDE_REASON = "demo walkthrough: no candidate meets the policy; promoted to show prediction provenance only"
 
 
 def _bar(fraction: float, width: int = 30) -> str:
@@ -50,7 +67,7 @@ def _check(response: httpx.Response) -> dict[str, Any]:
     return dict(response.json())
 
 
-def _keys(settings: Settings) -> tuple[str, str]:
+def _keys(settings: Settings) -> tuple[str, str, str]:
     from app.auth.service import create_key, ensure_organisation
     from app.db.engine import make_engine, make_session_factory, transaction
 
@@ -59,8 +76,9 @@ def _keys(settings: Settings) -> tuple[str, str]:
         org = ensure_organisation(session, "FairAudit demo hospital")
         _, auditor = create_key(session, org.id, "auditor", "demo auditor")
         _, predictor = create_key(session, org.id, "predictor", "demo PACS")
+        _, admin = create_key(session, org.id, "admin", "demo clinical governance")
     engine.dispose()
-    return auditor, predictor
+    return auditor, predictor, admin
 
 
 def _wait_cohort(client: httpx.Client, cohort_id: str) -> dict[str, Any]:
@@ -134,10 +152,37 @@ def _mean_compute(report: dict[str, Any]) -> float:
     return float(overall["groups"][0]["mean_compute"]["value"])
 
 
+def _print_checks(checks: list[dict[str, Any]]) -> None:
+    for check in checks:
+        numbers = "" if check.get("p_value") is None else f"  p = {check['p_value']:.2g}"
+        print(f"     {check['outcome']:<12} {check['check']['check']:<16} {check['message']}{numbers}")
+
+
+def _promote_through_gate(client: httpx.Client, admin: httpx.Client, order: list[tuple[str, str]]) -> None:
+    """Try each (name, model id) in turn; print every refusal; if all are refused, an admin overrides
+    the first with a written reason, which the alias history and every prediction then carry."""
+    for name, model_id in order:
+        response = client.put("/v1/models/aliases/production", json={"model_version_id": model_id})
+        if response.status_code == 200:
+            print(f"   the gate passes {name} ({model_id}): it is now 'production'")
+            return
+        if response.status_code != 409:
+            _check(response)
+        print(f"   the gate refuses {name} ({model_id}) -- 409, every check that did not pass:")
+        _print_checks(response.json().get("errors", []))
+    name, model_id = order[0]
+    print(f"   no candidate meets the policy; an admin overrides for {name} with a written reason:")
+    body = {"model_version_id": model_id, "override_reason": OVERRIDE_REASON}
+    _check(admin.put("/v1/models/aliases/production", json=body))
+    history = _check(client.get("/v1/models/aliases/production/history"))["items"][0]
+    print(f"   alias history: {history['from_model_id']} -> {history['to_model_id']}, gate {history['gate']},")
+    print(f"   overridden by key {history['api_key_id']}: {history['override_reason']!r}")
+
+
 def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
     from app.cohorts.synth.derm import write_derm_archive
 
-    auditor, predictor = _keys(settings)
+    auditor, predictor, admin_key = _keys(settings)
     work = Path(tempfile.mkdtemp(prefix="fairaudit-demo-"))
     print(f"1. Synthetic dermatology cohort: {n} images, {image_size} px (planted bias: fainter lesions on dark skin)")
     archive = work / "derm.zip"
@@ -206,9 +251,14 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
             fairer = max(names, key=lambda n: _policy_value(evaluations[n]["report"], "overall", "auc")["value"] or 0)
             print("   PFD could not be measured (too few positives per group in the test split; use a larger --n):")
             print("   promoting the model with the higher AUC instead")
-        model_id = finished[fairer]["result"]["model_version_id"]
-        print(f"5. Promote the fairer model ({fairer}, {model_id}) to 'production'")
-        _check(client.put("/v1/models/aliases/production", json={"model_version_id": model_id}))
+        print("5. The hospital's fairness policy (admin key), then promotion through the deployment gate")
+        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120) as admin:
+            policy = _check(admin.put("/v1/policies", json=POLICY))
+            over = " and ".join(POLICY["attributes"])
+            print(f"   policy version {policy['version']}: {len(POLICY['checks'])} checks over {over}")
+            order = [fairer, *(n for n in names if n != fairer)]
+            print(f"   trying the fairer model first ({fairer})")
+            _promote_through_gate(client, admin, [(n, finished[n]["result"]["model_version_id"]) for n in order])
 
     print("6. Predict on held-out images with a predictor key")
     with zipfile.ZipFile(held_out) as zf:
@@ -219,6 +269,8 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
     print(
         f"   model {result['model_id']} (sha256 {result['model_sha256'][:12]}…, evaluation {result['evaluation_id']})"
     )
+    if result.get("gate_override"):
+        print(f"   promoted past a failed gate: {result['gate_override']}")
     for name, p in zip(images, result["predictions"], strict=True):
         print(f"   {Path(name).name:<40} p={p['probability']:.3f} label={p['label']} exit={p['exit_index']}")
     print(f"\nDone. Files in {work}")

@@ -24,6 +24,7 @@ from app.core.url_guard import UrlGuardMiddleware
 from app.db.engine import make_engine, make_read_session_factory, make_session_factory, read_only
 from app.db.group_commit import GroupCommitWriter
 from app.fairness.router import router as fairness_router
+from app.gates.router import router as gates_router
 from app.housekeeping.orphans import OrphanSweeper
 from app.jobs.metrics import JobMetrics
 from app.jobs.router import router as jobs_router
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         training_jobs_router,
         fairness_router,
         alerts_router,
+        gates_router,
     ):
         app.include_router(router)
     add_problem_schemas(app)

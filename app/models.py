@@ -6,18 +6,21 @@ from app.auth.models import ApiKey, Organisation
 from app.cohorts.models import Cohort, CohortItem
 from app.db.base import Base
 from app.fairness.models import Evaluation, MetricRow
+from app.gates.models import FairnessPolicy
 from app.jobs.models import Job, JobEvent
-from app.serving.models import ModelAlias, ModelVersion, MonitoringCell, Prediction
+from app.serving.models import AliasChange, ModelAlias, ModelVersion, MonitoringCell, Prediction
 
 __all__ = [
     "Alert",
     "AlertRule",
+    "AliasChange",
     "ApiKey",
     "AuditLogEntry",
     "Base",
     "Cohort",
     "CohortItem",
     "Evaluation",
+    "FairnessPolicy",
     "Job",
     "JobEvent",
     "MetricRow",

@@ -54,7 +54,7 @@ class AuditMiddleware:
         principal = state.get("principal")
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        detail = None
+        detail = state.get("audit_detail")  # what the route said about the change (app.core.deps.mark_resource)
         refusal: Refusal | None = state.get("anonymous_refusal")  # counted already if the key check refused it
         if refusal is None and principal is None and 400 <= status_code < 500:  # e.g. an unknown path
             limiter: RefusalLimiter = scope["app"].state.refusal_limiter

@@ -6,7 +6,7 @@ The caller (``Reader``, ``Writer``, …) is in ``app.auth.deps``: core names no 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -52,6 +52,9 @@ ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def mark_resource(request: Request, resource_id: str) -> None:
-    """Name the resource a state-changing call acted on, for its audit-log row."""
+def mark_resource(request: Request, resource_id: str, detail: dict[str, Any] | None = None) -> None:
+    """Name the resource a state-changing call acted on, and what the audit-log row should say about
+    it beyond the call itself (e.g. a policy's new version, an override's reason)."""
     request.state.audit_resource_id = resource_id
+    if detail is not None:
+        request.state.audit_detail = detail

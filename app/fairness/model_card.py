@@ -1,10 +1,12 @@
 """Export an evaluation as a model card in the Model Card Toolkit JSON schema (v0.0.2), with the
 intervals the toolkit's ``confidence_interval`` field carries, plus a ``fairaudit`` block naming what
-the numbers depend on (metric definitions, model file hashes, thresholds). The document's shape is
+the numbers depend on (metric definitions, model file hashes, thresholds) and how the model reached
+its aliases (deployment gate outcomes, admins' override reasons). The document's shape is
 typed below (``ModelCard``), as the fairness report's is (``app.fairness.report_schema``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, NotRequired
 
 from pydantic import Field
@@ -12,7 +14,7 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from app.fairness.models import Evaluation
 from app.fairness.operating_point import describe_rule, operating_point_rows, threshold_record
-from app.serving.models import ModelVersion
+from app.serving.models import AliasChange, ModelVersion
 
 HEADLINE_GROUP_METRICS = ("auc", "pf", "tpr", "fpr", "ppv", "ece")
 
@@ -109,10 +111,22 @@ class CardThresholds(TypedDict):
     ]
 
 
+class Promotion(TypedDict):
+    """A move of an alias to this model, with its deployment gate's outcome and any override."""
+
+    alias: str
+    at: str
+    from_model_id: str | None
+    gate: Annotated[str, Field(description='pass, fail, insufficient, or "no policy"')]
+    override_reason: Annotated[str | None, Field(description="the admin's reason for promoting past a failed gate")]
+    api_key_id: str | None
+
+
 class FairAuditBlock(TypedDict):
     metric_definition_version: str
     model_files_sha256: Annotated[dict[str, str] | None, Field(description="null for an audit")]
     thresholds: CardThresholds
+    promotions: Annotated[list[Promotion], Field(description="the latest alias moves to this model, newest first")]
 
 
 class ModelCard(TypedDict):
@@ -172,7 +186,7 @@ def _thresholds(evaluation: Evaluation, model: ModelVersion | None) -> CardThres
     return thresholds
 
 
-def model_card(evaluation: Evaluation, model: ModelVersion | None) -> ModelCard:
+def model_card(evaluation: Evaluation, model: ModelVersion | None, promotions: Sequence[AliasChange] = ()) -> ModelCard:
     report = evaluation.report or {}
     policy = next((e for e in report.get("evaluations", []) if e["exit"] == "policy"), None)
     metrics: list[PerformanceMetric] = []
@@ -228,5 +242,16 @@ def model_card(evaluation: Evaluation, model: ModelVersion | None) -> ModelCard:
             "metric_definition_version": evaluation.metric_definition_version,
             "model_files_sha256": dict(model.files) if model else None,
             "thresholds": _thresholds(evaluation, model),
+            "promotions": [
+                {
+                    "alias": p.alias,
+                    "at": p.created_at.isoformat(),
+                    "from_model_id": p.from_model_id,
+                    "gate": p.gate,
+                    "override_reason": p.override_reason,
+                    "api_key_id": p.api_key_id,
+                }
+                for p in promotions
+            ],
         },
     }

@@ -71,6 +71,12 @@ class _Check(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _ComparingCheck(_Check):
+    min_matched: Annotated[
+        int, Field(ge=1, le=10_000_000, description="fewer shared samples than this: insufficient evidence")
+    ] = 100
+
+
 class LimitCheck(_Check):
     """A gap of an attribute (``pfd ≤ 0.05``), or an overall metric (``auc ≥ 0.8``), within bounds;
     ``on`` says whether the estimate or an end of its 95 % interval must hold."""
@@ -133,7 +139,7 @@ class GroupBandCheck(_Check):
         return self
 
 
-class NoWorseningCheck(_Check):
+class NoWorseningCheck(_ComparingCheck):
     """No metric is significantly worse (Holm-adjusted over ``metrics``, level ``alpha``) than under the
     model currently behind the alias, paired on the same samples. Overall metrics (auc, tpr, fpr, ece,
     brier) are compared overall; gaps over ``attribute``."""
@@ -153,12 +159,14 @@ class NoWorseningCheck(_Check):
         return self
 
 
-class MaxDropCheck(_Check):
-    """The candidate's metric falls by at most ``max_drop`` against the model behind the alias (paired)."""
+class MaxDropCheck(_ComparingCheck):
+    """The candidate's metric falls by at most ``max_drop`` against the model behind the alias (paired);
+    ``on: ci_high`` asks that even the upper end of the drop's interval does."""
 
     check: Literal["max_drop"]
     metric: Literal["auc"]
     max_drop: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+    on: Literal["estimate", "ci_high"] = "estimate"
 
 
 Check = Annotated[
@@ -245,7 +253,8 @@ def evaluate_policy(
 
 def evaluate_check(check: Check, report: Mapping[str, Any], comparison: Mapping[str, Any] | None = None) -> CheckResult:
     """One check against a report (its ``"policy"`` exit) and, for the comparing checks, the candidate's
-    paired comparison with the incumbent (one ``PairComparison``: ``differences``, model − reference)."""
+    paired comparison with the incumbent (one ``PairComparison``: ``differences``, model − reference;
+    with ``n_matched``, the number of samples it rests on, if known)."""
     if isinstance(check, LimitCheck):
         return _limit(check, report)
     if isinstance(check, MinGroupCountCheck):
@@ -254,6 +263,10 @@ def evaluate_check(check: Check, report: Mapping[str, Any], comparison: Mapping[
         return _group_band(check, report)
     if comparison is None:
         return _result(check, "insufficient", "no paired comparison with the model behind the alias")
+    matched = comparison.get("n_matched")
+    if matched is not None and matched < check.min_matched:
+        message = f"only {matched} samples shared with the model behind the alias (min_matched {check.min_matched})"
+        return _result(check, "insufficient", message)
     if isinstance(check, NoWorseningCheck):
         return _no_worsening(check, comparison)
     return _max_drop(check, comparison)
@@ -336,15 +349,16 @@ def _group_band(check: GroupBandCheck, report: Mapping[str, Any]) -> CheckResult
     aside = f"; left out: {', '.join(left_out)}" if left_out else ""
     if len(judged) < needed:
         return _result(check, "insufficient", f"{check.metric} of too few {check.attribute} groups to judge{aside}")
-    spread = max(judged.values()) - min(judged.values())
+    lowest, highest = min(judged, key=judged.__getitem__), max(judged, key=judged.__getitem__)
+    low, high = judged[lowest], judged[highest]
+    spread = high - low
     problems = [
         f"{group} {check.metric} {value:.4g} outside [{check.low}, {check.high}]"
         for group, value in judged.items()
         if (check.low is not None and value < check.low) or (check.high is not None and value > check.high)
     ]
     if check.max_spread is not None and spread > check.max_spread:
-        problems.append(f"spread {spread:.4g} > {check.max_spread}")
-    low, high = min(judged.values()), max(judged.values())
+        problems.append(f"spread {spread:.4g} > {check.max_spread} ({lowest} {low:.3g} to {highest} {high:.3g})")
     numbers: dict[str, float | None] = {"value": spread, "ci_low": low, "ci_high": high}
     if problems:
         return _result(check, "fail", f"{check.attribute} {check.metric}: {'; '.join(problems)}{aside}", **numbers)
@@ -398,9 +412,15 @@ def _max_drop(check: MaxDropCheck, comparison: Mapping[str, Any]) -> CheckResult
         return _result(check, "insufficient", f"no paired {check.metric} difference")
     drop = -d["difference"]
     numbers = {"value": drop, "ci_low": _neg(d["ci_high"]), "ci_high": _neg(d["ci_low"]), "p_value": d["p_value"]}
-    ok = drop <= check.max_drop
+    judged = drop if check.on == "estimate" else numbers["ci_high"]
+    if judged is None:
+        return _result(check, "insufficient", f"no interval for the {check.metric} drop", **numbers)
+    ok = judged <= check.max_drop
     verdict = "within" if ok else "over"
-    message = f"{check.metric} drop {drop:.4g} against the model behind the alias is {verdict} {check.max_drop}"
+    where = "" if check.on == "estimate" else " (ci_high)"
+    message = (
+        f"{check.metric} drop{where} {judged:.4g} against the model behind the alias is {verdict} {check.max_drop}"
+    )
     return _result(check, "pass" if ok else "fail", message, **numbers)
 
 

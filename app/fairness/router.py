@@ -30,6 +30,7 @@ from app.fairness.schemas import (
     MetricRowOut,
 )
 from app.jobs.schemas import JobOut
+from app.serving import registry
 from app.serving.models import ModelVersion
 from app.serving.registry import MODEL_REF
 
@@ -147,7 +148,8 @@ def evaluation_model_card(evaluation_id: str, principal: Reader, session: ReadSe
     evaluation = EVALUATIONS.get_or_404(session, principal.organisation_id, evaluation_id)
     service.require_report(evaluation)
     model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None
-    return model_card(evaluation, model)
+    promotions = registry.promotions_of(session, principal.organisation_id, model.id) if model else []
+    return model_card(evaluation, model, promotions)
 
 
 @router.post(

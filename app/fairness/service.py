@@ -4,7 +4,7 @@ Never commits."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -263,21 +263,10 @@ def compare(session: Session, settings: Settings, organisation_id: str, request:
     evaluations = [EVALUATIONS.get_or_404(session, organisation_id, i) for i in request.evaluation_ids]
     for evaluation in evaluations:
         require_report(evaluation)
-    predictions: dict[str, PredictionSet] = {
-        e.id: load_predictions(evaluation_dir(settings, e.id)) for e in evaluations
-    }
-    shared = set.intersection(*(set(p.groups) for p in predictions.values()))
-    attributes = [a for a in evaluations[0].config.get("attributes", []) if a in shared]
-    if not attributes:
-        raise InputError("the evaluations share no sensitive attribute to compare")
     try:
-        result = compare_models(
-            predictions,
-            attributes=attributes,
-            n_boot=request.n_boot,
-            seed=request.seed,
-            min_count=settings.min_group_count,
-        )
+        result = pair_evaluations(settings, evaluations, n_boot=request.n_boot, seed=request.seed)
+    except NoSharedAttribute as exc:
+        raise InputError(str(exc)) from None
     except ValueError as exc:
         raise InputError(f"these evaluations cannot be paired: {exc}") from None
     return {
@@ -306,6 +295,32 @@ def _check_report_intersections(request: ExternalEvaluationRequest, cohort: Coho
     ]
     if problems:
         raise InputError("report_intersections do not fit the cohort", problems)
+
+
+class NoSharedAttribute(ValueError):
+    pass
+
+
+def pair_evaluations(
+    settings: Settings,
+    evaluations: Sequence[Evaluation],
+    *,
+    n_boot: int,
+    seed: int,
+    attributes: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The paired comparison (``compare_models``) of the evaluations' stored predictions, each against
+    the first, over ``attributes`` (default: the first's) that all of them carry. ``ValueError`` when
+    they cannot be paired (``NoSharedAttribute``, no common samples, different labels)."""
+    predictions: dict[str, PredictionSet] = {
+        e.id: load_predictions(evaluation_dir(settings, e.id)) for e in evaluations
+    }
+    shared = set.intersection(*(set(p.groups) for p in predictions.values()))
+    wanted = evaluations[0].config.get("attributes", []) if attributes is None else attributes
+    present = [a for a in wanted if a in shared]
+    if not present:
+        raise NoSharedAttribute("the evaluations share no sensitive attribute to compare")
+    return compare_models(predictions, attributes=present, n_boot=n_boot, seed=seed, min_count=settings.min_group_count)
 
 
 def start_external_evaluation(

@@ -28,6 +28,14 @@ class ServedModel:
     evaluation_id: str | None  # of the evaluation the training job stored (test split)
 
 
+@dataclass(frozen=True)
+class AliasUse:
+    """The alias a request named, and the reason an admin gave if it points here against a failed gate."""
+
+    name: str
+    override_reason: str | None
+
+
 class ServedModels:
     """(organisation, model id) → ``ServedModel``, filled from read-only sessions on a miss."""
 
@@ -36,13 +44,14 @@ class ServedModels:
         self._entries: OrderedDict[tuple[str, str], ServedModel] = OrderedDict()
         self._lock = threading.Lock()
 
-    def find(self, organisation_id: str, ref: str) -> tuple[ServedModel, str | None]:
+    def find(self, organisation_id: str, ref: str) -> tuple[ServedModel, AliasUse | None]:
         """The version ``ref`` (an id or an alias) names, and the alias used, if any; 404 / 409 as
         ``registry.resolve`` says."""
         alias = None
         if not ref.startswith(registry.MODEL_ID_PREFIX):
             with self.read_factory() as session:
-                alias, ref = ref, registry.alias_target(session, organisation_id, ref)
+                target, override_reason = registry.alias_lookup(session, organisation_id, ref)
+            alias, ref = AliasUse(ref, override_reason), target
         key = (organisation_id, ref)
         with self._lock:
             served = self._entries.get(key)

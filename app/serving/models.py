@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, TimestampMixin, id_column
@@ -35,7 +35,11 @@ class ModelVersion(TimestampMixin, Base):
 
 
 class ModelAlias(TimestampMixin, Base):
-    """A named pointer (e.g. ``production``) to a model version, unique per organisation."""
+    """A named pointer (e.g. ``production``) to a model version, unique per organisation.
+
+    ``override_reason``: set while the alias points where an admin put it against a failed gate, so
+    every prediction through the alias can say so without reading the history.
+    """
 
     __tablename__ = "model_aliases"
     __table_args__ = (UniqueConstraint("organisation_id", "name"),)
@@ -44,6 +48,25 @@ class ModelAlias(TimestampMixin, Base):
     organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(64))
     model_version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
+    override_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AliasChange(TimestampMixin, Base):
+    """One move of an alias: who, when, from which version to which, the gate's result and, for an
+    override, the admin's written reason. Rows are only ever added."""
+
+    __tablename__ = "alias_history"
+    __table_args__ = (Index("ix_alias_history_lookup", "organisation_id", "alias", "created_at"),)
+
+    id: Mapped[str] = id_column("alh")
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    from_model_id: Mapped[str | None] = mapped_column(ForeignKey("model_versions.id"))
+    to_model_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+    gate: Mapped[str] = mapped_column(String(16))  # pass, fail, insufficient or "no policy"
+    gate_result: Mapped[dict[str, Any]]
+    override_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Prediction(TimestampMixin, Base):

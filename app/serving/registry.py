@@ -6,13 +6,16 @@ start with a letter and cannot contain ``_``, so the two can never be confused: 
 with ``mdl_`` is an id, anything else an alias of the caller's organisation.
 
 Stage: ``promoted`` while at least one alias points to a version, ``candidate`` otherwise.
+
+Every move of an alias adds an ``AliasChange`` row (who, from, to, the gate's result, an override's
+reason); which moves are allowed is the deployment gate's business (``app.gates``), not the registry's.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +25,7 @@ from app.core.errors import ConflictError, InputError, NotFoundError
 from app.core.repository import OrgScopedRepository
 from app.fairness.models import Evaluation
 from app.jobs.repository import JOBS
-from app.serving.models import ModelAlias, ModelVersion
+from app.serving.models import AliasChange, ModelAlias, ModelVersion
 
 MODEL_ID_PREFIX = "mdl_"
 MODEL_REF = "a model version id (mdl_…) or an alias name of your organisation (e.g. production)"
@@ -30,6 +33,7 @@ ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,63}")
 RESERVED_ALIASES = frozenset({"aliases"})  # a path segment of the API under /v1/models
 ACTIVE_JOB_STATUSES = ("queued", "running")
 MODELS = OrgScopedRepository(ModelVersion, "model version")
+ALIAS_HISTORY = OrgScopedRepository(AliasChange, "alias change")
 
 
 def check_alias_name(name: str) -> None:
@@ -58,17 +62,29 @@ def resolve(session: Session, organisation_id: str, ref: str) -> tuple[ModelVers
 
 
 # Built once: every prediction that names an alias runs it.
-_ALIAS_TARGET = select(ModelAlias.model_version_id).where(
+_ALIAS_TARGET = select(ModelAlias.model_version_id, ModelAlias.override_reason).where(
     ModelAlias.organisation_id == bindparam("organisation_id"), ModelAlias.name == bindparam("name")
 )
 
 
 def alias_target(session: Session, organisation_id: str, name: str) -> str:
     """The model version id an alias of the organisation points to (404 if there is no such alias)."""
-    target = session.scalar(_ALIAS_TARGET, {"organisation_id": organisation_id, "name": name})
-    if target is None:
+    return alias_lookup(session, organisation_id, name)[0]
+
+
+def alias_lookup(session: Session, organisation_id: str, name: str) -> tuple[str, str | None]:
+    """The version an alias points to and, if an admin put it there against a failed gate, the reason
+    they gave (404 if there is no such alias)."""
+    row = session.execute(_ALIAS_TARGET, {"organisation_id": organisation_id, "name": name}).first()
+    if row is None:
         raise NotFoundError("model alias", name)
-    return target
+    return row[0], row[1]
+
+
+def current_target(session: Session, organisation_id: str, name: str) -> str | None:
+    """The version an alias points to now, or ``None`` while it does not exist."""
+    row = session.execute(_ALIAS_TARGET, {"organisation_id": organisation_id, "name": name}).first()
+    return None if row is None else row[0]
 
 
 def _explain_missing(session: Session, organisation_id: str, model_id: str) -> NoReturn:
@@ -105,10 +121,20 @@ def training_evaluations(session: Session, organisation_id: str, model_ids: Sequ
     return {str(model_id): ident for model_id, ident in rows}
 
 
-def set_alias(session: Session, organisation_id: str, name: str, model_version_id: str) -> ModelAlias:
-    """Point ``name`` at a version (creating the alias if needed) and update both versions' stages."""
+def set_alias(
+    session: Session,
+    organisation_id: str,
+    name: str,
+    target: ModelVersion,
+    *,
+    api_key_id: str | None,
+    gate: str,
+    gate_result: dict[str, Any],
+    override_reason: str | None = None,
+) -> tuple[ModelAlias, AliasChange]:
+    """Point ``name`` at ``target`` (creating the alias if needed), update both versions' stages and
+    record the move with the gate's result (``gate``: pass, fail, insufficient or "no policy")."""
     check_alias_name(name)
-    target, _ = resolve(session, organisation_id, model_version_id)
     alias = session.scalar(
         select(ModelAlias).where(ModelAlias.organisation_id == organisation_id, ModelAlias.name == name)
     )
@@ -118,13 +144,35 @@ def set_alias(session: Session, organisation_id: str, name: str, model_version_i
             if alias is None:
                 alias = ModelAlias(organisation_id=organisation_id, name=name, model_version_id=target.id)
                 session.add(alias)
-            else:
-                alias.model_version_id = target.id
+            alias.model_version_id, alias.override_reason = target.id, override_reason
     except IntegrityError:
         raise ConflictError(f"alias {name!r} was created by a concurrent request; retry") from None
+    change = AliasChange(
+        organisation_id=organisation_id,
+        alias=name,
+        from_model_id=previous,
+        to_model_id=target.id,
+        api_key_id=api_key_id,
+        gate=gate,
+        gate_result=gate_result,
+        override_reason=override_reason,
+    )
+    session.add(change)
     target.stage = "promoted"
     if previous is not None and previous != target.id and not aliases_of(session, organisation_id, [previous]):
         old = session.get(ModelVersion, previous)
         if old is not None:
             old.stage = "candidate"
-    return alias
+    session.flush()
+    return alias, change
+
+
+def promotions_of(session: Session, organisation_id: str, model_id: str, limit: int = 50) -> list[AliasChange]:
+    """The latest alias moves that pointed an alias at ``model_id``, newest first."""
+    return list(
+        session.scalars(
+            ALIAS_HISTORY.query(organisation_id, to_model_id=model_id)
+            .order_by(AliasChange.created_at.desc(), AliasChange.id.desc())
+            .limit(limit)
+        )
+    )

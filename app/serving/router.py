@@ -13,7 +13,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import Predictor, Reader, Writer
+from app.auth.deps import Predictor, Reader
 from app.auth.route import AuthenticatedRoute
 from app.core.deps import ReadSessionDep, SessionDep, SettingsDep, mark_resource
 from app.core.errors import InputError
@@ -28,8 +28,6 @@ from app.serving.monitoring import Window, monitor
 from app.serving.registry import MODEL_REF
 from app.serving.runtime import ModelCache, ModelFiles, model_cache
 from app.serving.schemas import (
-    AliasIn,
-    AliasOut,
     ModelList,
     ModelOut,
     MonitoringOut,
@@ -108,18 +106,6 @@ def list_models(
 ) -> ModelList:
     rows, next_cursor = registry.MODELS.page(session, principal.organisation_id, limit, cursor)
     return ModelList(items=service.represent(session, principal.organisation_id, rows), next_cursor=next_cursor)
-
-
-@router.put(
-    "/v1/models/aliases/{name}",
-    response_model=AliasOut,
-    summary="Point an alias at a model version",
-    responses=problem_responses(404, 409, notes={409: NOT_YET[409] + ", or a concurrent request created the alias"}),
-)
-def put_alias(name: str, body: AliasIn, principal: Writer, session: SessionDep, request: Request) -> AliasOut:
-    """Point an alias (e.g. ``production``) at a model version; prediction can then name the alias."""
-    mark_resource(request, body.model_version_id)
-    return AliasOut.of(registry.set_alias(session, principal.organisation_id, name, body.model_version_id))
 
 
 @router.get(

@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
-from app.core.fields import ResourceRef
 from app.fairness.report_schema import Gap, Value
-from app.serving.models import ModelAlias, ModelVersion, Prediction
+from app.serving.models import ModelVersion, Prediction
 
 AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 GroupLabel = Annotated[str, StringConstraints(max_length=128)]
@@ -50,22 +49,6 @@ class ModelList(BaseModel):
     next_cursor: str | None
 
 
-class AliasIn(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"model_version_id": "mdl_3f2a9c41d0e7"}]})
-
-    model_version_id: ResourceRef = Field(description="a model version id (or another alias)")
-
-
-class AliasOut(BaseModel):
-    name: str
-    model_version_id: str
-    created_at: datetime
-
-    @classmethod
-    def of(cls, alias: ModelAlias) -> AliasOut:
-        return cls(name=alias.name, model_version_id=alias.model_version_id, created_at=alias.created_at)
-
-
 class PredictImage(BaseModel):
     data: str = Field(description="the image file (PNG, JPEG or DICOM), base64-encoded")
     name: str | None = Field(default=None, max_length=255, description="a label echoed back in errors")
@@ -91,6 +74,11 @@ class PredictResponse(BaseModel):
     model_sha256: str
     evaluation_id: str | None
     alias: str | None = Field(description="the alias the request named, if any")
+    gate_override: str | None = Field(
+        default=None,
+        description="when an admin pointed that alias at this model although its deployment gate failed: "
+        "the reason they wrote (GET /v1/models/aliases/{name}/history)",
+    )
     operating_threshold: float
     predictions: list[PredictionOut]
 

@@ -70,7 +70,8 @@ def predict(
         model_id=served.id,
         model_sha256=loaded.sha256,
         evaluation_id=served.evaluation_id,
-        alias=alias,
+        alias=alias.name if alias else None,
+        gate_override=alias.override_reason if alias else None,
         operating_threshold=loaded.operating_threshold,
         predictions=predictions,
     )

@@ -177,6 +177,7 @@ def test_page_sizes_are_bounded(client, keys, document):
     ]
     metric_rows = "/v1/evaluations/{evaluation_id}/metrics"
     deliveries = "/v1/webhooks/{webhook_id}/deliveries"
+    history = "/v1/models/aliases/{name}/history"
     assert sorted(listed) == [
         "/v1/alert-rules",
         "/v1/alerts",
@@ -185,6 +186,7 @@ def test_page_sizes_are_bounded(client, keys, document):
         metric_rows,
         "/v1/jobs",
         "/v1/models",
+        history,
         "/v1/webhooks",
         deliveries,
     ]
@@ -192,7 +194,11 @@ def test_page_sizes_are_bounded(client, keys, document):
         limit = next(p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "limit")
         assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, MAX_LIMIT)
         # the bound is checked before the lookup
-        url = path.replace("{evaluation_id}", "evl_missing").replace("{webhook_id}", "whk_missing")
+        url = (
+            path.replace("{evaluation_id}", "evl_missing")
+            .replace("{webhook_id}", "whk_missing")
+            .replace("{name}", "production")
+        )
         for bad in (0, MAX_LIMIT + 1, -5):
             response = client.get(url, params={"limit": bad}, headers=headers)
             assert response.status_code == 422, response.text

@@ -150,7 +150,8 @@ def test_group_band() -> None:
     spread = check(check="group_band", attribute="skin", metric="fpr", max_spread=0.5, min_n=20)
     assert evaluate_check(spread, report(skin=skin)).outcome == "pass"  # VI is too small to be judged
     counting_all = check(check="group_band", attribute="skin", metric="fpr", max_spread=0.5)
-    assert evaluate_check(counting_all, report(skin=skin)).outcome == "fail"
+    spread_too_wide = evaluate_check(counting_all, report(skin=skin))
+    assert spread_too_wide.outcome == "fail" and "spread 0.94 > 0.5 (I 0.06 to VI 1)" in spread_too_wide.message
     only_one = check(
         check="group_band", attribute="skin", metric="fpr", max_spread=0.5, min_n=150
     )  # only I is large enough
@@ -184,6 +185,20 @@ def test_max_drop() -> None:
         pytest.approx(0.07),
     )
     assert evaluate_check(c, report()).outcome == "insufficient"
+    upper = check(check="max_drop", metric="auc", max_drop=0.02, on="ci_high")
+    assert evaluate_check(upper, report(), comparison(auc=(-0.01, 0.2))).outcome == "fail"  # drop up to 0.03
+    assert evaluate_check(upper, report(), comparison(auc=(0.01, 0.2))).outcome == "pass"
+
+
+def test_comparing_checks_need_enough_shared_samples() -> None:
+    few = comparison(auc=(0.01, 0.5)) | {"n_matched": 21}
+    for c in (
+        check(check="max_drop", metric="auc", max_drop=0.02),
+        check(check="no_worsening", metrics=["auc"], min_matched=50),
+    ):
+        result = evaluate_check(c, report(), few)
+        assert result.outcome == "insufficient" and "only 21 samples" in result.message
+        assert evaluate_check(c, report(), few | {"n_matched": 500}).outcome == "pass"
 
 
 def test_policy_wide_group_minimum_adds_a_check_per_attribute() -> None:

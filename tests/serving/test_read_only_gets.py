@@ -70,6 +70,9 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
     job = running_job(session_factory, organisation_id(session_factory))  # claims the oldest queued job:
     finish(session_factory, job)  # before the cohort's ingestion job is queued
     assert client.put("/v1/models/aliases/production", headers=admin, json={"model_version_id": served.id}).is_success
+    policy = {"attributes": ["sex"], "checks": [{"check": "limit", "metric": "auc", "min": 0.0}]}
+    for scope in ("", "/production"):
+        assert client.put(f"/v1/policies{scope}", headers=admin, json=policy).is_success
     cohort = upload(client, admin, make_zip(20)).json()["id"]
     evaluation = post_audit(client, admin, predictions_csv(200)).json()["id"]
     models = (served.id, "production")
@@ -102,6 +105,10 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
         "/v1/alerts": ["/v1/alerts?status=firing"],
         "/v1/webhooks": ["/v1/webhooks"],
         "/v1/webhooks/{webhook_id}/deliveries": [f"/v1/webhooks/{webhook_id}/deliveries"],
+        "/v1/models/{model_ref}/gate": [f"/v1/models/{m}/gate?alias=production" for m in models],
+        "/v1/models/aliases/{name}/history": ["/v1/models/aliases/production/history"],
+        "/v1/policies": ["/v1/policies"],
+        "/v1/policies/{alias}": ["/v1/policies/production"],
     }
     with TestClient(create_app(impatient_settings, run_supervisor=False)) as locked_client:
         paths = locked_client.app.openapi()["paths"]

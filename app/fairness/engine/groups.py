@@ -184,4 +184,3 @@ def build_design(
 
     permuted = tuple(Grouping(g.attribute, g.kind, g.labels, g.levels, g.codes[order], g.n_missing) for g in groupings)
     return Design(permuted, cell[order], n_cells, bounds.astype(np.int64), order)
-
