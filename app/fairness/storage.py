@@ -22,6 +22,7 @@ from app.fairness.models import Evaluation, MetricRow
 from app.settings import Settings
 
 PREDICTIONS_FILE = "predictions.npz"
+LABEL_COLUMNS = ("sample_ids", "clusters", "folds")  # per-sample strings, when a prediction set has them
 
 
 def evaluation_dir(settings: Settings, evaluation_id: str) -> Path:
@@ -39,10 +40,10 @@ def save_predictions(folder: Path, predictions: PredictionSet) -> None:
         "exit_scores": predictions.exit_scores,
         "threshold": np.asarray(predictions.threshold),
     }
-    for name in ("exit_index", "exit_cost", "sample_ids"):
+    for name in ("exit_index", "exit_cost", *LABEL_COLUMNS):
         value = getattr(predictions, name)
         if value is not None:
-            arrays[name] = np.asarray(value, dtype=str) if name == "sample_ids" else value
+            arrays[name] = np.asarray(value, dtype=str) if name in LABEL_COLUMNS else value
     for attribute, values in predictions.groups.items():
         arrays[f"group:{attribute}"] = np.array(["" if v is None else str(v) for v in values], dtype=str)
         arrays[f"missing:{attribute}"] = np.array([v is None for v in values], dtype=bool)
@@ -59,7 +60,7 @@ def load_predictions(folder: Path) -> PredictionSet:
                 values = np.empty(len(data[key]), dtype=object)
                 values[:] = [None if gone else str(v) for v, gone in zip(data[key], missing, strict=True)]
                 groups[name] = values
-        sample_ids = np.asarray(data["sample_ids"], dtype=object) if "sample_ids" in data.files else None
+        labels = {name: np.asarray(data[name], dtype=object) if name in data.files else None for name in LABEL_COLUMNS}
         return PredictionSet(
             y_true=data["y_true"],
             exit_scores=data["exit_scores"],
@@ -67,7 +68,7 @@ def load_predictions(folder: Path) -> PredictionSet:
             threshold=float(data["threshold"]),
             exit_index=data["exit_index"] if "exit_index" in data.files else None,
             exit_cost=data["exit_cost"] if "exit_cost" in data.files else None,
-            sample_ids=sample_ids,
+            **labels,
         )
 
 

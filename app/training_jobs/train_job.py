@@ -27,7 +27,19 @@ from app.jobs.files import staging_model_dir
 from app.jobs.models import Job
 from app.serving.models import ModelVersion
 from app.training import progress as training_progress
+from app.training.config import FoldPlan, TrainingConfig
 from app.training.run import run_training
+
+
+def training_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The training config in a job's config, which may carry bookkeeping beside it (a study's ids)."""
+    return {key: value for key, value in config.items() if key in TrainingConfig.model_fields}
+
+
+def tested_on(config: dict[str, Any]) -> str:
+    """The split a training job's evaluation is on: the test split, or a study child's held-out fold."""
+    plan = config.get("fold_plan")
+    return "test" if plan is None else FoldPlan.model_validate(plan).label
 
 
 def _progress_reporter(ctx: JobContext) -> training_progress.ProgressCallback:
@@ -68,7 +80,7 @@ def run_training_job(ctx: JobContext) -> Completion:
     try:
         result = run_training(
             cache_dir(ctx.settings, ctx.cohort_id or ""),
-            ctx.config,
+            training_fields(ctx.config),
             ctx.work_dir,
             staging,
             version,
@@ -84,6 +96,8 @@ def run_training_job(ctx: JobContext) -> Completion:
         settings=ctx.settings,
         seed=int(ctx.config.get("seed", 0)),
     )
+
+    split = tested_on(ctx.config)
 
     def register(session: Session) -> dict[str, Any]:
         final = ctx.settings.model_dir / version
@@ -113,7 +127,7 @@ def run_training_job(ctx: JobContext) -> Completion:
             ctx.settings,
             organisation_id=ctx.organisation_id,
             kind="training",
-            name=f"{ctx.config['method']} on {ctx.cohort_id} (test split)",
+            name=f"{ctx.config['method']} on {ctx.cohort_id} ({split if split != 'test' else 'test split'})",
             predictions=result.test_predictions,
             report=evaluation.report,
             rows=evaluation.rows,
@@ -122,7 +136,7 @@ def run_training_job(ctx: JobContext) -> Completion:
             model_version_id=version,
             cohort_id=ctx.cohort_id,
             job_id=ctx.job_id,
-            split="test",
+            split=split,
         )
         return {"model_version_id": version, "evaluation_id": stored.id}
 
