@@ -32,6 +32,7 @@ from app.ops.router import router as ops_router
 from app.serving.directory import ServedModels
 from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings
+from app.studies.router import router as studies_router
 from app.training_jobs.router import router as training_jobs_router
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         jobs_router,
         training_jobs_router,
         fairness_router,
+        studies_router,
     ):
         app.include_router(router)
     add_problem_schemas(app)

@@ -7,6 +7,7 @@ from app.db.base import Base
 from app.fairness.models import Evaluation, MetricRow
 from app.jobs.models import Job, JobEvent
 from app.serving.models import ModelAlias, ModelVersion, Prediction
+from app.studies.models import Study
 
 __all__ = [
     "ApiKey",
@@ -22,4 +23,5 @@ __all__ = [
     "ModelVersion",
     "Organisation",
     "Prediction",
+    "Study",
 ]

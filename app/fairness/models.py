@@ -27,7 +27,7 @@ class Evaluation(TimestampMixin, Base):
     model_version_id: Mapped[str | None] = mapped_column(ForeignKey("model_versions.id"), index=True)
     cohort_id: Mapped[str | None] = mapped_column(ForeignKey("cohorts.id"))
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
-    split: Mapped[str | None] = mapped_column(String(32))  # a split, "fold 2 (seed 0)", or "out-of-fold"
+    split: Mapped[str | None] = mapped_column(String(8))  # a split, a study's fold "s0/f2", or "oof"
     config: Mapped[dict[str, Any]]
     metric_definition_version: Mapped[str] = mapped_column(String(16))
     report: Mapped[dict[str, Any] | None]

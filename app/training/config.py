@@ -65,9 +65,9 @@ class FoldPlan(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    folds: int = Field(ge=2, le=50)
-    fold: int = Field(ge=0, le=49)
-    seed: Seed = 0
+    folds: int = Field(ge=2, le=20)
+    fold: int = Field(ge=0, le=19)
+    seed: int = Field(default=0, ge=0, le=19, description="the study's seed index")
     repeat_splits: bool = False
     val_fraction: float = Field(default=0.15, gt=0, lt=1)
     stratify_by: list[str] = Field(default_factory=list, max_length=32)
@@ -84,8 +84,8 @@ class FoldPlan(BaseModel):
 
     @property
     def label(self) -> str:
-        """The name of the held-out split (an evaluation's ``split``)."""
-        return f"fold {self.fold} (seed {self.seed})"
+        """The name of the held-out split (an evaluation's ``split``; a pooled sample's fold)."""
+        return f"s{self.seed}/f{self.fold}"
 
 
 class TrainingConfig(BaseModel):

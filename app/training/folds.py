@@ -53,7 +53,8 @@ def fold_plan_problems(arrays: CohortArrays, plan: FoldPlan) -> list[dict[str, s
     if smallest >= plan.folds:
         return []
     cell = ", ".join(
-        f"{name}={'missing' if v is None else v}" for name, v in zip(plan.stratify_by, cast(tuple[object, ...], stratum), strict=True)
+        f"{name}={'missing' if v is None else v}"
+        for name, v in zip(plan.stratify_by, cast(tuple[object, ...], stratum), strict=True)
     )
     where = f"label={label}" + (f", {cell}" if cell else "")
     return [
