@@ -35,7 +35,8 @@ def apply_fold_plan(arrays: CohortArrays, plan: FoldPlan) -> CohortArrays:
 
 def fold_plan_problems(arrays: CohortArrays, plan: FoldPlan) -> list[dict[str, str]]:
     """What stops the plan's folds from being drawn: an unknown stratification attribute, or more folds
-    than patients in the smallest label × group stratum (named, so the user can merge or drop it)."""
+    than patients in the smallest label × group stratum (named, so the user can merge or drop it;
+    a stratum of samples missing a value is no group and is not counted)."""
     unknown = [name for name in plan.stratify_by if name not in arrays.attributes]
     if unknown:
         return [
@@ -49,7 +50,11 @@ def fold_plan_problems(arrays: CohortArrays, plan: FoldPlan) -> list[dict[str, s
     counts = stratum_patients(
         arrays.labels.tolist(), fold_strata(arrays, plan.stratify_by), arrays.patient_ids.tolist()
     )
-    (label, stratum), smallest = min(counts.items(), key=lambda item: item[1])
+    # samples missing a value join no group: they are dealt to folds too, but need not fill every fold
+    grouped = {key: n for key, n in counts.items() if None not in cast(tuple[object, ...], key[1])}
+    if not grouped:
+        return []
+    (label, stratum), smallest = min(grouped.items(), key=lambda item: item[1])
     if smallest >= plan.folds:
         return []
     cell = ", ".join(
