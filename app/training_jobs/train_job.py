@@ -8,6 +8,7 @@ version and no files.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from typing import Any
@@ -42,6 +43,12 @@ def tested_on(config: dict[str, Any]) -> str:
     return "test" if plan is None else FoldPlan.model_validate(plan).label
 
 
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN (PostgreSQL refuses it): an undefined value (a validation split too small for a
+    group's PF) is reported as null."""
+    return value if value is None or math.isfinite(value) else None
+
+
 def _progress_reporter(ctx: JobContext) -> training_progress.ProgressCallback:
     def report(event: training_progress.ProgressEvent) -> None:
         data: dict[str, Any] = {
@@ -50,11 +57,11 @@ def _progress_reporter(ctx: JobContext) -> training_progress.ProgressCallback:
             "epochs": event.epochs,
             "step": event.step,
             "total_steps": event.total_steps,
-            "losses": dict(event.losses),
+            "losses": {name: _finite(value) for name, value in event.losses.items()},
             "images_per_s": event.images_per_s,
             "eta_s": event.eta_s,
-            "val_auc": event.val_auc,
-            "val_pfd": event.val_pfd,
+            "val_auc": _finite(event.val_auc),
+            "val_pfd": _finite(event.val_pfd),
             "message": event.message,
             "fraction": event.step / event.total_steps if event.total_steps else 0.0,
         }
