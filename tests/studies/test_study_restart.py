@@ -1,5 +1,6 @@
 """A study survives its server: SIGKILL the server while a child trains, start another, and the
-restarted server resumes the children and completes the study (its supervisor's duty)."""
+restarted server resumes the children and completes the study (its supervisor's duty); the study's
+final model is linked from the pooled evaluation."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def study_status(session_factory, study_id: str) -> str:
 def test_a_restarted_server_resumes_and_completes_a_study(client, keys, settings, session_factory, run_jobs):
     headers = keys.headers()
     cohort_id = ready_cohort(client, headers, run_jobs)
-    study = client.post("/v1/studies", headers=headers, json=study_body(cohort_id, configs=[REFERENCE])).json()
+    body = study_body(cohort_id, configs=[REFERENCE], final_models=True)
+    study = client.post("/v1/studies", headers=headers, json=body).json()
     server = start_server(settings)
     try:
         wait_for(lambda: "running" in statuses(session_factory, study["id"]), timeout=120)
@@ -44,6 +46,11 @@ def test_a_restarted_server_resumes_and_completes_a_study(client, keys, settings
     with session_factory() as session:
         attempts = {job.id: job.attempt for job in session.scalars(select(Job).where(Job.study_id == study["id"]))}
     assert max(attempts.values()) == 2, "the child killed with its server ran again after the restart"
-    assert done["result"]["configs"][0]["n_predictions"] == client.get(
-        f"/v1/cohorts/{cohort_id}", headers=headers
-    ).json()["n_items"]
+    pooled = done["result"]["configs"][0]
+    assert pooled["n_predictions"] == client.get(f"/v1/cohorts/{cohort_id}", headers=headers).json()["n_items"]
+    # the final model (trained on the cohort's own split) carries the study's evidence
+    (final,) = [c for c in done["children"] if c["fold"] is None]
+    evaluation = client.get(f"/v1/evaluations/{pooled['evaluation_id']}", headers=headers).json()
+    assert evaluation["model_version_id"] == final["model_version_id"] == pooled["final_model_version_id"]
+    model = client.get(f"/v1/models/{final['model_version_id']}", headers=headers).json()
+    assert model["config"]["study_id"] == study["id"]
