@@ -34,9 +34,9 @@ def settle_studies(session: Session, settings: Settings) -> None:
     ).all()
     for study in ready:
         jobs = repository.children(session, study.id)
-        ended_badly = [job for job in jobs if job.status != "succeeded"]
+        ended_badly = sorted((job for job in jobs if job.status != "succeeded"), key=lambda j: j.status != "failed")
         if ended_badly and not study.allow_failures:
-            job = ended_badly[0]
+            job = ended_badly[0]  # a failure's reason rather than a cancellation's
             reason = job.error or f"the job was {job.status}"
             end_study(session, study.id, "failed", error=f"job {job.id} ({role_of(job).label}) {job.status}: {reason}")
         elif len(ended_badly) == len(jobs):

@@ -176,7 +176,7 @@ def test_page_sizes_are_bounded(client, keys, document):
         path for path, method, op in operations(document) if any(p["name"] == "limit" for p in op.get("parameters", []))
     ]
     metric_rows = "/v1/evaluations/{evaluation_id}/metrics"
-    assert sorted(listed) == ["/v1/cohorts", "/v1/evaluations", metric_rows, "/v1/jobs", "/v1/models"]
+    assert sorted(listed) == ["/v1/cohorts", "/v1/evaluations", metric_rows, "/v1/jobs", "/v1/models", "/v1/studies"]
     for path in listed:
         limit = next(p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "limit")
         assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, MAX_LIMIT)
