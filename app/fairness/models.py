@@ -13,8 +13,9 @@ from app.db.base import Base, TimestampMixin, id_column
 class Evaluation(TimestampMixin, Base):
     """Predictions of a model version (or of an uploaded predictions file) on one cohort split.
 
-    ``kind``: ``training`` (test split of the training job), ``external`` (another cohort) or
-    ``audit`` (predictions made elsewhere).
+    ``kind``: ``training`` (test split of the training job, or a study child's held-out fold),
+    ``external`` (another cohort), ``audit`` (predictions made elsewhere) or ``study`` (a study's
+    pooled out-of-fold predictions of one config; ``config.study_id`` names the study).
     """
 
     __tablename__ = "evaluations"
