@@ -23,7 +23,7 @@ from app.studies.models import STUDY_TERMINAL, Study
 from app.studies.repository import STUDY_JOB_KIND
 from app.studies.schemas import StudyChild, StudyCreate, StudyOut
 from app.training.config import FoldPlan, TrainingConfig
-from app.training.folds import fold_plan_problems
+from app.training.folds import apply_fold_plan, fold_plan_problems
 from app.training.validation import validate_training_config
 from app.training_jobs.service import checked_config
 
@@ -102,13 +102,17 @@ def _check_folds(arrays: CohortArrays, configs: list[TrainingConfig], body: Stud
     if problems:
         raise InputError("the cohort cannot be split into that many folds", problems)
     split_seeds = range(body.seeds) if body.repeat_splits else range(1)
-    for i, config in enumerate(configs):
-        for seed in split_seeds:
-            for plan in _fold_plans(body, seed, val_fraction, stratify_by):
+    for seed in split_seeds:
+        for plan in _fold_plans(body, seed, val_fraction, stratify_by):
+            fold = apply_fold_plan(arrays, plan)  # drawn once per fold, not once per config
+            for i, config in enumerate(configs):
                 try:
-                    validate_training_config(config.model_copy(update={"fold_plan": plan}), arrays)
+                    validate_training_config(config, fold)
                 except InputError as exc:
-                    raise InputError(exc.detail, _field_problems(exc.errors, f"configs.{i}")) from None
+                    raise InputError(
+                        f"configs.{i} does not fit fold {plan.fold} (seed {seed}) of the cohort",
+                        _field_problems(exc.errors, f"configs.{i}"),
+                    ) from None
 
 
 def create_study(session: Session, settings: Settings, principal: Principal, body: StudyCreate) -> Study:
