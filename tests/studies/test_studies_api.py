@@ -72,6 +72,8 @@ def test_a_two_fold_two_config_study_pools_every_sample_once_and_compares_paired
     study = drive(client, headers, run_jobs, started["id"])
     assert study["status"] == "succeeded", study["error"]
     assert study["progress"] == 1 and all(c["status"] == "succeeded" for c in study["children"])
+    child = client.get(f"/v1/jobs/{study['children'][0]['job_id']}", headers=headers).json()
+    assert (child["kind"], child["study_id"]) == ("train", study["id"])
     listed = client.get("/v1/studies", headers=headers).json()["items"]
     assert [s["id"] for s in listed] == [study["id"]]
 
