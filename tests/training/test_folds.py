@@ -108,7 +108,7 @@ def test_a_fold_plan_replaces_the_stored_split_and_too_many_folds_name_the_small
     too_many = FoldPlan(folds=smallest + 1, fold=0, stratify_by=["sex"])
     problems = fold_plan_problems(arrays, too_many)
     assert problems[0]["field"] == "folds"
-    assert f"the smallest, label=1, sex=" in problems[0]["message"] and f"has {smallest}" in problems[0]["message"]
+    assert "the smallest, label=1, sex=" in problems[0]["message"] and f"has {smallest}" in problems[0]["message"]
     assert fold_plan_problems(arrays, too_many.model_copy(update={"folds": smallest, "fold": 0})) == []
     with pytest.raises(InputError, match="fold plan"):
         validate_training_config(config.model_copy(update={"fold_plan": too_many}), arrays)
