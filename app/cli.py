@@ -124,6 +124,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(url, n=args.n, image_size=args.image_size, settings=settings)
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from app.demo import run_study
+
+    settings = get_settings()
+    key = args.key or os.environ.get("FAIRAUDIT_API_KEY")
+    if not key:
+        print("an API key is needed: --key or FAIRAUDIT_API_KEY (an auditor's or an admin's)", file=sys.stderr)
+        return 2
+    body = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    return run_study(args.url or f"http://{settings.host}:{settings.port}", key, body)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairaudit", description="FairAudit: clinical fairness audits.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--image-size", type=int, default=128)
     synth.set_defaults(func=cmd_synth)
+
+    study = sub.add_parser(
+        "study",
+        help="submit a study (a JSON body of POST /v1/studies) to a running server and follow it to the end",
+    )
+    study.add_argument("file", help="the study as JSON: cohort_id, configs, folds, seeds, …")
+    study.add_argument("--url", help="the server (default: FAIRAUDIT_HOST:FAIRAUDIT_PORT)")
+    study.add_argument("--key", help="API key (default: FAIRAUDIT_API_KEY)")
+    study.set_defaults(func=cmd_study)
 
     demo = sub.add_parser("demo", help="run the whole loop against a running server (started by `fairaudit serve`)")
     demo.add_argument("--url", help="the server (default: FAIRAUDIT_HOST:FAIRAUDIT_PORT)")

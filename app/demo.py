@@ -275,3 +275,32 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
         print(f"   {Path(name).name:<40} p={p['probability']:.3f} label={p['label']} exit={p['exit_index']}")
     print(f"\nDone. Files in {work}")
     return 0
+
+
+def run_study(base_url: str, api_key: str, body: dict[str, Any]) -> int:
+    """Submit a study (``POST /v1/studies``), follow its event stream to the end, and print each
+    config's verdicts against the reference. Exit status 0 when the study succeeded."""
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=60) as client:
+        return follow_study(client, body)
+
+
+def follow_study(client: httpx.Client, body: dict[str, Any]) -> int:
+    """``run_study`` with a client that carries the server and the key."""
+    study = _check(client.post("/v1/studies", json=body))
+    print(f"study {study['id']} ({study['name']}): {len(study['children'])} training jobs", flush=True)
+    with client.stream("GET", f"/v1/studies/{study['id']}/events", timeout=None) as events:
+        for line in events.iter_lines():
+            data = json.loads(line[5:]) if line.startswith("data:") else {}
+            if "progress" in data:
+                _show("study", data["progress"], f"{data['status']} {data['children']}")
+    print()
+    study = _check(client.get(f"/v1/studies/{study['id']}"))
+    print(f"study {study['id']}: {study['status']}" + (f" ({study['error']})" if study["error"] else ""))
+    for config in (study["result"] or {}).get("configs", []):
+        missing = f", missing {config['missing']}" if config["missing"] else ""
+        print(f"  {config['label']}: pooled evaluation {config['evaluation_id']}{missing}")
+    comparison = (study["result"] or {}).get("comparison") or {"comparisons": []}
+    for row in comparison["comparisons"]:
+        verdicts = ", ".join(f"{attribute}: {verdict}" for attribute, verdict in row["verdicts"].items())
+        print(f"  {row['model']} vs {row['reference']}: {verdicts}")
+    return 0 if study["status"] == "succeeded" else 1

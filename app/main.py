@@ -38,6 +38,7 @@ from app.serving.directory import ServedModels
 from app.serving.models import Prediction
 from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings
+from app.studies.router import router as studies_router
 from app.training_jobs.router import router as training_jobs_router
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         fairness_router,
         alerts_router,
         gates_router,
+        studies_router,
     ):
         app.include_router(router)
     add_problem_schemas(app)

@@ -9,6 +9,7 @@ from app.fairness.models import Evaluation, MetricRow
 from app.gates.models import FairnessPolicy
 from app.jobs.models import Job, JobEvent
 from app.serving.models import AliasChange, ModelAlias, ModelVersion, MonitoringCell, Prediction
+from app.studies.models import Study
 
 __all__ = [
     "Alert",
@@ -29,6 +30,7 @@ __all__ = [
     "MonitoringCell",
     "Organisation",
     "Prediction",
+    "Study",
     "Webhook",
     "WebhookDelivery",
 ]

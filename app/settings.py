@@ -145,6 +145,14 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="keep-alive comment interval of job event streams (idle proxies close)"
     )
 
+    # Studies (app/studies/)
+    max_study_jobs: int = Field(
+        default=60,
+        ge=1,
+        le=10_000,
+        description="training jobs one study may create (folds × seeds × configs, + final models)",
+    )
+
     # Metrics
     bootstrap_resamples: int = Field(default=1000, ge=0)
     min_group_count: int = Field(default=10, ge=1)

@@ -13,8 +13,9 @@ from app.db.base import Base, TimestampMixin, id_column
 class Evaluation(TimestampMixin, Base):
     """Predictions of a model version (or of an uploaded predictions file) on one cohort split.
 
-    ``kind``: ``training`` (test split of the training job), ``external`` (another cohort) or
-    ``audit`` (predictions made elsewhere).
+    ``kind``: ``training`` (test split of the training job, or a study child's held-out fold),
+    ``external`` (another cohort), ``audit`` (predictions made elsewhere) or ``study`` (a study's
+    pooled out-of-fold predictions of one config; ``config.study_id`` names the study).
     """
 
     __tablename__ = "evaluations"
@@ -27,7 +28,7 @@ class Evaluation(TimestampMixin, Base):
     model_version_id: Mapped[str | None] = mapped_column(ForeignKey("model_versions.id"), index=True)
     cohort_id: Mapped[str | None] = mapped_column(ForeignKey("cohorts.id"))
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
-    split: Mapped[str | None] = mapped_column(String(8))
+    split: Mapped[str | None] = mapped_column(String(8))  # a split, a study's fold "s0/f2", or "oof"
     config: Mapped[dict[str, Any]]
     metric_definition_version: Mapped[str] = mapped_column(String(16))
     report: Mapped[dict[str, Any] | None]

@@ -22,7 +22,10 @@ class EvaluationOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
-    kind: str = Field(description="training (test split of the training job), external or audit")
+    kind: str = Field(
+        description="training (test split of the training job, or a study child's held-out fold), external, "
+        "audit, or study (a study's pooled out-of-fold predictions of one config)"
+    )
     name: str
     status: str
     model_version_id: str | None

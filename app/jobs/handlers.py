@@ -12,6 +12,11 @@ them failed with the job's reason, run by ``app.jobs.state`` in the transaction 
 whichever process ends it (the job's own, the supervisor after a crash, the API cancelling a queued
 job). So no such row stays "running" after its job.
 
+``register_duty`` names work a supervisor does on every tick, in a transaction of its own, before it
+claims jobs: e.g. a study queues its completion job once all its children have ended. A domain that
+waits on several jobs registers one, so every process that runs jobs (the API's supervisor, ``fairaudit
+worker``, a restarted server) moves it on, and the job machinery still names no domain.
+
 A job process starts fresh (a spawned child, or a Ray worker), so the supervisor hands it a
 ``JobProgram``: the handler's and failure hook's names and the modules defining every table the
 launching process has loaded. SQLAlchemy resolves a foreign key when it flushes and fails if the table
@@ -30,11 +35,14 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from app.jobs.context import Completion, JobContext
+    from app.settings import Settings
 
 FailureHook = Callable[["Session", str, str], None]
+Duty = Callable[["Session", "Settings"], None]
 
 _handlers: dict[str, str] = {}
 _failure_hooks: dict[str, str] = {}
+_duties: dict[str, str] = {}
 
 
 def register(kind: str, handler: str, *, on_failure: str | None = None) -> None:
@@ -52,6 +60,17 @@ def _record(registry: dict[str, str], kind: str, name: str, role: str) -> None:
     registered = registry.setdefault(kind, name)
     if registered != name:
         raise ValueError(f"job kind {kind!r} is {role} by {registered}; it cannot also be {role} by {name}")
+
+
+def register_duty(name: str, function: str) -> None:
+    """Name the function (``"module:function"``, taking a session and the settings; never commits) a
+    supervisor runs on every tick."""
+    _record(_duties, name, function, "done")
+
+
+def duties() -> dict[str, Duty]:
+    """The supervisor's duties in this process, by name."""
+    return {name: _load(function) for name, function in _duties.items()}
 
 
 def kinds() -> frozenset[str]:

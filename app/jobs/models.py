@@ -27,6 +27,9 @@ class Job(TimestampMixin, Base):
     # and the version is registered under it when the job succeeds. No foreign key: until then no such
     # row exists, yet a request for it can be told that its job is still running (``serving.registry``).
     model_version_id: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
+    # The study that created this job (its children and its completion job); by table name, as
+    # ``cohort_id`` is: studies sit above jobs.
+    study_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id"), index=True)
     config: Mapped[dict[str, Any]]
     attempt: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=3)

@@ -16,6 +16,7 @@ class JobOut(BaseModel):
     status: str = Field(description="queued, running, succeeded, failed or cancelled")
     cohort_id: str | None
     method: str | None
+    study_id: str | None = Field(description="the study this job belongs to (a child or its completion job)")
     config: dict[str, Any]
     attempt: int
     max_attempts: int

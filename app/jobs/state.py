@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import ConflictError
-from app.db.base import utcnow
+from app.db.base import new_id, utcnow
 from app.jobs import handlers
 from app.jobs.models import TERMINAL_STATUSES, Job, JobEvent
 
@@ -48,14 +48,20 @@ def enqueue(
     cohort_id: str | None = None,
     method: str | None = None,
     model_version_id: str | None = None,
+    study_id: str | None = None,
+    job_id: str | None = None,
 ) -> Job:
+    """Queue a job. ``job_id``: an id chosen beforehand (written elsewhere first, to claim the right
+    to queue it); by default a new one."""
     job = Job(
+        id=job_id or new_id("job"),
         organisation_id=organisation_id,
         kind=kind,
         config=config,
         cohort_id=cohort_id,
         method=method,
         model_version_id=model_version_id,
+        study_id=study_id,
         max_attempts=max_attempts,
         status="queued",
         progress={},

@@ -84,6 +84,7 @@ class Supervisor:
             raise RuntimeError(
                 "no job kinds are registered in this process: load the service's domains (app.main) first"
             )
+        self._duties = handlers.duties()
         self._children: dict[str, RunHandle] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,6 +117,7 @@ class Supervisor:
         with transaction(self.session_factory) as session:
             state.vouch(session, self.worker_id, self._children)
         self.recover()
+        self._do_duties()
         while len(self._children) < self.capacity and not self._stop.is_set():
             with transaction(self.session_factory) as session:
                 job = state.claim_next(session, self.worker_id, kinds=self.kinds)
@@ -126,6 +128,16 @@ class Supervisor:
             )
             self._children[job.id] = handle
             log.info("job %s started", job.id)
+
+    def _do_duties(self) -> None:
+        """Each domain's duty (``handlers.register_duty``) in its own transaction: one that fails is
+        logged and retried on the next tick, and does not keep the others (or the claims) waiting."""
+        for name, duty in self._duties.items():
+            try:
+                with transaction(self.session_factory) as session:
+                    duty(session, self.settings)
+            except Exception:
+                log.exception("supervisor duty %s failed", name)
 
     def recover(self, startup: bool = False) -> list[state.Recovered]:
         with transaction(self.session_factory) as session:

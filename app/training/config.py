@@ -64,6 +64,38 @@ class Augmentation(BaseModel):
         return self.hflip or self.vflip or self.rotate_degrees > 0 or self.brightness > 0 or self.contrast > 0
 
 
+class FoldPlan(BaseModel):
+    """Train on one fold of a patient-grouped, stratified K-fold split instead of the cohort's stored
+    split (a study's child job): test = fold ``fold``, val = ``val_fraction`` of the other folds'
+    patients, train = the rest (``app.cohorts.splits.fold_split``). The folds are stratified by label ×
+    ``stratify_by``; they are drawn with ``seed`` when ``repeat_splits``, else every seed of a study
+    uses the seed-0 folds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    folds: int = Field(ge=2, le=20)
+    fold: int = Field(ge=0, le=19)
+    seed: int = Field(default=0, ge=0, le=19, description="the study's seed index")
+    repeat_splits: bool = False
+    val_fraction: float = Field(default=0.15, gt=0, lt=1)
+    stratify_by: list[str] = Field(default_factory=list, max_length=32)
+
+    @model_validator(mode="after")
+    def _fold_exists(self) -> FoldPlan:
+        if self.fold >= self.folds:
+            raise ValueError(f"fold {self.fold} does not exist among {self.folds} folds (0 … {self.folds - 1})")
+        return self
+
+    @property
+    def split_seed(self) -> int:
+        return self.seed if self.repeat_splits else 0
+
+    @property
+    def label(self) -> str:
+        """The name of the held-out split (an evaluation's ``split``; a pooled sample's fold)."""
+        return f"s{self.seed}/f{self.fold}"
+
+
 class TrainingConfig(BaseModel):
     """One training run. Field defaults follow the papers where they state one."""
 
@@ -117,6 +149,9 @@ class TrainingConfig(BaseModel):
     num_workers: int = Field(default=1, ge=0, le=16, description="batch prefetch threads; 0: inline")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(default=True, description="mixed precision; only ever used on CUDA")
+    fold_plan: FoldPlan | None = Field(
+        default=None, description="train on one fold of a K-fold split instead of the cohort's stored split"
+    )
 
     @field_validator("sensitive_attributes", mode="before")
     @classmethod

@@ -42,6 +42,7 @@ from app.modelpkg.threshold_rule import ThresholdRule
 from app.training.config import TrainingConfig
 from app.training.data import Normalizer
 from app.training.export import describe_model, export_model
+from app.training.folds import apply_fold_plan
 from app.training.groups import GroupEncoding, encode_groups
 from app.training.networks import ExitCosts, build_network, exit_costs, load_backbone_weights
 from app.training.progress import (
@@ -247,11 +248,14 @@ def run_training(
 
     Raises ``InputError`` for a config that does not fit the cohort (before any work), ``Cancelled``
     when ``should_cancel`` answers True, ``ExportParityError`` if ONNX Runtime disagrees with PyTorch,
-    ``ConflictError`` if the version folder exists.
+    ``ConflictError`` if the version folder exists. With a ``fold_plan`` the cohort's stored split is
+    replaced by the plan's fold split (``app.training.folds``).
     """
     arrays = load_cohort_arrays(cohort) if isinstance(cohort, Path) else cohort
     cfg = validate_training_config(config, arrays)
     arrays = arrays.with_groupings(cfg.groupings)
+    if cfg.fold_plan is not None:  # a study's child: this fold's split replaces the stored one
+        arrays = apply_fold_plan(arrays, cfg.fold_plan)
     groups = encode_groups(arrays.attributes, cfg.sensitive_attributes)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)

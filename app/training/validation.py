@@ -17,6 +17,7 @@ from app.cohorts.groupings import grouping_problems
 from app.core.error_list import capped
 from app.core.errors import InputError
 from app.training.config import MIN_IMAGE_SIZE, TrainingConfig
+from app.training.folds import apply_fold_plan, fold_plan_problems
 from app.training.groups import encode_groups
 
 SPLITS = ("train", "val", "test")
@@ -138,9 +139,15 @@ def _constraint_problems(config: TrainingConfig, cohort: CohortArrays) -> list[d
 def validate_training_config(data: TrainingConfig | Mapping[str, Any], cohort: CohortArrays) -> TrainingConfig:
     """The config to train with (``image_size`` filled in), or ``InputError`` naming every problem. The
     config's groupings are checked against the cohort's values first, then its attributes (derived ones
-    included) are."""
+    included) are. A config with a ``fold_plan`` is checked against that fold's split, not the stored one."""
     config = parse_config(data)
+    if config.fold_plan is not None:  # checked against the fold's split, the one it will train on
+        problems = fold_plan_problems(cohort, config.fold_plan)
+        if problems:
+            raise InputError("the fold plan does not fit the cohort", problems)
+        cohort = apply_fold_plan(cohort, config.fold_plan)
     problems = _cohort_problems(config, cohort)
     if problems:
-        raise InputError("the training config does not fit the cohort", problems)
+        where = f"{config.fold_plan.label} of " if config.fold_plan is not None else ""
+        raise InputError(f"the training config does not fit {where}the cohort", problems)
     return config.model_copy(update={"image_size": cohort.image_size})

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
 from app.cohorts import service as cohorts
-from app.cohorts.cache import load_cohort_arrays
+from app.cohorts.cache import CohortArrays, load_cohort_arrays
 from app.cohorts.storage import cache_dir
 from app.core.errors import InputError
 from app.db.base import new_id
 from app.jobs import handlers, state
 from app.jobs.models import Job
 from app.settings import Settings
+from app.training.config import TrainingConfig
 from app.training.validation import validate_training_config
 from app.training_jobs.schemas import TrainingJobCreate
 
@@ -45,13 +47,18 @@ def _weights_file(settings: Settings, name: object) -> Path:
     return path
 
 
-def start_training(session: Session, settings: Settings, principal: Principal, body: TrainingJobCreate) -> Job:
-    cohort = cohorts.require_ready(session, principal.organisation_id, body.cohort_id)
-    arrays = load_cohort_arrays(cache_dir(settings, cohort.id))
-    data = body.training_config()
+def checked_config(settings: Settings, arrays: CohortArrays, data: dict[str, Any]) -> TrainingConfig:
+    """A training request's config as a job will train with it: weights resolved in the weights folder,
+    checked against the cohort (every problem named at once). Studies check each of theirs here too."""
+    data = dict(data)
     if data.get("pretrained_weights") is not None:
         data["pretrained_weights"] = _weights_file(settings, data["pretrained_weights"])
-    config = validate_training_config(data, arrays)
+    return validate_training_config(data, arrays)
+
+
+def start_training(session: Session, settings: Settings, principal: Principal, body: TrainingJobCreate) -> Job:
+    cohort = cohorts.require_ready(session, principal.organisation_id, body.cohort_id)
+    config = checked_config(settings, load_cohort_arrays(cache_dir(settings, cohort.id)), body.training_config())
     return state.enqueue(
         session,
         organisation_id=principal.organisation_id,

@@ -8,6 +8,7 @@ version and no files.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from typing import Any
@@ -27,7 +28,25 @@ from app.jobs.files import staging_model_dir
 from app.jobs.models import Job
 from app.serving.models import ModelVersion
 from app.training import progress as training_progress
+from app.training.config import FoldPlan, TrainingConfig
 from app.training.run import run_training
+
+
+def training_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The training config in a job's config, which may carry bookkeeping beside it (a study's ids)."""
+    return {key: value for key, value in config.items() if key in TrainingConfig.model_fields}
+
+
+def tested_on(config: dict[str, Any]) -> str:
+    """The split a training job's evaluation is on: the test split, or a study child's held-out fold."""
+    plan = config.get("fold_plan")
+    return "test" if plan is None else FoldPlan.model_validate(plan).label
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN (PostgreSQL refuses it): an undefined value (a validation split too small for a
+    group's PF) is reported as null."""
+    return value if value is None or math.isfinite(value) else None
 
 
 def _progress_reporter(ctx: JobContext) -> training_progress.ProgressCallback:
@@ -38,11 +57,11 @@ def _progress_reporter(ctx: JobContext) -> training_progress.ProgressCallback:
             "epochs": event.epochs,
             "step": event.step,
             "total_steps": event.total_steps,
-            "losses": dict(event.losses),
+            "losses": {name: _finite(value) for name, value in event.losses.items()},
             "images_per_s": event.images_per_s,
             "eta_s": event.eta_s,
-            "val_auc": event.val_auc,
-            "val_pfd": event.val_pfd,
+            "val_auc": _finite(event.val_auc),
+            "val_pfd": _finite(event.val_pfd),
             "message": event.message,
             "fraction": event.step / event.total_steps if event.total_steps else 0.0,
         }
@@ -68,7 +87,7 @@ def run_training_job(ctx: JobContext) -> Completion:
     try:
         result = run_training(
             cache_dir(ctx.settings, ctx.cohort_id or ""),
-            ctx.config,
+            training_fields(ctx.config),
             ctx.work_dir,
             staging,
             version,
@@ -87,6 +106,8 @@ def run_training_job(ctx: JobContext) -> Completion:
         intersections=intersections_to_report(cohort_attributes, ctx.config.get("report_intersections"), trained),
         trained_attributes=trained,
     )
+
+    split = tested_on(ctx.config)
 
     def register(session: Session) -> dict[str, Any]:
         final = ctx.settings.model_dir / version
@@ -120,7 +141,7 @@ def run_training_job(ctx: JobContext) -> Completion:
             ctx.settings,
             organisation_id=ctx.organisation_id,
             kind="training",
-            name=f"{ctx.config['method']} on {ctx.cohort_id} (test split)",
+            name=f"{ctx.config['method']} on {ctx.cohort_id} ({split if split != 'test' else 'test split'})",
             predictions=result.test_predictions,
             report=evaluation.report,
             rows=evaluation.rows,
@@ -129,7 +150,7 @@ def run_training_job(ctx: JobContext) -> Completion:
             model_version_id=version,
             cohort_id=ctx.cohort_id,
             job_id=ctx.job_id,
-            split="test",
+            split=split,
         )
         return {"model_version_id": version, "evaluation_id": stored.id}
 

@@ -187,6 +187,7 @@ def test_page_sizes_are_bounded(client, keys, document):
         "/v1/jobs",
         "/v1/models",
         history,
+        "/v1/studies",
         "/v1/webhooks",
         deliveries,
     ]

@@ -19,8 +19,9 @@ from app.jobs.supervisor import Supervisor
 
 
 def test_every_domain_registers_its_kinds_of_job():
-    assert handlers.kinds() == {"ingest", "train", "evaluate", "audit"}
+    assert handlers.kinds() == {"ingest", "train", "evaluate", "audit", "study"}
     assert handlers.program("ingest").handler == "app.cohorts.ingestion_job:run_ingestion"
+    assert set(handlers.duties()) == {"studies"}, "a study is settled by whichever supervisor ticks"
 
 
 def test_a_kind_has_one_handler_named_module_colon_function():
