@@ -28,6 +28,7 @@ import app.db.engine
 from app.db.base import Base
 from app.main import create_app
 from app.settings import Settings
+from app.studies.models import Study
 
 
 @contextmanager
@@ -63,6 +64,27 @@ def impatient_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> S
     return settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
 
 
+def ended_study(session_factory, organisation: str, cohort_id: str) -> str:
+    """A finished study row (its event stream ends at once), without training its children."""
+    with session_factory.begin() as session:
+        study = Study(
+            organisation_id=organisation,
+            cohort_id=cohort_id,
+            name="ended",
+            status="cancelled",
+            folds=2,
+            seeds=1,
+            repeat_splits=False,
+            allow_failures=False,
+            final_models=False,
+            val_fraction=0.15,
+            configs=[],
+        )
+        session.add(study)
+        session.flush()
+        return study.id
+
+
 def test_every_get_route_answers_while_the_database_is_write_locked(
     client, served, keys, session_factory, impatient_settings
 ) -> None:
@@ -80,6 +102,7 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
     rule = client.post("/v1/alert-rules", headers=admin, json={"name": "r", "model_ref": served.id, "rule": band})
     webhook = client.post("/v1/webhooks", headers=admin, json={"url": "https://alerts.example.org/hook"})
     rule_id, webhook_id = rule.json()["id"], webhook.json()["id"]
+    study = ended_study(session_factory, organisation_id(session_factory), cohort)
     urls = {
         "/healthz": ["/healthz"],
         "/readyz": ["/readyz"],
@@ -97,6 +120,9 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
         "/v1/evaluations/{evaluation_id}/metrics": [f"/v1/evaluations/{evaluation}/metrics?metric=auc"],
         "/v1/evaluations/{evaluation_id}/predictions.csv": [f"/v1/evaluations/{evaluation}/predictions.csv"],
         "/v1/models": ["/v1/models"],
+        "/v1/studies": ["/v1/studies"],
+        "/v1/studies/{study_id}": [f"/v1/studies/{study}"],
+        "/v1/studies/{study_id}/events": [f"/v1/studies/{study}/events"],
         "/v1/models/{model_ref}": [f"/v1/models/{m}" for m in models],
         "/v1/models/{model_ref}/onnx": [f"/v1/models/{m}/onnx?file=model.json" for m in models],
         "/v1/models/{model_ref}/monitoring": [f"/v1/models/{m}/monitoring" for m in models],
