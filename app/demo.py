@@ -301,6 +301,6 @@ def follow_study(client: httpx.Client, body: dict[str, Any]) -> int:
         print(f"  {config['label']}: pooled evaluation {config['evaluation_id']}{missing}")
     comparison = (study["result"] or {}).get("comparison") or {"comparisons": []}
     for row in comparison["comparisons"]:
-        verdicts = ", ".join(f"{attribute}: {verdict}" for attribute, verdict in row["verdicts"].items())
+        verdicts = ", ".join(f"{v['attribute']}: {v['verdict']}" for v in row["verdicts"])
         print(f"  {row['model']} vs {row['reference']}: {verdicts}")
     return 0 if study["status"] == "succeeded" else 1

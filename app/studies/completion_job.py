@@ -12,7 +12,7 @@ from app.cohorts.cache import load_cohort_arrays
 from app.cohorts.models import Cohort
 from app.cohorts.storage import cache_dir
 from app.core.errors import InputError
-from app.fairness.engine.compare import align, compare_models
+from app.fairness.engine.compare import compare_models
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
 from app.fairness.storage import evaluation_dir, load_predictions, store_evaluation
@@ -21,8 +21,7 @@ from app.studies import repository
 from app.studies.children import ChildRole, role_of
 from app.studies.completion import end_study
 from app.studies.models import Study
-from app.studies.pooling import FoldPredictions, mean_compute, pool
-from app.studies.verdicts import attribute_verdicts, difference_verdict, paired_mean_difference
+from app.studies.pooling import FoldPredictions, pool
 
 OOF_SPLIT = "oof"  # out-of-fold
 
@@ -129,27 +128,14 @@ def _summary(
 def _compare(
     pooled: dict[int, PredictionSet], configs: list[dict[str, Any]], attributes: list[str], ctx: JobContext
 ) -> dict[str, Any]:
-    """Every config against the reference on the samples both predicted (paired by ``s<seed>/<item>``),
-    with a verdict per difference and per attribute, and Δ compute."""
+    """Every config against the reference on the samples both predicted (paired by ``s<seed>/<item>``,
+    patients resampled together): the engine's differences, Δ compute and verdict per attribute."""
     labelled = {_config_label(i, configs[i]): predictions for i, predictions in sorted(pooled.items())}
     shared = [a for a in attributes if all(a in p.groups for p in labelled.values())]
-    n_boot, seed = ctx.settings.bootstrap_resamples, 0
-    result = compare_models(
-        labelled, attributes=shared, n_boot=n_boot, seed=seed, min_count=ctx.settings.min_group_count
+    return compare_models(
+        labelled,
+        attributes=shared,
+        n_boot=ctx.settings.bootstrap_resamples,
+        seed=0,
+        min_count=ctx.settings.min_group_count,
     )
-    reference = next(iter(labelled.values()))
-    for comparison in result["comparisons"]:
-        model = labelled[comparison["model"]]
-        (ref_index, model_index), _ = align({"reference": reference, "model": model})
-        compute = paired_mean_difference(
-            mean_compute(model)[model_index],
-            mean_compute(reference)[ref_index],
-            (reference.clusters if reference.clusters is not None else reference.sample_ids)[ref_index],  # type: ignore[index]
-            n_boot,
-            seed,
-        )
-        comparison["differences"].append({"attribute": "overall", "metric": "mean_compute", **compute})
-        for row in comparison["differences"]:
-            row["verdict"] = difference_verdict(row)
-        comparison["verdicts"] = attribute_verdicts(comparison["differences"])
-    return result

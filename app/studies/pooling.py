@@ -79,10 +79,3 @@ def pool(parts: Sequence[FoldPredictions], patient_of: Mapping[str, str | None])
         clusters=np.asarray(clusters, dtype=object),
         folds=np.asarray(folds, dtype=object),
     )
-
-
-def mean_compute(predictions: PredictionSet) -> np.ndarray:
-    """Per sample, the share of the full network's compute its served exit used (1 without early exit)."""
-    if predictions.exit_index is None or predictions.exit_cost is None:
-        return np.ones(len(predictions.y_true))
-    return np.asarray(predictions.exit_cost, dtype=np.float64)[predictions.exit_index]
