@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check app tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports  # the dependency rules of docs/architecture.md ([tool.importlinter] in pyproject.toml)
-	$(VENV)/bin/pytest -m "not gpu"
+	$(VENV)/bin/pytest -m "not gpu" -n auto --dist loadfile  # one worker per core; a file's tests share a worker
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_metrics.py

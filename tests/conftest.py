@@ -7,44 +7,20 @@ emptied after each test.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from support import PG_SERVER_URL, Keys, throwaway_pg_database
 
-from app.auth.service import create_key, ensure_organisation
 from app.db.base import Base
-from app.db.engine import make_engine, make_session_factory, transaction
+from app.db.engine import make_engine, make_session_factory
 from app.db.migrate import upgrade_to_head
 from app.main import create_app
 from app.settings import Settings
-
-PG_SERVER_URL = os.environ.get("FAIRAUDIT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@contextmanager
-def throwaway_pg_database(admin: Engine) -> Iterator[tuple[str, str]]:
-    """(name, url) of a new, migrated PostgreSQL database, dropped afterwards; ``admin`` is an
-    AUTOCOMMIT engine on the test server."""
-    name = f"fairaudit_test_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-        engine = make_engine(url)
-        upgrade_to_head(engine)
-        engine.dispose()
-        yield name, url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -110,19 +86,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
     so tests decide when jobs run (see ``run_jobs``)."""
     with TestClient(create_app(settings, run_supervisor=False)) as test_client:
         yield test_client
-
-
-class Keys:
-    """Makes organisations and keys, returning ready-to-use Authorization headers."""
-
-    def __init__(self, factory: sessionmaker[Session]) -> None:
-        self.factory = factory
-
-    def headers(self, role: str = "auditor", org: str = "St Elsewhere") -> dict[str, str]:
-        with transaction(self.factory) as session:
-            organisation = ensure_organisation(session, org)
-            _, plaintext = create_key(session, organisation.id, role)
-        return {"Authorization": f"Bearer {plaintext}"}
 
 
 @pytest.fixture

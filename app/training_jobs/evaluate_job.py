@@ -35,7 +35,8 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
         if model is None or cohort is None or cohort.deleted_at is not None:
             raise InputError("the model version or the cohort no longer exists")
         folder, manifest_sha256, attributes = ctx.settings.model_dir / model.path, model.sha256, list(cohort.attributes)
-        trained, groupings = list(model.config["sensitive_attributes"]), parse_groupings(model.config.get("groupings"))
+        trained = list(model.config.get("sensitive_attributes", []))
+        groupings = parse_groupings(model.config.get("groupings"))
     verified = verify_manifest(folder, manifest_sha256)
     manifest, full = verified.manifest, verified.manifest.graphs.full
     session = make_session(verified.read_files([full.file])[full.file])

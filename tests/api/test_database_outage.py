@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Keys, throwaway_pg_database
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
+from support import Keys, throwaway_pg_database
 
 from app.db.engine import make_engine, make_session_factory
 from app.main import create_app
