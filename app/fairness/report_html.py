@@ -117,7 +117,7 @@ def reliability_chart(points: Mapping[str, list[Mapping]]) -> dict[str, Any]:
     )
 
 
-def rate_bars_chart(groups: list[Mapping]) -> dict[str, Any]:
+def rate_bars_chart(groups: Sequence[Mapping]) -> dict[str, Any]:
     """TPR and FPR per group: bars with Wilson-interval whiskers; undefined rates are left empty."""
     row_h, left, width = 16, 120, 420
     height = 40 + row_h * 2 * len(groups) + 10
@@ -180,7 +180,7 @@ def forest_limit(rows: Iterable[Mapping]) -> float:
     return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= extent * (1 - 1e-12))
 
 
-def forest_chart(title: str, rows: list[Mapping], limit: float) -> dict[str, Any]:
+def forest_chart(title: str, rows: Sequence[Mapping], limit: float) -> dict[str, Any]:
     """One row per difference (``label``, ``difference``, ``ci_low``, ``ci_high``, ``verdict``): its
     interval as a line and its estimate as a square, coloured by verdict, on an axis from −``limit``
     to ``limit`` with 0 marked. An undefined difference is named, not drawn."""

@@ -141,14 +141,16 @@ def _compare(
     for comparison in result["comparisons"]:
         model = labelled[comparison["model"]]
         (ref_index, model_index), _ = align({"reference": reference, "model": model})
+        model_cost, reference_cost = mean_compute(model)[model_index], mean_compute(reference)[ref_index]
         compute = paired_mean_difference(
-            mean_compute(model)[model_index],
-            mean_compute(reference)[ref_index],
+            model_cost,
+            reference_cost,
             (reference.clusters if reference.clusters is not None else reference.sample_ids)[ref_index],  # type: ignore[index]
             n_boot,
             seed,
         )
-        comparison["differences"].append({"attribute": "overall", "metric": "mean_compute", **compute})
+        means = {"value_model": float(model_cost.mean()), "value_reference": float(reference_cost.mean())}
+        comparison["differences"].append({"attribute": "overall", "metric": "mean_compute", **means, **compute})
         for row in comparison["differences"]:
             row["verdict"] = difference_verdict(row)
         comparison["verdicts"] = attribute_verdicts(comparison["differences"])
