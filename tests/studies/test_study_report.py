@@ -10,6 +10,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
+from api_document import assert_documented
 from study_helpers import drive, ready_cohort, study_body
 
 from app.fairness.report_html import fmt, p_value
@@ -78,7 +79,10 @@ def test_the_report_of_a_finished_study_shows_its_result(client, keys, run_jobs)
     url = f"/v1/studies/{started['id']}/report"
     running = client.get(url, headers=headers)
     assert running.status_code == 409 and "it is running" in running.json()["detail"]
-    assert client.get(url, headers=keys.headers(org="Elsewhere")).status_code == 404, "another organisation's"
+    elsewhere = client.get(url, headers=keys.headers(org="Elsewhere"))
+    assert elsewhere.status_code == 404, "another organisation's study"
+    for answer in (running, elsewhere):
+        assert_documented(client.app, "GET", "/v1/studies/{study_id}/report", answer)
     assert client.get("/v1/studies/std_nope/report", headers=headers).status_code == 404
     dropped = client.post("/v1/studies", headers=headers, json=study_body(cohort_id, name="dropped")).json()
     client.post(f"/v1/studies/{dropped['id']}/cancel", headers=headers)
@@ -89,6 +93,7 @@ def test_the_report_of_a_finished_study_shows_its_result(client, keys, run_jobs)
     assert study["status"] == "succeeded", study["error"]
     response = client.get(url, headers=headers)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert_documented(client.app, "GET", "/v1/studies/{study_id}/report", response)
     html = response.text
     page = Page(html)
     assert "script" not in page.tags and "img" not in page.tags and "link" not in page.tags
@@ -178,6 +183,8 @@ def test_the_report_of_a_finished_study_shows_its_result(client, keys, run_jobs)
         evaluation_id = summary["evaluation_id"]
         back = client.get(f"/v1/evaluations/{evaluation_id}/report", headers=headers).text
         assert f'href="{url}"' in back, "the pooled evaluation's report links its study"
-        card = client.get(f"/v1/evaluations/{evaluation_id}/model-card", headers=headers).json()
+        answer = client.get(f"/v1/evaluations/{evaluation_id}/model-card", headers=headers)
+        assert_documented(client.app, "GET", "/v1/evaluations/{evaluation_id}/model-card", answer)
+        card = answer.json()
         assert card["fairaudit"]["study_id"] == study["id"]
         assert {"reference": url} in card["model_details"]["references"]
