@@ -15,6 +15,8 @@ from study_helpers import drive, ready_cohort, study_body
 
 from app.fairness.report_html import fmt, p_value
 
+HOSTILE = "tiny </title><script>alert(1)</script>"
+
 
 class Page(HTMLParser):
     """Every table of a page as rows of cell texts, every link, every tag."""
@@ -75,7 +77,8 @@ def spread(entry: dict[str, Any]) -> str:
 def test_the_report_of_a_finished_study_shows_its_result(client, keys, run_jobs):
     headers = keys.headers()
     cohort_id = ready_cohort(client, headers, run_jobs)
-    started = client.post("/v1/studies", headers=headers, json=study_body(cohort_id, final_models=True)).json()
+    body = study_body(cohort_id, final_models=True, name=HOSTILE)
+    started = client.post("/v1/studies", headers=headers, json=body).json()
     url = f"/v1/studies/{started['id']}/report"
     running = client.get(url, headers=headers)
     assert running.status_code == 409 and "it is running" in running.json()["detail"]
@@ -97,6 +100,7 @@ def test_the_report_of_a_finished_study_shows_its_result(client, keys, run_jobs)
     html = response.text
     page = Page(html)
     assert "script" not in page.tags and "img" not in page.tags and "link" not in page.tags
+    assert html.count("Study: tiny &lt;/title&gt;&lt;script&gt;") == 2, "the name, escaped in <title> and <h1>"
     assert "src=" not in html and "url(" not in html, "self-contained: nothing is fetched"
     assert all(link.startswith("/v1/") for link in page.links), "links only to the service's own pages"
     result = study["result"]
