@@ -1,6 +1,7 @@
 """Render a fairness report (``build_report``'s dict) as one self-contained HTML page.
 
-The page is a Jinja2 template (``templates/report.html``, charts in ``templates/charts.html``) with
+The page is a Jinja2 template (``templates/report.html`` in the frame ``page.html``, cells and tables
+from ``macros.html``, charts in ``charts.html``; a study's page uses the same, see ``environment``) with
 autoescaping on: every string that comes from users (attribute names, group labels, metadata, the title)
 is HTML-escaped by the template engine, not by hand at each place it is written. No scripts, no
 external resources: charts are inline SVG, styles are inline CSS, so the page can be archived, e-mailed
