@@ -127,6 +127,10 @@ class FairAuditBlock(TypedDict):
     model_files_sha256: Annotated[dict[str, str] | None, Field(description="null for an audit")]
     thresholds: CardThresholds
     promotions: Annotated[list[Promotion], Field(description="the latest alias moves to this model, newest first")]
+    study_id: Annotated[
+        str | None,
+        Field(description="the study of this evaluation (pooled out-of-fold) or of its model (a fold's, a final one)"),
+    ]
 
 
 class ModelCard(TypedDict):
@@ -186,8 +190,18 @@ def _thresholds(evaluation: Evaluation, model: ModelVersion | None) -> CardThres
     return thresholds
 
 
-def model_card(evaluation: Evaluation, model: ModelVersion | None, promotions: Sequence[AliasChange] = ()) -> ModelCard:
+def model_card(
+    evaluation: Evaluation,
+    model: ModelVersion | None,
+    promotions: Sequence[AliasChange] = (),
+    *,
+    study_id: str | None = None,
+) -> ModelCard:
+    """The card; ``study_id``: the study the evaluation or its model is of (its report is referenced)."""
     report = evaluation.report or {}
+    references: list[Reference] = [{"reference": f"/v1/evaluations/{evaluation.id}/report"}]
+    if study_id is not None:
+        references.append({"reference": f"/v1/studies/{study_id}/report"})
     policy = next((e for e in report.get("evaluations", []) if e["exit"] == "policy"), None)
     metrics: list[PerformanceMetric] = []
     for grouping in (policy or {}).get("groupings", []):
@@ -212,7 +226,7 @@ def model_card(evaluation: Evaluation, model: ModelVersion | None, promotions: S
                 "name": model.id if model else evaluation.id,
                 "date": evaluation.created_at.isoformat(),
             },
-            "references": [{"reference": f"/v1/evaluations/{evaluation.id}/report"}],
+            "references": references,
         },
         "model_parameters": {
             "model_architecture": model.backbone if model else None,
@@ -253,5 +267,6 @@ def model_card(evaluation: Evaluation, model: ModelVersion | None, promotions: S
                 }
                 for p in promotions
             ],
+            "study_id": study_id,
         },
     }

@@ -1,6 +1,7 @@
 """Render a fairness report (``build_report``'s dict) as one self-contained HTML page.
 
-The page is a Jinja2 template (``templates/report.html``, charts in ``templates/charts.html``) with
+The page is a Jinja2 template (``templates/report.html`` in the frame ``page.html``, cells and tables
+from ``macros.html``, charts in ``charts.html``; a study's page uses the same, see ``environment``) with
 autoescaping on: every string that comes from users (attribute names, group labels, metadata, the title)
 is HTML-escaped by the template engine, not by hand at each place it is written. No scripts, no
 external resources: charts are inline SVG, styles are inline CSS, so the page can be archived, e-mailed
@@ -10,11 +11,12 @@ coordinates. Undefined template variables raise (``StrictUndefined``) instead of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 
 from app.fairness.engine.gaps import GAPS
 from app.fairness.operating_point import describe_rule, operating_point_rows
@@ -36,9 +38,12 @@ def p_value(value: float | None) -> str:
 
 
 @cache
-def _environment() -> Environment:
+def environment(*packages: str) -> Environment:
+    """The report pages' Jinja2 environment. ``packages`` put their own ``templates`` folders ahead of
+    this one's: a page of another domain (a study's) extends the same frame (``page.html``) and uses
+    the same macros and charts (``macros.html``, ``charts.html``)."""
     env = Environment(
-        loader=PackageLoader("app.fairness", "templates"),
+        loader=ChoiceLoader([PackageLoader(package, "templates") for package in (*packages, "app.fairness")]),
         autoescape=True,  # every template, whatever its name: SVG text is user text too
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -113,7 +118,7 @@ def reliability_chart(points: Mapping[str, list[Mapping]]) -> dict[str, Any]:
     )
 
 
-def rate_bars_chart(groups: list[Mapping]) -> dict[str, Any]:
+def rate_bars_chart(groups: Sequence[Mapping]) -> dict[str, Any]:
     """TPR and FPR per group: bars with Wilson-interval whiskers; undefined rates are left empty."""
     row_h, left, width = 16, 120, 420
     height = 40 + row_h * 2 * len(groups) + 10
@@ -157,6 +162,57 @@ def exit_bars_chart(groups: list[Mapping], n_exits: int) -> dict[str, Any]:
         "row_h": row_h,
         "rows": rows,
         "legend": [{"x": left + 50 * e, "y": 30 + row_h * len(groups), "color": _color(e)} for e in range(n_exits)],
+    }
+
+
+VERDICT_COLORS = {"better": "#2d6a4f", "worse": "#b00020", "not distinguishable from noise": "#888"}
+NO_VERDICT_COLOR = PALETTE[0]  # a difference without a direction (TPR or FPR alone)
+
+
+def forest_limit(rows: Iterable[Mapping]) -> float:
+    """Half the width of a forest plot's axis: the largest |difference| or |interval end| of ``rows``,
+    rounded up to 1, 2, 2.5 or 5 × 10^k. Plots drawn with the limit of all their rows share one scale."""
+    extent = max(
+        (abs(r[k]) for r in rows for k in ("difference", "ci_low", "ci_high") if r.get(k) is not None), default=0.0
+    )
+    if extent == 0:
+        return 0.1
+    power = 10.0 ** math.floor(math.log10(extent))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= extent * (1 - 1e-12))
+
+
+def forest_chart(title: str, rows: Sequence[Mapping], limit: float) -> dict[str, Any]:
+    """One row per difference (``label``, ``difference``, ``ci_low``, ``ci_high``, ``verdict``): its
+    interval as a line and its estimate as a square, coloured by verdict, on an axis from −``limit``
+    to ``limit`` with 0 marked. An undefined difference is named, not drawn."""
+    left, plot_w, row_h, top = 210, 320, 16, 30
+    height = top + row_h * len(rows) + 44
+
+    def x(value: float) -> float:
+        return left + (value + limit) / (2 * limit) * plot_w
+
+    drawn = []
+    for i, r in enumerate(rows):
+        d, low, high, verdict = r.get("difference"), r.get("ci_low"), r.get("ci_high"), r.get("verdict")
+        interval = f" [{fmt(low)}, {fmt(high)}]" if low is not None and high is not None else ""
+        drawn.append(
+            {
+                "label": str(r["label"])[:34],
+                "y": top + row_h * i + row_h / 2,
+                "x": None if d is None else x(d),
+                "low": None if d is None or low is None or high is None else x(low),
+                "high": None if d is None or low is None or high is None else x(high),
+                "color": VERDICT_COLORS.get(str(verdict), NO_VERDICT_COLOR),
+                "tip": f"{r['label']}: {fmt(d)}{interval}, {verdict or 'no verdict'}",
+            }
+        )
+    bottom = top + row_h * len(rows)
+    grid = [{"x": x(t * limit), "label": f"{t * limit:g}", "zero": t == 0} for t in (-1, -0.5, 0, 0.5, 1)]
+    keys = [*VERDICT_COLORS.items(), ("no verdict", NO_VERDICT_COLOR)]
+    legend = [{"x": 10 + 130 * i, "y": bottom + 24, "color": c, "label": k} for i, (k, c) in enumerate(keys)]
+    return {
+        **{"title": title, "width": left + plot_w + 30, "height": height, "left": left, "top": top},
+        **{"bottom": bottom, "rows": drawn, "grid": grid, "legend": legend},
     }
 
 
@@ -238,17 +294,20 @@ def render_html(
     metadata: Mapping[str, object] | None = None,
     comparison: Mapping | None = None,
     threshold_rule: Mapping[str, Any] | None = None,
+    related: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The whole page. ``metadata``: model version, ONNX SHA-256s, cohort, split... shown first;
-    ``threshold_rule``: the record of how the operating threshold was chosen, if there is one."""
+    ``threshold_rule``: the record of how the operating threshold was chosen, if there is one;
+    ``related``: (label, URL) of the service's pages about the same evaluation (its study)."""
     policy = next(e for e in report["evaluations"] if e["exit"] == "policy")
     exits = report.get("exits")
     return (
-        _environment()
+        environment()
         .get_template("report.html")
         .render(
             title=title,
             facts=_facts(report, metadata),
+            related=list(related),
             summary=report["summary"],
             operating=_operating(report, threshold_rule),
             groupings=[{"entry": entry, "charts": _charts(entry)} for entry in policy["groupings"]],

@@ -133,6 +133,7 @@ def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessio
             title=f"Fairness audit: {evaluation.name}",
             metadata=service.report_metadata(session, evaluation),
             threshold_rule=service.threshold_record_of(session, stored),
+            related=service.related_pages(session, stored),
         )
     )
 
@@ -149,7 +150,7 @@ def evaluation_model_card(evaluation_id: str, principal: Reader, session: ReadSe
     service.require_report(evaluation)
     model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None
     promotions = registry.promotions_of(session, principal.organisation_id, model.id) if model else []
-    return model_card(evaluation, model, promotions)
+    return model_card(evaluation, model, promotions, study_id=service.study_of(evaluation, model))
 
 
 @router.post(

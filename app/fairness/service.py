@@ -108,6 +108,20 @@ def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, An
     return meta
 
 
+def study_of(evaluation: Evaluation, model: ModelVersion | None) -> str | None:
+    """The study an evaluation is evidence of: a study's pooled evaluation names it in its config, a
+    model a study trained (a fold's, or a final model) in the model's config (its job's)."""
+    found = evaluation.config.get("study_id") or (model.config.get("study_id") if model is not None else None)
+    return str(found) if found else None
+
+
+def related_pages(session: Session, evaluation: Evaluation) -> list[tuple[str, str]]:
+    """(label, URL) of the service's pages an evaluation's report links to: its study's."""
+    model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None
+    study_id = study_of(evaluation, model)
+    return [] if study_id is None else [(f"study {study_id} (report)", f"/v1/studies/{study_id}/report")]
+
+
 def threshold_record_of(session: Session, evaluation: Evaluation) -> dict[str, Any] | None:
     """How the evaluation's operating threshold was chosen (``app.fairness.operating_point``)."""
     model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None

@@ -5,6 +5,7 @@ and the study is their evidence."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
 from sse_starlette import EventSourceResponse
 
 from app.auth.deps import Reader, Writer
@@ -55,6 +56,21 @@ def list_studies(
 @router.get("/{study_id}", response_model=StudyOut, summary="Get a study", responses=problem_responses(404))
 def get_study(study_id: str, principal: Reader, session: ReadSessionDep) -> StudyOut:
     return service.represent(session, STUDIES.get_or_404(session, principal.organisation_id, study_id))
+
+
+@router.get(
+    "/{study_id}/report",
+    response_class=HTMLResponse,
+    summary="The study's report as an HTML page",
+    responses=problem_responses(404, 409, notes={409: "the study has not succeeded (the answer names its status)"}),
+)
+def study_report(study_id: str, principal: Reader, session: ReadSessionDep) -> HTMLResponse:
+    """A self-contained HTML page (no scripts, nothing fetched): the setup, each config's verdicts and a
+    forest plot of its paired differences with the reference, per-group PF/TPR/FPR with intervals and
+    across-fold spread, exits and compute, the fold models' thresholds, links to the pooled evaluations
+    and the final models. Every chart has a table of its numbers."""
+    study = STUDIES.get_or_404(session, principal.organisation_id, study_id)
+    return HTMLResponse(service.report_html(session, study))
 
 
 @router.post(

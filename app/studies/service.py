@@ -14,12 +14,14 @@ from app.cohorts.cache import CohortArrays, load_cohort_arrays
 from app.cohorts.storage import cache_dir
 from app.core.errors import ConflictError, InputError
 from app.db.base import new_id, utcnow
+from app.fairness.models import Evaluation
 from app.jobs import handlers, state
 from app.jobs.models import TERMINAL_STATUSES, Job
 from app.settings import Settings
 from app.studies import repository
 from app.studies.children import child_config, fraction_done, role_of
 from app.studies.models import STUDY_TERMINAL, Study
+from app.studies.report_html import render_study_html
 from app.studies.repository import STUDY_JOB_KIND
 from app.studies.schemas import StudyChild, StudyCreate, StudyOut
 from app.training.config import FoldPlan, TrainingConfig
@@ -254,3 +256,16 @@ def cancel_study(session: Session, study: Study) -> Study:
                 state.request_cancel(session, job)
     study.status, study.finished_at = "cancelled", utcnow()
     return study
+
+
+def report_html(session: Session, study: Study) -> str:
+    """The study's HTML report; a study that has not succeeded has none (409 naming its status)."""
+    if study.status != "succeeded" or study.result is None:
+        reason = f": {study.error}" if study.error else ""
+        raise ConflictError(f"study {study.id} has no report: it is {study.status}{reason}")
+    reports = {}
+    for summary in study.result["configs"]:
+        evaluation = session.get(Evaluation, summary["evaluation_id"]) if summary["evaluation_id"] else None
+        if evaluation is not None and evaluation.organisation_id == study.organisation_id and evaluation.report:
+            reports[int(summary["index"])] = evaluation.report
+    return render_study_html(represent(session, study), reports)

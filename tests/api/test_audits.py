@@ -48,6 +48,7 @@ def test_html_report_and_model_card(client, keys):
     card = client.get(f"/v1/evaluations/{evaluation_id}/model-card", headers=headers).json()
     metrics = card["quantitative_analysis"]["performance_metrics"]
     assert any(m["slice"] == "sex=female" and "confidence_interval" in m for m in metrics)
+    assert card["fairaudit"]["study_id"] is None and "/v1/studies/" not in html, "an audit belongs to no study"
 
 
 def test_audit_bad_input_is_named(client, keys, session_factory):

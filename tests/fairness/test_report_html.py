@@ -10,7 +10,7 @@ import pytest
 from synth import simulate
 
 from app.fairness.engine import PredictionSet, build_report, compare_models
-from app.fairness.report_html import render_html
+from app.fairness.report_html import environment, forest_chart, forest_limit, render_html
 
 EVIL = '<script>alert("x")</script>'
 
@@ -92,3 +92,23 @@ def test_hostile_title_metadata_and_labels_cannot_leave_their_text(page: str) ->
     assert charts == html.count('<svg xmlns="http://www.w3.org/2000/svg"') == 6  # none injected
     assert html.count("&lt;/title&gt;&lt;script&gt;alert(1)&lt;/script&gt;") == 2  # <title> and <h1>
     assert html.count("&gt;&lt;svg onload=alert(1)&gt;") >= 4  # metadata, heading, table cell, chart legend
+
+
+def test_forest_plot_draws_each_difference_on_one_scale_and_names_the_undefined() -> None:
+    assert [forest_limit([{"difference": v}]) for v in (0.23, 0.011, 1.0, 0.0)] == [0.25, 0.02, 1.0, 0.1]
+    rows = [
+        {"label": "sex · pfd", "difference": -0.3, "ci_low": -0.4, "ci_high": -0.2, "verdict": "better"},
+        {"label": "sex · eodd", "difference": None, "ci_low": None, "ci_high": None, "verdict": None},
+        {"label": EVIL, "difference": 0.1, "ci_low": -0.05, "ci_high": 0.23, "verdict": "not distinguishable from noise"},
+    ]
+    limit = forest_limit(rows)
+    assert limit == 0.5, "the largest interval end, rounded up"
+    chart = forest_chart("m − ref", rows, limit)
+    zero = next(g["x"] for g in chart["grid"] if g["zero"])
+    low_end, high_end = chart["grid"][0]["x"], chart["grid"][-1]["x"]
+    better, undefined, noise = chart["rows"]
+    assert low_end <= better["low"] < better["x"] < better["high"] < zero < noise["x"] < noise["high"] <= high_end
+    assert noise["low"] < zero and undefined["x"] is None and better["color"] != noise["color"]
+    svg = environment().get_template("charts.html").module.forest(chart)
+    assert svg.count('<g class="forest-row">') == 3 and ">undefined</text>" in svg
+    assert EVIL not in svg and "&lt;script&gt;" in svg

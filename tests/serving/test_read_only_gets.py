@@ -64,21 +64,25 @@ def impatient_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> S
     return settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)})
 
 
-def ended_study(session_factory, organisation: str, cohort_id: str) -> str:
-    """A finished study row (its event stream ends at once), without training its children."""
+def ended_study(session_factory, organisation: str, cohort_id: str, evaluation_id: str) -> str:
+    """A succeeded one-config study row (its event stream ends at once, it has a report) whose pooled
+    evaluation is ``evaluation_id``, without training its children."""
+    summary = {"index": 0, "label": "config 0 (erm)", "method": "erm", "pooled": [], "missing": []}
+    summary |= {"thresholds": {}, "n_predictions": 200, "final_model_version_id": None, "evaluation_id": evaluation_id}
     with session_factory.begin() as session:
         study = Study(
             organisation_id=organisation,
             cohort_id=cohort_id,
             name="ended",
-            status="cancelled",
+            status="succeeded",
+            result={"configs": [summary], "reference": 0, "comparison": None},
             folds=2,
             seeds=1,
             repeat_splits=False,
             allow_failures=False,
             final_models=False,
             val_fraction=0.15,
-            configs=[],
+            configs=[{"method": "erm", "sensitive_attributes": ["sex"]}],
         )
         session.add(study)
         session.flush()
@@ -102,7 +106,7 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
     rule = client.post("/v1/alert-rules", headers=admin, json={"name": "r", "model_ref": served.id, "rule": band})
     webhook = client.post("/v1/webhooks", headers=admin, json={"url": "https://alerts.example.org/hook"})
     rule_id, webhook_id = rule.json()["id"], webhook.json()["id"]
-    study = ended_study(session_factory, organisation_id(session_factory), cohort)
+    study = ended_study(session_factory, organisation_id(session_factory), cohort, evaluation)
     urls = {
         "/healthz": ["/healthz"],
         "/readyz": ["/readyz"],
@@ -123,6 +127,7 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
         "/v1/studies": ["/v1/studies"],
         "/v1/studies/{study_id}": [f"/v1/studies/{study}"],
         "/v1/studies/{study_id}/events": [f"/v1/studies/{study}/events"],
+        "/v1/studies/{study_id}/report": [f"/v1/studies/{study}/report"],
         "/v1/models/{model_ref}": [f"/v1/models/{m}" for m in models],
         "/v1/models/{model_ref}/onnx": [f"/v1/models/{m}/onnx?file=model.json" for m in models],
         "/v1/models/{model_ref}/monitoring": [f"/v1/models/{m}/monitoring" for m in models],

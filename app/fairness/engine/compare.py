@@ -147,16 +147,19 @@ def verdicts(rows: list[dict], alpha: float) -> list[dict]:
     moves the right way (a lower gap, a higher AUC or worst-group AUC). The attribute's verdict is
     ``better`` when at least one difference improves and none worsens, ``worse`` the reverse,
     ``mixed`` when both happen, and ``not distinguishable from noise`` when none counts. Basis: AUC
-    for "overall", ``VERDICT_METRICS`` for attributes and the intersection.
+    for "overall", ``VERDICT_METRICS`` for attributes and the intersection. Each row gets its own
+    ``verdict`` too (``None`` for a metric outside the basis).
     """
     out: dict[str, dict] = {}
     for row in rows:
         attribute, metric = row["attribute"], row["metric"]
         basis = ("auc",) if attribute == "overall" else VERDICT_METRICS
         entry = out.setdefault(attribute, {"attribute": attribute, "verdict": NOISE, "better": [], "worse": []})
+        row["verdict"] = NOISE if metric in basis else None
         if metric not in basis or row["p_holm"] is None or row["p_holm"] >= alpha or not row["difference"]:
             continue
         improves = (row["difference"] > 0) == (metric in HIGHER_IS_BETTER)
+        row["verdict"] = BETTER if improves else WORSE
         entry["better" if improves else "worse"].append(metric)
     for entry in out.values():
         if entry["better"] or entry["worse"]:
