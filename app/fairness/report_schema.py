@@ -332,6 +332,10 @@ class Difference(TypedDict):
     p_value: float | None
     status: Literal["ok", "undefined"]
     p_holm: Annotated[float | None, Field(description="Holm-adjusted over the metrics of this comparison")]
+    verdict: Annotated[
+        Literal["better", "worse", "not distinguishable from noise"] | None,
+        Field(description="this difference's part in its attribute's verdict; null outside the verdict's basis"),
+    ]
 
 
 class ComputeDifference(TypedDict):
