@@ -121,7 +121,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     url = args.url or f"http://{settings.host}:{settings.port}"
-    return run_demo(url, n=args.n, image_size=args.image_size, settings=settings)
+    return run_demo(url, n=args.n, image_size=args.image_size, settings=settings, folds=args.folds, epochs=args.epochs)
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--url", help="the server (default: FAIRAUDIT_HOST:FAIRAUDIT_PORT)")
     demo.add_argument("--n", type=int, default=2500, help="synthetic images")
     demo.add_argument("--image-size", type=int, default=64)
+    demo.add_argument("--folds", type=int, default=3, help="folds of the study (2 is quickest)")
+    demo.add_argument("--epochs", type=int, help="training epochs of each job (default: the demo's)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

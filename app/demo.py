@@ -1,8 +1,10 @@
 """``fairaudit demo``: the whole loop against a running server, as a newcomer would do it by hand.
 
-Synthetic dermatology cohort (planted bias: lower lesion contrast on dark skin) → upload → train an
-``erm`` baseline and a ``fair_multi_exit_pairwise_eo`` model → compare them with paired-bootstrap
-intervals → set the hospital's fairness policy → try to promote the fairer one to the ``production``
+Synthetic dermatology cohort (planted bias: lower lesion contrast on dark skin) → upload → a small
+study (``--folds`` patient-grouped folds, one seed) of an ``erm`` baseline against a
+``fair_multi_exit_pairwise_eo`` model, with final models → each method's pooled out-of-fold report
+(every image predicted once, by the fold model that never saw it) and the paired verdicts against the
+baseline → set the hospital's fairness policy → try to promote the fairer final model to the ``production``
 alias, which the deployment gate refuses when the policy does not hold (every failed check printed) →
 promote a model that passes, or, when none does, show an admin's recorded override → predict on held-out
 images with a ``predictor`` key. Keys are created in the server's database (same settings as
@@ -24,9 +26,9 @@ import httpx
 from app.settings import Settings
 
 SKIN_ATTRIBUTE = "skin_tone"
+EPOCHS = 4
 TRAINING = {
     "backbone": "small",
-    "epochs": 6,
     "batch_size": 64,
     "lr": 0.002,
     "seed": 7,
@@ -93,35 +95,6 @@ def _wait_cohort(client: httpx.Client, cohort_id: str) -> dict[str, Any]:
         time.sleep(0.5)
 
 
-def _wait_jobs(client: httpx.Client, jobs: dict[str, str]) -> dict[str, dict[str, Any]]:
-    done: dict[str, dict[str, Any]] = {}
-    print()
-    while len(done) < len(jobs):
-        lines = []
-        for name, job_id in jobs.items():
-            job = done.get(name) or _check(client.get(f"/v1/jobs/{job_id}"))
-            if job["status"] in ("succeeded", "failed", "cancelled"):
-                done[name] = job
-            progress = job["progress"] or {}
-            fraction = 1.0 if job["status"] == "succeeded" else float(progress.get("fraction") or 0.0)
-            auc = progress.get("val_auc")
-            extra = f"{job['status']} epoch {progress.get('epoch', 0)}/{progress.get('epochs', '?')}" + (
-                f" val AUC {auc:.3f}" if isinstance(auc, float) else ""
-            )
-            if job["status"] != "running":
-                best = (job.get("result") or {}).get("best_epoch")
-                extra = job["status"] + (f" (best epoch {best})" if best else "")
-            lines.append(f"  {name:<34} {_bar(fraction)} {extra:<40}")
-        sys.stdout.write(f"\x1b[{len(lines)}A")  # redraw the bars in place
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
-        time.sleep(1.0)
-    for name, job in done.items():
-        if job["status"] != "succeeded":
-            raise SystemExit(f"{name} ended {job['status']}: {job['error']}")
-    return done
-
-
 def _policy_value(report: dict[str, Any], attribute: str, metric: str) -> dict[str, Any]:
     policy = next(e for e in report["evaluations"] if e["exit"] == "policy")
     grouping = next(g for g in policy["groupings"] if g["attribute"] == attribute)
@@ -131,17 +104,18 @@ def _policy_value(report: dict[str, Any], attribute: str, metric: str) -> dict[s
 
 
 def _fmt(value: dict[str, Any]) -> str:
+    """``value [interval]``, then the across-fold mean ± sd where the report has one."""
     if value.get("value") is None:
         return f"n/a ({value.get('status')})"
-    return f"{value['value']:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]"
+    text = f"{value['value']:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]"
+    folds = value.get("folds") or {}
+    if folds.get("mean") is not None and folds.get("sd") is not None:
+        text += f" {folds['mean']:.3f}±{folds['sd']:.3f}"
+    return text
 
 
-def _say_if_not_significant(differences: list[dict[str, Any]]) -> None:
-    """The pick is by point estimate; say so when the paired test cannot tell the two PFDs apart."""
-    row = next((r for r in differences if r["metric"] == "pfd" and r["attribute"] == SKIN_ATTRIBUTE), None)
-    if row is not None and row.get("p_value") is not None and row["p_value"] >= 0.05:
-        print(f"   the PFD difference is not significant on this test split (p = {row['p_value']:.3f}):")
-        print("   the pick below rests on the point estimates; audit on more data before relying on it")
+def _p(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _mean_compute(report: dict[str, Any]) -> float:
@@ -179,7 +153,41 @@ def _promote_through_gate(client: httpx.Client, admin: httpx.Client, order: list
     print(f"   overridden by key {history['api_key_id']}: {history['override_reason']!r}")
 
 
-def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
+def _study_table(client: httpx.Client, study: dict[str, Any], names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Print each method's pooled out-of-fold AUC, PFD and EOpp1 (interval, then across-fold mean ± sd)
+    and the study's verdicts against the baseline; returns the pooled evaluations by name."""
+    pooled = {
+        names[c["method"]]: _check(client.get(f"/v1/evaluations/{c['evaluation_id']}"))
+        for c in study["result"]["configs"]
+    }
+    print(f"   {'model':<30} {'AUC':<38} {'PFD (' + SKIN_ATTRIBUTE + ')':<38} {'EOpp1':<38} compute")
+    for name, evaluation in pooled.items():
+        report = evaluation["report"]
+        cells = [
+            _fmt(_policy_value(report, "overall", "auc")),
+            _fmt(_policy_value(report, SKIN_ATTRIBUTE, "pfd")),
+            _fmt(_policy_value(report, SKIN_ATTRIBUTE, "eopp1")),
+        ]
+        print(f"   {name:<30} " + " ".join(f"{c:<38}" for c in cells) + f" {_mean_compute(report):.0%}")
+    label_of = {c["label"]: names[c["method"]] for c in study["result"]["configs"]}
+    for row in study["result"]["comparison"]["comparisons"]:
+        for diff in row["differences"]:
+            wanted = diff["metric"] in ("auc", "pfd", "eopp1") and diff["attribute"] in ("overall", SKIN_ATTRIBUTE)
+            if wanted and diff["difference"] is not None:
+                print(
+                    f"   Δ {diff['metric']:<6} ({diff['attribute']}): {diff['difference']:+.3f} "
+                    f"[{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]  Holm p = {_p(diff['p_holm'])}  {diff['verdict']}"
+                )
+        verdicts = ", ".join(f"{attribute}: {verdict}" for attribute, verdict in row["verdicts"].items())
+        print(f"   verdicts of {label_of[row['model']]} against {label_of[row['reference']]}: {verdicts}")
+    for name, evaluation in pooled.items():
+        print(f"   report ({name}): {client.base_url}/v1/evaluations/{evaluation['id']}/report")
+    return pooled
+
+
+def run_demo(
+    base_url: str, n: int, image_size: int, settings: Settings, folds: int = 3, epochs: int | None = None
+) -> int:
     from app.cohorts.synth.derm import write_derm_archive
 
     auditor, predictor, admin_key = _keys(settings)
@@ -203,62 +211,43 @@ def run_demo(base_url: str, n: int, image_size: int, settings: Settings) -> int:
             f"{len(cohort['summary']['warnings'])} small-group warnings"
         )
 
-        print("3. Train a baseline and a fair multi-exit model")
-        methods = {"erm (baseline)": "erm", "fair_multi_exit_pairwise_eo": "fair_multi_exit_pairwise_eo"}
-        jobs = {
-            name: _check(client.post("/v1/jobs", json={"cohort_id": cohort["id"], "method": method, **TRAINING}))["id"]
-            for name, method in methods.items()
+        print(f"3. A {folds}-fold study: a baseline against a fair multi-exit model, every image predicted once")
+        names = {"erm": "erm (baseline)", "fair_multi_exit_pairwise_eo": "fair_multi_exit_pairwise_eo"}
+        body = {
+            "cohort_id": cohort["id"],
+            "name": "demo: erm vs fair_multi_exit_pairwise_eo",
+            "configs": [{"method": method, **TRAINING, "epochs": epochs or EPOCHS} for method in names],
+            "folds": folds,
+            "final_models": True,  # each method once more on the cohort's own split: the models to promote
         }
-        finished = _wait_jobs(client, jobs)
-        evaluations = {
-            name: _check(client.get(f"/v1/evaluations/{job['result']['evaluation_id']}"))
-            for name, job in finished.items()
+        study = _follow(client, body)
+        if study["status"] != "succeeded":
+            raise SystemExit(f"the study ended {study['status']}: {study['error']}")
+
+        print("4. Out-of-fold comparison (pooled over the folds; 95% patient-clustered intervals, fold mean ± sd)")
+        pooled = _study_table(client, study, names)
+        finals = {
+            names[study["configs"][c["config"]]["method"]]: c["model_version_id"]
+            for c in study["children"]
+            if c["fold"] is None
         }
-
-        print("4. Comparison on the same test images (95% intervals)")
-        print(f"   {'model':<30} {'AUC':<24} {'PFD (' + SKIN_ATTRIBUTE + ')':<24} {'EOpp1':<24} compute")
-        for name, evaluation in evaluations.items():
-            report = evaluation["report"]
-            print(
-                f"   {name:<30} {_fmt(_policy_value(report, 'overall', 'auc')):<24} "
-                f"{_fmt(_policy_value(report, SKIN_ATTRIBUTE, 'pfd')):<24} "
-                f"{_fmt(_policy_value(report, SKIN_ATTRIBUTE, 'eopp1')):<24} {_mean_compute(report):.0%}"
-            )
-        names = list(evaluations)
-        comparison = _check(
-            client.post("/v1/compare", json={"evaluation_ids": [evaluations[n]["id"] for n in names], "n_boot": 1000})
-        )
-        differences = comparison["comparisons"][0]["differences"]
-        for row in differences:
-            wanted = row["metric"] in ("auc", "pfd", "eopp1") and row["attribute"] in (
-                "overall",
-                SKIN_ATTRIBUTE,
-            )
-            if wanted and row["difference"] is not None:
-                print(
-                    f"   Δ {row['metric']:<6} ({row['attribute']}): {row['difference']:+.3f} "
-                    f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]  p = {row['p_value']:.3f}"
-                )
-        for name, evaluation in evaluations.items():
-            print(f"   report ({name}): {base_url}/v1/evaluations/{evaluation['id']}/report")
-
-        pfd = {n: _policy_value(evaluations[n]["report"], SKIN_ATTRIBUTE, "pfd")["value"] for n in names}
-        measured = [n for n in names if pfd[n] is not None]
+        order = list(names.values())
+        pfd = {n: _policy_value(pooled[n]["report"], SKIN_ATTRIBUTE, "pfd")["value"] for n in order}
+        measured = [n for n in order if pfd[n] is not None]
         if measured:
             fairer = min(measured, key=lambda n: pfd[n])
-            _say_if_not_significant(differences)
         else:
-            fairer = max(names, key=lambda n: _policy_value(evaluations[n]["report"], "overall", "auc")["value"] or 0)
-            print("   PFD could not be measured (too few positives per group in the test split; use a larger --n):")
+            fairer = max(order, key=lambda n: _policy_value(pooled[n]["report"], "overall", "auc")["value"] or 0)
+            print("   PFD could not be measured (too few positives per group; use a larger --n):")
             print("   promoting the model with the higher AUC instead")
-        print("5. The hospital's fairness policy (admin key), then promotion through the deployment gate")
+        print("5. The hospital's fairness policy (admin key), then promotion of a final model through the gate")
         with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=120) as admin:
             policy = _check(admin.put("/v1/policies", json=POLICY))
             over = " and ".join(POLICY["attributes"])
             print(f"   policy version {policy['version']}: {len(POLICY['checks'])} checks over {over}")
-            order = [fairer, *(n for n in names if n != fairer)]
             print(f"   trying the fairer model first ({fairer})")
-            _promote_through_gate(client, admin, [(n, finished[n]["result"]["model_version_id"]) for n in order])
+            candidates = [fairer, *(n for n in order if n != fairer)]
+            _promote_through_gate(client, admin, [(n, finals[n]) for n in candidates])
 
     print("6. Predict on held-out images with a predictor key")
     with zipfile.ZipFile(held_out) as zf:
@@ -284,8 +273,8 @@ def run_study(base_url: str, api_key: str, body: dict[str, Any]) -> int:
         return follow_study(client, body)
 
 
-def follow_study(client: httpx.Client, body: dict[str, Any]) -> int:
-    """``run_study`` with a client that carries the server and the key."""
+def _follow(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    """Submit a study and follow its event stream (a progress bar) to its end; returns the study."""
     study = _check(client.post("/v1/studies", json=body))
     print(f"study {study['id']} ({study['name']}): {len(study['children'])} training jobs", flush=True)
     with client.stream("GET", f"/v1/studies/{study['id']}/events", timeout=None) as events:
@@ -294,7 +283,12 @@ def follow_study(client: httpx.Client, body: dict[str, Any]) -> int:
             if "progress" in data:
                 _show("study", data["progress"], f"{data['status']} {data['children']}")
     print()
-    study = _check(client.get(f"/v1/studies/{study['id']}"))
+    return _check(client.get(f"/v1/studies/{study['id']}"))
+
+
+def follow_study(client: httpx.Client, body: dict[str, Any]) -> int:
+    """``run_study`` with a client that carries the server and the key."""
+    study = _follow(client, body)
     print(f"study {study['id']}: {study['status']}" + (f" ({study['error']})" if study["error"] else ""))
     for config in (study["result"] or {}).get("configs", []):
         missing = f", missing {config['missing']}" if config["missing"] else ""

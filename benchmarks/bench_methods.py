@@ -1,137 +1,195 @@
-"""The four training methods side by side: accuracy, fairness and compute, mean ± SD over seeds.
+"""The four training methods compared as one study: pooled out-of-fold accuracy, fairness and compute
+with intervals, the across-fold spread, and the paired verdict of each method against ``erm``.
 
-Each cohort cache (an ingested cohort's cache folder, e.g. from ``fairaudit synth derm|cxr`` uploaded
-and ingested) is trained with every method and seed through ``run_training``; the test-split
-predictions go through the metrics engine (``app.fairness.engine.build_report``, point estimates).
-The reference is ``erm`` in the same run. Reported for the served output (the early-exit policy for
-multi-exit methods): AUC, PF per group, PFD, EOpp1 (TPR gap at the frozen operating threshold),
-worst-group AUC — over the groups of the training attribute, or of their intersection when several
-are given — and the mean compute per sample (fraction of the full network's multiply-adds).
+A synthetic dermatology cohort (``app.cohorts.synth.derm``: the Fitzpatrick 17k layout with fainter
+lesions on dark skin) of ``--images`` images is uploaded (preset ``fitzpatrick17k``) and ingested,
+then ``POST /v1/studies`` trains every method on the same ``--folds`` patient-grouped folds ×
+``--seeds`` seeds, with ``erm`` first (the reference). The study's result is printed as the README's
+methods table: per method the pooled AUC, PFD, EOpp1 and worst-group AUC over the training attribute
+(served output; 95 % patient-clustered bootstrap interval, then the across-fold mean ± sd), the mean
+compute per sample (fraction of the full network's multiply-adds), and the study's verdict against
+``erm`` per attribute (better / worse / mixed / not distinguishable).
 
-    .venv/bin/python benchmarks/bench_methods.py --cache var/cache/derm:skin_tone \\
-        --cache var/cache/cxr:sex,age_group --seeds 3 --epochs 10 --backbone small
+By default the app runs in this process with its job supervisor (SQLite in a temporary folder);
+``--url`` and ``--key`` send the same requests to a running server instead.
+
+    .venv/bin/python benchmarks/bench_methods.py                              # 5 folds × 3 seeds, 2,500 images
+    .venv/bin/python benchmarks/bench_methods.py --folds 3 --seeds 2 --images 1200 --image-size 32 --epochs 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
-from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+import httpx
+from fastapi.testclient import TestClient
 
-from app.cohorts.cache import load_cohort_arrays
-from app.fairness.engine import build_report
-from app.training.config import METHODS, Augmentation
-from app.training.run import run_training
+from app.auth.service import create_key, ensure_organisation
+from app.cohorts.synth.derm import write_derm_archive
+from app.db.engine import make_engine, make_session_factory, transaction
+from app.db.migrate import upgrade_to_head
+from app.main import create_app
+from app.settings import Settings
 
+METHODS = ("erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairwise_eo")  # the reference first
 GAPS = ("pfd", "eopp1", "worst_group_auc")
 
 
-def parse_cache(value: str) -> tuple[Path, list[str] | None]:
-    """``DIR`` or ``DIR:attr[,attr]``."""
-    path, _, attrs = value.partition(":")
-    return Path(path), attrs.split(",") if attrs else None
+@contextmanager
+def in_process(tmp: Path, args: argparse.Namespace, jobs: int) -> Iterator[httpx.Client]:
+    """The app with its supervisor running (the lifespan starts it), on SQLite, and an auditor key."""
+    settings = Settings(
+        environment="test",
+        database_url=f"sqlite:///{tmp}/bench.db",
+        data_dir=tmp / "data",
+        model_dir=tmp / "models",
+        max_concurrent_jobs=args.concurrency,
+        max_study_jobs=max(jobs, 1),
+        bootstrap_resamples=args.boot,
+    )
+    engine = make_engine(settings.database_url)
+    upgrade_to_head(engine)
+    with transaction(make_session_factory(engine)) as session:
+        _, key = create_key(session, ensure_organisation(session, "bench").id, "auditor")
+    engine.dispose()
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        yield client
 
 
-def evaluate(result: Any, attributes: list[str], min_count: int) -> dict[str, Any]:
-    ps = result.test_predictions
-    report = build_report(ps, attributes=attributes, intersections=len(attributes) > 1, n_boot=0, min_count=min_count)
-    policy = report["evaluations"][-1]["groupings"]
-    overall = next(g for g in policy if g["kind"] == "overall")
-    kind = "intersection" if len(attributes) > 1 else "attribute"
-    grouping = next(g for g in policy if g["kind"] == kind)
-    compute = 1.0 if ps.exit_index is None else float(np.asarray(ps.exit_cost)[ps.exit_index].mean())
-    return {
-        "auc": overall["groups"][0]["metrics"]["auc"]["value"],
-        "pf": {g["group"]: g["metrics"]["pf"]["value"] for g in grouping["groups"]},
-        **{gap: grouping["gaps"][gap]["value"] for gap in GAPS},
-        "mean_compute": compute,
+def checked(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 400:
+        raise SystemExit(f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}")
+    return dict(response.json())
+
+
+def wait_until(client: httpx.Client, url: str, busy: str) -> dict[str, Any]:
+    while (resource := checked(client.get(url)))["status"] == busy:
+        time.sleep(2.0)
+    return resource
+
+
+def run_study(client: httpx.Client, tmp: Path, args: argparse.Namespace) -> tuple[dict[str, Any], float]:
+    archive = tmp / "derm.zip"
+    write_derm_archive(archive, n=args.images, seed=11, image_size=args.image_size)
+    config = {"name": "bench derm", "preset": "fitzpatrick17k", "image_size": args.image_size}
+    with archive.open("rb") as fh:
+        cohort = checked(
+            client.post("/v1/cohorts", files={"archive": ("derm.zip", fh)}, data={"config": json.dumps(config)})
+        )
+    cohort = wait_until(client, f"/v1/cohorts/{cohort['id']}", "ingesting")
+    if cohort["status"] != "ready":
+        raise SystemExit(f"ingestion failed: {cohort['errors']}")
+    training = {
+        "sensitive_attributes": [args.attribute],
+        "backbone": "small",
+        "epochs": args.epochs,
+        "batch_size": 64,
+        "lr": 0.002,
+        "seed": 0,
+        "patience": None,
+        "augment": {"hflip": False, "vflip": False, "rotate_degrees": 0, "brightness": 0, "contrast": 0},
     }
+    body = {
+        "cohort_id": cohort["id"],
+        "name": "bench_methods",
+        "configs": [{**training, "method": m} for m in METHODS],
+        "folds": args.folds,
+        "seeds": args.seeds,
+    }
+    started = time.monotonic()
+    study = checked(client.post("/v1/studies", json=body))
+    print(f"study {study['id']}: {len(study['children'])} training jobs", flush=True)
+    study = wait_until(client, f"/v1/studies/{study['id']}", "running")
+    if study["status"] != "succeeded":
+        raise SystemExit(f"study {study['status']}: {study['error']}")
+    return study, time.monotonic() - started
 
 
-def mean_sd(values: list[float | None]) -> str:
-    xs = [v for v in values if v is not None]
-    if not xs:
-        return "–"
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{statistics.fmean(xs):.3f} ± {sd:.3f}" + ("" if len(xs) == len(values) else f" (n={len(xs)})")
+def policy_value(report: dict[str, Any], attribute: str, metric: str) -> dict[str, Any]:
+    policy = next(e for e in report["evaluations"] if e["exit"] == "policy")
+    grouping = next(g for g in policy["groupings"] if g["attribute"] == attribute)
+    return dict(
+        grouping["gaps"][metric] if metric in grouping.get("gaps", {}) else grouping["groups"][0]["metrics"][metric]
+    )
+
+
+def cell(value: dict[str, Any]) -> str:
+    """``pooled [ci] (mean ± sd across folds)``."""
+    if value.get("value") is None:
+        return f"n/a ({value.get('status')})"
+    text = f"{value['value']:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]"
+    folds = value.get("folds") or {}
+    if folds.get("mean") is not None:
+        text += f" ({folds['mean']:.3f} ± {folds['sd']:.3f})" if folds.get("sd") is not None else ""
+    return text
+
+
+def mean_compute(report: dict[str, Any]) -> float:
+    exits = report.get("exits")
+    if not exits:
+        return 1.0
+    overall = next(g for g in exits["groupings"] if g["kind"] == "overall")
+    return float(overall["groups"][0]["mean_compute"]["value"])
+
+
+def print_table(client: httpx.Client, study: dict[str, Any], attribute: str) -> None:
+    comparisons = {c["model"]: c for c in study["result"]["comparison"]["comparisons"]}
+    print(f"\n| method | AUC | PFD ({attribute}) | EOpp1 | worst-group AUC | compute | verdict vs erm |")
+    print("|---|---|---|---|---|---|---|")
+    for summary in study["result"]["configs"]:
+        report = checked(client.get(f"/v1/evaluations/{summary['evaluation_id']}"))["report"]
+        cells = [cell(policy_value(report, "overall", "auc"))]
+        cells += [cell(policy_value(report, attribute, gap)) for gap in GAPS]
+        comparison = comparisons.get(summary["label"])
+        verdict = (
+            "reference"
+            if comparison is None
+            else ", ".join(f"{a}: {v}" for a, v in comparison["verdicts"].items() if a in ("overall", attribute))
+        )
+        print(f"| {summary['method']} | " + " | ".join(cells) + f" | {mean_compute(report):.2f} | {verdict} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", action="append", required=True, type=parse_cache, metavar="DIR[:ATTRS]")
-    parser.add_argument("--attributes", help="comma-separated, for caches given without ':ATTRS'")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--backbone", default="small", choices=["resnet18", "vgg11", "small"])
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--fairness-weight", type=float, default=1.0)
-    parser.add_argument("--augment", action="store_true", help="default augmentations (off by default)")
-    parser.add_argument("--json", type=Path, help="also write every run's figures here")
-    parser.add_argument(
-        "--min-count", type=int, default=10, help="the engine's minimum n_pos / n_neg for a group's metric"
-    )
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--images", type=int, default=2500, help="synthetic derm images")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--attribute", default="skin_tone", choices=["skin_tone", "skin_type"])
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (in process)")
+    parser.add_argument("--concurrency", type=int, default=1, help="job processes at once (in process)")
+    parser.add_argument("--url", help="a running server instead of the in-process app (needs --key)")
+    parser.add_argument("--key", help="an auditor's API key for --url")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if bool(args.url) != bool(args.key):
+        parser.error("--url and --key go together")
+    jobs = len(METHODS) * args.folds * args.seeds
 
-    rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    with tempfile.TemporaryDirectory() as tmp:
-        for cache, attrs in args.cache:
-            attributes = attrs or (args.attributes.split(",") if args.attributes else None)
-            if not attributes:
-                parser.error(f"no attributes for {cache}: use {cache}:ATTR or --attributes")
-            cohort = load_cohort_arrays(cache)
-            for method in args.methods.split(","):
-                for seed in range(args.seeds):
-                    config = {
-                        "method": method,
-                        "sensitive_attributes": attributes,
-                        "backbone": args.backbone,
-                        "epochs": args.epochs,
-                        "batch_size": args.batch_size,
-                        "lr": args.lr,
-                        "seed": seed,
-                        "fairness_weight": args.fairness_weight,
-                        "augment": {} if args.augment else Augmentation.off().model_dump(),
-                        "patience": None,
-                    }
-                    run = f"{cache.name}-{method}-{seed}"
-                    started = time.monotonic()
-                    result = run_training(cohort, config, Path(tmp) / run, Path(tmp) / "models", run)
-                    figures = {**evaluate(result, attributes, args.min_count), "seconds": time.monotonic() - started}
-                    rows[(cache.name, method)].append(figures)
-                    print(
-                        f"{run}: auc {figures['auc']:.3f} pfd {figures['pfd'] or float('nan'):.3f} "
-                        f"compute {figures['mean_compute']:.2f} ({figures['seconds']:.0f}s)",
-                        flush=True,
-                    )
-
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        if args.url:
+            server = httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {args.key}"}, timeout=120)
+            with server as client:
+                study, seconds = run_study(client, tmp, args)
+                print_table(client, study, args.attribute)
+        else:
+            with in_process(tmp, args, jobs) as client:
+                study, seconds = run_study(client, tmp, args)
+                print_table(client, study, args.attribute)
     print(
-        f"\n{args.backbone}, {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, "
-        f"seeds 0..{args.seeds - 1}; test split, served output; mean ± SD\n"
+        f"\n{args.images} synthetic derm images at {args.image_size} px, small backbone, {args.epochs} epochs, "
+        f"{args.folds} folds × {args.seeds} seeds × {len(METHODS)} methods = {jobs} jobs in {seconds / 60:.1f} min; "
+        "pooled out-of-fold, served output, 95 % patient-clustered interval (across-fold mean ± sd)"
     )
-    print("| cohort | method | AUC | PFD | EOpp1 | worst-group AUC | compute |")
-    print("|---|---|---|---|---|---|---|")
-    for (cohort_name, method), runs in rows.items():
-        cells = [mean_sd([r[k] for r in runs]) for k in ("auc", "pfd", "eopp1", "worst_group_auc", "mean_compute")]
-        print(f"| {cohort_name} | {method} | " + " | ".join(cells) + " |")
-    print("\n| cohort | method | group | PF |\n|---|---|---|---|")
-    for (cohort_name, method), runs in rows.items():
-        for group in sorted({g for r in runs for g in r["pf"]}):
-            print(f"| {cohort_name} | {method} | {group} | {mean_sd([r['pf'].get(group) for r in runs])} |")
-    if args.json:
-        args.json.write_text(json.dumps({f"{c}/{m}": r for (c, m), r in rows.items()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ own kind: training jobs at POST /v1/jobs, ``app.training_jobs.router``.)"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse
 
 from app.auth.deps import Reader, Writer
@@ -27,11 +29,22 @@ def list_jobs(
     cohort_id: str | None = None,
     method: str | None = None,
     kind: str | None = None,
+    study_id: Annotated[
+        str | None, Query(max_length=64, description="a study's jobs: its children and its completion job")
+    ] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> JobList:
     rows, next_cursor = JOBS.page(
-        session, principal.organisation_id, limit, cursor, status=status, cohort_id=cohort_id, method=method, kind=kind
+        session,
+        principal.organisation_id,
+        limit,
+        cursor,
+        status=status,
+        cohort_id=cohort_id,
+        method=method,
+        kind=kind,
+        study_id=study_id,
     )
     return JobList(items=[JobOut.of(j) for j in rows], next_cursor=next_cursor)
 

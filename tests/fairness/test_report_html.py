@@ -99,7 +99,13 @@ def test_forest_plot_draws_each_difference_on_one_scale_and_names_the_undefined(
     rows = [
         {"label": "sex · pfd", "difference": -0.3, "ci_low": -0.4, "ci_high": -0.2, "verdict": "better"},
         {"label": "sex · eodd", "difference": None, "ci_low": None, "ci_high": None, "verdict": None},
-        {"label": EVIL, "difference": 0.1, "ci_low": -0.05, "ci_high": 0.23, "verdict": "not distinguishable from noise"},
+        {
+            "label": EVIL,
+            "difference": 0.1,
+            "ci_low": -0.05,
+            "ci_high": 0.23,
+            "verdict": "not distinguishable from noise",
+        },
     ]
     limit = forest_limit(rows)
     assert limit == 0.5, "the largest interval end, rounded up"

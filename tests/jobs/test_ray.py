@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from archives import make_zip, upload
+from archives import TRAIN, make_zip, upload
 from fastapi.testclient import TestClient
 from socket_watch import SocketWatch
 from sqlalchemy import select, text
@@ -169,8 +169,8 @@ def cohorts_locked(factory) -> Iterator[None]:
             session.rollback()
 
 
-def run_is_waiting(factory) -> bool:
-    """Some other backend (the job's run) is waiting for the lock."""
+def runs_waiting(factory) -> int:
+    """Other backends (the jobs' runs) waiting for a lock."""
     with factory() as session:
         waiting = session.scalar(
             text(
@@ -178,7 +178,11 @@ def run_is_waiting(factory) -> bool:
                 "WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
             )
         )
-    return bool(waiting)
+    return int(waiting or 0)
+
+
+def run_is_waiting(factory) -> bool:
+    return runs_waiting(factory) > 0
 
 
 def worker_pid(job_id: str) -> int | None:
@@ -316,6 +320,36 @@ def test_tasks_get_absolute_paths(ray_settings):
     assert shipped["data_dir"] == str(Path.cwd() / "var/data") and shipped["model_dir"] == str(Path.cwd() / "models")
     assert shipped["database_url"] == f"sqlite:///{Path.cwd() / 'var/x.db'}"
     assert settings_for_task(ray_settings.model_dump(mode="json"))["database_url"] == ray_settings.database_url
+
+
+def test_the_children_of_a_study_run_at_the_same_time_on_ray(client, keys, ray_settings, session_factory):
+    """Both folds' training runs are held at their first read of ``cohorts`` until both are waiting
+    there: two Ray tasks in progress at once, not one after the other. Then the study completes."""
+    headers = keys.headers()
+    cohort = upload(client, headers, make_zip(80)).json()
+    supervisor = ray_supervisor(ray_settings, session_factory)
+    try:
+        assert drive_to_end(supervisor, session_factory, cohort["ingest_job_id"]).status == "succeeded"
+        config = {**TRAIN, "epochs": 1, "device": "cpu"}  # no GPU asked for: the cluster's one would serialise them
+        body = {"cohort_id": cohort["id"], "configs": [config], "folds": 2}
+        study = client.post("/v1/studies", headers=headers, json=body).json()
+        children = [c["job_id"] for c in study["children"]]
+        assert len(children) == 2
+        with cohorts_locked(session_factory):
+            drive(supervisor, lambda: runs_waiting(session_factory) == 2, timeout=120)
+            assert all(isinstance(supervisor._children[job_id], RayRunHandle) for job_id in children)
+        drive(
+            supervisor,
+            lambda: client.get(f"/v1/studies/{study['id']}", headers=headers).json()["status"] != "running",
+            timeout=400,
+        )
+    finally:
+        supervisor.stop()
+    done = client.get(f"/v1/studies/{study['id']}", headers=headers).json()
+    assert done["status"] == "succeeded", done["error"]
+    runs = [job_of(session_factory, job_id) for job_id in children]
+    assert all(job.status == "succeeded" and job.attempt == 1 for job in runs)
+    assert max(job.started_at for job in runs) < min(job.finished_at for job in runs), "their runs overlapped"
 
 
 def test_the_cluster_and_its_driver_use_loopback_only(client, keys, ray_settings, session_factory, sockets):

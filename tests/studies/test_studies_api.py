@@ -142,3 +142,30 @@ def test_cancelling_a_study_cancels_every_child(client, keys, session_factory, r
         statuses = set(session.scalars(select(Job.status).where(Job.study_id == study["id"])))
     assert statuses == {"cancelled"}, "nothing of a cancelled study runs"
     assert client.get(f"/v1/studies/{study['id']}", headers=headers).json()["status"] == "cancelled"
+
+
+def test_the_job_list_filters_by_study_page_by_page(client, keys, run_jobs):
+    headers = keys.headers()
+    cohort_id = ready_cohort(client, headers, run_jobs)
+    mine = client.post("/v1/studies", headers=headers, json=study_body(cohort_id, final_models=True)).json()
+    other = client.post("/v1/studies", headers=headers, json=study_body(cohort_id, configs=[REFERENCE])).json()
+    children = {c["job_id"] for c in mine["children"]}
+    assert len(children) == 6
+
+    listed, cursor = [], None
+    while True:
+        params = {"study_id": mine["id"], "limit": 4, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/jobs", headers=headers, params=params).json()
+        assert len(page["items"]) <= 4
+        listed += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(listed) == len(children) and {j["id"] for j in listed} == children
+    assert {j["study_id"] for j in listed} == {mine["id"]}
+    narrowed = client.get("/v1/jobs", headers=headers, params={"study_id": other["id"], "kind": "train"}).json()
+    assert {j["id"] for j in narrowed["items"]} == {c["job_id"] for c in other["children"]}
+    elsewhere = client.get("/v1/jobs", headers=keys.headers(org="Elsewhere"), params={"study_id": mine["id"]})
+    assert elsewhere.json()["items"] == [], "another organisation sees none of the study's jobs"
+    too_long = client.get("/v1/jobs", headers=headers, params={"study_id": "s" * 65})
+    assert too_long.status_code == 422 and "study_id" in json.dumps(too_long.json())
