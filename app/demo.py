@@ -178,7 +178,7 @@ def _study_table(client: httpx.Client, study: dict[str, Any], names: dict[str, s
                     f"   Δ {diff['metric']:<6} ({diff['attribute']}): {diff['difference']:+.3f} "
                     f"[{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]  Holm p = {_p(diff['p_holm'])}  {diff['verdict']}"
                 )
-        verdicts = ", ".join(f"{attribute}: {verdict}" for attribute, verdict in row["verdicts"].items())
+        verdicts = ", ".join(f"{v['attribute']}: {v['verdict']}" for v in row["verdicts"])
         print(f"   verdicts of {label_of[row['model']]} against {label_of[row['reference']]}: {verdicts}")
     for name, evaluation in pooled.items():
         print(f"   report ({name}): {client.base_url}/v1/evaluations/{evaluation['id']}/report")

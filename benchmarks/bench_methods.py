@@ -152,7 +152,11 @@ def print_table(client: httpx.Client, study: dict[str, Any], attribute: str) -> 
         verdict = (
             "reference"
             if comparison is None
-            else ", ".join(f"{a}: {v}" for a, v in comparison["verdicts"].items() if a in ("overall", attribute))
+            else ", ".join(
+                f"{v['attribute']}: {v['verdict']}"
+                for v in comparison["verdicts"]
+                if v["attribute"] in ("overall", attribute)
+            )
         )
         print(f"| {summary['method']} | " + " | ".join(cells) + f" | {mean_compute(report):.2f} | {verdict} |")
 

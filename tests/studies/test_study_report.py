@@ -149,11 +149,15 @@ def test_the_report_of_a_finished_study_shows_its_result(client, keys, run_jobs)
             assert [summary["label"], fold, fmt(threshold), child["evaluation_id"]] in thresholds
 
     reports = {}
+    policy = {"attributes": ["sex"], "checks": [{"check": "limit", "metric": "auc", "min": 0.0}]}
+    assert client.put("/v1/policies", headers=keys.headers("admin"), json=policy).status_code == 200
     for summary in result["configs"]:
         evaluation_id = summary["evaluation_id"]
         for link in ("report", "model-card", "predictions.csv"):
             assert f"/v1/evaluations/{evaluation_id}/{link}" in page.links
         assert f"/v1/models/{summary['final_model_version_id']}" in page.links, "the final model is linked"
+        gate = client.get(f"/v1/models/{summary['final_model_version_id']}/gate?alias=production", headers=headers)
+        assert gate.json()["evaluation_id"] == summary["evaluation_id"], "the gate judges the study's evidence"
         reports[summary["label"]] = client.get(f"/v1/evaluations/{evaluation_id}", headers=headers).json()["report"]
         assert [summary["label"], "pooled (median)", fmt(reports[summary["label"]]["config"]["threshold"]), ""] in (
             thresholds
