@@ -13,7 +13,7 @@ from pydantic import Field
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from app.fairness.models import Evaluation
-from app.fairness.operating_point import describe_rule, operating_point_rows, threshold_record
+from app.fairness.operating_point import describe_rule, operating_point_rows, threshold_record, threshold_source
 from app.serving.models import AliasChange, ModelVersion
 
 HEADLINE_GROUP_METRICS = ("auc", "pf", "tpr", "fpr", "ppv", "ece")
@@ -171,7 +171,7 @@ def _thresholds(evaluation: Evaluation, model: ModelVersion | None) -> CardThres
     record = threshold_record(evaluation, model)
     thresholds: CardThresholds = {
         "operating": model.thresholds["operating"] if model else report.get("config", {}).get("threshold"),
-        "rule": describe_rule(record, report.get("config", {}).get("threshold_source")),
+        "rule": describe_rule(record, threshold_source(report.get("config", {}))),
         "rule_record": record,
         "operating_point": [
             {

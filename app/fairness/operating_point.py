@@ -47,6 +47,16 @@ def describe_rule(record: Mapping[str, Any] | None, threshold_source: str | None
     return f"{words}, chosen on {where}"
 
 
+def threshold_source(config: Mapping[str, Any]) -> str | None:
+    """Where the report's threshold came from, in words, when the config says: an audit's source, or
+    per-sample thresholds (pooled out-of-fold predictions, whose ``threshold`` is their median)."""
+    if config.get("threshold_per_sample"):
+        low, high = config["threshold_range"]
+        return f"each sample at its own fold model's threshold ({low:.3f}–{high:.3f}; the median is shown)"
+    source = config.get("threshold_source")
+    return None if source is None else str(source)
+
+
 def operating_point_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per attribute (and intersection) group: counts and TPR/FPR values with intervals at the
     report's threshold, from the served policy's evaluation."""
