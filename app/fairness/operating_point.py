@@ -17,8 +17,11 @@ from app.serving.models import ModelVersion
 
 
 def threshold_record(evaluation: Evaluation, model: ModelVersion | None) -> dict[str, Any] | None:
-    """How the evaluation's threshold was chosen, if anyone recorded it."""
+    """How the evaluation's threshold was chosen, if anyone recorded it. Pooled out-of-fold predictions
+    (per-sample thresholds) have none: their decisions are the fold models', not the linked final model's."""
     config = (evaluation.report or {}).get("config", {})
+    if config.get("threshold_per_sample"):
+        return None
     if config.get("threshold_rule"):
         return dict(config["threshold_rule"])
     if model is not None and model.thresholds.get("rule"):
