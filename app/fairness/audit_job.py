@@ -31,7 +31,7 @@ def run_audit_job(ctx: JobContext) -> Completion:
         source, record = str(evaluation.config["threshold_source"]), evaluation.config.get("threshold_rule")
     predictions = load_predictions(evaluation_dir(ctx.settings, evaluation_id))
     ctx.progress({"fraction": 0.0, "rows": len(predictions.y_true)}, force=True)
-    threshold = AuditThreshold(predictions.threshold, source, record)
+    threshold = AuditThreshold(float(predictions.threshold), source, record)  # an audit's is one float
     outcome = audit_outcome(predictions, config, threshold, ctx.settings)
     ctx.check_cancel()
 

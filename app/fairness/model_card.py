@@ -13,7 +13,7 @@ from pydantic import Field
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from app.fairness.models import Evaluation
-from app.fairness.operating_point import describe_rule, operating_point_rows, threshold_record
+from app.fairness.operating_point import describe_rule, operating_point_rows, threshold_record, threshold_source
 from app.serving.models import AliasChange, ModelVersion
 
 HEADLINE_GROUP_METRICS = ("auc", "pf", "tpr", "fpr", "ppv", "ece")
@@ -168,10 +168,12 @@ def _rate(value: dict[str, Any]) -> CardRate:
 def _thresholds(evaluation: Evaluation, model: ModelVersion | None) -> CardThresholds:
     """The operating threshold, the rule that chose it and every group's operating point."""
     report = evaluation.report or {}
+    config = report.get("config", {})
     record = threshold_record(evaluation, model)
+    pooled = bool(config.get("threshold_per_sample"))  # the fold models' median, not the linked model's
     thresholds: CardThresholds = {
-        "operating": model.thresholds["operating"] if model else report.get("config", {}).get("threshold"),
-        "rule": describe_rule(record, report.get("config", {}).get("threshold_source")),
+        "operating": config.get("threshold") if model is None or pooled else model.thresholds["operating"],
+        "rule": describe_rule(record, threshold_source(config)),
         "rule_record": record,
         "operating_point": [
             {

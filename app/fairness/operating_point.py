@@ -17,8 +17,11 @@ from app.serving.models import ModelVersion
 
 
 def threshold_record(evaluation: Evaluation, model: ModelVersion | None) -> dict[str, Any] | None:
-    """How the evaluation's threshold was chosen, if anyone recorded it."""
+    """How the evaluation's threshold was chosen, if anyone recorded it. Pooled out-of-fold predictions
+    (per-sample thresholds) have none: their decisions are the fold models', not the linked final model's."""
     config = (evaluation.report or {}).get("config", {})
+    if config.get("threshold_per_sample"):
+        return None
     if config.get("threshold_rule"):
         return dict(config["threshold_rule"])
     if model is not None and model.thresholds.get("rule"):
@@ -45,6 +48,16 @@ def describe_rule(record: Mapping[str, Any] | None, threshold_source: str | None
         words = f"best Youden's J with {band.describe()} across {across}; {met}"
     where = {"val": "the validation split"}.get(record.get("chosen_on", ""), record.get("chosen_on"))
     return f"{words}, chosen on {where}"
+
+
+def threshold_source(config: Mapping[str, Any]) -> str | None:
+    """Where the report's threshold came from, in words, when the config says: an audit's source, or
+    per-sample thresholds (pooled out-of-fold predictions, whose ``threshold`` is their median)."""
+    if config.get("threshold_per_sample"):
+        low, high = config["threshold_range"]
+        return f"each sample at its own fold model's threshold ({low:.3f}–{high:.3f}; the median is shown)"
+    source = config.get("threshold_source")
+    return None if source is None else str(source)
 
 
 def operating_point_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ Columns, in this order: ``sample_id``; ``patient`` (a hash of the sample's patie
 predictions carry no patient); one column per group attribute (blank: missing); ``label``;
 ``score_exit_0`` … ``score_exit_k`` (one per exit, the last is the final head); ``exit_taken`` (the exit
 the early-exit policy served; the final head for single-exit models); ``policy_score`` (the score at that
-exit, the one compared with the operating threshold); and, for pooled out-of-fold predictions, ``seed``
-and ``fold`` (from ``s{seed}/f{fold}``).
+exit); ``threshold`` (the operating threshold that score was compared with: the same on every row, except
+in pooled out-of-fold predictions, where each row has its own fold model's); and, for pooled out-of-fold
+predictions, ``seed`` and ``fold`` (from ``s{seed}/f{fold}``).
 
 ``patient`` is ``HMAC-SHA256(key, patient key)`` truncated to 16 hex digits, keyed by the evaluation's
 cohort id (else its own id): rows of one patient share it, two evaluations of one cohort agree on it, and
@@ -42,7 +43,7 @@ _FOLD = re.compile(r"^s(\d+)/f(\d+)$")
 
 class _Column:
     """One ``.npy`` member of the archive read ``rows`` at a time; a Fortran-ordered matrix (column-major)
-    is read as one stream per column."""
+    is read as one stream per column; a scalar (a float threshold) is repeated on every row."""
 
     def __init__(self, stack: ExitStack, archive: zipfile.ZipFile, name: str) -> None:
         first = stack.enter_context(archive.open(f"{name}.npy"))
@@ -50,6 +51,7 @@ class _Column:
         if self.dtype.hasobject:
             raise ValueError(f"{name} holds Python objects; stored predictions never do")
         self.n = int(shape[0]) if shape else 1
+        self.constant = None if shape else _read(first, self.dtype, 1)
         self.width = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
         self.matrix = len(shape) > 1
         if fortran and self.width > 1:
@@ -62,6 +64,8 @@ class _Column:
             self.streams = [first]
 
     def read(self, rows: int) -> np.ndarray:
+        if self.constant is not None:
+            return np.repeat(self.constant, rows)
         if len(self.streams) > 1:
             return np.column_stack([_read(s, self.dtype, rows) for s in self.streams])
         values = _read(self.streams[0], self.dtype, rows * self.width)
@@ -114,7 +118,17 @@ class PredictionsCsv:
     def header(self) -> list[str]:
         folds = ["seed", "fold"] if "folds" in self.columns else []
         scores = [f"score_exit_{e}" for e in range(self.n_exits)]
-        return ["sample_id", "patient", *self.groups, "label", *scores, "exit_taken", "policy_score", *folds]
+        return [
+            "sample_id",
+            "patient",
+            *self.groups,
+            "label",
+            *scores,
+            "exit_taken",
+            "policy_score",
+            "threshold",
+            *folds,
+        ]
 
     def __iter__(self) -> Iterator[bytes]:
         with self._stack:
@@ -152,11 +166,12 @@ class PredictionsCsv:
             else np.full(rows, self.n_exits - 1, dtype=np.int64)
         )
         policy = scores[np.arange(rows), taken]
+        thresholds = self.columns["threshold"].read(rows)
         folds = [_seed_and_fold(f) for f in text("folds")] if "folds" in self.columns else None
         for i in range(rows):
             row: list[object] = [ids[i], patients[i], *(g[i] for g in groups), int(labels[i])]
             row += [repr(float(s)) for s in scores[i]]
-            row += [int(taken[i]), repr(float(policy[i]))]
+            row += [int(taken[i]), repr(float(policy[i])), repr(float(thresholds[i]))]
             if folds is not None:
                 row += folds[i]
             yield row

@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 
 from app.fairness.engine.gaps import GAPS
-from app.fairness.operating_point import describe_rule, operating_point_rows
+from app.fairness.operating_point import describe_rule, operating_point_rows, threshold_source
 
 PALETTE = ("#1b6ca8", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6cab", "#2e4057", "#c17c74")
 MAX_CURVE_GROUPS = 8  # more curves in one small chart cannot be told apart
@@ -235,7 +235,11 @@ def _facts(report: Mapping, metadata: Mapping[str, object] | None) -> dict[str, 
         **{str(k): v for k, v in (metadata or {}).items()},
         "metric definition version": report["metric_definition_version"],
         "samples (positives / negatives)": f"{population['n']} ({population['n_pos']} / {population['n_neg']})",
-        "threshold": config["threshold"],
+        "threshold": (
+            f"{fmt(config['threshold'])}: {threshold_source(config)}"
+            if config.get("threshold_per_sample")
+            else config["threshold"]
+        ),
         "bootstrap": f"{config['n_boot']} stratified resamples, seed {config['seed']}",
         "confidence": config["confidence"],
         "minimum count": config["min_count"],
@@ -280,7 +284,7 @@ def _operating(report: Mapping, record: Mapping[str, Any] | None) -> dict[str, A
     attributes = dict.fromkeys(r["attribute"] for r in rows)  # in report order
     return {
         "threshold": report["config"]["threshold"],
-        "rule": describe_rule(record, report["config"].get("threshold_source")),
+        "rule": describe_rule(record, threshold_source(report["config"])),
         "attributes": [(a, [r for r in rows if r["attribute"] == a]) for a in attributes],
         "chosen": (record or {}).get("operating_point"),
         "chosen_on": (record or {}).get("chosen_on"),

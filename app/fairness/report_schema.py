@@ -220,7 +220,22 @@ class RunConfig(TypedDict):
 
 class ReportConfig(RunConfig):
     alpha: float
-    threshold: Annotated[float, Field(description="the operating threshold every y_pred used")]
+    threshold: Annotated[
+        float,
+        Field(description="the operating threshold every y_pred used; with threshold_per_sample, their median"),
+    ]
+    threshold_per_sample: NotRequired[
+        Annotated[
+            bool,
+            Field(
+                description="pooled out-of-fold predictions: each sample was called at its own fold model's "
+                "threshold (always true when present)"
+            ),
+        ]
+    ]
+    threshold_range: NotRequired[
+        Annotated[list[float], Field(description="with threshold_per_sample: the lowest and highest threshold")]
+    ]
     ece_bins: int
     definitions: Annotated[dict[str, str], Field(description="one line per convention: pf, eodd, status, gaps, …")]
     trained_attributes: NotRequired[

@@ -4,6 +4,7 @@ Predictions are kept (``<data_dir>/evaluations/<id>/predictions.npz``) because a
 evaluations on the same samples needs them for its paired bootstrap, and an auditor can download them
 (``predictions_csv``). Text columns (sample ids, patient clusters, folds, groups) are stored as fixed-width
 unicode, never pickled; ``clusters`` and ``folds`` are optional, so files written before they existed load.
+``threshold`` is a scalar, or one value per sample for pooled out-of-fold predictions.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def load_predictions(folder: Path) -> PredictionSet:
             y_true=data["y_true"],
             exit_scores=data["exit_scores"],
             groups=groups,
-            threshold=float(data["threshold"]),
+            threshold=float(data["threshold"]) if data["threshold"].ndim == 0 else data["threshold"],
             exit_index=data["exit_index"] if "exit_index" in data.files else None,
             exit_cost=data["exit_cost"] if "exit_cost" in data.files else None,
             sample_ids=text.get("sample_ids"),

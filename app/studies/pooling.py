@@ -1,15 +1,12 @@
 """Pooling a config's out-of-fold predictions: each sample predicted by the one model that never saw
 it, concatenated over folds and seeds into one ``PredictionSet``.
 
-A pooled operating point: each sample is called positive exactly when its own fold model called it
-positive at that model's own threshold (chosen on its validation split). The engine takes one
-threshold per prediction set, so each fold's scores are shifted on the logit scale by
-``logit(pooled) − logit(own)``, where the pooled threshold is the median of the fold models'
-thresholds: a monotone map, so the ranking within a fold (its AUC, its PF) is unchanged, and the
-decisions are exactly the fold models' (a score on the boundary is pinned to its side). Across folds
-the shift is an intercept recalibration of each model to the common threshold; metrics that compare
-scores across folds (the pooled AUC and PF, ECE, Brier) are computed on these aligned scores. The
-models' own thresholds are listed in the study's result.
+The pooled set keeps every fold model's raw scores and carries a per-sample threshold: each sample is
+called positive exactly when its own fold model called it positive at that model's own threshold
+(chosen on its validation split). Metrics that compare scores across folds (the pooled AUC and PF, ECE,
+Brier) see the scores the models produced; the across-fold spread beside each pooled value shows how
+far the models differ. The report's ``threshold`` is the median of the models' (flagged
+``threshold_per_sample``); the models' own thresholds are listed in the study's result.
 
 Sample ids become ``s<seed>/<item id>`` (a sample appears once per seed), clusters the patient (the
 item when none: the bootstrap resamples patients), folds ``s<seed>/f<fold>``.
@@ -24,8 +21,6 @@ import numpy as np
 
 from app.fairness.engine.inputs import PredictionSet
 
-EPS = 1e-7
-
 
 @dataclass(frozen=True)
 class FoldPredictions:
@@ -34,26 +29,10 @@ class FoldPredictions:
     predictions: PredictionSet  # the fold model's, on its held-out fold
 
 
-def _logit(p: np.ndarray | float) -> np.ndarray:
-    q = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-    return np.log(q) - np.log1p(-q)
-
-
-def align_threshold(scores: np.ndarray, own: float, pooled: float) -> np.ndarray:
-    """``scores`` moved so that ``score >= own`` holds exactly where the result is ``>= pooled``."""
-    if own == pooled:
-        return scores
-    moved = 1 / (1 + np.exp(-(_logit(scores) + _logit(pooled) - _logit(own))))
-    above = scores >= own
-    below_pooled = np.nextafter(pooled, -np.inf)
-    return np.where(above, np.maximum(moved, pooled), np.minimum(moved, below_pooled))
-
-
 def pool(parts: Sequence[FoldPredictions], patient_of: Mapping[str, str | None]) -> PredictionSet:
     """One prediction set of every part (see the module docstring); the parts share their groups."""
     if not parts:
         raise ValueError("nothing to pool")
-    threshold = float(np.median([p.predictions.threshold for p in parts]))
     attributes = set.intersection(*(set(p.predictions.groups) for p in parts))
     multi = all(p.predictions.exit_index is not None for p in parts)
     ids, clusters, folds = [], [], []
@@ -66,13 +45,16 @@ def pool(parts: Sequence[FoldPredictions], patient_of: Mapping[str, str | None])
     first = parts[0].predictions
     return PredictionSet(
         y_true=np.concatenate([p.predictions.y_true for p in parts]),
-        exit_scores=np.concatenate(
-            [align_threshold(p.predictions.exit_scores, p.predictions.threshold, threshold) for p in parts]
-        ),
+        exit_scores=np.concatenate([p.predictions.exit_scores for p in parts]),
         groups={
             a: np.concatenate([np.asarray(p.predictions.groups[a], dtype=object) for p in parts]) for a in attributes
         },
-        threshold=threshold,
+        threshold=np.concatenate(
+            [
+                np.broadcast_to(np.asarray(p.predictions.threshold, dtype=np.float64), len(p.predictions.y_true))
+                for p in parts
+            ]
+        ),
         exit_index=np.concatenate([p.predictions.exit_index for p in parts]) if multi else None,
         exit_cost=first.exit_cost if multi else None,
         sample_ids=np.asarray(ids, dtype=object),

@@ -44,13 +44,14 @@ def test_audit_predictions_download_as_uploaded(client, keys):
         "score_exit_0",
         "exit_taken",
         "policy_score",
+        "threshold",
     ]
     original = list(csv.DictReader(io.StringIO(uploaded)))
     assert [r["sample_id"] for r in table] == [r["sample_id"] for r in original]
     for mine, theirs in zip(table, original, strict=True):
         assert (mine["sex"], mine["site"], mine["label"]) == (theirs["sex"], theirs["site"], theirs["y_true"])
         assert float(mine["score_exit_0"]) == float(mine["policy_score"]) == float(theirs["y_score"])
-        assert mine["patient"] == "" and mine["exit_taken"] == "0"
+        assert mine["patient"] == "" and mine["exit_taken"] == "0" and float(mine["threshold"]) == 0.5
 
     other = keys.headers(org="Other Hospital")
     assert client.get(f"/v1/evaluations/{evaluation_id}/predictions.csv", headers=other).status_code == 404
@@ -66,7 +67,7 @@ def test_multi_exit_pooled_predictions_have_patients_folds_and_chunks(
         y_true=np.array([0, 1, 1, 0, 1]),
         exit_scores=scores,  # column-major on disk: read one stream per exit
         groups={"sex": obj(["female", None, "male", "female", "male"])},
-        threshold=0.5,
+        threshold=np.array([0.5, 0.5, 0.4, 0.6, 0.6]),  # each fold model's own
         exit_index=np.array([0, 2, 1, 2, 0]),
         exit_cost=np.array([0.2, 0.6, 1.0]),
         sample_ids=obj(["a", "b", "c", "d", "e"]),
@@ -89,7 +90,8 @@ def test_multi_exit_pooled_predictions_have_patients_folds_and_chunks(
         )
         evaluation_id = evaluation.id
     table = rows(client.get(f"/v1/evaluations/{evaluation_id}/predictions.csv", headers=headers))
-    assert list(table[0])[-4:] == ["exit_taken", "policy_score", "seed", "fold"]
+    assert list(table[0])[-5:] == ["exit_taken", "policy_score", "threshold", "seed", "fold"]
+    assert [float(r["threshold"]) for r in table] == [0.5, 0.5, 0.4, 0.6, 0.6]
     assert [r["sex"] for r in table] == ["female", "", "male", "female", "male"]
     assert [r["exit_taken"] for r in table] == ["0", "2", "1", "2", "0"]
     assert [float(r["policy_score"]) for r in table] == [0.1, 0.7, 0.5, 0.9, 0.5]

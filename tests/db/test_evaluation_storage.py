@@ -28,11 +28,24 @@ def test_predictions_round_trip(tmp_path) -> None:
     loaded = load_predictions(tmp_path)
     assert np.array_equal(loaded.y_true, original.y_true)
     assert np.array_equal(loaded.exit_scores, original.exit_scores)
-    assert loaded.threshold == 0.42
+    assert loaded.threshold == 0.42 and isinstance(loaded.threshold, float)
     assert list(loaded.groups["sex"]) == ["female", None, "male", ""]
     assert list(loaded.groups["site"]) == ["a", "b", None, "a"]
     assert list(loaded.sample_ids) == ["s1", "s2", "s3", "s4"]
     assert np.array_equal(loaded.exit_index, original.exit_index)
+
+
+def test_per_sample_thresholds_round_trip(tmp_path) -> None:
+    original = PredictionSet(
+        y_true=np.array([0, 1, 1]),
+        exit_scores=np.array([[0.1], [0.9], [0.6]]),
+        groups={},
+        threshold=np.array([0.4, 0.55, 0.4]),
+        folds=obj(["s0/f0", "s0/f1", "s0/f0"]),
+    )
+    save_predictions(tmp_path, original)
+    loaded = load_predictions(tmp_path)
+    assert loaded.per_sample_threshold and np.array_equal(loaded.threshold, [0.4, 0.55, 0.4])
 
 
 def test_clusters_and_folds_round_trip_and_are_optional(tmp_path) -> None:
@@ -50,3 +63,4 @@ def test_clusters_and_folds_round_trip_and_are_optional(tmp_path) -> None:
     )
     old = load_predictions(tmp_path)
     assert old.clusters is None and old.folds is None and old.sample_ids is None
+    assert old.threshold == 0.5 and not old.per_sample_threshold

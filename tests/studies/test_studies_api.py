@@ -93,14 +93,11 @@ def test_a_two_fold_two_config_study_pools_every_sample_once_and_compares_paired
             mine = pooled.folds == f"s0/f{child['fold']}"
             assert [s.removeprefix("s0/") for s in pooled.sample_ids[mine]] == list(held_out.sample_ids)
             assert np.array_equal(pooled.y_true[mine], held_out.y_true)
-            called = pooled.policy_scores[mine] >= pooled.threshold
-            assert np.array_equal(called, held_out.policy_scores >= held_out.threshold), (
-                "a pooled sample is positive exactly when its own fold model called it positive"
+            assert np.array_equal(pooled.exit_scores[mine], held_out.exit_scores), "each fold model's raw scores"
+            assert np.array_equal(pooled.threshold[mine], np.full(mine.sum(), held_out.threshold)), (
+                "a pooled sample is called at its own fold model's threshold"
             )
-            # within a fold the scores keep their order (AUC and PF of one model are unchanged)
-            assert np.array_equal(
-                np.argsort(pooled.policy_scores[mine], kind="stable"), np.argsort(held_out.policy_scores, kind="stable")
-            )
+            assert summary["thresholds"][f"s0/f{child['fold']}"] == held_out.threshold
         patients = {str(c) for c in pooled.clusters}
         assert len(patients) == cohort["n_items"] // 2, "clusters are the patients (two images each)"
         recomputed = evaluate_predictions(pooled, attributes=evaluation["config"]["attributes"], settings=settings)

@@ -197,4 +197,9 @@ def test_the_report_of_a_finished_study_shows_its_result(client, keys, run_jobs)
         assert_documented(client.app, "GET", "/v1/evaluations/{evaluation_id}/model-card", answer)
         card = answer.json()
         assert card["fairaudit"]["study_id"] == study["id"]
+        pooled_threshold = card["fairaudit"]["thresholds"]
+        assert pooled_threshold["operating"] == reports[summary["label"]]["config"]["threshold"]
+        assert pooled_threshold["rule"].startswith("each sample at its own fold model's threshold")
+        assert pooled_threshold["rule_record"] is None, "the fold models' decisions, not the final model's rule"
+        assert "each sample at its own fold model&#39;s threshold" in back
         assert {"reference": url} in card["model_details"]["references"]

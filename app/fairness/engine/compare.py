@@ -198,7 +198,10 @@ def compare_models(
             np.asarray(reference.clusters, dtype=object)[index[0]], design.strata_bounds, design.order
         )
     y_int = y[design.order]
-    plans = [plan_column(s[design.order], y_int, design, p.threshold) for s, p in zip(policies, sets, strict=True)]
+    plans = [
+        plan_column(s[design.order], y_int, design, p.threshold_in(idx[design.order]))
+        for s, p, idx in zip(policies, sets, index, strict=True)
+    ]
     points = [headline(plan, point_block(plan), min_count) for plan in plans]
     boots = (
         [

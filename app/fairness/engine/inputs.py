@@ -22,7 +22,9 @@ class PredictionSet:
             The last column is the final head. Single-exit models have one column.
         groups: attribute name -> ``(n,)`` object array of group labels (``str``); ``None`` marks a
             missing value, which joins no group.
-        threshold: the frozen operating threshold; ``y_pred = score >= threshold``.
+        threshold: the frozen operating threshold; ``y_pred = score >= threshold``. Either one float
+            or an ``(n,)`` float array, each sample's own threshold: pooled out-of-fold predictions of
+            several models, each called at the threshold its model was chosen with.
         exit_index: ``(n,)`` int array: the exit the early-exit policy used for each sample, or
             ``None`` for single-exit models (the policy is then the final head).
         exit_cost: ``(n_exits,)`` fraction of the full network's multiply-adds spent by a sample that
@@ -38,7 +40,7 @@ class PredictionSet:
     y_true: np.ndarray
     exit_scores: np.ndarray
     groups: Mapping[str, np.ndarray]
-    threshold: float
+    threshold: float | np.ndarray
     exit_index: np.ndarray | None = None
     exit_cost: np.ndarray | None = None
     sample_ids: np.ndarray | None = field(default=None)
@@ -60,6 +62,18 @@ class PredictionSet:
                 raise ValueError(f"{name} must have one entry per sample")
         if self.exit_cost is not None and len(self.exit_cost) != self.exit_scores.shape[1]:
             raise ValueError("exit_cost must have one entry per exit")
+        if np.shape(self.threshold) not in ((), (n,)):
+            raise ValueError("threshold must be a float or have one entry per sample")
+
+    @property
+    def per_sample_threshold(self) -> bool:
+        return np.ndim(self.threshold) == 1
+
+    def threshold_in(self, order: np.ndarray) -> float | np.ndarray:
+        """The threshold of the samples taken in ``order`` (a float stays a float)."""
+        if not self.per_sample_threshold:
+            return float(self.threshold)
+        return np.asarray(self.threshold, dtype=np.float64)[order]
 
     @property
     def n_exits(self) -> int:

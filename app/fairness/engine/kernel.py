@@ -179,11 +179,21 @@ def ece_bins(scores: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
 
 
 def plan_column(
-    scores: np.ndarray, y: np.ndarray, design: Design, threshold: float, n_bins: int = N_BINS
+    scores: np.ndarray, y: np.ndarray, design: Design, threshold: float | np.ndarray, n_bins: int = N_BINS
 ) -> ColumnPlan:
-    """Plan one column (``scores`` and ``y`` in the design's internal order)."""
+    """Plan one column (``scores``, ``y`` and a per-sample ``threshold`` in the design's internal order).
+
+    Segments need the decision non-decreasing within a cell x label x ECE bin: a float threshold
+    gives that by sorting on the score; per-sample thresholds sort on the decision first (the same
+    order when the thresholds are all equal).
+    """
     label = y.astype(np.int64)
-    local = np.lexsort((scores, design.cell * 2 + label))
+    if np.ndim(threshold) == 0:
+        local = np.lexsort((scores, design.cell * 2 + label))
+    else:
+        decided = scores >= threshold
+        local = np.lexsort((scores, decided, ece_bins(scores, n_bins), design.cell * 2 + label))
+        threshold = np.asarray(threshold)[local]
     scores, label, cell = scores[local], label[local], design.cell[local]
     is_pos = label.astype(bool)
     order = np.argsort(scores, kind="stable")

@@ -108,7 +108,7 @@ def validate(predictions: PredictionSet) -> np.ndarray:
     scores = np.asarray(predictions.exit_scores, dtype=np.float64)
     if not np.isfinite(scores).all() or scores.min() < 0 or scores.max() > 1:
         raise ValueError("exit_scores must be probabilities in [0, 1]")
-    if not np.isfinite(predictions.threshold):
+    if not np.isfinite(np.asarray(predictions.threshold, dtype=np.float64)).all():
         raise ValueError("threshold must be finite")
     if predictions.exit_index is not None:
         idx = np.asarray(predictions.exit_index)
@@ -130,6 +130,19 @@ def score_columns(predictions: PredictionSet) -> tuple[list[np.ndarray], list[tu
         columns.append(np.asarray(predictions.policy_scores, dtype=np.float64))
         keys.append(("policy", len(columns) - 1))
     return columns, keys
+
+
+def threshold_config(predictions: PredictionSet) -> dict:
+    """The report's ``threshold``: the float, or with per-sample thresholds (a study's fold models')
+    their median, flagged ``threshold_per_sample``, with their range."""
+    if not predictions.per_sample_threshold:
+        return {"threshold": float(predictions.threshold)}
+    values = np.asarray(predictions.threshold, dtype=np.float64)
+    return {
+        "threshold": float(np.median(values)),
+        "threshold_per_sample": True,
+        "threshold_range": [float(values.min()), float(values.max())],
+    }
 
 
 def run_config(
@@ -167,7 +180,8 @@ def build_report(
     design = build_design(y, predictions.groups, attributes, intersections=intersections, sort_by=columns[keys[-1][1]])
     y_int = y[design.order]
     columns = [c[design.order] for c in columns]
-    plans = [plan_column(c, y_int, design, predictions.threshold, N_BINS) for c in columns]
+    threshold = predictions.threshold_in(design.order)
+    plans = [plan_column(c, y_int, design, threshold, N_BINS) for c in columns]
     points = [point_block(p, N_BINS) for p in plans]
     clusters = None
     if predictions.clusters is not None:
@@ -190,7 +204,7 @@ def build_report(
             **run_config(attributes, intersections, n_boot, seed, min_count, confidence),
             **({} if clusters is None else {"n_clusters": int(clusters.bounds[-1])}),
             "alpha": round(1.0 - confidence, 10),
-            "threshold": float(predictions.threshold),
+            **threshold_config(predictions),
             "ece_bins": N_BINS,
             "definitions": DEFINITIONS,
             **({} if folds is None else {"folds": list(folds[1])}),
