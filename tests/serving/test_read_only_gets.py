@@ -54,9 +54,10 @@ def write_locked(url: str) -> Iterator[None]:
         engine.dispose()
 
 
-@pytest.fixture
-def impatient_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The test's settings for an app whose database connections never wait for a lock."""
+def impatient(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings for an app whose database connections never wait for a lock. Called once the test's
+    rows are written: on SQLite it sets the busy timeout of every connection opened from then on, and
+    the setup's own writes must still wait for the background loops of the app that wrote them."""
     if settings.is_sqlite:
         monkeypatch.setattr(app.db.engine, "SQLITE_BUSY_TIMEOUT_MS", 0)
         return settings
@@ -90,7 +91,7 @@ def ended_study(session_factory, organisation: str, cohort_id: str, evaluation_i
 
 
 def test_every_get_route_answers_while_the_database_is_write_locked(
-    client, served, keys, session_factory, impatient_settings
+    client, served, keys, session_factory, settings, monkeypatch
 ) -> None:
     admin = keys.headers("admin")
     job = running_job(session_factory, organisation_id(session_factory))  # claims the oldest queued job:
@@ -141,6 +142,7 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
         "/v1/policies": ["/v1/policies"],
         "/v1/policies/{alias}": ["/v1/policies/production"],
     }
+    impatient_settings = impatient(settings, monkeypatch)
     with TestClient(create_app(impatient_settings, run_supervisor=False)) as locked_client:
         paths = locked_client.app.openapi()["paths"]
         assert set(urls) == {path for path, operations in paths.items() if "get" in operations}
