@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
+from split_cohort import split_cohort
 from training_helpers import MakeCohort
 
 from app.cohorts.splits import fold_split, kfold, stratum_patients
@@ -16,17 +17,8 @@ from app.training.folds import apply_fold_plan, fold_plan_problems
 from app.training.validation import validate_training_config
 
 
-def cohort(n: int = 3000, seed: int = 0) -> tuple[list[int], list[tuple[str]], list[str | None]]:
-    """Patients with 1–several images (a tenth without a patient id), groups of 60/30/10 %, 20 % positive."""
-    rng = np.random.default_rng(seed)
-    patients = [f"p{i}" if i % 10 else None for i in rng.integers(0, n // 3, n)]
-    groups = [(str(g),) for g in rng.choice(["a", "b", "c"], n, p=[0.6, 0.3, 0.1])]
-    labels = [int(v) for v in rng.random(n) < 0.2]
-    return labels, groups, patients
-
-
 def test_folds_are_patient_disjoint_and_stratified() -> None:
-    labels, groups, patients = cohort()
+    labels, groups, patients = split_cohort()
     folds = kfold(labels, groups, patients, 5, seed=2)
     seen: dict[str, set[int]] = defaultdict(set)
     for patient, fold in zip(patients, folds, strict=True):
@@ -50,7 +42,7 @@ def test_folds_are_patient_disjoint_and_stratified() -> None:
 
 
 def test_each_item_is_held_out_exactly_once_and_validation_never_comes_from_the_held_out_fold() -> None:
-    labels, groups, patients = cohort(n=1200)
+    labels, groups, patients = split_cohort(n=1200)
     assigned = kfold(labels, groups, patients, 4, seed=0)
     held_out = np.zeros(len(labels), dtype=int)
     for fold in range(4):
@@ -71,7 +63,7 @@ def test_each_item_is_held_out_exactly_once_and_validation_never_comes_from_the_
 
 
 def test_folds_are_deterministic_and_reshuffled_by_seed() -> None:
-    labels, groups, patients = cohort(n=600)
+    labels, groups, patients = split_cohort(n=600)
     first = kfold(labels, groups, patients, 3, seed=1)
     assert kfold(labels, groups, patients, 3, seed=1) == first
     assert kfold(labels, groups, patients, 3, seed=2) != first
