@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from app.cohorts.groupings import Grouping, derive, parse_groupings
+from app.modelpkg.task import BINARY, Task
 
 IMAGES_FILE = "images.u8"
 ITEMS_FILE = "items.json"
@@ -34,11 +35,12 @@ class CohortArrays:
     """A cohort's decoded images and labels, as training and evaluation consume them."""
 
     images: np.ndarray  # (n, size, size, channels) uint8, usually a read-only memmap
-    labels: np.ndarray  # (n,) int8, 0/1
+    labels: np.ndarray  # by task (app.modelpkg.task): (n,) 0/1, (n,) class index, or (n, F) 0/1/-1
     split: np.ndarray  # (n,) object: "train" | "val" | "test"
     item_ids: np.ndarray  # (n,) object
     patient_ids: np.ndarray  # (n,) object; None where unknown
     attributes: Mapping[str, np.ndarray]  # name -> (n,) object of str, None = missing
+    task: Task = BINARY  # what the labels mean; binary for caches written before tasks existed
 
     @property
     def image_size(self) -> int:

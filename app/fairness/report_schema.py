@@ -392,3 +392,192 @@ class Comparison(TypedDict):
     n_matched: Annotated[int, Field(description="samples common to all evaluations")]
     n_unmatched: Annotated[dict[str, int], Field(description="per evaluation, its samples left out")]
     comparisons: list[PairComparison]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Multi-class and multi-label reports (docs/metrics.md, "Multi-class and multi-label tasks"). A binary
+# report carries no ``task`` key; these two always do.
+# ---------------------------------------------------------------------------------------------------
+
+
+class ClassOneVsRest(TypedDict):
+    """Class c against the rest within one group: c's samples are the positives, ``y_pred == c`` the
+    positive decisions (argmax or the class-threshold rule). PF: the group's c-samples against every
+    non-c sample of the population."""
+
+    n_pos: int
+    n_neg: int
+    tpr: Value
+    fpr: Value
+    tnr: Value
+    ppv: Value
+    f1: Value
+    auc: Value
+    pf: Value
+
+
+class MulticlassGroupMetrics(TypedDict):
+    accuracy: Value
+    balanced_accuracy: Annotated[Value, Field(description="mean recall over the classes present in the group")]
+    macro_precision: Annotated[Value, Field(description='sklearn average="macro" over the classes present')]
+    macro_recall: Value
+    macro_f1: Value
+
+
+class MulticlassGroupResult(TypedDict):
+    group: str
+    levels: dict[str, str]
+    n: int
+    class_counts: Annotated[list[int], Field(description="samples of each class in the group, in class order")]
+    metrics: MulticlassGroupMetrics
+    per_class: Annotated[dict[str, ClassOneVsRest], Field(description="class name -> one-vs-rest metrics")]
+    confusion: Annotated[list[list[int]], Field(description="K×K counts: row = true class, column = predicted")]
+
+
+class ClassLeftOut(TypedDict):
+    class_name: str
+    reason: Annotated[str, Field(description="e.g. 'no group has 10 positives of it' or the left-out groups")]
+
+
+class MulticlassGap(TypedDict):
+    """Mean over classes of the per-class gap (two groups: |difference|; more: max − min), over the
+    classes where it is defined for at least two ok groups; interval: the stratified bootstrap
+    (strata = group × class)."""
+
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    status: Status
+    classes_used: list[str]
+    classes_left_out: list[ClassLeftOut]
+    paper_value: Annotated[
+        float | None,
+        Field(description="the fair multi-exit paper's convention: an empty denominator counts as 0, all classes"),
+    ]
+    folds: NotRequired[Annotated[FoldSpread, Field(description=FOLDS_NOTE)]]
+
+
+class MulticlassGaps(TypedDict):
+    eopp0: Annotated[MulticlassGap, Field(description="mean_c gap of TNR_c")]
+    eopp1: Annotated[MulticlassGap, Field(description="mean_c gap of TPR_c")]
+    eodd: Annotated[MulticlassGap, Field(description="mean_c (gap of TPR_c + FPR_c) / 2")]
+    accuracy_gap: Gap
+    balanced_accuracy_gap: Gap
+    macro_precision_diff: Annotated[Gap, Field(description='the paper\'s "Diff": max − min over groups')]
+    macro_recall_diff: Gap
+    macro_f1_diff: Gap
+
+
+class MulticlassAverages(TypedDict):
+    """The paper's "Avg": the mean over the grouping's ok groups."""
+
+    macro_precision: Value
+    macro_recall: Value
+    macro_f1: Value
+
+
+class ClassGaps(TypedDict):
+    eopp0: Gap
+    eopp1: Gap
+    eodd: Gap
+    pfd: Gap
+    auc_gap: Gap
+
+
+class MulticlassGroupingResult(TypedDict):
+    attribute: str
+    kind: GroupingKind
+    n_missing: int
+    groups: list[MulticlassGroupResult]
+    gaps: NotRequired[Annotated[MulticlassGaps, Field(description="attributes and the intersection only")]]
+    averages: NotRequired[Annotated[MulticlassAverages, Field(description="attributes and the intersection only")]]
+    per_class_gaps: NotRequired[
+        Annotated[dict[str, ClassGaps], Field(description="class -> its one-vs-rest gaps; attributes only")]
+    ]
+    fairlearn: NotRequired[
+        Annotated[dict[str, Fairlearn], Field(description="class -> Fairlearn's one-vs-rest block; attributes only")]
+    ]
+
+
+class MulticlassExitEvaluation(TypedDict):
+    exit: ExitKey
+    groupings: list[MulticlassGroupingResult]
+
+
+class MulticlassPopulation(TypedDict):
+    n: int
+    n_exits: int
+    class_counts: Annotated[dict[str, int], Field(description="class -> samples")]
+
+
+class MulticlassConfig(RunConfig):
+    alpha: float
+    decision: Literal["argmax", "argmax of p / class threshold"]
+    class_thresholds: list[float] | None
+    definitions: dict[str, str]
+    folds: NotRequired[list[str]]
+
+
+class MulticlassFinding(TypedDict):
+    attribute: str
+    kind: Literal["attribute", "intersection"]
+    gap: Annotated[str, Field(description="eopp1, eopp0, eodd or macro_f1_diff")]
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    excludes_zero: Annotated[bool, Field(description="the interval lies above 0")]
+
+
+class MulticlassSummary(TypedDict):
+    exit: ExitKey
+    verdict: str
+    findings: list[MulticlassFinding]
+    overall: MulticlassGroupMetrics
+
+
+class MulticlassReport(TypedDict):
+    """A K-class model's report: per group accuracy, balanced accuracy, macro P/R/F1 and the confusion
+    matrix; per class × group one-vs-rest rates; the paper's Eopp0/Eopp1/Eodd and Avg/Diff."""
+
+    task: Literal["multiclass"]
+    metric_definition_version: str
+    classes: list[str]
+    config: MulticlassConfig
+    population: MulticlassPopulation
+    groupings: list[GroupingInfo]
+    evaluations: Annotated[list[MulticlassExitEvaluation], Field(description='each exit, then "policy"')]
+    exits: Exits | None
+    summary: MulticlassSummary
+
+
+class FindingCounts(TypedDict):
+    n: Annotated[int, Field(description="samples whose label of this finding is known")]
+    n_pos: int
+    n_neg: int
+    n_unknown: int
+
+
+class MultilabelPopulation(TypedDict):
+    n: int
+    n_exits: int
+    per_finding: dict[str, FindingCounts]
+
+
+class FindingSummary(TypedDict):
+    finding: str
+    verdict: str
+    gaps: Annotated[dict[str, Finding], Field(description="pfd, eopp1, eopp0, eodd: the largest attribute gap each")]
+
+
+class MultilabelReport(TypedDict):
+    """Each finding's full binary report, and a table of every finding's gaps."""
+
+    task: Literal["multilabel"]
+    metric_definition_version: str
+    findings: list[str]
+    population: MultilabelPopulation
+    per_finding: Annotated[dict[str, FairnessReport], Field(description="finding -> its binary report")]
+    summary: Annotated[list[FindingSummary], Field(description="one row per finding, in finding order")]
+
+
+AnyReport = FairnessReport | MulticlassReport | MultilabelReport

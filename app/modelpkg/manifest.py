@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 from app.modelpkg.base import Section
 from app.modelpkg.errors import ManifestError
 from app.modelpkg.preprocessing import Preprocessing
+from app.modelpkg.task import Task
 from app.modelpkg.threshold_rule import ThresholdRule
 
 FORMAT_VERSION: Final = 1
@@ -60,9 +61,29 @@ class InputSpec(Section):
 
 
 class OutputSpec(Section):
+    """Each graph output holds logits: ``(batch, exits)`` for a binary task (one logit per exit, as
+    format 1 always had), ``(batch, exits, width)`` for multiclass and multilabel tasks."""
+
     kind: Literal["logit"] = "logit"
-    probability: Literal["sigmoid(logit)"] = "sigmoid(logit)"
-    positive_label: Literal[1] = 1
+    probability: Literal["sigmoid(logit)", "softmax(logits)", "sigmoid(logit) per finding"] = "sigmoid(logit)"
+    positive_label: Literal[1] | None = Field(default=1, description="binary: label 1; null otherwise")
+    width: int = Field(default=1, ge=1, description="logits per exit: 1 (binary), K classes or F findings")
+
+
+class Decision(Section):
+    """How a multiclass or multilabel model's probabilities become a decision (binary models use
+    ``operating_threshold``). ``argmax``: the most probable class; ``argmax of p / class threshold``:
+    the class with the largest ``p_c / t_c`` (``app.modelpkg.task.multiclass_decision``);
+    ``per-finding threshold``: finding ``f`` is present when ``p_f >= t_f``."""
+
+    rule: Literal["argmax", "argmax of p / class threshold", "per-finding threshold"]
+    thresholds: list[Probability] | None = Field(
+        description="per class (the class-threshold rule) or per finding, in logit order; null for argmax"
+    )
+    threshold_rules: list[ThresholdRule] | None = Field(
+        default=None, description="multilabel: how each finding's threshold was chosen on validation"
+    )
+    chosen_on: Literal["val"] = "val"
 
 
 class ExitCandidate(Section):
@@ -75,7 +96,9 @@ class ExitCandidate(Section):
 class ExitPolicy(Section):
     """How a sample leaves early and how θ was chosen (docs/methods.md, early-exit inference)."""
 
-    confidence: Literal["max(p, 1 - p)"] = "max(p, 1 - p)"
+    confidence: Literal["max(p, 1 - p)", "max softmax", "min over findings of max(p, 1 - p)"] = Field(
+        default="max(p, 1 - p)", description="app.modelpkg.task.CONFIDENCE_RULES: binary, multiclass, multilabel"
+    )
     rule: Literal["leave at the first exit whose confidence >= its threshold; otherwise the final exit"] = (
         "leave at the first exit whose confidence >= its threshold; otherwise the final exit"
     )
@@ -145,14 +168,18 @@ class ModelDescription(Section):
     version: str = Field(min_length=1, description="the model version id (the folder's name)")
     created_at: AwareDatetime = Field(description="when the folder was written (UTC)")
     method: str = Field(description="erm, pairwise_eo, fair_multi_exit or fair_multi_exit_pairwise_eo")
+    task: Task = Field(default_factory=Task, description="binary when absent (files written before it existed)")
     architecture: Architecture
     input: InputSpec
     preprocessing: Preprocessing
     output: OutputSpec
     exit_costs: list[float] = Field(description="per exit, fraction of the final exit's multiply-adds (last 1.0)")
     exit_macs: list[int] = Field(description="per exit, conv + linear multiply-adds per sample")
-    operating_threshold: float = Field(description="a sample is labelled 1 when its probability >= this")
+    operating_threshold: float | None = Field(
+        description="binary: a sample is labelled 1 when its probability >= this; null for other tasks"
+    )
     operating_threshold_rule: ThresholdRule | None
+    decision: Decision | None = Field(default=None, description="multiclass and multilabel only")
     exit_thresholds: list[Probability | None] = Field(
         description="θ per exit; null: never leave there; the last is always null, all null for one exit"
     )
@@ -176,6 +203,7 @@ class ModelDescription(Section):
             raise ValueError("the final exit's threshold must be null: the final exit decides what is left")
         if (self.architecture.served == "early_exit") != (n > 1):
             raise ValueError(f"architecture.served {self.architecture.served} does not fit {n} exit(s)")
+        self._task_fits()
         spec, prep = self.input, self.preprocessing
         if spec.height != spec.width:
             raise ValueError("input must be square (height == width)")
@@ -185,6 +213,41 @@ class ModelDescription(Section):
         if any(p is None for p in provenance) and any(p is not None for p in provenance):
             raise ValueError("operating_threshold_rule, exit_policy and training come together, or not at all")
         return self
+
+    def _task_fits(self) -> None:
+        task, decision = self.task, self.decision
+        if self.output.width != task.width:
+            raise ValueError(f"output.width is {self.output.width} but the {task.kind} task has {task.width} output(s)")
+        expected = {
+            "binary": "sigmoid(logit)",
+            "multiclass": "softmax(logits)",
+            "multilabel": "sigmoid(logit) per finding",
+        }
+        if self.output.probability != expected[task.kind]:
+            raise ValueError(f"output.probability of a {task.kind} task is {expected[task.kind]!r}")
+        if (self.output.positive_label is None) != (task.kind != "binary"):
+            raise ValueError("output.positive_label is 1 for a binary task and null otherwise")
+        if self.exit_policy is not None and self.exit_policy.confidence != task.confidence_rule:
+            raise ValueError(f"exit_policy.confidence of a {task.kind} task is {task.confidence_rule!r}")
+        if task.kind == "binary":
+            if self.operating_threshold is None or decision is not None:
+                raise ValueError("a binary model has an operating_threshold and no decision")
+            return
+        if self.operating_threshold is not None or decision is None:
+            raise ValueError(f"a {task.kind} model has a decision and a null operating_threshold")
+        allowed = {"multiclass": ("argmax", "argmax of p / class threshold"), "multilabel": ("per-finding threshold",)}[
+            task.kind
+        ]
+        if decision.rule not in allowed:
+            raise ValueError(f"decision.rule of a {task.kind} task is one of {', '.join(allowed)}")
+        if (decision.thresholds is None) != (decision.rule == "argmax"):
+            raise ValueError("decision.thresholds is null exactly for the argmax rule")
+        if decision.thresholds is not None and len(decision.thresholds) != task.width:
+            raise ValueError(f"decision.thresholds has {len(decision.thresholds)} entries for {task.width} outputs")
+        if decision.threshold_rules is not None and (
+            task.kind != "multilabel" or len(decision.threshold_rules) != task.width
+        ):
+            raise ValueError("decision.threshold_rules lists one rule per finding, for multilabel tasks only")
 
 
 class GraphSpec(Section):

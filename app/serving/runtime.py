@@ -83,6 +83,7 @@ def load_model(files: ModelFiles, threads: int, providers: Sequence[str]) -> Loa
     verified, contents = read_verified(files.folder, files.expected[MANIFEST_FILE])
     manifest = verified.manifest
     stages = manifest.graphs.stages
+    assert manifest.operating_threshold is not None, "binary models only until multiclass serving lands"
     sessions = [make_session(contents[s.file], threads, providers) for s in stages]
     return LoadedModel(
         sha256=verified.sha256,

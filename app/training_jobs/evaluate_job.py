@@ -59,6 +59,7 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
         probs.append(sigmoid(logits))
         ctx.progress({"done": start + len(batch), "total": len(index), "fraction": (start + len(batch)) / len(index)})
     scores = np.concatenate(probs)
+    assert manifest.operating_threshold is not None, "binary models only until multiclass evaluation lands"
     predictions = cohort_predictions(
         arrays, index, scores, manifest.operating_threshold, manifest.exit_thresholds, manifest.exit_costs
     )
