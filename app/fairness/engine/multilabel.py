@@ -29,7 +29,7 @@ def validate_multilabel(predictions: MultilabelPredictionSet) -> np.ndarray:
     if len(bad):
         row, column = (int(i) for i in bad[0])
         raise ValueError(
-            f"y_true row {row}, finding {findings[column]!r}: {y[row, column]!r} is not 1, 0 or -1 (unknown)"
+            f"y_true row {row}, finding {findings[column]!r}: {y[row, column]} is not 1, 0 or -1 (unknown)"
         )
     unknown = np.flatnonzero((y < 0).all(axis=1))
     if len(unknown):
