@@ -259,3 +259,29 @@ def test_exits_config_and_class_thresholds_are_reported() -> None:
     overall = class_grouping(report, "overall")["groups"][0]
     assert overall["confusion"] == confusion_matrix(p.y_true, pred, labels=range(3)).tolist()
     assert report["population"]["class_counts"] == dict(zip(p.classes, np.bincount(p.y_true).tolist(), strict=True))
+
+
+def test_fold_spread_is_the_spread_of_each_folds_own_report() -> None:
+    p = simulate_classes(2000, 1, k=3, skin_shift=1.0)
+    folds = np.array([f"s0/f{i % 4}" for i in range(2000)], dtype=object)
+    pooled = build_report(dataclasses.replace(p, folds=folds, sample_ids=None), attributes=ATTRIBUTES, n_boot=0)
+    assert pooled["config"]["folds"] == ["s0/f0", "s0/f1", "s0/f2", "s0/f3"]
+    alone = []
+    for label in pooled["config"]["folds"]:
+        m = folds == label
+        part = MulticlassPredictionSet(
+            y_true=p.y_true[m],
+            exit_probs=p.exit_probs[m],
+            classes=p.classes,
+            groups={a: v[m] for a, v in p.groups.items()},
+        )
+        alone.append(build_report(part, attributes=ATTRIBUTES, n_boot=0))
+    skin = class_grouping(pooled, "skin_type")
+    for name in ("eopp1", "eodd", "macro_f1_diff"):
+        per_fold = [class_grouping(r, "skin_type")["gaps"][name]["value"] for r in alone]
+        assert skin["gaps"][name]["folds"]["n"] == 4
+        assert skin["gaps"][name]["folds"]["mean"] == pytest.approx(np.mean(per_fold), abs=1e-12)
+        assert skin["gaps"][name]["folds"]["sd"] == pytest.approx(np.std(per_fold, ddof=1), abs=1e-12)
+    auc = skin["groups"][0]["per_class"]["class_2"]["auc"]["folds"]
+    per_fold = [class_grouping(r, "skin_type")["groups"][0]["per_class"]["class_2"]["auc"]["value"] for r in alone]
+    assert auc["mean"] == pytest.approx(np.mean(per_fold), abs=1e-12)

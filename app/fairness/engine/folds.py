@@ -34,7 +34,8 @@ def fold_masks(fold_codes: np.ndarray, n_folds: int) -> np.ndarray:
     return (fold_codes[None, :] == np.arange(n_folds)[:, None]).astype(np.uint8)
 
 
-def _spread(values: np.ndarray, statuses: np.ndarray, labels: tuple[str, ...]) -> dict:
+def spread_of(values: np.ndarray, statuses: np.ndarray, labels: tuple[str, ...]) -> dict:
+    """Mean, sd and count of the per-fold ``values`` whose status is ok, and the folds skipped."""
     kept = (statuses == OK) & np.isfinite(values)
     statuses = np.where((statuses == OK) & ~kept, UNDEFINED, statuses)
     used = values[kept]
@@ -78,20 +79,20 @@ def annotate_folds(
         arrays = per_fold[gp.grouping.attribute]
         for g, group in enumerate(entry["groups"]):
             for metric in SPREAD_METRICS:
-                group["metrics"][metric]["folds"] = _spread(arrays[metric][:, g], statuses[metric][:, g], labels)
+                group["metrics"][metric]["folds"] = spread_of(arrays[metric][:, g], statuses[metric][:, g], labels)
         for name, gap in entry.get("gaps", {}).items():
             if gap["status"] != OK:
                 continue
             sources, _ = GAPS[name]
             used = np.isin(np.array(gp.grouping.labels, dtype=object), gap["groups_used"])
-            status = _worst_per_fold([statuses[m][:, used] for m in sources])
-            gap["folds"] = _spread(gap_values(name, arrays, used), status, labels)
+            status = worst_per_fold([statuses[m][:, used] for m in sources])
+            gap["folds"] = spread_of(gap_values(name, arrays, used), status, labels)
 
 
 _SEVERITY = np.array([OK, INSUFFICIENT, UNDEFINED], dtype=object)
 
 
-def _worst_per_fold(statuses: list[np.ndarray]) -> np.ndarray:
-    """``(n_folds,)`` worst status over the groups and metrics of ``(n_folds, k)`` status arrays."""
-    rank = np.max([(s == INSUFFICIENT) * 1 + (s == UNDEFINED) * 2 for s in statuses], axis=(0, 2))
+def worst_per_fold(statuses: list[np.ndarray]) -> np.ndarray:
+    """``(n_folds,)`` worst status over the groups and metrics of ``(n_folds, k_i)`` status arrays."""
+    rank = np.max([((s == INSUFFICIENT) * 1 + (s == UNDEFINED) * 2).max(axis=1) for s in statuses], axis=0)
     return _SEVERITY[rank]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.fairness.engine.binary import METRIC_DEFINITION_VERSION, fold_codes, left_out_note, run_config
+from app.fairness.engine.class_folds import annotate_class_folds
 from app.fairness.engine.class_gaps import class_mean_gap, group_gap_entries, per_class_gaps
 from app.fairness.engine.class_kernel import (
     ClassArrays,
@@ -108,6 +109,8 @@ def build_multiclass_report(
     evaluations = []
     for (key, _), plan, pred, boot in zip(keyed, plans, preds, boots, strict=True):
         groupings = evaluate_classes(plan, boot, options, y_int, pred, predictions.classes)
+        if folds is not None:
+            annotate_class_folds(groupings, plan, folds[0], folds[1], predictions.classes, min_count)
         evaluations.append({"exit": key, "groupings": groupings})
 
     thresholds = predictions.class_thresholds
