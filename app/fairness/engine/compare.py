@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from app.fairness.engine.binary import METRIC_DEFINITION_VERSION, run_config, validate
 from app.fairness.engine.bootstrap import bootstrap_means, run_bootstrap
 from app.fairness.engine.evaluate import num
 from app.fairness.engine.gaps import gap_status, gap_values, used_groups
@@ -28,7 +29,6 @@ from app.fairness.engine.groups import build_design
 from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.intervals import centred, percentile
 from app.fairness.engine.kernel import ColumnPlan, GroupArrays, plan_column, point_block
-from app.fairness.engine.report import METRIC_DEFINITION_VERSION, run_config, validate
 from app.fairness.engine.resample import Clusters
 from app.fairness.engine.significance import bootstrap_wald, holm
 from app.fairness.engine.status import OK, status_of
