@@ -7,6 +7,12 @@ and, for the checks that compare with the model currently behind an alias, a pai
 whose numbers are missing or rest on too few patients never passes. Deployment gates run these
 checks before a promotion; alert rules run them on live monitoring reports. ``docs/gates.md``
 explains the language.
+
+A multiclass report (``MulticlassReport``) has its own metrics: the fair multi-exit paper's gaps
+(``eopp0``, ``eopp1``, ``eodd``, ``macro_f1_diff`` …) and per-group accuracy, balanced accuracy and macro
+P/R/F1; a check naming a metric its report's task lacks is ``insufficient`` and says so. A multilabel
+report is one binary report per finding: a check with ``finding`` judges that finding's, without it every
+finding's, and the worst result (fail, then insufficient) stands.
 """
 
 from __future__ import annotations
@@ -32,9 +38,30 @@ GapName = Literal[
     "equalized_odds_ratio",
     "equal_opportunity_difference",
     "equal_opportunity_ratio",
+    "accuracy_gap",
+    "balanced_accuracy_gap",
+    "macro_precision_diff",
+    "macro_recall_diff",
+    "macro_f1_diff",
 ]
 GroupMetricName = Literal[
-    "prevalence", "auc", "pf", "tpr", "fpr", "tnr", "fnr", "ppv", "npv", "accuracy", "selection_rate", "ece", "brier"
+    "prevalence",
+    "auc",
+    "pf",
+    "tpr",
+    "fpr",
+    "tnr",
+    "fnr",
+    "ppv",
+    "npv",
+    "accuracy",
+    "selection_rate",
+    "ece",
+    "brier",
+    "balanced_accuracy",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
 ]
 ComparedMetric = Literal[
     "auc",
@@ -50,13 +77,32 @@ ComparedMetric = Literal[
     "eodd",
     "demographic_parity_difference",
     "equalized_odds_difference",
+    "accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "accuracy_gap",
+    "macro_f1_diff",
 ]
 LimitMetric = Literal[GapName, GroupMetricName]
 Outcome = Literal["pass", "fail", "insufficient"]
 GAP_NAMES: frozenset[str] = frozenset(get_args(GapName))
 GROUP_METRIC_NAMES: frozenset[str] = frozenset(get_args(GroupMetricName))
-COMPARED_OVERALL = frozenset({"auc", "tpr", "fpr", "ece", "brier"})  # compared on "overall", not per attribute
-HIGHER_IS_BETTER = frozenset({"auc", "tpr", "worst_group_auc"})  # every other compared metric: lower is better
+COMPARED_OVERALL = frozenset(  # compared on "overall", not per attribute
+    {"auc", "tpr", "fpr", "ece", "brier", "accuracy", "balanced_accuracy", "macro_f1"}
+)
+HIGHER_IS_BETTER = frozenset(  # every other compared metric: lower is better
+    {"auc", "tpr", "worst_group_auc", "accuracy", "balanced_accuracy", "macro_f1"}
+)
+MULTICLASS_ONLY = frozenset(
+    {"accuracy_gap", "balanced_accuracy_gap", "macro_precision_diff", "macro_recall_diff", "macro_f1_diff"}
+    | {"balanced_accuracy", "macro_precision", "macro_recall", "macro_f1"}
+)
+MULTICLASS_METRICS = frozenset({"eopp0", "eopp1", "eodd", "accuracy"}) | MULTICLASS_ONLY
+#: the metrics a check may name on each task's report (multilabel: each finding's binary report)
+METRICS_OF_TASK: dict[str, frozenset[str]] = {
+    "binary": (GAP_NAMES | GROUP_METRIC_NAMES) - MULTICLASS_ONLY,
+    "multiclass": MULTICLASS_METRICS,
+}
 OVERALL = "overall"
 POLICY_EXIT = "policy"
 MAX_CHECKS = 50
@@ -77,7 +123,15 @@ class _ComparingCheck(_Check):
     ] = 100
 
 
-class LimitCheck(_Check):
+class _ReportCheck(_Check):
+    finding: Attribute | None = Field(
+        default=None,
+        description="multilabel reports: judge this finding's report only (default: every finding, the worst "
+        "result stands); a report of another task has no findings",
+    )
+
+
+class LimitCheck(_ReportCheck):
     """A gap of an attribute (``pfd ≤ 0.05``), or an overall metric (``auc ≥ 0.8``), within bounds;
     ``on`` says whether the estimate or an end of its 95 % interval must hold."""
 
@@ -101,8 +155,9 @@ class LimitCheck(_Check):
         return self
 
 
-class MinGroupCountCheck(_Check):
-    """Every group of ``attribute`` has enough positives and negatives, else the evidence is insufficient."""
+class MinGroupCountCheck(_ReportCheck):
+    """Every group of ``attribute`` has enough positives and negatives, else the evidence is insufficient
+    (multiclass: of every class, one-vs-rest: its samples and the group's others)."""
 
     check: Literal["min_group_count"]
     attribute: Attribute
@@ -116,7 +171,7 @@ class MinGroupCountCheck(_Check):
         return self
 
 
-class GroupBandCheck(_Check):
+class GroupBandCheck(_ReportCheck):
     """A per-group operating-point metric (e.g. FPR) of every group with at least ``min_n`` in its
     denominator stays within ``[low, high]`` and/or within ``max_spread`` of the other groups."""
 
@@ -173,6 +228,8 @@ Check = Annotated[
     LimitCheck | MinGroupCountCheck | GroupBandCheck | NoWorseningCheck | MaxDropCheck, Field(discriminator="check")
 ]
 COMPARING_CHECKS = (NoWorseningCheck, MaxDropCheck)
+REPORT_CHECKS = (LimitCheck, MinGroupCountCheck, GroupBandCheck)
+SEVERITY: dict[str, int] = {"pass": 0, "insufficient": 1, "fail": 2}
 
 
 class Policy(BaseModel):
@@ -255,12 +312,8 @@ def evaluate_check(check: Check, report: Mapping[str, Any], comparison: Mapping[
     """One check against a report (its ``"policy"`` exit) and, for the comparing checks, the candidate's
     paired comparison with the incumbent (one ``PairComparison``: ``differences``, model − reference;
     with ``n_matched``, the number of samples it rests on, if known)."""
-    if isinstance(check, LimitCheck):
-        return _limit(check, report)
-    if isinstance(check, MinGroupCountCheck):
-        return _min_group_count(check, report)
-    if isinstance(check, GroupBandCheck):
-        return _group_band(check, report)
+    if isinstance(check, REPORT_CHECKS):
+        return _on_report(check, report)
     if comparison is None:
         return _result(check, "insufficient", "no paired comparison with the model behind the alias")
     matched = comparison.get("n_matched")
@@ -270,6 +323,41 @@ def evaluate_check(check: Check, report: Mapping[str, Any], comparison: Mapping[
     if isinstance(check, NoWorseningCheck):
         return _no_worsening(check, comparison)
     return _max_drop(check, comparison)
+
+
+def _on_report(check: LimitCheck | MinGroupCountCheck | GroupBandCheck, report: Mapping[str, Any]) -> CheckResult:
+    """A check on a report of any task: each finding's report of a multilabel one (the worst result)."""
+    task = str(report.get("task", "binary"))
+    if task == "multilabel":
+        return _per_finding(check, report)
+    if check.finding is not None:
+        return _result(check, "insufficient", f"names finding {check.finding!r}, but the evaluation is {task}")
+    return _judge(check, report, task)
+
+
+def _per_finding(check: LimitCheck | MinGroupCountCheck | GroupBandCheck, report: Mapping[str, Any]) -> CheckResult:
+    reports: Mapping[str, Mapping[str, Any]] = report["per_finding"]
+    if check.finding is not None and check.finding not in reports:
+        listed = ", ".join(reports)
+        return _result(check, "insufficient", f"the evaluation has no finding {check.finding!r} (findings: {listed})")
+    names = [check.finding] if check.finding is not None else list(reports)
+    results = [(name, _judge(check, reports[name], "binary")) for name in names]
+    name, worst = max(results, key=lambda pair: SEVERITY[pair[1].outcome])  # the first of the worst
+    among = f" (the worst of {len(results)} findings)" if len(results) > 1 else ""
+    return worst.model_copy(update={"message": f"finding {name}: {worst.message}{among}"})
+
+
+def _judge(
+    check: LimitCheck | MinGroupCountCheck | GroupBandCheck, report: Mapping[str, Any], task: str
+) -> CheckResult:
+    metric = getattr(check, "metric", None)
+    if metric is not None and metric not in METRICS_OF_TASK[task]:
+        return _result(check, "insufficient", f"{metric} is not a metric of a {task} report")
+    if isinstance(check, LimitCheck):
+        return _limit(check, report)
+    if isinstance(check, MinGroupCountCheck):
+        return _min_group_count(check, report)
+    return _group_band(check, report)
 
 
 def _result(check: Check, outcome: Outcome, message: str, **numbers: float | None) -> CheckResult:
@@ -283,18 +371,31 @@ def _grouping(report: Mapping[str, Any], attribute: str) -> Mapping[str, Any] | 
     return next((g for g in policy["groupings"] if g["attribute"] == attribute), None)
 
 
+def _overall_metrics(report: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The served policy's metrics over everyone: the ``overall`` grouping's one group, else (a multiclass
+    report without that grouping) the summary's ``overall``."""
+    grouping = _grouping(report, OVERALL)
+    if grouping is not None:
+        return dict(grouping["groups"][0]["metrics"])
+    overall = report.get("summary", {}).get("overall") if report.get("task") == "multiclass" else None
+    return None if overall is None else dict(overall)
+
+
 def _missing(check: Check, attribute: str) -> CheckResult:
     return _result(check, "insufficient", f"the evaluation has no {attribute!r} grouping")
 
 
 def _limit(check: LimitCheck, report: Mapping[str, Any]) -> CheckResult:
-    grouping = _grouping(report, check.attribute)
-    if grouping is None:
-        return _missing(check, check.attribute)
     if check.attribute == OVERALL:
-        entry = grouping["groups"][0]["metrics"][check.metric]
+        metrics = _overall_metrics(report)
+        if metrics is None:
+            return _missing(check, check.attribute)
+        entry = metrics.get(check.metric)
+        if entry is None:
+            return _result(check, "insufficient", f"the evaluation has no overall {check.metric}")
     else:
-        entry = grouping.get("gaps", {}).get(check.metric)
+        grouping = _grouping(report, check.attribute)
+        entry = None if grouping is None else grouping.get("gaps", {}).get(check.metric)
         if entry is None:
             return _missing(check, check.attribute)
     numbers = {"value": entry["value"], "ci_low": entry["ci_low"], "ci_high": entry["ci_high"]}
@@ -321,16 +422,30 @@ def _min_group_count(check: MinGroupCountCheck, report: Mapping[str, Any]) -> Ch
     grouping = _grouping(report, check.attribute)
     if grouping is None:
         return _missing(check, check.attribute)
+    counts = [(g["group"], label, pos, neg) for g in grouping["groups"] for label, pos, neg in _one_vs_rest(g, report)]
     short = [
-        f"{g['group']} ({g['n_pos']} positives, {g['n_neg']} negatives)"
-        for g in grouping["groups"]
-        if g["n_pos"] < check.min_positives or g["n_neg"] < check.min_negatives
+        f"{group}{label} ({pos} positives, {neg} negatives)"
+        for group, label, pos, neg in counts
+        if pos < check.min_positives or neg < check.min_negatives
     ]
-    smallest = min((min(g["n_pos"], g["n_neg"]) for g in grouping["groups"]), default=None)
+    smallest = min((min(pos, neg) for _, _, pos, neg in counts), default=None)
     wanted = f"{check.min_positives} positives and {check.min_negatives} negatives"
+    if report.get("task") == "multiclass":
+        wanted += " of every class"
     if short:
         return _result(check, "insufficient", f"{check.attribute}: below {wanted}: {', '.join(short)}", value=smallest)
     return _result(check, "pass", f"every {check.attribute} group has at least {wanted}", value=smallest)
+
+
+def _one_vs_rest(group: Mapping[str, Any], report: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    """(label, positives, negatives) of a group: its own counts, or per class of a multiclass report (the
+    class's samples against the group's others), labelled " class c"."""
+    if report.get("task") != "multiclass":
+        return [("", group["n_pos"], group["n_neg"])]
+    return [
+        (f" class {name}", count, group["n"] - count)
+        for name, count in zip(report["classes"], group["class_counts"], strict=True)
+    ]
 
 
 def _group_band(check: GroupBandCheck, report: Mapping[str, Any]) -> CheckResult:
@@ -340,7 +455,9 @@ def _group_band(check: GroupBandCheck, report: Mapping[str, Any]) -> CheckResult
     judged: dict[str, float] = {}
     left_out: list[str] = []
     for group in grouping["groups"]:
-        entry = group["metrics"][check.metric]
+        entry = group["metrics"].get(check.metric)
+        if entry is None:
+            return _result(check, "insufficient", f"the {check.attribute} groups have no {check.metric}")
         if entry["status"] == "ok" and entry["value"] is not None and entry["n"] >= check.min_n:
             judged[group["group"]] = entry["value"]
         else:
