@@ -38,31 +38,22 @@ GapName = Literal[
     "equalized_odds_ratio",
     "equal_opportunity_difference",
     "equal_opportunity_ratio",
+]
+GroupMetricName = Literal[
+    "prevalence", "auc", "pf", "tpr", "fpr", "tnr", "fnr", "ppv", "npv", "accuracy", "selection_rate", "ece", "brier"
+]
+MulticlassGapName = Literal[
+    "eopp0",
+    "eopp1",
+    "eodd",
     "accuracy_gap",
     "balanced_accuracy_gap",
     "macro_precision_diff",
     "macro_recall_diff",
     "macro_f1_diff",
 ]
-GroupMetricName = Literal[
-    "prevalence",
-    "auc",
-    "pf",
-    "tpr",
-    "fpr",
-    "tnr",
-    "fnr",
-    "ppv",
-    "npv",
-    "accuracy",
-    "selection_rate",
-    "ece",
-    "brier",
-    "balanced_accuracy",
-    "macro_precision",
-    "macro_recall",
-    "macro_f1",
-]
+MulticlassGroupMetricName = Literal["accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1"]
+AnyGroupMetric = Literal[GroupMetricName, MulticlassGroupMetricName]
 ComparedMetric = Literal[
     "auc",
     "tpr",
@@ -77,32 +68,22 @@ ComparedMetric = Literal[
     "eodd",
     "demographic_parity_difference",
     "equalized_odds_difference",
-    "accuracy",
-    "balanced_accuracy",
-    "macro_f1",
-    "accuracy_gap",
-    "macro_f1_diff",
 ]
-LimitMetric = Literal[GapName, GroupMetricName]
+LimitMetric = Literal[GapName, GroupMetricName, MulticlassGapName, MulticlassGroupMetricName]
 Outcome = Literal["pass", "fail", "insufficient"]
 GAP_NAMES: frozenset[str] = frozenset(get_args(GapName))
 GROUP_METRIC_NAMES: frozenset[str] = frozenset(get_args(GroupMetricName))
-COMPARED_OVERALL = frozenset(  # compared on "overall", not per attribute
-    {"auc", "tpr", "fpr", "ece", "brier", "accuracy", "balanced_accuracy", "macro_f1"}
-)
-HIGHER_IS_BETTER = frozenset(  # every other compared metric: lower is better
-    {"auc", "tpr", "worst_group_auc", "accuracy", "balanced_accuracy", "macro_f1"}
-)
-MULTICLASS_ONLY = frozenset(
-    {"accuracy_gap", "balanced_accuracy_gap", "macro_precision_diff", "macro_recall_diff", "macro_f1_diff"}
-    | {"balanced_accuracy", "macro_precision", "macro_recall", "macro_f1"}
-)
-MULTICLASS_METRICS = frozenset({"eopp0", "eopp1", "eodd", "accuracy"}) | MULTICLASS_ONLY
+MULTICLASS_GAP_NAMES: frozenset[str] = frozenset(get_args(MulticlassGapName))
+MULTICLASS_GROUP_METRIC_NAMES: frozenset[str] = frozenset(get_args(MulticlassGroupMetricName))
+ANY_GAP_NAMES = GAP_NAMES | MULTICLASS_GAP_NAMES
+ANY_GROUP_METRIC_NAMES = GROUP_METRIC_NAMES | MULTICLASS_GROUP_METRIC_NAMES
 #: the metrics a check may name on each task's report (multilabel: each finding's binary report)
 METRICS_OF_TASK: dict[str, frozenset[str]] = {
-    "binary": (GAP_NAMES | GROUP_METRIC_NAMES) - MULTICLASS_ONLY,
-    "multiclass": MULTICLASS_METRICS,
+    "binary": GAP_NAMES | GROUP_METRIC_NAMES,
+    "multiclass": MULTICLASS_GAP_NAMES | MULTICLASS_GROUP_METRIC_NAMES,
 }
+COMPARED_OVERALL = frozenset({"auc", "tpr", "fpr", "ece", "brier"})  # compared on "overall", not per attribute
+HIGHER_IS_BETTER = frozenset({"auc", "tpr", "worst_group_auc"})  # every other compared metric: lower is better
 OVERALL = "overall"
 POLICY_EXIT = "policy"
 MAX_CHECKS = 50
@@ -148,9 +129,9 @@ class LimitCheck(_ReportCheck):
             raise ValueError("give max, min or both")
         if self.max is not None and self.min is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}: no value can pass")
-        if self.attribute == OVERALL and self.metric not in GROUP_METRIC_NAMES:
+        if self.attribute == OVERALL and self.metric not in ANY_GROUP_METRIC_NAMES:
             raise ValueError(f"{self.metric} is a gap between groups: name the attribute it is taken over")
-        if self.attribute != OVERALL and self.metric not in GAP_NAMES:
+        if self.attribute != OVERALL and self.metric not in ANY_GAP_NAMES:
             raise ValueError(f"{self.metric} is a per-group metric: use group_band to bound it in every group")
         return self
 
@@ -177,7 +158,7 @@ class GroupBandCheck(_ReportCheck):
 
     check: Literal["group_band"]
     attribute: Attribute
-    metric: GroupMetricName
+    metric: AnyGroupMetric
     low: Bound | None = None
     high: Bound | None = None
     max_spread: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] | None = None
