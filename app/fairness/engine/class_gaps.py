@@ -58,6 +58,32 @@ def _left_out_reason(labels: tuple[str, ...], left: np.ndarray, used: np.ndarray
     return f"{int(used.sum())} of {len(labels)} groups ok (2 needed)" + (f"; {detail}" if detail else "")
 
 
+def defined_classes(name: str, statuses: dict[str, np.ndarray]) -> tuple[list[np.ndarray | None], list[str]]:
+    """Per class, the mask of groups its gap ``name`` uses (None where the gap is not defined for
+    the class: fewer than two ok groups), and each class's gap status."""
+    sources, _ = GAPS[name]
+    masks: list[np.ndarray | None] = []
+    class_statuses = []
+    for c in range(statuses[sources[0]].shape[1]):
+        st = {m: statuses[m][:, c] for m in sources}
+        status = gap_status(name, st)
+        class_statuses.append(status)
+        masks.append(used_groups(name, st) if status == OK else None)
+    return masks, class_statuses
+
+
+def class_mean_values(name: str, masks: list[np.ndarray | None], arrays: Arrays) -> np.ndarray:
+    """``(b,)`` mean over the defined classes of class c's gap ``name`` over its used groups; NaN
+    when no class is defined."""
+    sources, _ = GAPS[name]
+    values = [
+        gap_values(name, _class_slice(arrays, c, sources), used) for c, used in enumerate(masks) if used is not None
+    ]
+    if not values:
+        return np.full(arrays[sources[0]].shape[0], np.nan)
+    return np.mean(values, axis=0)
+
+
 def class_mean_gap(
     name: str,
     classes: tuple[str, ...],
@@ -69,31 +95,24 @@ def class_mean_gap(
 ) -> dict:
     """The class-averaged gap ``name`` (``statuses``: metric -> ``(n_groups, K)``)."""
     sources, fn = GAPS[name]
-    point_values, boot_values, used_classes, left_out, class_statuses = [], [], [], [], []
-    for c, class_name in enumerate(classes):
-        st = {m: statuses[m][:, c] for m in sources}
-        used = used_groups(name, st)
-        status = gap_status(name, st)
-        class_statuses.append(status)
-        if status != OK:
-            left = worst(*(st[m] for m in sources))
-            left_out.append({"class_name": class_name, "reason": f"{status}: {_left_out_reason(labels, left, used)}"})
-            continue
-        used_classes.append(class_name)
-        point_values.append(gap_values(name, _class_slice(point, c, sources), used))
-        if boot is not None and len(boot[sources[0]]):
-            boot_values.append(gap_values(name, _class_slice(boot, c, sources), used))
-    paper = paper_rates(point)
+    masks, class_statuses = defined_classes(name, statuses)
+    left_out = []
+    for c, used in enumerate(masks):
+        if used is None:
+            st = [statuses[m][:, c] for m in sources]
+            reason = _left_out_reason(labels, worst(*st), used_groups(name, {m: statuses[m][:, c] for m in sources}))
+            left_out.append({"class_name": classes[c], "reason": f"{class_statuses[c]}: {reason}"})
     paper_value = None
     if len(labels) >= 2:
+        paper = paper_rates(point)
         paper_value = num(np.mean([fn(_class_slice(paper, c, sources))[0] for c in range(len(classes))]))
     value = low = high = None
-    if used_classes:
+    if any(used is not None for used in masks):
         status = OK
-        estimate = float(np.mean(point_values))
+        estimate = float(class_mean_values(name, masks, point)[0])
         value = num(estimate)
-        if boot_values:
-            samples = np.mean(boot_values, axis=0)
+        if boot is not None and len(boot[sources[0]]):
+            samples = class_mean_values(name, masks, boot)
             lo, hi = centred(samples[:, None], np.array([estimate]), confidence, GAP_RANGE)
             low, high = num(lo[0]), num(hi[0])
     else:
@@ -103,7 +122,7 @@ def class_mean_gap(
         "ci_low": low,
         "ci_high": high,
         "status": status,
-        "classes_used": used_classes,
+        "classes_used": [classes[c] for c, used in enumerate(masks) if used is not None],
         "classes_left_out": left_out,
         "paper_value": paper_value,
     }

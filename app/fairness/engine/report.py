@@ -30,7 +30,28 @@ def build_report(
     confidence: float = 0.95,
 ) -> dict:
     """Per-group metrics, gaps, exit behaviour and a verdict, with intervals and statuses."""
-    options = dict(
+    if isinstance(predictions, MulticlassPredictionSet):
+        return build_multiclass_report(
+            predictions,
+            attributes=attributes,
+            intersections=intersections,
+            n_boot=n_boot,
+            seed=seed,
+            min_count=min_count,
+            confidence=confidence,
+        )
+    if isinstance(predictions, MultilabelPredictionSet):
+        return build_multilabel_report(
+            predictions,
+            attributes=attributes,
+            intersections=intersections,
+            n_boot=n_boot,
+            seed=seed,
+            min_count=min_count,
+            confidence=confidence,
+        )
+    return build_binary_report(
+        predictions,
         attributes=attributes,
         intersections=intersections,
         n_boot=n_boot,
@@ -38,8 +59,3 @@ def build_report(
         min_count=min_count,
         confidence=confidence,
     )
-    if isinstance(predictions, MulticlassPredictionSet):
-        return build_multiclass_report(predictions, **options)
-    if isinstance(predictions, MultilabelPredictionSet):
-        return build_multilabel_report(predictions, **options)
-    return build_binary_report(predictions, **options)
