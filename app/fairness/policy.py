@@ -69,6 +69,15 @@ ComparedMetric = Literal[
     "demographic_parity_difference",
     "equalized_odds_difference",
 ]
+MulticlassComparedMetric = Literal[
+    "accuracy",
+    "macro_f1",
+    "balanced_accuracy",
+    "class_mean_eopp0",
+    "class_mean_eopp1",
+    "class_mean_eodd",
+    "macro_f1_diff",
+]
 LimitMetric = Literal[GapName, GroupMetricName, MulticlassGapName, MulticlassGroupMetricName]
 Outcome = Literal["pass", "fail", "insufficient"]
 GAP_NAMES: frozenset[str] = frozenset(get_args(GapName))
@@ -82,8 +91,17 @@ METRICS_OF_TASK: dict[str, frozenset[str]] = {
     "binary": GAP_NAMES | GROUP_METRIC_NAMES,
     "multiclass": MULTICLASS_GAP_NAMES | MULTICLASS_GROUP_METRIC_NAMES,
 }
-COMPARED_OVERALL = frozenset({"auc", "tpr", "fpr", "ece", "brier"})  # compared on "overall", not per attribute
-HIGHER_IS_BETTER = frozenset({"auc", "tpr", "worst_group_auc"})  # every other compared metric: lower is better
+COMPARED_OVERALL = frozenset(  # compared on "overall", not per attribute
+    {"auc", "tpr", "fpr", "ece", "brier", "accuracy", "macro_f1", "balanced_accuracy"}
+)
+HIGHER_IS_BETTER = frozenset(  # every other compared metric: lower is better
+    {"auc", "tpr", "worst_group_auc", "accuracy", "macro_f1", "balanced_accuracy"}
+)
+#: the metrics a comparing check may name for each task (multilabel: each finding's binary comparison)
+COMPARED_OF_TASK: dict[str, frozenset[str]] = {
+    "binary": frozenset(get_args(ComparedMetric)),
+    "multiclass": frozenset(get_args(MulticlassComparedMetric)),
+}
 OVERALL = "overall"
 POLICY_EXIT = "policy"
 MAX_CHECKS = 50
@@ -97,6 +115,12 @@ Count = Annotated[int, Field(ge=0, le=1_000_000)]
 class _Check(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    finding: Attribute | None = Field(
+        default=None,
+        description="multilabel evaluations: judge this finding only (default: every finding, the worst result "
+        "stands); an evaluation of another task has no findings",
+    )
+
 
 class _ComparingCheck(_Check):
     min_matched: Annotated[
@@ -104,15 +128,7 @@ class _ComparingCheck(_Check):
     ] = 100
 
 
-class _ReportCheck(_Check):
-    finding: Attribute | None = Field(
-        default=None,
-        description="multilabel reports: judge this finding's report only (default: every finding, the worst "
-        "result stands); a report of another task has no findings",
-    )
-
-
-class LimitCheck(_ReportCheck):
+class LimitCheck(_Check):
     """A gap of an attribute (``pfd ≤ 0.05``), or an overall metric (``auc ≥ 0.8``), within bounds;
     ``on`` says whether the estimate or an end of its 95 % interval must hold."""
 
@@ -136,7 +152,7 @@ class LimitCheck(_ReportCheck):
         return self
 
 
-class MinGroupCountCheck(_ReportCheck):
+class MinGroupCountCheck(_Check):
     """Every group of ``attribute`` has enough positives and negatives, else the evidence is insufficient
     (multiclass: of every class, one-vs-rest: its samples and the group's others)."""
 
@@ -152,7 +168,7 @@ class MinGroupCountCheck(_ReportCheck):
         return self
 
 
-class GroupBandCheck(_ReportCheck):
+class GroupBandCheck(_Check):
     """A per-group operating-point metric (e.g. FPR) of every group with at least ``min_n`` in its
     denominator stays within ``[low, high]`` and/or within ``max_spread`` of the other groups."""
 
@@ -181,7 +197,9 @@ class NoWorseningCheck(_ComparingCheck):
     brier) are compared overall; gaps over ``attribute``."""
 
     check: Literal["no_worsening"]
-    metrics: list[ComparedMetric] = Field(min_length=1, max_length=len(get_args(ComparedMetric)))
+    metrics: list[ComparedMetric | MulticlassComparedMetric] = Field(
+        min_length=1, max_length=len(get_args(ComparedMetric))
+    )
     attribute: Attribute = OVERALL
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
 
@@ -200,7 +218,10 @@ class MaxDropCheck(_ComparingCheck):
     ``on: ci_high`` asks that even the upper end of the drop's interval does."""
 
     check: Literal["max_drop"]
-    metric: Literal["auc"]
+    metric: Literal["auc", "accuracy", "macro_f1", "balanced_accuracy"] = Field(
+        description="auc (binary; each finding of a multilabel model); accuracy, macro_f1 or balanced_accuracy "
+        "(multiclass)"
+    )
     max_drop: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
     on: Literal["estimate", "ci_high"] = "estimate"
 
@@ -301,9 +322,31 @@ def evaluate_check(check: Check, report: Mapping[str, Any], comparison: Mapping[
     if matched is not None and matched < check.min_matched:
         message = f"only {matched} samples shared with the model behind the alias (min_matched {check.min_matched})"
         return _result(check, "insufficient", message)
+    task = str(report.get("task", "binary"))
+    prefixes = _finding_prefixes(check, report, task)
+    if isinstance(prefixes, CheckResult):
+        return prefixes
+    named = check.metrics if isinstance(check, NoWorseningCheck) else [check.metric]
+    foreign = [m for m in named if m not in COMPARED_OF_TASK["multiclass" if task == "multiclass" else "binary"]]
+    if foreign:
+        return _result(check, "insufficient", f"{', '.join(foreign)}: not compared for a {task} model")
     if isinstance(check, NoWorseningCheck):
-        return _no_worsening(check, comparison)
-    return _max_drop(check, comparison)
+        return _no_worsening(check, comparison, prefixes)
+    return _max_drop(check, comparison, prefixes)
+
+
+def _finding_prefixes(check: Check, report: Mapping[str, Any], task: str) -> list[str] | CheckResult:
+    """The metric-name prefixes of a comparison to judge: ``finding:<f>:`` per finding judged of a
+    multilabel comparison (``app.fairness.engine.class_compare``), else none; or why none can be."""
+    if task != "multilabel":
+        if check.finding is not None:
+            return _result(check, "insufficient", f"names finding {check.finding!r}, but the evaluation is {task}")
+        return [""]
+    findings = list(report.get("findings", []))
+    if check.finding is not None and check.finding not in findings:
+        listed = ", ".join(findings)
+        return _result(check, "insufficient", f"the evaluation has no finding {check.finding!r} (findings: {listed})")
+    return [f"finding:{f}:" for f in ([check.finding] if check.finding is not None else findings)]
 
 
 def _on_report(check: LimitCheck | MinGroupCountCheck | GroupBandCheck, report: Mapping[str, Any]) -> CheckResult:
@@ -469,11 +512,12 @@ def _difference(comparison: Mapping[str, Any], attribute: str, metric: str) -> M
     return next((d for d in comparison["differences"] if d["attribute"] == attribute and d["metric"] == metric), None)
 
 
-def _no_worsening(check: NoWorseningCheck, comparison: Mapping[str, Any]) -> CheckResult:
+def _no_worsening(check: NoWorseningCheck, comparison: Mapping[str, Any], prefixes: list[str]) -> CheckResult:
     rows = []
-    for metric in check.metrics:
-        attribute = OVERALL if metric in COMPARED_OVERALL else check.attribute
-        rows.append((metric, attribute, _difference(comparison, attribute, metric)))
+    for prefix in prefixes:
+        for name in check.metrics:
+            attribute = OVERALL if name in COMPARED_OVERALL else check.attribute
+            rows.append((f"{prefix}{name}", attribute, _difference(comparison, attribute, f"{prefix}{name}")))
     undefined = [f"{m} ({a})" for m, a, d in rows if d is None or d["difference"] is None or d["p_value"] is None]
     if undefined:
         return _result(check, "insufficient", f"no paired difference for {', '.join(undefined)}")
@@ -481,7 +525,7 @@ def _no_worsening(check: NoWorseningCheck, comparison: Mapping[str, Any]) -> Che
     worse = []
     for (metric, attribute, d), p in zip(rows, adjusted, strict=True):
         assert d is not None
-        harm = -d["difference"] if metric in HIGHER_IS_BETTER else d["difference"]
+        harm = -d["difference"] if metric.rsplit(":", 1)[-1] in HIGHER_IS_BETTER else d["difference"]
         if harm > 0 and p < check.alpha:
             worse.append((metric, attribute, d, float(p)))
     if not worse:
@@ -504,10 +548,13 @@ def _no_worsening(check: NoWorseningCheck, comparison: Mapping[str, Any]) -> Che
     )
 
 
-def _max_drop(check: MaxDropCheck, comparison: Mapping[str, Any]) -> CheckResult:
-    d = _difference(comparison, OVERALL, check.metric)
-    if d is None or d["difference"] is None:
-        return _result(check, "insufficient", f"no paired {check.metric} difference")
+def _max_drop(check: MaxDropCheck, comparison: Mapping[str, Any], prefixes: list[str]) -> CheckResult:
+    found = [(p, _difference(comparison, OVERALL, f"{p}{check.metric}")) for p in prefixes]
+    missing = [f"{p}{check.metric}" for p, d in found if d is None or d["difference"] is None]
+    if missing:
+        return _result(check, "insufficient", f"no paired {', '.join(missing)} difference")
+    prefix, d = max(found, key=lambda pair: -pair[1]["difference"] if pair[1] else 0.0)  # the largest drop
+    assert d is not None
     drop = -d["difference"]
     numbers = {"value": drop, "ci_low": _neg(d["ci_high"]), "ci_high": _neg(d["ci_low"]), "p_value": d["p_value"]}
     judged = drop if check.on == "estimate" else numbers["ci_high"]
@@ -517,7 +564,8 @@ def _max_drop(check: MaxDropCheck, comparison: Mapping[str, Any]) -> CheckResult
     verdict = "within" if ok else "over"
     where = "" if check.on == "estimate" else " (ci_high)"
     message = (
-        f"{check.metric} drop{where} {judged:.4g} against the model behind the alias is {verdict} {check.max_drop}"
+        f"{prefix}{check.metric} drop{where} {judged:.4g} against the model behind the alias is {verdict} "
+        f"{check.max_drop}"
     )
     return _result(check, "pass" if ok else "fail", message, **numbers)
 

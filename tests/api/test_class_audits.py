@@ -242,3 +242,25 @@ def test_bad_multiclass_and_multilabel_input_is_named_and_nothing_is_kept(client
         assert session.scalar(select(func.count()).select_from(Evaluation)) == 0
     folder = settings.data_dir / "evaluations"
     assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_two_multiclass_evaluations_compare_paired_and_other_classes_are_refused(client, keys):
+    headers = keys.headers()
+    biased = post_audit(client, headers, multiclass_csv(n=300, seed=4, bias=1.5), MULTICLASS_CONFIG).json()["id"]
+    fair = post_audit(client, headers, multiclass_csv(n=300, seed=4, bias=0.0), MULTICLASS_CONFIG).json()["id"]
+    response = client.post("/v1/compare", headers=headers, json={"evaluation_ids": [biased, fair], "n_boot": 200})
+    assert response.status_code == 200, response.json()
+    pair = response.json()["comparisons"][0]
+    assert response.json()["n_matched"] == 300
+    eopp1 = next(d for d in pair["differences"] if (d["attribute"], d["metric"]) == ("skin", "class_mean_eopp1"))
+    assert eopp1["difference"] < 0 and eopp1["ci_high"] < 0, "the fair model's class-mean Eopp1 gap is smaller"
+    accuracy = next(d for d in pair["differences"] if (d["attribute"], d["metric"]) == ("overall", "accuracy"))
+    assert accuracy["difference"] > 0
+
+    renamed = multiclass_csv(n=300, seed=4).replace("nevus", "mole")  # the header's class and the labels
+    other = post_audit(client, headers, renamed, MULTICLASS_CONFIG)
+    assert other.status_code == 201, other.json()
+    refused = client.post("/v1/compare", headers=headers, json={"evaluation_ids": [biased, other.json()["id"]]})
+    assert refused.status_code == 422
+    detail = refused.json()["detail"]
+    assert biased in detail and other.json()["id"] in detail and "benign, melanoma, mole" in detail

@@ -4,11 +4,15 @@ judges one finding or the worst of all."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 from class_synth import simulate_classes, simulate_findings
 from pydantic import TypeAdapter
 from synth import simulate
 
+from app.fairness.engine.compare import compare_models
 from app.fairness.engine.report import build_report
 from app.fairness.policy import (
     MULTICLASS_GAP_NAMES,
@@ -91,3 +95,30 @@ def test_multilabel_checks_judge_one_finding_or_the_worst(multilabel_report):
     )
     outcomes = [r.outcome for r in evaluate_policy(policy, multilabel_report)]
     assert outcomes == ["pass", "insufficient"]
+
+
+def test_comparing_checks_on_multiclass_and_multilabel_comparisons(multiclass_report, multilabel_report):
+    fairer = simulate_classes(900, seed=3, k=3, skin_shift=0.0)
+    biased = simulate_classes(900, seed=3, k=3, skin_shift=1.4)
+    classes = compare_models({"old": fairer, "new": biased}, attributes=["skin_type"], n_boot=100, seed=0)
+    pair = classes["comparisons"][0]
+    metrics = ["accuracy", "class_mean_eopp1"]
+    worsening = {"check": "no_worsening", "metrics": metrics, "attribute": "skin_type", "min_matched": 1}
+    worse = evaluate_check(CHECK.validate_python(worsening), multiclass_report, pair)
+    assert worse.outcome == "fail" and "accuracy (overall) -0.04" in worse.message
+    assert "class_mean_eopp1" not in worse.message, "its interval spans 0: not significantly worse"
+    binary_name = evaluate_check(CHECK.validate_python({**worsening, "metrics": ["pfd"]}), multiclass_report, pair)
+    assert binary_name.outcome == "insufficient" and binary_name.message == "pfd: not compared for a multiclass model"
+    drop = {"check": "max_drop", "metric": "accuracy", "max_drop": 0.0, "min_matched": 1}
+    assert evaluate_check(CHECK.validate_python(drop), multiclass_report, pair).outcome == "fail"
+
+    base = simulate_findings(400, seed=1)
+    noisier = dataclasses.replace(base, exit_scores=np.clip(base.exit_scores + 0.3, 0, 1))
+    findings = compare_models({"old": base, "new": noisier}, attributes=["sex"], n_boot=100, seed=0)
+    auc = {"check": "max_drop", "metric": "auc", "max_drop": 0.5, "min_matched": 1}
+    every = evaluate_check(CHECK.validate_python(auc), multilabel_report, findings["comparisons"][0])
+    assert every.outcome == "pass" and every.message.startswith("finding:finding_")
+    one = evaluate_check(
+        CHECK.validate_python({**auc, "finding": "finding_1"}), multilabel_report, findings["comparisons"][0]
+    )
+    assert one.message.startswith("finding:finding_1:auc drop")
