@@ -304,6 +304,15 @@ def missing_attributes(policy: Policy, available: Sequence[str]) -> list[dict[st
     ]
 
 
+def report_attributes(report: Mapping[str, Any]) -> list[str]:
+    """The groupings (attributes, intersections, ``overall``) a report of any task has; a multilabel
+    report's findings share theirs."""
+    if report.get("task") == "multilabel":
+        findings = list(report["per_finding"].values())
+        return report_attributes(findings[0]) if findings else []
+    return [str(g["attribute"]) for g in report["groupings"]]
+
+
 def evaluate_policy(
     policy: Policy, report: Mapping[str, Any], comparison: Mapping[str, Any] | None = None
 ) -> list[CheckResult]:

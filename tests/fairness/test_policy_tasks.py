@@ -21,6 +21,7 @@ from app.fairness.policy import (
     Policy,
     evaluate_check,
     evaluate_policy,
+    report_attributes,
 )
 from app.fairness.report_schema import MulticlassGaps, MulticlassGroupMetrics
 
@@ -122,3 +123,8 @@ def test_comparing_checks_on_multiclass_and_multilabel_comparisons(multiclass_re
         CHECK.validate_python({**auc, "finding": "finding_1"}), multilabel_report, findings["comparisons"][0]
     )
     assert one.message.startswith("finding:finding_1:auc drop")
+
+
+def test_report_attributes_of_every_task(multiclass_report, multilabel_report):
+    assert report_attributes(multiclass_report)[:3] == ["overall", "sex", "skin_type"]
+    assert report_attributes(multilabel_report) == ["overall", "sex"]
