@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.errors import InputError
+from app.fairness.audit_decision import AuditThreshold
 from app.fairness.models import Evaluation
 from app.fairness.schemas import AuditConfig
-from app.fairness.service import AuditThreshold, audit_evaluation_config, audit_outcome
+from app.fairness.service import audit_evaluation_config, audit_outcome
 from app.fairness.storage import complete_evaluation, evaluation_dir, load_predictions
 from app.jobs.context import Completion, JobContext
 
