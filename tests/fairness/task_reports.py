@@ -1,6 +1,7 @@
-"""A ``MulticlassReport`` dict built from simulated counts, for the pages that render one before the
-engine's multiclass ``build_report`` is merged. Intervals are a fixed ± 0.05 around each value; the
-values themselves come from the simulated confusion matrices, so the page shows real counts."""
+"""Multi-class and multi-label report dicts for the pages that render them, built before the engine's
+own multi-class ``build_report`` is merged: a ``MulticlassReport`` from simulated confusion matrices
+(real counts; intervals a fixed ± 0.05 around each value) and a ``MultilabelReport`` whose findings'
+reports are the binary engine's own."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter
 
-from app.fairness.report_schema import MulticlassReport
+from app.fairness.engine import build_report
+from app.fairness.engine.inputs import MultilabelPredictionSet
+from app.fairness.report_schema import MulticlassReport, MultilabelReport
 
 MIN_COUNT = 10
 
@@ -127,7 +130,6 @@ def multiclass_report(n_classes: int, n: int = 3000, seed: int = 0, hostile: str
     sex = rng.choice(["F", "M"], n)
     wrong = rng.random(n) < np.where(skin == "VI", 0.45, 0.2)
     pred = np.where(wrong, rng.choice(n_classes, n), y)
-    exit_index = (rng.random(n) < 0.4).astype(int)
     columns = {"skin_type": skin, "sex": sex}
 
     def grouping(attribute: str) -> dict[str, Any]:
@@ -165,7 +167,13 @@ def multiclass_report(n_classes: int, n: int = 3000, seed: int = 0, hostile: str
         entry["per_class_gaps"] = {
             name: {
                 gap: _gap([g["per_class"][name][rate]["value"] for g in groups])
-                for gap, rate in (("eopp0", "tnr"), ("eopp1", "tpr"), ("eodd", "fpr"), ("pfd", "pf"), ("auc_gap", "auc"))
+                for gap, rate in (
+                    ("eopp0", "tnr"),
+                    ("eopp1", "tpr"),
+                    ("eodd", "fpr"),
+                    ("pfd", "pf"),
+                    ("auc_gap", "auc"),
+                )
             }
             for name in classes
         }
@@ -204,7 +212,12 @@ def multiclass_report(n_classes: int, n: int = 3000, seed: int = 0, hostile: str
             "class_counts": {name: int((y == c).sum()) for c, name in enumerate(classes)},
         },
         "groupings": [
-            {"attribute": g["attribute"], "kind": g["kind"], "groups": [x["group"] for x in g["groups"]], "n_missing": 0}
+            {
+                "attribute": g["attribute"],
+                "kind": g["kind"],
+                "groups": [x["group"] for x in g["groups"]],
+                "n_missing": 0,
+            }
             for g in groupings
         ],
         "evaluations": [{"exit": e, "groupings": groupings} for e in (0, 1, "policy")],
@@ -231,3 +244,54 @@ def multiclass_report(n_classes: int, n: int = 3000, seed: int = 0, hostile: str
         },
     }
     return TypeAdapter(MulticlassReport).validate_python(report)  # type: ignore[return-value]
+
+
+def multilabel_report(findings: list[str], n: int = 600, seed: int = 0) -> dict[str, Any]:
+    """Each finding scored by the binary engine on its known labels (about 10 % unknown), two exits;
+    the summary holds each gap's largest attribute finding."""
+    rng = np.random.default_rng(seed)
+    f = len(findings)
+    y = (rng.random((n, f)) < 0.3).astype(np.int64)
+    y[rng.random((n, f)) < 0.1] = -1
+    skin = rng.choice(["I-II", "III-IV", "VI"], n).astype(object)
+    separation = np.where(skin == "VI", 0.6, 1.6)[:, None, None]
+    noise = rng.normal(0.0, 1.0, (n, 2, f))
+    scores = 1.0 / (1.0 + np.exp(-(noise + separation * (y[:, None, :] == 1) - 0.8)))
+    predictions = MultilabelPredictionSet(
+        y_true=y,
+        exit_scores=scores,
+        findings=tuple(findings),
+        groups={"skin_type": skin, "sex": rng.choice(["F", "M"], n).astype(object)},
+        thresholds=np.full(f, 0.5),
+        exit_index=(rng.random(n) < 0.3).astype(np.int64),
+        exit_cost=np.array([0.5, 1.0]),
+    )
+    per_finding = {
+        name: build_report(predictions.finding(i), attributes=["skin_type", "sex"], n_boot=20)
+        for i, name in enumerate(findings)
+    }
+    summary = []
+    for name, finding_report in per_finding.items():
+        largest: dict[str, Any] = {}
+        for finding in finding_report["summary"]["findings"]:
+            if finding["gap"] not in largest or finding["value"] > largest[finding["gap"]]["value"]:
+                largest[finding["gap"]] = finding
+        summary.append({"finding": name, "verdict": finding_report["summary"]["verdict"], "gaps": largest})
+    counts = {
+        name: {
+            "n": int((y[:, i] >= 0).sum()),
+            "n_pos": int((y[:, i] == 1).sum()),
+            "n_neg": int((y[:, i] == 0).sum()),
+            "n_unknown": int((y[:, i] < 0).sum()),
+        }
+        for i, name in enumerate(findings)
+    }
+    report = {
+        "task": "multilabel",
+        "metric_definition_version": next(iter(per_finding.values()))["metric_definition_version"],
+        "findings": findings,
+        "population": {"n": n, "n_exits": 2, "per_finding": counts},
+        "per_finding": per_finding,
+        "summary": summary,
+    }
+    return TypeAdapter(MultilabelReport).validate_python(report)  # type: ignore[return-value]
