@@ -44,7 +44,7 @@ class MetricRow(Base):
     attribute: Mapped[str] = mapped_column(String(128))  # "overall", an attribute, or "a×b"
     group: Mapped[str] = mapped_column(String(255))  # a group label, or "*" for a gap over groups
     exit: Mapped[str] = mapped_column(String(16))  # "0".."k", or "policy"
-    metric: Mapped[str] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(255))  # "tpr", or a class's or finding's "tpr[melanoma]"
     value: Mapped[float | None]
     ci_low: Mapped[float | None]
     ci_high: Mapped[float | None]

@@ -57,7 +57,7 @@ def run_bootstrap(
     def work(weights: np.ndarray) -> list[dict[str, GroupArrays]]:
         return [column_block(plan, weights, weighted_totals=clusters is not None) for plan in plans]
 
-    _collect(_map_blocks(design, n_boot, seed, workers, clusters, work), store)
+    _collect(map_blocks(design, n_boot, seed, workers, clusters, work), store)
     return store
 
 
@@ -77,12 +77,12 @@ def bootstrap_means(
         w = weights.astype(np.float64)
         return (w @ values.T) / w.sum(axis=1, keepdims=True)
 
-    for start, size, means in _map_blocks(design, n_boot, seed, workers, clusters, work):
+    for start, size, means in map_blocks(design, n_boot, seed, workers, clusters, work):
         out[start : start + size] = means
     return out
 
 
-def _map_blocks(
+def map_blocks(
     design: Design,
     n_boot: int,
     seed: int,

@@ -8,7 +8,7 @@ import numpy as np
 
 from app.fairness.engine.curves import reliability, roc_points
 from app.fairness.engine.fairlearn_compat import RATES, fairlearn_block
-from app.fairness.engine.gaps import GAP_RANGE, GAPS, gap_status, gap_values, used_groups
+from app.fairness.engine.gaps import GAP_RANGE, GAPS, GapTable, gap_status, gap_values, used_groups
 from app.fairness.engine.groups import Grouping
 from app.fairness.engine.intervals import centred, percentile, wilson
 from app.fairness.engine.kernel import ColumnPlan, GroupArrays, GroupingPlan
@@ -161,6 +161,40 @@ def group_tests(
     return out
 
 
+def gap_entry(
+    name: str,
+    labels: tuple[str, ...],
+    statuses: dict[str, np.ndarray],
+    point: GroupArrays,
+    boot: GroupArrays | None,
+    confidence: float,
+    p_value: float | None = None,
+    table: GapTable = GAPS,
+) -> dict:
+    """Gap ``name`` of ``table`` over the ok groups: its value, the centred bootstrap interval, its
+    status, and the groups it used and left out (with why)."""
+    sources, _ = table[name]
+    used = used_groups(name, statuses, table)
+    status = gap_status(name, statuses, table)
+    value = gap_values(name, point, used, table)[0] if status == OK else np.nan
+    interval = (np.full(1, np.nan), np.full(1, np.nan))
+    if status == OK and boot is not None and len(boot[sources[0]]):
+        interval = centred(gap_values(name, boot, used, table)[:, None], np.array([value]), confidence, GAP_RANGE)
+    low, high = float(interval[0][0]), float(interval[1][0])
+    if status == OK and np.isnan(value):
+        status = UNDEFINED  # e.g. a ratio whose largest rate is 0
+    left = worst(*(statuses[m] for m in sources))
+    return {
+        "value": num(value) if status == OK else None,
+        "ci_low": num(low) if status == OK else None,
+        "ci_high": num(high) if status == OK else None,
+        "status": status,
+        "p_value": p_value,
+        "groups_used": [labels[k] for k in np.flatnonzero(used)],
+        "left_out": [{"group": labels[k], "status": str(left[k])} for k in np.flatnonzero(~used)],
+    }
+
+
 def gap_entries(
     grouping: Grouping,
     tables: dict[str, MetricTable],
@@ -171,33 +205,28 @@ def gap_entries(
 ) -> dict[str, dict]:
     statuses = {m: tables[m].status for m in ("pf", "auc", "tpr", "fpr", "tnr", "selection_rate")}
     out = {}
-    for name, (sources, _) in GAPS.items():
-        used = used_groups(name, statuses)
-        status = gap_status(name, statuses)
-        value = gap_values(name, point, used)[0] if status == OK else np.nan
-        interval = (np.full(1, np.nan), np.full(1, np.nan))
-        if status == OK and boot is not None and len(boot["pf"]):
-            interval = centred(gap_values(name, boot, used)[:, None], np.array([value]), s.confidence, GAP_RANGE)
-        low, high = float(interval[0][0]), float(interval[1][0])
-        if status == OK and np.isnan(value):
-            status = UNDEFINED  # e.g. a ratio whose largest rate is 0
+    for name in GAPS:
         p_value = None
         families = GAP_TESTS.get(name)
         if families:
             p_raw = np.concatenate([tests[f]["p_value"] for f in families])
             adjusted = holm(p_raw)
             p_value = num(np.nanmin(adjusted)) if np.isfinite(adjusted).any() else None
-        left = worst(*(statuses[m] for m in sources))
-        out[name] = {
-            "value": num(value) if status == OK else None,
-            "ci_low": num(low) if status == OK else None,
-            "ci_high": num(high) if status == OK else None,
-            "status": status,
-            "p_value": p_value,
-            "groups_used": [grouping.labels[k] for k in np.flatnonzero(used)],
-            "left_out": [{"group": grouping.labels[k], "status": str(left[k])} for k in np.flatnonzero(~used)],
-        }
+        out[name] = gap_entry(name, grouping.labels, statuses, point, boot, s.confidence, p_value)
     return out
+
+
+def fairlearn_entry(
+    labels: tuple[str, ...], tp: np.ndarray, fp: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray
+) -> dict:
+    """The report's ``fairlearn`` block of one grouping from its groups' confusion counts."""
+    fl = fairlearn_block(tp, fp, n_pos, n_neg)
+    return {
+        "by_group": {label: {r: num(fl["by_group"][r][k]) for r in RATES} for k, label in enumerate(labels)},
+        "overall": {r: num(v) for r, v in fl["overall"].items()},
+        "between_groups": {m: num(v) for m, v in fl["between_groups"].items()},
+        "to_overall": {m: num(v) for m, v in fl["to_overall"].items()},
+    }
 
 
 def evaluate_column(
@@ -257,13 +286,7 @@ def evaluate_column(
                 ]
                 for family in TEST_FAMILIES
             }
-            fl = fairlearn_block(pt["tp"][0], pt["fp"][0], gp.n_pos, gp.n_neg)
-            entry["fairlearn"] = {
-                "by_group": {label: {r: num(fl["by_group"][r][k]) for r in RATES} for k, label in enumerate(g.labels)},
-                "overall": {r: num(v) for r, v in fl["overall"].items()},
-                "between_groups": {m: num(v) for m, v in fl["between_groups"].items()},
-                "to_overall": {m: num(v) for m, v in fl["to_overall"].items()},
-            }
+            entry["fairlearn"] = fairlearn_entry(g.labels, pt["tp"][0], pt["fp"][0], gp.n_pos, gp.n_neg)
         if curves_from is not None:
             y, scores = curves_from
             entry["curves"] = _curves(g, y, scores, n_bins)

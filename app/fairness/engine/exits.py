@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
+from app.fairness.engine.groups import Design
 from app.fairness.engine.intervals import normal_mean, wilson
 from app.fairness.engine.status import status_of
+
+
+class ExitPredictions(Protocol):
+    """What the exit block reads from any prediction set (binary, multi-class, multi-label)."""
+
+    @property
+    def exit_index(self) -> np.ndarray | None: ...
+
+    @property
+    def exit_cost(self) -> np.ndarray | None: ...
+
+    @property
+    def n_exits(self) -> int: ...
 
 
 def _value(value: float, low: float, high: float, status: str, n: int) -> dict:
@@ -63,3 +79,39 @@ def exit_summary(
             entry["mean_compute"] = _value(cost_mean[g], c_low[g], c_high[g], status[g], n[g])
         out.append(entry)
     return out
+
+
+def exits_block(predictions: ExitPredictions, design: Design, min_count: int, confidence: float) -> dict | None:
+    """The report's ``exits``: per grouping and group, exit rates and mean compute; None without an
+    exit index."""
+    if predictions.exit_index is None:
+        return None
+    exit_index = np.asarray(predictions.exit_index, dtype=np.int64)[design.order]
+    cost = None if predictions.exit_cost is None else np.asarray(predictions.exit_cost, dtype=np.float64)
+    return {
+        "n_exits": predictions.n_exits,
+        "exit_cost": None if cost is None else [float(c) for c in cost],
+        "groupings": [
+            {
+                "attribute": g.attribute,
+                "kind": g.kind,
+                "groups": [
+                    {"group": label, **entry}
+                    for label, entry in zip(
+                        g.labels,
+                        exit_summary(
+                            exit_index,
+                            cost,
+                            g.codes,
+                            g.n_groups,
+                            predictions.n_exits,
+                            min_count=min_count,
+                            confidence=confidence,
+                        ),
+                        strict=True,
+                    )
+                ],
+            }
+            for g in design.groupings
+        ],
+    }

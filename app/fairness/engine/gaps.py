@@ -34,7 +34,7 @@ Arrays = dict[str, np.ndarray]
 GAP_RANGE = (0.0, 1.0)  # every gap (differences of rates or AUCs, worst-group AUC, ratios) lies here
 
 
-def _spread(x: np.ndarray) -> np.ndarray:
+def spread(x: np.ndarray) -> np.ndarray:
     return x.max(axis=1) - x.min(axis=1)
 
 
@@ -45,44 +45,46 @@ def _ratio(x: np.ndarray) -> np.ndarray:
     return out
 
 
-GAPS: dict[str, tuple[tuple[str, ...], Callable[[Arrays], np.ndarray]]] = {
-    "pfd": (("pf",), lambda a: _spread(a["pf"])),
-    "auc_gap": (("auc",), lambda a: _spread(a["auc"])),
+GapTable = dict[str, tuple[tuple[str, ...], Callable[[Arrays], np.ndarray]]]  # name -> (metrics used, gap)
+
+GAPS: GapTable = {
+    "pfd": (("pf",), lambda a: spread(a["pf"])),
+    "auc_gap": (("auc",), lambda a: spread(a["auc"])),
     "worst_group_auc": (("auc",), lambda a: a["auc"].min(axis=1)),
-    "eopp1": (("tpr",), lambda a: _spread(a["tpr"])),
-    "eopp0": (("tnr",), lambda a: _spread(a["tnr"])),
-    "eodd": (("tpr", "fpr"), lambda a: _spread(a["tpr"] + a["fpr"]) / 2.0),
-    "demographic_parity_difference": (("selection_rate",), lambda a: _spread(a["selection_rate"])),
+    "eopp1": (("tpr",), lambda a: spread(a["tpr"])),
+    "eopp0": (("tnr",), lambda a: spread(a["tnr"])),
+    "eodd": (("tpr", "fpr"), lambda a: spread(a["tpr"] + a["fpr"]) / 2.0),
+    "demographic_parity_difference": (("selection_rate",), lambda a: spread(a["selection_rate"])),
     "demographic_parity_ratio": (("selection_rate",), lambda a: _ratio(a["selection_rate"])),
     "equalized_odds_difference": (
         ("tpr", "fpr"),
-        lambda a: np.maximum(_spread(a["tpr"]), _spread(a["fpr"])),
+        lambda a: np.maximum(spread(a["tpr"]), spread(a["fpr"])),
     ),
     "equalized_odds_ratio": (("tpr", "fpr"), lambda a: np.minimum(_ratio(a["tpr"]), _ratio(a["fpr"]))),
-    "equal_opportunity_difference": (("tpr",), lambda a: _spread(a["tpr"])),
+    "equal_opportunity_difference": (("tpr",), lambda a: spread(a["tpr"])),
     "equal_opportunity_ratio": (("tpr",), lambda a: _ratio(a["tpr"])),
 }
 
 
-def used_groups(name: str, statuses: dict[str, np.ndarray]) -> np.ndarray:
-    """Boolean mask of the groups that enter gap ``name`` (ok for every metric it uses)."""
-    sources, _ = GAPS[name]
+def used_groups(name: str, statuses: dict[str, np.ndarray], table: GapTable = GAPS) -> np.ndarray:
+    """Boolean mask of the groups that enter gap ``name`` of ``table`` (ok for every metric it uses)."""
+    sources, _ = table[name]
     return np.all([statuses[m] == OK for m in sources], axis=0)
 
 
-def gap_status(name: str, statuses: dict[str, np.ndarray]) -> str:
+def gap_status(name: str, statuses: dict[str, np.ndarray], table: GapTable = GAPS) -> str:
     """ok with two or more usable groups; insufficient if only too-small groups made the difference."""
-    sources, _ = GAPS[name]
-    usable = used_groups(name, statuses).sum()
+    sources, _ = table[name]
+    usable = used_groups(name, statuses, table).sum()
     defined = np.all([statuses[m] != UNDEFINED for m in sources], axis=0).sum()
     if usable >= 2:
         return OK
     return INSUFFICIENT if defined >= 2 else UNDEFINED
 
 
-def gap_values(name: str, arrays: Arrays, used: np.ndarray) -> np.ndarray:
-    """``(b,)`` values of gap ``name`` over the ``used`` groups; NaN with fewer than two."""
-    sources, fn = GAPS[name]
+def gap_values(name: str, arrays: Arrays, used: np.ndarray, table: GapTable = GAPS) -> np.ndarray:
+    """``(b,)`` values of gap ``name`` of ``table`` over the ``used`` groups; NaN with fewer than two."""
+    sources, fn = table[name]
     b = arrays[sources[0]].shape[0]
     if used.sum() < 2:
         return np.full(b, np.nan)

@@ -147,11 +147,13 @@ def build_design(
     *,
     intersections: Intersections = True,
     sort_by: np.ndarray | None = None,
+    n_labels: int = 2,
 ) -> Design:
     """Encode ``attributes``, the requested intersections of them, and the strata.
 
     ``sort_by`` (e.g. the served scores) orders samples within each stratum: a column whose scores
     are in that order needs no reordering of the resample weights (see ``kernel.plan_column``).
+    ``n_labels``: the labels ``y_true`` takes (2, or a multi-class task's K), so strata are cell × label.
     """
     unknown = [a for a in attributes if a not in groups]
     if unknown:
@@ -177,9 +179,9 @@ def build_design(
     else:
         cell = np.zeros(n, dtype=np.int64)
     n_cells = int(cell.max()) + 1 if n else 0
-    stratum = cell * 2 + np.asarray(y_true, dtype=np.int64)
+    stratum = cell * n_labels + np.asarray(y_true, dtype=np.int64)
     order = np.argsort(stratum, kind="stable") if sort_by is None else np.lexsort((sort_by, stratum))
-    counts = np.bincount(stratum, minlength=2 * n_cells)
+    counts = np.bincount(stratum, minlength=n_labels * n_cells)
     bounds = np.concatenate([[0], np.cumsum(counts[counts > 0])])
 
     permuted = tuple(Grouping(g.attribute, g.kind, g.labels, g.levels, g.codes[order], g.n_missing) for g in groupings)
