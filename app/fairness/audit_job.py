@@ -1,6 +1,6 @@
 """The audit job: the report on a large uploaded predictions file, computed outside the request.
 
-The request parsed and checked the file, fixed the threshold and stored the predictions beside an
+The request parsed and checked the file, fixed the decision thresholds and stored the predictions beside an
 evaluation in ``running``; this computes the report (the bootstrap is the costly part, in time and
 memory) and stores it with its metric rows in the transaction that marks the job succeeded. If the job
 fails or is cancelled, the transaction that ends it marks the evaluation ``failed`` with the job's reason
@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.errors import InputError
+from app.fairness.audit_decision import AuditThreshold
 from app.fairness.models import Evaluation
 from app.fairness.schemas import AuditConfig
-from app.fairness.service import AuditThreshold, audit_evaluation_config, audit_outcome
+from app.fairness.service import audit_evaluation_config, audit_outcome
 from app.fairness.storage import complete_evaluation, evaluation_dir, load_predictions
 from app.jobs.context import Completion, JobContext
 
@@ -28,10 +29,9 @@ def run_audit_job(ctx: JobContext) -> Completion:
         if evaluation is None:
             raise InputError(f"evaluation {evaluation_id} no longer exists")
         config = AuditConfig.model_validate(evaluation.config["audit"])
-        source, record = str(evaluation.config["threshold_source"]), evaluation.config.get("threshold_rule")
-    predictions = load_predictions(evaluation_dir(ctx.settings, evaluation_id))
+        threshold = AuditThreshold(str(evaluation.config["threshold_source"]), evaluation.config.get("threshold_rule"))
+    predictions = load_predictions(evaluation_dir(ctx.settings, evaluation_id))  # thresholds applied already
     ctx.progress({"fraction": 0.0, "rows": len(predictions.y_true)}, force=True)
-    threshold = AuditThreshold(float(predictions.threshold), source, record)  # an audit's is one float
     outcome = audit_outcome(predictions, config, threshold, ctx.settings)
     ctx.check_cancel()
 

@@ -1,15 +1,17 @@
 """Turning predictions into a stored-ready evaluation: the report, its flat metric rows and the
 settings it was computed with. Every kind of evaluation (training, audit, external validation,
-monitoring) goes through here, so they all follow one metric definition."""
+monitoring) goes through here, so they all follow one metric definition, whatever the task: binary,
+multi-class or multi-label predictions (``app.fairness.engine.inputs``) give the report of their task."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.fairness.engine.inputs import PredictionSet
+from app.fairness.engine.inputs import AnyPredictionSet, MulticlassPredictionSet, MultilabelPredictionSet
 from app.fairness.engine.report import METRIC_DEFINITION_VERSION, build_report, metric_rows
+from app.modelpkg.task import TaskKind
 from app.settings import Settings
 
 
@@ -37,7 +39,7 @@ def intersections_to_report(
 
 
 def evaluate_predictions(
-    predictions: PredictionSet,
+    predictions: AnyPredictionSet,
     *,
     attributes: list[str],
     settings: Settings,
@@ -60,10 +62,65 @@ def evaluate_predictions(
         min_count=settings.min_group_count,
     )
     if trained_attributes:
-        report["config"]["trained_attributes"] = list(trained_attributes)
+        for config in report_configs(report):
+            config["trained_attributes"] = list(trained_attributes)
     return EvaluationOutcome(
         report=report,
         rows=list(metric_rows(report)),
         version=METRIC_DEFINITION_VERSION,
-        config=report["config"],
+        config=evaluation_config(report),
     )
+
+
+def report_configs(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run configs inside a report: its own, or each finding's (a multi-label report has one per
+    finding), so a setting recorded on the report reaches every one of them."""
+    if report.get("task") == "multilabel":
+        return [finding["config"] for finding in report["per_finding"].values()]
+    return [report["config"]]
+
+
+PER_FINDING_KEYS = ("threshold", "threshold_per_sample", "threshold_range", "threshold_source", "threshold_rule")
+
+
+def evaluation_config(report: dict[str, Any]) -> dict[str, Any]:
+    """The settings an evaluation row keeps (``attributes``, seeds, thresholds …): the report's config;
+    for a multi-label report, the findings' shared settings, with each finding's threshold by name."""
+    if report.get("task") != "multilabel":
+        return report["config"]  # the same dict: what is recorded on the report later is recorded here too
+    per_finding = report["per_finding"]
+    shared = {k: v for k, v in per_finding[report["findings"][0]]["config"].items() if k not in PER_FINDING_KEYS}
+    thresholds = {name: finding["config"].get("threshold") for name, finding in per_finding.items()}
+    return {**shared, "task": "multilabel", "findings": list(report["findings"]), "thresholds": thresholds}
+
+
+def task_of(predictions: AnyPredictionSet) -> tuple[TaskKind, tuple[str, ...]]:
+    """The task of a prediction set and its class or finding names (none for binary): two sets can be
+    compared or pooled only when these are equal."""
+    if isinstance(predictions, MulticlassPredictionSet):
+        return "multiclass", predictions.classes
+    if isinstance(predictions, MultilabelPredictionSet):
+        return "multilabel", predictions.findings
+    return "binary", ()
+
+
+def describe_task(predictions: AnyPredictionSet) -> str:
+    """E.g. "binary", "multiclass (3 classes: a, b, c)", in an error message."""
+    kind, names = task_of(predictions)
+    if kind == "binary":
+        return kind
+    what = "classes" if kind == "multiclass" else "findings"
+    shown = ", ".join(names[:10]) + (", …" if len(names) > 10 else "")
+    return f"{kind} ({len(names)} {what}: {shown})"
+
+
+def check_same_task(named: Mapping[str, AnyPredictionSet], what: str) -> None:
+    """``ValueError`` naming the first ``what`` (e.g. "evaluation") whose task or classes differ from
+    the first one's."""
+    first_name, first = next(iter(named.items()))
+    for name, predictions in named.items():
+        if task_of(predictions) != task_of(first):
+            raise ValueError(
+                f"{what} {first_name} is {describe_task(first)} but {what} {name} is {describe_task(predictions)}: "
+                "only one task with the same classes can be compared or pooled"
+            )

@@ -10,6 +10,13 @@ exit); ``threshold`` (the operating threshold that score was compared with: the 
 in pooled out-of-fold predictions, where each row has its own fold model's); and, for pooled out-of-fold
 predictions, ``seed`` and ``fold`` (from ``s{seed}/f{fold}``).
 
+Multi-class predictions replace the binary columns with ``label`` (the true class's name),
+``score_exit_<e>_<class>`` per exit and class, ``exit_taken``, ``score_<class>`` (the probabilities at the
+exit taken), ``threshold_<class>`` (only with per-class thresholds) and ``predicted`` (the class decided:
+argmax, or argmax of p / class threshold). Multi-label predictions: ``label_<finding>`` (1, 0, or blank:
+unknown), ``score_exit_<e>_<finding>``, ``exit_taken``, then per finding ``score_<finding>``,
+``threshold_<finding>`` and ``decision_<finding>`` (1 when the score reaches the threshold).
+
 ``patient`` is ``HMAC-SHA256(key, patient key)`` truncated to 16 hex digits, keyed by the evaluation's
 cohort id (else its own id): rows of one patient share it, two evaluations of one cohort agree on it, and
 the cohort's own patient ids (a manifest's raw ids) never leave the server.
@@ -27,7 +34,8 @@ import hmac
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
@@ -35,7 +43,7 @@ from typing import IO
 import numpy as np
 from numpy.lib import format as npy
 
-from app.fairness.storage import PREDICTIONS_FILE
+from app.fairness.storage import PREDICTIONS_FILE, stored_task
 
 CHUNK_ROWS = 4096
 _FOLD = re.compile(r"^s(\d+)/f(\d+)$")
@@ -108,27 +116,22 @@ class PredictionsCsv:
             archive = self._stack.enter_context(zipfile.ZipFile(folder / PREDICTIONS_FILE))
             members = {name.removesuffix(".npy") for name in archive.namelist()}
             self.columns = {name: _Column(self._stack, archive, name) for name in sorted(members)}
+            task = stored_task(self.columns["task"].read(1)[0] if "task" in self.columns else None)
+            bodies: dict[str, type[_Binary | _Multiclass | _Multilabel]] = {
+                "binary": _Binary,
+                "multiclass": _Multiclass,
+                "multilabel": _Multilabel,
+            }
+            self.body = bodies[task](self.columns)
         except BaseException:
             self._stack.close()
             raise
         self.groups = [name.removeprefix("group:") for name in sorted(members) if name.startswith("group:")]
         self.n = self.columns["y_true"].n
-        self.n_exits = self.columns["exit_scores"].width
 
     def header(self) -> list[str]:
         folds = ["seed", "fold"] if "folds" in self.columns else []
-        scores = [f"score_exit_{e}" for e in range(self.n_exits)]
-        return [
-            "sample_id",
-            "patient",
-            *self.groups,
-            "label",
-            *scores,
-            "exit_taken",
-            "policy_score",
-            "threshold",
-            *folds,
-        ]
+        return ["sample_id", "patient", *self.groups, *self.body.header(), *folds]
 
     def __iter__(self) -> Iterator[bytes]:
         with self._stack:
@@ -158,23 +161,130 @@ class PredictionsCsv:
             ]
             for g in self.groups
         ]
-        labels = self.columns["y_true"].read(rows)
-        scores = self.columns["exit_scores"].read(rows)
-        taken = (
-            self.columns["exit_index"].read(rows).astype(np.int64)
-            if "exit_index" in self.columns
-            else np.full(rows, self.n_exits - 1, dtype=np.int64)
-        )
-        policy = scores[np.arange(rows), taken]
-        thresholds = self.columns["threshold"].read(rows)
+        body = self.body.rows(rows)
         folds = [_seed_and_fold(f) for f in text("folds")] if "folds" in self.columns else None
-        for i in range(rows):
-            row: list[object] = [ids[i], patients[i], *(g[i] for g in groups), int(labels[i])]
-            row += [repr(float(s)) for s in scores[i]]
-            row += [int(taken[i]), repr(float(policy[i])), repr(float(thresholds[i]))]
+        for i, cells in enumerate(body):
+            row: list[object] = [ids[i], patients[i], *(g[i] for g in groups), *cells]
             if folds is not None:
                 row += folds[i]
             yield row
+
+
+class _Body(ABC):
+    """The task's columns of each row: labels, every exit's scores, the exit taken and the decision."""
+
+    def __init__(self, columns: dict[str, _Column], width: int) -> None:
+        self.columns = columns
+        self.n_exits = columns["exit_probs" if "exit_probs" in columns else "exit_scores"].width // width
+
+    @abstractmethod
+    def header(self) -> list[str]: ...
+
+    @abstractmethod
+    def rows(self, rows: int) -> list[list[object]]: ...
+
+    def taken(self, rows: int) -> np.ndarray:
+        if "exit_index" in self.columns:
+            return self.columns["exit_index"].read(rows).astype(np.int64)
+        return np.full(rows, self.n_exits - 1, dtype=np.int64)
+
+
+class _Binary(_Body):
+    def __init__(self, columns: dict[str, _Column]) -> None:
+        super().__init__(columns, 1)
+
+    def header(self) -> list[str]:
+        scores = [f"score_exit_{e}" for e in range(self.n_exits)]
+        return ["label", *scores, "exit_taken", "policy_score", "threshold"]
+
+    def rows(self, rows: int) -> list[list[object]]:
+        labels = self.columns["y_true"].read(rows)
+        scores = self.columns["exit_scores"].read(rows)
+        taken = self.taken(rows)
+        policy = scores[np.arange(rows), taken]
+        thresholds = self.columns["threshold"].read(rows)
+        return [
+            [int(labels[i]), *_floats(scores[i]), int(taken[i]), *_floats([policy[i], thresholds[i]])]
+            for i in range(rows)
+        ]
+
+
+class _Multiclass(_Body):
+    """``label`` (the class name), ``score_exit_<e>_<class>``, ``exit_taken``, ``score_<class>`` (at the exit
+    taken), ``threshold_<class>`` (only with class thresholds) and ``predicted`` (argmax of p / t)."""
+
+    def __init__(self, columns: dict[str, _Column]) -> None:
+        self.classes = _names(columns["classes"])
+        thresholds = columns.get("class_thresholds")
+        self.thresholds = None if thresholds is None else thresholds.read(thresholds.n).astype(np.float64)
+        super().__init__(columns, len(self.classes))
+
+    def header(self) -> list[str]:
+        per_exit = [f"score_exit_{e}_{c}" for e in range(self.n_exits) for c in self.classes]
+        thresholds = [] if self.thresholds is None else [f"threshold_{c}" for c in self.classes]
+        return ["label", *per_exit, "exit_taken", *(f"score_{c}" for c in self.classes), *thresholds, "predicted"]
+
+    def rows(self, rows: int) -> list[list[object]]:
+        k = len(self.classes)
+        labels = self.columns["y_true"].read(rows)
+        probs = self.columns["exit_probs"].read(rows).reshape(rows, self.n_exits, k)
+        taken = self.taken(rows)
+        policy = probs[np.arange(rows), taken, :]
+        predicted = np.argmax(policy if self.thresholds is None else policy / self.thresholds[None, :], axis=1)
+        thresholds = [] if self.thresholds is None else _floats(self.thresholds)
+        decided = [self.classes[int(k)] for k in predicted]
+        out = []
+        for i in range(rows):
+            row: list[object] = [self.classes[int(labels[i])], *_floats(probs[i].ravel()), int(taken[i])]
+            out.append([*row, *_floats(policy[i]), *thresholds, decided[i]])
+        return out
+
+
+class _Multilabel(_Body):
+    """``label_<finding>`` (1, 0 or blank: unknown), ``score_exit_<e>_<finding>``, ``exit_taken``, then per
+    finding ``score_<finding>`` (at the exit taken), ``threshold_<finding>`` and ``decision_<finding>``."""
+
+    def __init__(self, columns: dict[str, _Column]) -> None:
+        self.findings = _names(columns["findings"])
+        super().__init__(columns, len(self.findings))
+
+    def header(self) -> list[str]:
+        labels = [f"label_{f}" for f in self.findings]
+        per_exit = [f"score_exit_{e}_{f}" for e in range(self.n_exits) for f in self.findings]
+        decided = [f"{what}_{f}" for f in self.findings for what in ("score", "threshold", "decision")]
+        return [*labels, *per_exit, "exit_taken", *decided]
+
+    def rows(self, rows: int) -> list[list[object]]:
+        f = len(self.findings)
+        labels = self.columns["y_true"].read(rows).reshape(rows, f)
+        scores = self.columns["exit_scores"].read(rows).reshape(rows, self.n_exits, f)
+        stored = self.columns["thresholds"]
+        thresholds = (
+            stored.read(rows).reshape(rows, f)
+            if stored.matrix
+            else np.broadcast_to(stored.read(stored.n).astype(np.float64), (rows, f))
+        )
+        taken = self.taken(rows)
+        policy = scores[np.arange(rows), taken, :]
+        out = []
+        for i in range(rows):
+            row: list[object] = ["" if y < 0 else int(y) for y in labels[i]]
+            row += _floats(scores[i].ravel())
+            row.append(int(taken[i]))
+            for p, t in zip(policy[i], thresholds[i], strict=True):
+                row += [repr(float(p)), repr(float(t)), int(p >= t)]
+            out.append(row)
+        return out
+
+
+def _names(column: _Column) -> list[str]:
+    """The class or finding names, a small member read whole."""
+    return [str(v) for v in column.read(column.n)]
+
+
+def _floats(values: Iterable[float]) -> list[str]:
+    """Floats written exactly (``repr``), so a re-analysis reads back what was evaluated."""
+    return [repr(float(v)) for v in values]
 
 
 def _seed_and_fold(label: str) -> list[str]:

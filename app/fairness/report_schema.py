@@ -516,6 +516,12 @@ class MulticlassConfig(RunConfig):
     class_thresholds: list[float] | None
     definitions: dict[str, str]
     folds: NotRequired[list[str]]
+    trained_attributes: NotRequired[
+        Annotated[list[str], Field(description="models only: the sensitive attributes the model was trained on")]
+    ]
+    threshold_source: NotRequired[
+        Annotated[str, Field(description="audits only: 'argmax', or 'argmax of p / class threshold (given)'")]
+    ]
 
 
 class MulticlassFinding(TypedDict):

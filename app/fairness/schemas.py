@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.fields import ReportIntersections, ResourceRef, SafeName, Seed
-from app.fairness.report_schema import FairnessReport
+from app.fairness.report_schema import AnyReport
+from app.modelpkg.task import MAX_CLASSES, MAX_FINDINGS, ClassName, TaskKind
 from app.modelpkg.threshold_rule import (
     RuleName,
     ThresholdConstraint,
@@ -34,7 +35,9 @@ class EvaluationOut(BaseModel):
     split: str | None
     metric_definition_version: str
     config: dict[str, Any]
-    report: FairnessReport | None = Field(description="null while an audit job is still computing it")
+    report: AnyReport | None = Field(
+        description="null while an audit job is still computing it; a binary, multiclass or multilabel report"
+    )
     model_files: dict[str, str] | None = Field(default=None, description="SHA-256 of each served model file")
     error: str | None = Field(default=None, description="why a running evaluation failed")
     created_at: datetime
@@ -102,8 +105,29 @@ class AuditConfig(BaseModel):
     )
 
     name: SafeName
+    task: TaskKind = Field(
+        default="binary",
+        description="binary: y_true 0/1 and y_score; multiclass: y_true a class name and score_<class> per "
+        "class; multilabel: y_true_<finding> (1, 0 or blank = unknown) and score_<finding> per finding",
+    )
+    classes: list[ClassName] | None = Field(
+        default=None,
+        max_length=max(MAX_CLASSES, MAX_FINDINGS),
+        description="multiclass: the classes and their order (default: the score_<class> columns in file "
+        "order); multilabel: the findings (default: every y_true_<finding> column)",
+    )
+    class_thresholds: dict[ClassName, Annotated[float, Field(gt=0, le=1)]] | None = Field(
+        default=None,
+        description="multiclass only: one threshold per class; the predicted class is the largest "
+        "p_c / t_c (default: argmax)",
+    )
+    finding_thresholds: dict[ClassName, Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        default=None, description="multilabel only: one fixed threshold per finding (finding present when p >= t)"
+    )
     sensitive_attributes: list[str] = Field(min_length=1)
-    threshold: float | None = Field(default=None, ge=0, le=1)
+    threshold: float | None = Field(
+        default=None, ge=0, le=1, description="binary: the operating threshold; multilabel: the same for every finding"
+    )
     threshold_rule: RuleName | None = None
     target_specificity: float | None = Field(default=None, gt=0, lt=1, description="threshold_rule target_specificity")
     target_sensitivity: float | None = Field(default=None, gt=0, le=1, description="threshold_rule target_sensitivity")
@@ -117,11 +141,10 @@ class AuditConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_threshold(self) -> AuditConfig:
-        if (self.threshold is None) == (self.threshold_rule is None):
-            raise ValueError("give exactly one of threshold and threshold_rule")
         if len(set(self.sensitive_attributes)) != len(self.sensitive_attributes):
             raise ValueError("sensitive_attributes lists a column twice")
-        errors = rule_field_errors(
+        errors = self._task_field_errors()
+        errors += rule_field_errors(
             self.threshold_rule, self.target_specificity, self.target_sensitivity, self.threshold_constraint
         )
         attribute = self.threshold_constraint.attribute if self.threshold_constraint else None
@@ -134,6 +157,38 @@ class AuditConfig(BaseModel):
                 )
         raise_field_errors("AuditConfig", errors)
         return self
+
+    def _task_field_errors(self) -> list[tuple[str, str]]:
+        """Which decision fields fit the task: binary one threshold or rule; multiclass argmax or
+        ``class_thresholds``; multilabel one threshold, ``finding_thresholds`` or a rule per finding."""
+        errors: list[tuple[str, str]] = []
+        given = [
+            name
+            for name in ("threshold", "threshold_rule", "finding_thresholds")
+            if getattr(self, name) is not None and (self.task != "binary" or name != "finding_thresholds")
+        ]
+        if self.task == "multiclass":
+            errors += [(name, "a multiclass audit decides by argmax (or class_thresholds)") for name in given]
+        elif len(given) != 1:
+            choices = (
+                "threshold and threshold_rule"
+                if self.task == "binary"
+                else "threshold, finding_thresholds and threshold_rule"
+            )
+            errors.append(("threshold", f"give exactly one of {choices}"))
+        for name, only in (("class_thresholds", "multiclass"), ("finding_thresholds", "multilabel")):
+            if getattr(self, name) is not None and self.task != only:
+                errors.append((name, f"applies to a {only} audit only"))
+        if self.classes is not None:
+            if self.task == "binary":
+                errors.append(("classes", "a binary audit has no classes (y_true 1 is the positive class)"))
+            elif len(set(self.classes)) != len(self.classes):
+                errors.append(("classes", "lists a name twice"))
+            elif self.task == "multiclass" and len(self.classes) < 2:
+                errors.append(("classes", f"a multiclass audit needs at least 2 classes, got {len(self.classes)}"))
+            elif self.task == "multilabel" and len(self.classes) > MAX_FINDINGS:
+                errors.append(("classes", f"a multilabel audit has at most {MAX_FINDINGS} findings"))
+        return errors
 
     @property
     def threshold_group_attributes(self) -> list[str]:

@@ -3,9 +3,7 @@ Never commits."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import IO, Any
 
 from pydantic import ValidationError
@@ -21,12 +19,11 @@ from app.core.json_input import load_json_field
 from app.db.base import new_id
 from app.db.engine import on_rollback
 from app.fairness.audit_csv import parse_predictions_csv
+from app.fairness.audit_decision import AuditThreshold, audit_decision
 from app.fairness.engine.compare import compare_models
-from app.fairness.engine.groups import encode_cells
-from app.fairness.engine.inputs import PredictionSet
+from app.fairness.engine.inputs import AnyPredictionSet
 from app.fairness.engine.report import METRIC_DEFINITION_VERSION
-from app.fairness.engine.thresholds import InfeasibleBand, OperatingRule, choose_operating_point
-from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions, intersections_to_report
+from app.fairness.evaluation import EvaluationOutcome, check_same_task, evaluate_predictions, intersections_to_report
 from app.fairness.models import Evaluation
 from app.fairness.operating_point import threshold_record
 from app.fairness.predictions_csv import PredictionsCsv
@@ -81,14 +78,15 @@ def predictions_csv(session: Session, settings: Settings, organisation_id: str, 
 def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, Any]:
     """What every report names: model version and its file hashes, cohort and split, thresholds,
     seeds and the metric-definition version."""
-    config: Mapping[str, object] = evaluation.report["config"] if evaluation.report else {}
+    report: Mapping[str, Any] = evaluation.report or {}
+    config: Mapping[str, Any] = report.get("config", evaluation.config)  # a multi-label report's is per finding
     meta: dict[str, Any] = {
         "evaluation": evaluation.id,
         "kind": evaluation.kind,
         "metric definition version": evaluation.metric_definition_version,
         "cohort": evaluation.cohort_id or "uploaded predictions",
         "split": evaluation.split,
-        "operating threshold": config.get("threshold"),
+        "operating threshold": config.get("threshold", config.get("thresholds")),
         "bootstrap seed": config.get("seed"),
     }
     if evaluation.model_version_id:
@@ -148,9 +146,8 @@ def create_audit(
     cell). Up to ``audit_sync_max_rows`` rows the report is computed here too (``ready``); a larger
     file's report is computed by an audit job (the evaluation is ``running`` with its ``job_id``)."""
     config = _parse_audit_config(raw_config)
-    parsed = parse_predictions_csv(source, config.sensitive_attributes, settings)
-    threshold = _audit_threshold(parsed, config)
-    predictions = dataclasses.replace(parsed, threshold=threshold.value)
+    parsed = parse_predictions_csv(source, config.sensitive_attributes, settings, config.task, config.classes)
+    predictions, threshold = audit_decision(parsed, config)
     if len(predictions.y_true) > settings.audit_sync_max_rows:
         return _start_audit_job(session, settings, principal, config, predictions, threshold)
     outcome = audit_outcome(predictions, config, threshold, settings)
@@ -168,54 +165,10 @@ def create_audit(
     )
 
 
-@dataclass(frozen=True)
-class AuditThreshold:
-    """The audit's operating threshold, where it came from, and (fitted by a rule) the record of the
-    choice: every group's TPR and FPR there, and whether a constraint's band was met."""
-
-    value: float
-    source: str
-    record: dict[str, Any] | None = None
-
-
-def _audit_threshold(parsed: PredictionSet, config: AuditConfig) -> AuditThreshold:
-    if config.threshold is not None:
-        return AuditThreshold(config.threshold, "given")
-    assert config.threshold_rule is not None
-    if parsed.y_true.min() == parsed.y_true.max():
-        raise InputError(
-            "a threshold rule needs both classes in y_true",
-            [{"column": "y_true", "message": "only one class present; give a fixed threshold instead"}],
-        )
-    constraint = config.threshold_constraint
-    rule = OperatingRule.from_config(
-        config.threshold_rule,
-        config.target_specificity,
-        config.target_sensitivity,
-        constraint.model_dump() if constraint else None,
-    )
-    names = config.threshold_group_attributes
-    codes, labels = encode_cells(parsed.groups, names)
-    try:
-        point = choose_operating_point(parsed.y_true, parsed.exit_scores[:, 0], rule, codes, labels)
-    except InfeasibleBand as exc:
-        raise InputError(
-            "no threshold keeps every group in the stated band on the audited data",
-            [{"field": "threshold_constraint", "message": str(exc)}],
-        ) from None
-    record = {
-        **point.record(names),
-        "constraint": constraint.model_dump(mode="json") if constraint else None,
-        "chosen_on": "audited data",
-    }
-    how = config.threshold_rule if point.fallback is None else f"youden (band of {config.threshold_rule} not met)"
-    return AuditThreshold(point.threshold, f"{how} fitted on the audited data (optimistic)", record)
-
-
 def audit_outcome(
-    predictions: PredictionSet, config: AuditConfig, threshold: AuditThreshold, settings: Settings
+    predictions: AnyPredictionSet, config: AuditConfig, threshold: AuditThreshold, settings: Settings
 ) -> EvaluationOutcome:
-    """The report of an audit, in the request or in its job."""
+    """The report of an audit, in the request or in its job, with where its thresholds came from."""
     outcome = evaluate_predictions(
         predictions,
         attributes=config.sensitive_attributes,
@@ -223,9 +176,19 @@ def audit_outcome(
         seed=config.seed,
         intersections=intersections_to_report(config.sensitive_attributes, config.report_intersections),
     )
-    outcome.report["config"]["threshold_source"] = threshold.source
+    report = outcome.report
+    if report.get("task") == "multilabel":
+        for name, finding in report["per_finding"].items():
+            finding["config"]["threshold_source"] = threshold.source
+            if threshold.record is not None and name in threshold.record:
+                finding["config"]["threshold_rule"] = threshold.record[name]
+    else:
+        report["config"]["threshold_source"] = threshold.source
+        if threshold.record is not None:
+            report["config"]["threshold_rule"] = threshold.record
+    outcome.config["threshold_source"] = threshold.source
     if threshold.record is not None:
-        outcome.report["config"]["threshold_rule"] = threshold.record
+        outcome.config["threshold_rule"] = threshold.record
     return outcome
 
 
@@ -238,7 +201,7 @@ def _start_audit_job(
     settings: Settings,
     principal: Principal,
     config: AuditConfig,
-    predictions: PredictionSet,
+    predictions: AnyPredictionSet,
     threshold: AuditThreshold,
 ) -> Evaluation:
     """Store the checked predictions with a ``running`` evaluation and queue the job that reports on them."""
@@ -326,9 +289,8 @@ def pair_evaluations(
     """The paired comparison (``compare_models``) of the evaluations' stored predictions, each against
     the first, over ``attributes`` (default: the first's) that all of them carry. ``ValueError`` when
     they cannot be paired (``NoSharedAttribute``, no common samples, different labels)."""
-    predictions: dict[str, PredictionSet] = {
-        e.id: load_predictions(evaluation_dir(settings, e.id)) for e in evaluations
-    }
+    predictions = {e.id: load_predictions(evaluation_dir(settings, e.id)) for e in evaluations}
+    check_same_task(predictions, "evaluation")
     shared = set.intersection(*(set(p.groups) for p in predictions.values()))
     wanted = evaluations[0].config.get("attributes", []) if attributes is None else attributes
     present = [a for a in wanted if a in shared]

@@ -5,6 +5,11 @@ evaluations on the same samples needs them for its paired bootstrap, and an audi
 (``predictions_csv``). Text columns (sample ids, patient clusters, folds, groups) are stored as fixed-width
 unicode, never pickled; ``clusters`` and ``folds`` are optional, so files written before they existed load.
 ``threshold`` is a scalar, or one value per sample for pooled out-of-fold predictions.
+
+Multi-class and multi-label predictions (``app.modelpkg.task``) add a ``task`` member and their class or
+finding names: multiclass ``exit_probs`` ``(n, exits, K)`` and optional ``class_thresholds`` ``(K,)``;
+multilabel ``y_true`` ``(n, F)`` (-1 unknown), ``exit_scores`` ``(n, exits, F)`` and ``thresholds``
+``(F,)`` or ``(n, F)``. A file without ``task`` is binary, as every file written before tasks existed.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from sqlalchemy.orm import Session
 from app.db.base import new_id
 from app.db.engine import on_rollback
 from app.db.live_work import hold_until_settled
-from app.fairness.engine.inputs import PredictionSet
+from app.fairness.engine.inputs import AnyPredictionSet, MulticlassPredictionSet, MultilabelPredictionSet, PredictionSet
 from app.fairness.models import Evaluation, MetricRow
+from app.modelpkg.task import TaskKind
 from app.settings import Settings
 
 PREDICTIONS_FILE = "predictions.npz"
@@ -36,13 +42,9 @@ def remove_evaluation_files(settings: Settings, evaluation_id: str) -> None:
     shutil.rmtree(evaluation_dir(settings, evaluation_id), ignore_errors=True)
 
 
-def save_predictions(folder: Path, predictions: PredictionSet) -> None:
+def save_predictions(folder: Path, predictions: AnyPredictionSet) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, np.ndarray] = {
-        "y_true": predictions.y_true,
-        "exit_scores": predictions.exit_scores,
-        "threshold": np.asarray(predictions.threshold),
-    }
+    arrays = _task_arrays(predictions)
     for name in ("exit_index", "exit_cost", *TEXT_COLUMNS):
         value = getattr(predictions, name)
         if value is not None:
@@ -53,8 +55,49 @@ def save_predictions(folder: Path, predictions: PredictionSet) -> None:
     np.savez_compressed(folder / PREDICTIONS_FILE, **arrays)  # type: ignore[arg-type]  # numpy stub quirk
 
 
-def load_predictions(folder: Path) -> PredictionSet:
+def _task_arrays(predictions: AnyPredictionSet) -> dict[str, np.ndarray]:
+    """The labels, scores and decision thresholds of each task. A binary file has no ``task`` member (as
+    before tasks existed); the others store theirs and their names, their 3-D scores row-major (the CSV
+    download streams rows)."""
+    if isinstance(predictions, PredictionSet):
+        return {
+            "y_true": predictions.y_true,
+            "exit_scores": predictions.exit_scores,
+            "threshold": np.asarray(predictions.threshold),
+        }
+    if isinstance(predictions, MulticlassPredictionSet):
+        arrays = {
+            "task": np.asarray("multiclass"),
+            "classes": np.asarray(predictions.classes, dtype=str),
+            "y_true": np.asarray(predictions.y_true, dtype=np.int64),
+            "exit_probs": np.ascontiguousarray(predictions.exit_probs, dtype=np.float64),
+        }
+        if predictions.class_thresholds is not None:
+            arrays["class_thresholds"] = np.asarray(predictions.class_thresholds, dtype=np.float64)
+        return arrays
+    return {
+        "task": np.asarray("multilabel"),
+        "findings": np.asarray(predictions.findings, dtype=str),
+        "y_true": np.asarray(predictions.y_true, dtype=np.int8),
+        "exit_scores": np.ascontiguousarray(predictions.exit_scores, dtype=np.float64),
+        "thresholds": np.ascontiguousarray(predictions.thresholds, dtype=np.float64),
+    }
+
+
+def stored_task(member: np.ndarray | None) -> TaskKind:
+    """The task a predictions file's ``task`` member names; files written before tasks existed have none
+    and are binary."""
+    if member is None:
+        return "binary"
+    kind = str(member)
+    if kind not in ("multiclass", "multilabel"):
+        raise ValueError(f"stored predictions name an unknown task {kind!r}")
+    return "multiclass" if kind == "multiclass" else "multilabel"
+
+
+def load_predictions(folder: Path) -> AnyPredictionSet:
     with np.load(folder / PREDICTIONS_FILE, allow_pickle=False) as data:
+        files = set(data.files)
         groups = {}
         for key in data.files:
             if key.startswith("group:"):
@@ -63,17 +106,34 @@ def load_predictions(folder: Path) -> PredictionSet:
                 values = np.empty(len(data[key]), dtype=object)
                 values[:] = [None if gone else str(v) for v, gone in zip(data[key], missing, strict=True)]
                 groups[name] = values
-        text = {name: np.asarray(data[name], dtype=object) for name in TEXT_COLUMNS if name in data.files}
+        common: dict[str, Any] = {
+            "groups": groups,
+            "exit_index": data["exit_index"] if "exit_index" in files else None,
+            "exit_cost": data["exit_cost"] if "exit_cost" in files else None,
+            **{name: np.asarray(data[name], dtype=object) if name in files else None for name in TEXT_COLUMNS},
+        }
+        task = stored_task(data["task"] if "task" in files else None)
+        if task == "multiclass":
+            return MulticlassPredictionSet(
+                y_true=data["y_true"],
+                exit_probs=data["exit_probs"],
+                classes=tuple(str(c) for c in data["classes"]),
+                class_thresholds=data["class_thresholds"] if "class_thresholds" in files else None,
+                **common,
+            )
+        if task == "multilabel":
+            return MultilabelPredictionSet(
+                y_true=data["y_true"].astype(np.int64),
+                exit_scores=data["exit_scores"],
+                findings=tuple(str(f) for f in data["findings"]),
+                thresholds=data["thresholds"],
+                **common,
+            )
         return PredictionSet(
             y_true=data["y_true"],
             exit_scores=data["exit_scores"],
-            groups=groups,
             threshold=float(data["threshold"]) if data["threshold"].ndim == 0 else data["threshold"],
-            exit_index=data["exit_index"] if "exit_index" in data.files else None,
-            exit_cost=data["exit_cost"] if "exit_cost" in data.files else None,
-            sample_ids=text.get("sample_ids"),
-            clusters=text.get("clusters"),
-            folds=text.get("folds"),
+            **common,
         )
 
 
@@ -84,7 +144,7 @@ def store_evaluation(
     organisation_id: str,
     kind: str,
     name: str,
-    predictions: PredictionSet,
+    predictions: AnyPredictionSet,
     report: dict[str, Any],
     rows: list[dict[str, Any]],
     metric_definition_version: str,

@@ -23,7 +23,15 @@ from app.cohorts.repository import COHORTS
 from app.core.errors import ConflictError, InputError, NotFoundError
 from app.fairness import service as fairness
 from app.fairness.models import Evaluation
-from app.fairness.policy import COMPARING_CHECKS, Check, CheckResult, Policy, evaluate_check, missing_attributes
+from app.fairness.policy import (
+    COMPARING_CHECKS,
+    Check,
+    CheckResult,
+    Policy,
+    evaluate_check,
+    missing_attributes,
+    report_attributes,
+)
 from app.gates.models import ORGANISATION_SCOPE, FairnessPolicy
 from app.gates.repository import find_policy, next_version
 from app.gates.schemas import AliasOut, GateOut, GateOutcome, PolicyIn
@@ -130,7 +138,7 @@ def run_gate(session: Session, settings: Settings, organisation_id: str, model: 
         return _gate(base, "insufficient", f"model {model.id} has no ready study or training evaluation to check")
     pairing = _pairing(session, settings, organisation_id, evaluation, incumbent, model.id, policy)
     results = [_judge(check, evaluation.report, pairing) for check in policy.all_checks()]
-    available = [g["attribute"] for g in evaluation.report["groupings"]]
+    available = report_attributes(evaluation.report)
     missing = [a for a in policy.attributes if a not in available]
     outcome = _overall(results, missing)
     return _gate(

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.fairness.engine.inputs import PredictionSet
 from app.fairness.engine.live import GroupCounts, ks, psi
 from app.fairness.storage import evaluation_dir, load_predictions
 from app.serving import registry
@@ -42,8 +43,10 @@ def audit_counts(session: Session, settings: Settings, organisation_id: str, mod
 
 
 @lru_cache(maxsize=32)
-def _load(folder: Path, evaluation_id: str) -> AuditCounts:
+def _load(folder: Path, evaluation_id: str) -> AuditCounts | None:
     predictions = load_predictions(folder)
+    if not isinstance(predictions, PredictionSet):  # score drift is defined on one binary score
+        return None
     bins = np.clip((predictions.policy_scores * N_SCORE_BINS).astype(np.int64), 0, N_SCORE_BINS - 1)
     n_exits = predictions.n_exits
     exits = predictions.exit_index if predictions.exit_index is not None else np.full(len(bins), n_exits - 1)

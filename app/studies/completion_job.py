@@ -13,7 +13,7 @@ from app.cohorts.models import Cohort
 from app.cohorts.storage import cache_dir
 from app.core.errors import InputError
 from app.fairness.engine.compare import compare_models
-from app.fairness.engine.inputs import PredictionSet
+from app.fairness.engine.inputs import AnyPredictionSet
 from app.fairness.evaluation import EvaluationOutcome, evaluate_predictions
 from app.fairness.storage import evaluation_dir, load_predictions, store_evaluation
 from app.jobs.context import Completion, JobContext
@@ -21,7 +21,7 @@ from app.studies import repository
 from app.studies.children import ChildRole, role_of
 from app.studies.completion import end_study
 from app.studies.models import Study
-from app.studies.pooling import FoldPredictions, pool
+from app.studies.pooling import FoldPredictions, decision_thresholds, pool
 
 OOF_SPLIT = "oof"  # out-of-fold
 
@@ -46,7 +46,7 @@ def run_study_job(ctx: JobContext) -> Completion:
         str(i): (None if p is None else str(p)) for i, p in zip(arrays.item_ids, arrays.patient_ids, strict=True)
     }
 
-    pooled: dict[int, PredictionSet] = {}
+    pooled: dict[int, AnyPredictionSet] = {}
     summaries: list[dict[str, Any]] = []
     for index, config in enumerate(configs):
         mine = [(role, status, result) for role, status, result in children if role.config == index]
@@ -60,7 +60,10 @@ def run_study_job(ctx: JobContext) -> Completion:
         final = next((r.get("model_version_id") for role, s, r in mine if role.fold is None and s == "succeeded"), None)
         summaries.append(_summary(index, config, parts, mine, final))
         if parts:
-            pooled[index] = pool(parts, patient_of)
+            try:
+                pooled[index] = pool(parts, patient_of)
+            except ValueError as exc:  # folds of different tasks or decision rules
+                raise InputError(f"{_config_label(index, config)}: {exc}") from None
         ctx.check_cancel()
         ctx.progress(
             {"phase": "pool", "done": index + 1, "total": len(configs), "fraction": (index + 1) / (len(configs) + 1)}
@@ -118,7 +121,7 @@ def _summary(
         "method": config["method"],
         "pooled": [f"s{p.seed}/f{p.fold}" for p in parts],
         "missing": missing,
-        "thresholds": {f"s{p.seed}/f{p.fold}": p.predictions.threshold for p in parts},
+        "thresholds": {f"s{p.seed}/f{p.fold}": decision_thresholds(p.predictions) for p in parts},
         "n_predictions": sum(len(p.predictions.y_true) for p in parts),
         "final_model_version_id": final,
         "evaluation_id": None,
@@ -126,7 +129,7 @@ def _summary(
 
 
 def _compare(
-    pooled: dict[int, PredictionSet], configs: list[dict[str, Any]], attributes: list[str], ctx: JobContext
+    pooled: dict[int, AnyPredictionSet], configs: list[dict[str, Any]], attributes: list[str], ctx: JobContext
 ) -> dict[str, Any]:
     """Every config against the reference on the samples both predicted (paired by ``s<seed>/<item>``,
     patients resampled together): the engine's differences, Δ compute and verdict per attribute."""

@@ -13,7 +13,7 @@ from job_helpers import organisation_id
 
 from app.db.engine import transaction
 from app.fairness import predictions_csv as module
-from app.fairness.engine.inputs import PredictionSet
+from app.fairness.engine.inputs import MulticlassPredictionSet, MultilabelPredictionSet, PredictionSet
 from app.fairness.predictions_csv import PredictionsCsv, patient_hash
 from app.fairness.storage import evaluation_dir, save_predictions, store_evaluation
 
@@ -139,3 +139,43 @@ def test_evaluation_without_stored_predictions_is_409(client, keys, settings):
     (evaluation_dir(settings, evaluation_id) / "predictions.npz").unlink()
     response = client.get(f"/v1/evaluations/{evaluation_id}/predictions.csv", headers=headers)
     assert response.status_code == 409 and "no stored predictions" in response.json()["detail"]
+
+
+def test_multi_exit_class_and_finding_predictions_as_csv(tmp_path, monkeypatch):
+    """Every exit's class probabilities, the exit taken and the decision; per finding label, score,
+    threshold (a pooled sample's own) and decision, in chunks."""
+    monkeypatch.setattr(module, "CHUNK_ROWS", 2)
+    probs = np.array([[[0.5, 0.3, 0.2], [0.1, 0.8, 0.1]], [[0.2, 0.2, 0.6], [0.3, 0.3, 0.4]], [[0.4, 0.5, 0.1]] * 2])
+    classes = MulticlassPredictionSet(
+        y_true=np.array([1, 2, 0]),
+        exit_probs=probs,
+        classes=("a", "b", "c"),
+        groups={"sex": obj(["F", "M", None])},
+        exit_index=np.array([1, 0, 1]),
+        exit_cost=np.array([0.5, 1.0]),
+    )
+    save_predictions(tmp_path / "classes", classes)
+    table = list(csv.DictReader(io.StringIO(b"".join(PredictionsCsv(tmp_path / "classes", "k")).decode())))
+    assert [c for c in table[0] if c.startswith("score_exit_1_")] == [
+        "score_exit_1_a",
+        "score_exit_1_b",
+        "score_exit_1_c",
+    ]
+    assert [r["label"] for r in table] == ["b", "c", "a"] and [r["exit_taken"] for r in table] == ["1", "0", "1"]
+    assert [r["score_b"] for r in table] == ["0.8", "0.2", "0.5"]
+    assert [r["predicted"] for r in table] == ["b", "c", "b"] and table[2]["sex"] == ""
+
+    findings = MultilabelPredictionSet(
+        y_true=np.array([[1, -1], [0, 1], [-1, 0]]),
+        exit_scores=np.array([[[0.9, 0.2]], [[0.1, 0.7]], [[0.4, 0.3]]]),
+        findings=("edema", "effusion"),
+        groups={},
+        thresholds=np.array([[0.5, 0.4], [0.5, 0.4], [0.3, 0.3]]),  # pooled: each sample its fold model's
+        folds=obj(["s0/f0", "s0/f0", "s1/f1"]),
+    )
+    save_predictions(tmp_path / "findings", findings)
+    table = list(csv.DictReader(io.StringIO(b"".join(PredictionsCsv(tmp_path / "findings", "k")).decode())))
+    assert [(r["label_edema"], r["label_effusion"]) for r in table] == [("1", ""), ("0", "1"), ("", "0")]
+    assert [r["threshold_edema"] for r in table] == ["0.5", "0.5", "0.3"]
+    assert [(r["decision_edema"], r["decision_effusion"]) for r in table] == [("1", "0"), ("0", "1"), ("1", "1")]
+    assert [(r["seed"], r["fold"]) for r in table] == [("0", "0"), ("0", "0"), ("1", "1")]
