@@ -2,12 +2,17 @@
 intervals the toolkit's ``confidence_interval`` field carries, plus a ``fairaudit`` block naming what
 the numbers depend on (metric definitions, model file hashes, thresholds) and how the model reached
 its aliases (deployment gate outcomes, admins' override reasons). The document's shape is
-typed below (``ModelCard``), as the fairness report's is (``app.fairness.report_schema``)."""
+typed below (``ModelCard``), as the fairness report's is (``app.fairness.report_schema``).
+
+A multi-class card carries the groups' accuracy, balanced accuracy and macro precision/recall/F1 and
+the class-averaged gaps; a multi-label card each finding's binary headline numbers (slices named
+"finding: …"); both add a ``task`` block (classes or findings, decision rule, thresholds). A binary
+card is unchanged: it has no ``task`` block."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import Field
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
@@ -17,6 +22,7 @@ from app.fairness.operating_point import describe_rule, operating_point_rows, th
 from app.serving.models import AliasChange, ModelVersion
 
 HEADLINE_GROUP_METRICS = ("auc", "pf", "tpr", "fpr", "ppv", "ece")
+MULTICLASS_GROUP_METRICS = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1")
 
 
 class ConfidenceInterval(TypedDict):
@@ -88,6 +94,7 @@ class CardRate(TypedDict):
 
 
 class CardGroupOperatingPoint(TypedDict):
+    finding: NotRequired[Annotated[str, Field(description="multi-label models: the finding this threshold is of")]]
     attribute: Annotated[str, Field(description='"overall", an attribute, or an intersection "a×b"')]
     group: str
     n_pos: int
@@ -122,6 +129,23 @@ class Promotion(TypedDict):
     api_key_id: str | None
 
 
+class CardDecision(TypedDict):
+    rule: Annotated[str, Field(description='"argmax", "argmax of p / class threshold" or "per-finding threshold"')]
+    thresholds: Annotated[
+        list[float] | None, Field(description="per class or per finding, in output order; null for argmax")
+    ]
+
+
+class CardTask(TypedDict):
+    """What a multi-class or multi-label model predicts and how it decides."""
+
+    kind: Literal["multiclass", "multilabel"]
+    classes: Annotated[
+        list[str], Field(description="the classes (multiclass) or findings (multilabel), in output order")
+    ]
+    decision: CardDecision
+
+
 class FairAuditBlock(TypedDict):
     metric_definition_version: str
     model_files_sha256: Annotated[dict[str, str] | None, Field(description="null for an audit")]
@@ -131,6 +155,7 @@ class FairAuditBlock(TypedDict):
         str | None,
         Field(description="the study of this evaluation (pooled out-of-fold) or of its model (a fold's, a final one)"),
     ]
+    task: NotRequired[Annotated[CardTask, Field(description="multi-class and multi-label evaluations only")]]
 
 
 class ModelCard(TypedDict):
@@ -165,31 +190,132 @@ def _rate(value: dict[str, Any]) -> CardRate:
     }
 
 
+def _operating_point(report: dict[str, Any], finding: str | None = None) -> list[CardGroupOperatingPoint]:
+    rows: list[CardGroupOperatingPoint] = []
+    for row in operating_point_rows(report) if report else []:
+        point: CardGroupOperatingPoint = {
+            "attribute": row["attribute"],
+            "group": row["group"],
+            "n_pos": row["n_pos"],
+            "n_neg": row["n_neg"],
+            "tpr": _rate(row["tpr"]),
+            "fpr": _rate(row["fpr"]),
+        }
+        rows.append({"finding": finding, **point} if finding is not None else point)
+    return rows
+
+
 def _thresholds(evaluation: Evaluation, model: ModelVersion | None) -> CardThresholds:
-    """The operating threshold, the rule that chose it and every group's operating point."""
+    """The operating threshold, the rule that chose it and every group's operating point. A multi-class
+    or multi-label model has no one operating threshold: its decision rule is in words here and in
+    full in the ``task`` block; a multi-label card lists every finding's operating point."""
     report = evaluation.report or {}
     config = report.get("config", {})
-    record = threshold_record(evaluation, model)
-    pooled = bool(config.get("threshold_per_sample"))  # the fold models' median, not the linked model's
-    thresholds: CardThresholds = {
-        "operating": config.get("threshold") if model is None or pooled else model.thresholds["operating"],
-        "rule": describe_rule(record, threshold_source(config)),
-        "rule_record": record,
-        "operating_point": [
-            {
-                "attribute": row["attribute"],
-                "group": row["group"],
-                "n_pos": row["n_pos"],
-                "n_neg": row["n_neg"],
-                "tpr": _rate(row["tpr"]),
-                "fpr": _rate(row["fpr"]),
-            }
-            for row in (operating_point_rows(report) if report else [])
-        ],
-    }
+    task = report.get("task")
+    if task == "multiclass":
+        largest = "p / class threshold" if config["class_thresholds"] else "probability"
+        thresholds: CardThresholds = {
+            "operating": None,
+            "rule": f"the class with the largest {largest}",
+            "rule_record": None,
+            "operating_point": [],
+        }
+    elif task == "multilabel":
+        thresholds = {
+            "operating": None,
+            "rule": "each finding present when its probability reaches the finding's own threshold",
+            "rule_record": None,
+            "operating_point": [
+                point for name, sub in report["per_finding"].items() for point in _operating_point(sub, name)
+            ],
+        }
+    else:
+        record = threshold_record(evaluation, model)
+        pooled = bool(config.get("threshold_per_sample"))  # the fold models' median, not the linked model's
+        thresholds = {
+            "operating": config.get("threshold") if model is None or pooled else model.thresholds["operating"],
+            "rule": describe_rule(record, threshold_source(config)),
+            "rule_record": record,
+            "operating_point": _operating_point(report),
+        }
     if model:
         thresholds["exits"] = model.thresholds["exits"]
     return thresholds
+
+
+def _task(report: dict[str, Any]) -> CardTask | None:
+    """Classes or findings and the decision rule, from the report (null for a binary one)."""
+    if report.get("task") == "multiclass":
+        config = report["config"]
+        return {
+            "kind": "multiclass",
+            "classes": list(report["classes"]),
+            "decision": {"rule": config["decision"], "thresholds": config["class_thresholds"]},
+        }
+    if report.get("task") == "multilabel":
+        return {
+            "kind": "multilabel",
+            "classes": list(report["findings"]),
+            "decision": {
+                "rule": "per-finding threshold",
+                "thresholds": [report["per_finding"][name]["config"]["threshold"] for name in report["findings"]],
+            },
+        }
+    return None
+
+
+def _performance(report: dict[str, Any], names: Sequence[str], prefix: str = "") -> list[PerformanceMetric]:
+    """Every group's ``names`` metrics and every attribute's gaps, of the served policy."""
+    policy = next((e for e in report.get("evaluations", []) if e["exit"] == "policy"), None)
+    metrics: list[PerformanceMetric] = []
+    for grouping in (policy or {}).get("groupings", []):
+        for group in grouping["groups"]:
+            slice_name = "overall" if grouping["kind"] == "overall" else f"{grouping['attribute']}={group['group']}"
+            for name in names:
+                entry = _metric(name, group["metrics"][name], prefix + slice_name)
+                if entry:
+                    metrics.append(entry)
+        for gap, value in grouping.get("gaps", {}).items():
+            entry = _metric(gap, value, f"{prefix}{grouping['attribute']} (gap)")
+            if entry:
+                metrics.append(entry)
+    return metrics
+
+
+def _assessments(findings: Sequence[dict[str, Any]], flag: str, prefix: str = "") -> list[FairnessAssessment]:
+    """One per finding whose ``flag`` is set: significant (binary) or an interval above 0 (multiclass)."""
+    return [
+        {
+            "group_at_risk": f.get("attribute", ""),
+            "benefits": None,
+            "harms": f"{prefix}{f.get('gap')} = {f.get('value')}",
+            "mitigation_strategy": None,
+        }
+        for f in findings
+        if f.get(flag)
+    ]
+
+
+def _quantities(report: dict[str, Any]) -> tuple[list[PerformanceMetric], Considerations]:
+    """The card's numbers and considerations, per task."""
+    if report.get("task") == "multilabel":
+        metrics, considerations = [], Considerations(fairness_assessment=[], limitations=[])
+        for name, sub in report["per_finding"].items():
+            metrics += _performance(sub, HEADLINE_GROUP_METRICS, f"{name}: ")
+            considerations["fairness_assessment"] += _assessments(
+                sub["summary"]["findings"], "significant", f"{name}: "
+            )
+            considerations["limitations"].append({"description": f"{name}: {sub['summary']['verdict']}"})
+        return metrics, considerations
+    multiclass = report.get("task") == "multiclass"
+    summary = report.get("summary", {})
+    metrics = _performance(report, MULTICLASS_GROUP_METRICS if multiclass else HEADLINE_GROUP_METRICS)
+    return metrics, {
+        "fairness_assessment": _assessments(
+            summary.get("findings", []), "excludes_zero" if multiclass else "significant"
+        ),
+        "limitations": [{"description": summary.get("verdict", "")}],
+    }
 
 
 def model_card(
@@ -204,20 +330,27 @@ def model_card(
     references: list[Reference] = [{"reference": f"/v1/evaluations/{evaluation.id}/report"}]
     if study_id is not None:
         references.append({"reference": f"/v1/studies/{study_id}/report"})
-    policy = next((e for e in report.get("evaluations", []) if e["exit"] == "policy"), None)
-    metrics: list[PerformanceMetric] = []
-    for grouping in (policy or {}).get("groupings", []):
-        for group in grouping["groups"]:
-            slice_name = "overall" if grouping["kind"] == "overall" else f"{grouping['attribute']}={group['group']}"
-            for name in HEADLINE_GROUP_METRICS:
-                entry = _metric(name, group["metrics"][name], slice_name)
-                if entry:
-                    metrics.append(entry)
-        for gap, value in grouping.get("gaps", {}).items():
-            entry = _metric(gap, value, f"{grouping['attribute']} (gap)")
-            if entry:
-                metrics.append(entry)
-    summary = report.get("summary", {})
+    metrics, considerations = _quantities(report)
+    fairaudit: FairAuditBlock = {
+        "metric_definition_version": evaluation.metric_definition_version,
+        "model_files_sha256": dict(model.files) if model else None,
+        "thresholds": _thresholds(evaluation, model),
+        "promotions": [
+            {
+                "alias": p.alias,
+                "at": p.created_at.isoformat(),
+                "from_model_id": p.from_model_id,
+                "gate": p.gate,
+                "override_reason": p.override_reason,
+                "api_key_id": p.api_key_id,
+            }
+            for p in promotions
+        ],
+        "study_id": study_id,
+    }
+    task = _task(report)
+    if task is not None:
+        fairaudit["task"] = task
     return {
         "schema_version": "0.0.2",
         "model_details": {
@@ -241,34 +374,6 @@ def model_card(
             },
         },
         "quantitative_analysis": {"performance_metrics": metrics},
-        "considerations": {
-            "fairness_assessment": [
-                {
-                    "group_at_risk": f.get("attribute"),
-                    "benefits": None,
-                    "harms": f"{f.get('gap')} = {f.get('value')}",
-                    "mitigation_strategy": None,
-                }
-                for f in summary.get("findings", [])
-                if f.get("significant")
-            ],
-            "limitations": [{"description": summary.get("verdict", "")}],
-        },
-        "fairaudit": {
-            "metric_definition_version": evaluation.metric_definition_version,
-            "model_files_sha256": dict(model.files) if model else None,
-            "thresholds": _thresholds(evaluation, model),
-            "promotions": [
-                {
-                    "alias": p.alias,
-                    "at": p.created_at.isoformat(),
-                    "from_model_id": p.from_model_id,
-                    "gate": p.gate,
-                    "override_reason": p.override_reason,
-                    "api_key_id": p.api_key_id,
-                }
-                for p in promotions
-            ],
-            "study_id": study_id,
-        },
+        "considerations": considerations,
+        "fairaudit": fairaudit,
     }

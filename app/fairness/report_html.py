@@ -18,6 +18,7 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 
+from app.fairness.class_views import TOP_CLASSES, by_support, confusion_view
 from app.fairness.engine.gaps import GAPS
 from app.fairness.operating_point import describe_rule, operating_point_rows, threshold_source
 
@@ -50,7 +51,9 @@ def environment(*packages: str) -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(fmt=fmt, p=p_value)
-    env.globals.update(palette=PALETTE)
+    env.globals.update(
+        palette=PALETTE, table_metrics=list(TABLE_METRICS), gap_order=GAP_ORDER, per_exit_gaps=PER_EXIT_GAPS
+    )
     return env
 
 
@@ -291,6 +294,28 @@ def _operating(report: Mapping, record: Mapping[str, Any] | None) -> dict[str, A
     }
 
 
+def binary_sections(report: Mapping, threshold_rule: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What ``binary.html``'s ``sections`` draws of one binary report: summary, operating point, groups
+    with their charts, exits, each exit on its own."""
+    policy = next(e for e in report["evaluations"] if e["exit"] == "policy")
+    exits = report.get("exits")
+    return {
+        "summary": report["summary"],
+        "operating": _operating(report, threshold_rule),
+        "groupings": [{"entry": entry, "charts": _charts(entry)} for entry in policy["groupings"]],
+        **exit_context(exits),
+        "per_exit": report["evaluations"] if len(report["evaluations"]) >= 2 else [],
+    }
+
+
+def exit_context(exits: Mapping | None) -> dict[str, Any]:
+    """The early-exit section's table headers and, per grouping, its table and chart (every task)."""
+    return {
+        "exit_headers": [f"exit {e}" for e in range(exits["n_exits"])] if exits else [],
+        "exit_sections": _exit_sections(exits),
+    }
+
+
 def render_html(
     report: Mapping,
     *,
@@ -299,12 +324,19 @@ def render_html(
     comparison: Mapping | None = None,
     threshold_rule: Mapping[str, Any] | None = None,
     related: Sequence[tuple[str, str]] = (),
+    finding_threshold_rules: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """The whole page. ``metadata``: model version, ONNX SHA-256s, cohort, split... shown first;
     ``threshold_rule``: the record of how the operating threshold was chosen, if there is one;
-    ``related``: (label, URL) of the service's pages about the same evaluation (its study)."""
-    policy = next(e for e in report["evaluations"] if e["exit"] == "policy")
-    exits = report.get("exits")
+    ``related``: (label, URL) of the service's pages about the same evaluation (its study);
+    ``finding_threshold_rules``: a multi-label model's record of each finding's threshold choice
+    (finding -> ``ThresholdRule``), if there is one. A multi-class or multi-label report (its ``task``)
+    gets its own page (``multiclass.html``, ``multilabel.html``)."""
+    task = report.get("task", "binary")
+    if task == "multiclass":
+        return _render_multiclass(report, title, metadata, comparison, related)
+    if task == "multilabel":
+        return _render_multilabel(report, title, metadata, comparison, related, finding_threshold_rules or {})
     return (
         environment()
         .get_template("report.html")
@@ -312,16 +344,152 @@ def render_html(
             title=title,
             facts=_facts(report, metadata),
             related=list(related),
+            sections=binary_sections(report, threshold_rule),
+            comparison=comparison,
+            comparisons=_comparisons(comparison) if comparison is not None else [],
+        )
+    )
+
+
+# --- multi-class and multi-label pages ------------------------------------------------------------
+
+GROUP_METRICS = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1")
+DIFF_GAPS = {  # the paper's "Diff" row of each group metric
+    "accuracy": "accuracy_gap",
+    "balanced_accuracy": "balanced_accuracy_gap",
+    "macro_precision": "macro_precision_diff",
+    "macro_recall": "macro_recall_diff",
+    "macro_f1": "macro_f1_diff",
+}
+CLASS_GAPS = ["eopp0", "eopp1", "eodd"]
+CLASS_RATES = ("tpr", "fpr", "auc", "pf")
+PER_CLASS_GAPS = ("eopp0", "eopp1", "eodd", "pfd", "auc_gap")
+
+
+def _multiclass_facts(report: Mapping, metadata: Mapping[str, object] | None) -> dict[str, object]:
+    config, population = report["config"], report["population"]
+    return {
+        **{str(k): v for k, v in (metadata or {}).items()},
+        "metric definition version": report["metric_definition_version"],
+        "task": f"multiclass, {len(report['classes'])} classes",
+        "samples": population["n"],
+        "decision": config["decision"],
+        "bootstrap": f"{config['n_boot']} resamples stratified by group × class, seed {config['seed']}",
+        "confidence": config["confidence"],
+        "minimum count": config["min_count"],
+        "intersections reported": ", ".join(g["attribute"] for g in report["groupings"] if g["kind"] == "intersection")
+        or "none",
+    }
+
+
+def _multiclass_context(report: Mapping) -> dict[str, Any]:
+    """Classes in order of support; per class its one-vs-rest rows and gaps; per group a confusion matrix
+    (the most frequent classes and "other")."""
+    names, thresholds = report["classes"], report["config"]["class_thresholds"]
+    support = report["population"]["class_counts"]
+    order = by_support(names, support)
+    policy = next(e for e in report["evaluations"] if e["exit"] == "policy")
+    groupings = policy["groupings"]
+    classes = [
+        {"name": names[c], "support": support[names[c]], "threshold": thresholds[c] if thresholds else None}
+        for c in order
+    ]
+    per_class = [
+        {
+            **c,
+            "rows": [(entry["attribute"], g) for entry in groupings for g in entry["groups"]],
+            "gaps": [(e["attribute"], e["per_class_gaps"][c["name"]]) for e in groupings if "per_class_gaps" in e],
+        }
+        for c in classes
+    ]
+    confusions = [
+        {
+            "attribute": entry["attribute"],
+            "folded": len(entry["groups"]) > MAX_CURVE_GROUPS,
+            "matrices": [(g, confusion_view(g["confusion"], names, order)) for g in entry["groups"]],
+        }
+        for entry in groupings
+    ]
+    return {
+        "classes": classes,
+        "thresholds": thresholds is not None,
+        "decision": report["config"]["decision"],
+        "per_class": per_class,
+        "pooled": max(len(names) - TOP_CLASSES, 0),
+        "confusions": confusions,
+        "groupings": groupings,
+    }
+
+
+def _render_multiclass(
+    report: Mapping,
+    title: str,
+    metadata: Mapping[str, object] | None,
+    comparison: Mapping | None,
+    related: Sequence[tuple[str, str]],
+) -> str:
+    return (
+        environment()
+        .get_template("multiclass.html")
+        .render(
+            title=title,
+            facts=_multiclass_facts(report, metadata),
+            related=list(related),
             summary=report["summary"],
-            operating=_operating(report, threshold_rule),
-            groupings=[{"entry": entry, "charts": _charts(entry)} for entry in policy["groupings"]],
-            exit_headers=[f"exit {e}" for e in range(exits["n_exits"])] if exits else [],
-            exit_sections=_exit_sections(exits),
+            **_multiclass_context(report),
+            exit_context=exit_context(report.get("exits")),
             per_exit=report["evaluations"] if len(report["evaluations"]) >= 2 else [],
             comparison=comparison,
             comparisons=_comparisons(comparison) if comparison is not None else [],
-            table_metrics=list(TABLE_METRICS),
-            gap_order=GAP_ORDER,
-            per_exit_gaps=PER_EXIT_GAPS,
+            top=TOP_CLASSES,
+            group_metrics=list(GROUP_METRICS),
+            diff_gaps=DIFF_GAPS,
+            class_gaps=CLASS_GAPS,
+            class_rates=list(CLASS_RATES),
+            per_class_gaps=list(PER_CLASS_GAPS),
+        )
+    )
+
+
+SUMMARY_GAPS = ["pfd", "eopp1", "eopp0", "eodd"]
+
+
+def _render_multilabel(
+    report: Mapping,
+    title: str,
+    metadata: Mapping[str, object] | None,
+    comparison: Mapping | None,
+    related: Sequence[tuple[str, str]],
+    rules: Mapping[str, Mapping[str, Any]],
+) -> str:
+    """The findings' summary table, then each finding's binary sections under its own heading."""
+    population = report["population"]
+    facts = {
+        **{str(k): v for k, v in (metadata or {}).items()},
+        "metric definition version": report["metric_definition_version"],
+        "task": f"multilabel, {len(report['findings'])} findings",
+        "samples": population["n"],
+    }
+    findings = [
+        {
+            "name": name,
+            "facts": _facts(report["per_finding"][name], None),
+            "sections": binary_sections(report["per_finding"][name], rules.get(name)),
+        }
+        for name in report["findings"]
+    ]
+    return (
+        environment()
+        .get_template("multilabel.html")
+        .render(
+            title=title,
+            facts=facts,
+            related=list(related),
+            population=population,
+            summary=report["summary"],
+            summary_gaps=SUMMARY_GAPS,
+            findings=findings,
+            comparison=comparison,
+            comparisons=_comparisons(comparison) if comparison is not None else [],
         )
     )
