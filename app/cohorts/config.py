@@ -289,7 +289,7 @@ class CohortConfig(BaseModel):
         if self.blank_as not in blank_choices:
             where = f"a {self.task} {self.preset} cohort"
             if blank_choices == ("negative",):
-                raise ValueError(f"blank_as cannot be set for {where} (chexpert findings have their own)")
+                raise ValueError(f"blank_as cannot be set for {where}")
             raise ValueError(f"blank_as must be {' or '.join(blank_choices)} for {where}")
         if self.task == "multilabel" and self.preset == "chexpert" and not self.findings:
             raise ValueError('a multilabel chexpert cohort needs findings, e.g. [{"column": "Edema"}]')

@@ -74,7 +74,8 @@ def enforce_class_counts(config: CohortConfig, resolved: ResolvedLabels, splits:
     examples = "positive training examples" if multilabel else "training examples"
     hint = "" if multilabel or config.other_class else "; set other_class to merge such classes into one"
     raise InputError(
-        f"{len(short)} {what}(s) have fewer than {config.min_class_count} {examples}{hint}",
+        f"{len(short)} of the {what}{'s' if multilabel else 'es'} have fewer than {config.min_class_count} "
+        f"{examples}{hint}",
         [
             {"field": "min_class_count", what: name, "count": n, "message": f"{what} {name!r} has {n} {examples}"}
             for name, n in short
