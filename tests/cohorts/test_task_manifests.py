@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-from cohort_helpers import LIMITS, listing, png, write_zip
+from cohort_helpers import LIMITS, dicom_bytes, listing, png, write_files, write_zip
 from task_helpers import ISIC_GT_HEADER, ISIC_META_HEADER, generic_classes, isic_one_hot, parse, refused
 
 from app.cohorts.archive import open_archive
@@ -312,3 +313,26 @@ def test_config_fields_that_do_not_fit_the_task_are_refused(config: dict, messag
     with pytest.raises(InputError) as info:
         parse_config(json.dumps({"name": "c", **config}))
     assert message in json.dumps(info.value.errors), info.value.errors
+
+
+def test_dicom_multiclass_and_multilabel_labels(tmp_path: Path) -> None:
+    pixels = np.zeros((8, 8), dtype=np.uint8)
+    files = {f"{i}.dcm": dicom_bytes(pixels, patient_id=f"MRN-{i}") for i in range(4)}
+    root = write_files(tmp_path, files)
+    (root / "manifest.csv").write_text("file,label,edema,effusion\n0.dcm,a,1,0\n1.dcm,b,0,1\n2.dcm,a,,1\n3.dcm,c,1,0\n")
+    split = {"mode": "random", "fractions": [1, 0, 0]}
+    classes = CohortConfig(name="d", preset="dicom", task="multiclass", classes=["c", "b", "a"], split=split)
+    parsed = parse_manifest(root / "manifest.csv", classes, salt=b"s")
+    assert parsed.task.classes == ["c", "b", "a"] and [i.label for i in parsed.items] == [2, 1, 2, 0]
+    assert parsed.items[0].attributes == {"sex": "female", "age_group": "60-74"}
+    findings = CohortConfig(
+        name="d",
+        preset="dicom",
+        task="multilabel",
+        finding_columns=["edema", "effusion"],
+        blank_as="missing",
+        split=split,
+    )
+    parsed = parse_manifest(root / "manifest.csv", findings, salt=b"s")
+    assert parsed.task.classes == ["edema", "effusion"]
+    assert [i.label for i in parsed.items] == [(1, 0), (0, 1), (-1, 1), (1, 0)]
