@@ -33,6 +33,8 @@ Multi-class and multi-label cohorts add ``task``, ``classes`` (class or finding 
   names the ``class`` and ``label`` 1 (too few of the class) or 0 (too few of the other classes).
 - multilabel: ``splits[s] = {"n", "findings": {name: {"positives", "negatives", "unknown"}}}``; cells
   and warnings are the binary ones per finding, with a ``finding`` key; unknown (−1) values count nowhere.
+- both list at most ``MAX_TASK_WARNINGS`` warnings, in the order above, and count the rest in
+  ``warnings_omitted``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ from app.cohorts.config import SPLITS
 from app.modelpkg.task import BINARY, Task
 
 Group = tuple[str | None, ...]
+#: Small-cell warnings listed for a multi-class or multi-label cohort (Fitzpatrick 17k's 114 fine classes
+#: give thousands, 0.8 MB; the cells hold every count anyway); the rest are counted in ``warnings_omitted``.
+MAX_TASK_WARNINGS = 500
 
 
 def summarize(
@@ -83,6 +88,9 @@ def summarize(
             "cells": cells,
         }
         summary["warnings"].extend(warnings)
+    if task.kind != "binary":
+        summary["warnings_omitted"] = max(0, len(summary["warnings"]) - MAX_TASK_WARNINGS)
+        summary["warnings"] = summary["warnings"][:MAX_TASK_WARNINGS]
     return summary
 
 

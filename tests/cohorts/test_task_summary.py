@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from app.cohorts.cache import ITEMS_FILE, create_image_store, load_cohort_arrays, write_items
-from app.cohorts.summary import summarize
+from app.cohorts.summary import MAX_TASK_WARNINGS, summarize
 from app.modelpkg.task import BINARY, Task
 
 SPLITS = ["train", "train", "train", "train", "test", "test"]
@@ -38,6 +38,7 @@ def test_multiclass_counts_class_by_group_and_warns_per_class() -> None:
     assert ("female", "test", "benign", 0, 0) in warned  # one-vs-rest: no female non-benign in test
     assert ("male", "test", "malignant", 1, 0) in warned  # males observed, none in test
     assert ("female", "train", "benign", 1, 1) not in warned
+    assert summary["warnings_omitted"] == 0
     message = next(w["message"] for w in summary["warnings"] if w["class"] == "other" and w["group"] == {"sex": "male"})
     assert "examples of" in message and "fewer than 1" in message
     json.dumps(summary)
@@ -102,3 +103,14 @@ def test_a_cache_written_before_tasks_loads_as_binary(tmp_path: Path) -> None:
     (tmp_path / ITEMS_FILE).write_text(json.dumps(meta))
     arrays = load_cohort_arrays(tmp_path)
     assert arrays.task == BINARY and arrays.labels.dtype == np.int8 and arrays.labels.tolist() == [0, 1, 1]
+
+
+def test_warnings_of_many_classes_are_capped_and_counted() -> None:
+    classes = Task(kind="multiclass", classes=[f"c{k}" for k in range(120)])
+    labels = list(range(120)) * 2
+    splits = ["train"] * 120 + ["test"] * 120
+    attributes = {"sex": ["f"] * 240, "site": ["a"] * 240}  # three groupings: sex, site, sex&site
+    summary = summarize(labels, splits, attributes, min_count=2, task=classes)
+    assert len(summary["warnings"]) == MAX_TASK_WARNINGS
+    # each grouping × class × split has 1 example of the class (< 2): 3 × 120 × 2 warnings
+    assert summary["warnings_omitted"] == 3 * 120 * 2 - MAX_TASK_WARNINGS
