@@ -227,7 +227,7 @@ def _read_rows(
         needed = [*preset.columns(), *([split_column] if split_column else [])]
         _check_columns([*header, *extra], needed, config, errors)
         position = {name: i for i, name in enumerate(header)}
-        key_at = position.get(preset.image_column, 0)
+        key_at = position[preset.image_column] if companion else -1  # the join key's cell
         if companion:
             position.update({name: len(header) + companion.header.index(name) for name in extra})
         for row_number, cells in table.rows:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from app.cohorts.config import SPLITS
@@ -127,14 +128,16 @@ def _split_counts(
     return {s: {"n": totals[s], "positives": positives[s], "negatives": totals[s] - positives[s]} for s in present}
 
 
+@dataclass(frozen=True)
 class _Grouping:
     """One grouping's items: each item's group (``None`` inside = missing) and split."""
 
-    def __init__(
-        self, key: str, names: list[str], groups: list[Group], splits: Sequence[str], present: list[str], min_count: int
-    ) -> None:
-        self.key, self.names, self.groups, self.splits = key, names, groups, splits
-        self.present, self.min_count = present, min_count
+    key: str
+    names: list[str]
+    groups: list[Group]
+    splits: Sequence[str]
+    present: list[str]
+    min_count: int
 
     def described(self, group: Group) -> dict[str, str]:
         return dict(zip(self.names, cast(tuple[str, ...], group), strict=True))
