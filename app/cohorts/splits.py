@@ -10,7 +10,8 @@ metric. Why stratified: subgroup metrics need positives and negatives of each gr
 Algorithm (deterministic for a given manifest and seed):
 
 1. Items sharing a patient id form a group; an item without one is its own group.
-2. A group's stratum is (1 if any of its items is positive else 0, the stratum key of its first item).
+2. A group's stratum is (its items' largest label — binary: 1 if any is positive; multiclass: the
+   largest class index — and the stratum key of its first item).
 3. Within each stratum (in order of first appearance) the groups are shuffled with the seeded
    generator and dealt one by one to the split whose item count is furthest below its target, in
    relative terms (``1 − count / target``; ties go to the larger fraction). A stratum with at least as
