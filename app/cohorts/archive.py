@@ -24,6 +24,8 @@
 Manifest discovery: the archive's root is its top level, or its single top-level folder when every
 file lies inside one folder (an archive made by compressing a folder). The manifest is
 ``manifest.csv`` at that root (any letter case) or, failing that, the only ``*.csv`` file there.
+A manifest shipped as two CSVs (``ManifestPair``: ISIC 2019's ground truth and metadata) is read as a
+pair when the config names them, or when the root has both and no ``manifest.csv``.
 """
 
 from __future__ import annotations
@@ -64,14 +66,36 @@ class ArchiveLimits:
         )
 
 
-class ExtractedArchive:
-    """A checked archive whose manifest is on disk; ``extract`` writes the other files asked for."""
+@dataclass(frozen=True)
+class ManifestPair:
+    """A manifest shipped as two CSVs at the root: ``main`` lists the items, ``companion`` adds columns
+    joined on a key. ``required``: the config names them (else a fallback when there is no manifest.csv)."""
 
-    def __init__(self, dest: Path, prefix: str, manifest: str, files: list[str], source: _Source, writer: _Writer):
+    main: str
+    companion: str
+    required: bool
+
+
+class ExtractedArchive:
+    """A checked archive whose manifest (and companion CSV, if any) is on disk; ``extract`` writes the
+    other files asked for."""
+
+    def __init__(
+        self,
+        dest: Path,
+        prefix: str,
+        manifests: tuple[str, str | None],
+        files: list[str],
+        source: _Source,
+        writer: _Writer,
+    ):
+        manifest, companion = manifests
         self.dest = dest  # the extraction folder
         self.root = dest / prefix if prefix else dest  # manifest and image paths are relative to it
         self.manifest = self.root / manifest
-        self.files = tuple(f.removeprefix(prefix) for f in files if f != prefix + manifest)  # relative to root
+        self.companion = self.root / companion if companion else None
+        csvs = {prefix + name for name in manifests if name}
+        self.files = tuple(f.removeprefix(prefix) for f in files if f not in csvs)  # relative to root
         self._prefix = prefix
         self._source = source
         self._writer = writer
@@ -91,9 +115,12 @@ class ExtractedArchive:
 
 
 @contextmanager
-def open_archive(archive: Path, dest: Path, limits: ArchiveLimits) -> Iterator[ExtractedArchive]:
+def open_archive(
+    archive: Path, dest: Path, limits: ArchiveLimits, pair: ManifestPair | None = None
+) -> Iterator[ExtractedArchive]:
     """Check ``archive``, extract its manifest into ``dest`` (created, or existing and empty), and
-    yield it for the caller to ``extract`` what the manifest lists."""
+    yield it for the caller to ``extract`` what the manifest lists. ``pair``: the two-CSV layout the
+    cohort's preset accepts (module docstring)."""
     if dest.exists() and any(dest.iterdir()):
         raise ValueError(f"extraction folder {dest} is not empty")
     dest.mkdir(parents=True, exist_ok=True)
@@ -113,9 +140,9 @@ def open_archive(archive: Path, dest: Path, limits: ArchiveLimits) -> Iterator[E
                 raise _bad("the upload is not a .zip or .tar.gz archive (unrecognised content)")
             if not source.files:
                 raise _bad("the archive is empty (it holds no files)")
-            prefix, manifest = _locate_manifest(source.files)
-            source.extract({prefix + manifest}, writer)
-            yield ExtractedArchive(dest, prefix, manifest, source.files, source, writer)
+            prefix, manifests = _locate_manifest(source.files, pair)
+            source.extract({prefix + name for name in manifests if name}, writer)
+            yield ExtractedArchive(dest, prefix, manifests, source.files, source, writer)
     except BaseException:
         remove_extracted(dest)
         raise
@@ -354,16 +381,22 @@ def _tar_members(archive: Path) -> Iterator[tuple[tarfile.TarFile, tarfile.TarIn
         raise _bad(f"the tar.gz archive is corrupt: {exc}") from exc
 
 
-def _locate_manifest(files: list[str]) -> tuple[str, str]:
-    """(root prefix, manifest path relative to the root): see the module docstring."""
+def _locate_manifest(files: list[str], pair: ManifestPair | None) -> tuple[str, tuple[str, str | None]]:
+    """(root prefix, (manifest, companion CSV or None) relative to the root): see the module docstring."""
     tops = {f.split("/", 1)[0] for f in files}
     prefix = f"{next(iter(tops))}/" if len(tops) == 1 and all("/" in f for f in files) else ""
     csvs = sorted(rel for f in files if "/" not in (rel := f.removeprefix(prefix)) and rel.lower().endswith(".csv"))
     named = [f for f in csvs if f.lower() == "manifest.csv"]
+    if pair is not None and (pair.required or not named):
+        missing = [name for name in (pair.main, pair.companion) if name not in csvs]
+        if not missing:
+            return prefix, (pair.main, pair.companion)
+        if pair.required:
+            raise _bad(f"the archive root has no {' and no '.join(missing)} (found: {', '.join(csvs) or 'no CSV'})")
     if len(named) == 1:
-        return prefix, named[0]
+        return prefix, (named[0], None)
     if len(csvs) == 1:
-        return prefix, csvs[0]
+        return prefix, (csvs[0], None)
     if not csvs:
         raise _bad("the archive has no manifest: put manifest.csv (or a single .csv file) at its root")
     raise _bad(f"the archive root has several CSV files ({', '.join(csvs)}); name the manifest manifest.csv")

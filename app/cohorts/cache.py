@@ -5,8 +5,10 @@ Layout of a cache folder (all files written by ingestion, read-only afterwards):
 - ``images.u8``  raw ``uint8`` array of shape ``(n, size, size, channels)``, C order, read as a
   memory map so a training process touches only the pages it uses.
 - ``items.json`` per-item metadata in item order: ids, labels, splits, patient ids, attributes
-  (group labels as strings; ``null`` = missing), plus the shape above and the cohort's groupings
-  (``groupings.py``; optional), whose derived attributes ``load_cohort_arrays`` adds.
+  (group labels as strings; ``null`` = missing), plus the shape above, the cohort's groupings
+  (``groupings.py``; optional), whose derived attributes ``load_cohort_arrays`` adds, and its task
+  (``app.modelpkg.task.Task``; optional: a cache written before tasks existed is binary). Labels per
+  task: binary 0/1, multiclass the class index, multilabel a list of 1/0/-1 per item.
 
 The folder is self-contained so a worker on another machine (Ray, shared path) needs no database.
 """
@@ -19,6 +21,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -78,11 +81,12 @@ def write_items(
     size: int,
     channels: int,
     item_ids: Sequence[str],
-    labels: Sequence[int],
+    labels: Sequence[int] | Sequence[Sequence[int]],
     split: Sequence[str],
     patient_ids: Sequence[str | None],
     attributes: Mapping[str, Sequence[str | None]],
     groupings: Sequence[Grouping] = (),
+    task: Task = BINARY,
 ) -> None:
     """Write the metadata file last and atomically: its presence marks the cache complete."""
     meta = {
@@ -91,15 +95,22 @@ def write_items(
         "size": size,
         "channels": channels,
         "item_ids": list(item_ids),
-        "labels": [int(v) for v in labels],
+        "labels": _json_labels(labels, task),
         "split": list(split),
         "patient_ids": list(patient_ids),
         "attributes": {k: list(v) for k, v in attributes.items()},
         "groupings": [g.model_dump(mode="json") for g in groupings],
+        "task": task.model_dump(mode="json"),
     }
     tmp = folder / (ITEMS_FILE + ".tmp")
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, folder / ITEMS_FILE)
+
+
+def _json_labels(labels: Sequence[int] | Sequence[Sequence[int]], task: Task) -> list[int] | list[list[int]]:
+    if task.kind == "multilabel":
+        return [[int(f) for f in v] for v in cast(Sequence[Sequence[int]], labels)]
+    return [int(v) for v in cast(Sequence[int], labels)]
 
 
 def is_complete(folder: Path) -> bool:
@@ -133,12 +144,17 @@ def load_cohort_arrays(folder: Path) -> CohortArrays:
         arr[:] = values
         return arr
 
+    task = Task.model_validate(meta.get("task") or {})
+    labels = np.asarray(meta["labels"], dtype=np.int64 if task.kind == "multiclass" else np.int8)
+    if task.kind == "multilabel":
+        labels = labels.reshape(n, task.width)  # (0, F) when empty
     arrays = CohortArrays(
         images=images,
-        labels=np.asarray(meta["labels"], dtype=np.int8),
+        labels=labels,
         split=obj(meta["split"]),
         item_ids=obj(meta["item_ids"]),
         patient_ids=obj(meta["patient_ids"]),
         attributes={k: obj(v) for k, v in meta["attributes"].items()},
+        task=task,
     )
     return arrays.with_groupings(parse_groupings(meta.get("groupings")))

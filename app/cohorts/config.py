@@ -9,6 +9,27 @@ CheXpert labels (``finding_column`` holds 1 / 0 / −1 / blank): ``uncertain_as`
 (default ``negative``: CheXpert leaves a finding blank when the report does not mention it).
 Dropped rows are counted in a manifest warning.
 
+``task`` (default ``binary``, today's behaviour) says what a label is (``app.modelpkg.task``):
+
+- ``multiclass``: one of K classes. ``generic``/``dicom`` read class names from ``label_column``;
+  ``classes`` declares them and their (logit) order (default: the sorted distinct values), and a value
+  outside the declared classes is a row error. ``fitzpatrick17k`` reads ``label_field``
+  (``three_partition_label``, ``nine_partition_label`` or the fine ``label``). ``isic2019`` reads the
+  one-hot diagnosis columns (exactly one 1 per row; ``UNK`` is a class only when some row has it).
+- ``multilabel``: F binary findings. ``generic``/``dicom``: ``finding_columns`` (cells 1 / 0 / blank,
+  ``blank_as`` ``negative`` or ``missing``); ``chexpert``: ``findings``, each with its own
+  ``uncertain_as`` (default ``missing``: CheXpert's U-Ignore for that finding only — ``exclude``
+  would drop the whole row) and ``blank_as``. A ``missing`` finding is label −1, unknown for that
+  finding only; a row with every finding unknown is a row error.
+- ``min_class_count`` / ``other_class``: after the split, a class (multi-label: a finding's positives)
+  with fewer training examples than ``min_class_count`` is refused, unless ``other_class`` names the
+  class such multi-class classes are merged into (the summary lists the merge). One class left is refused.
+
+``isic2019`` accepts the challenge's two files as shipped: ``ground_truth_file`` (one-hot diagnoses)
+and ``metadata_file`` (age, site, lesion, sex) joined on ``image``. Without them set, an archive with
+no ``manifest.csv`` that has both ``ISIC_2019_Training_GroundTruth.csv`` and
+``ISIC_2019_Training_Metadata.csv`` at its root is read that way (``manifest_pair``).
+
 ``groupings``: derived attributes made by merging an attribute's values (``app.cohorts.groupings``),
 checked against the manifest's values at upload and kept with the cohort.
 
@@ -22,10 +43,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.cohorts.archive import ManifestPair
 from app.cohorts.groupings import MAX_GROUPINGS, Grouping
 from app.core.error_list import ErrorList
 from app.core.fields import SafeName, Seed
 from app.core.json_input import load_json_field
+from app.modelpkg.task import MAX_CLASSES, MAX_FINDINGS, ClassName, TaskKind
 
 PRESETS = ("generic", "fitzpatrick17k", "isic2019", "chexpert", "dicom")
 PresetName = Literal["generic", "fitzpatrick17k", "isic2019", "chexpert", "dicom"]
@@ -44,7 +67,10 @@ DicomTag = Literal[
 ]
 
 FITZPATRICK_CLASSES = ("benign", "malignant", "non-neoplastic")
+FitzpatrickLabel = Literal["three_partition_label", "nine_partition_label", "label"]
 ISIC_CLASSES = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
+ISIC_GROUND_TRUTH = "ISIC_2019_Training_GroundTruth.csv"
+ISIC_METADATA = "ISIC_2019_Training_Metadata.csv"
 SPLITS = ("train", "val", "test")
 MAX_AGE = 130  # years; larger ages are data errors
 
@@ -54,13 +80,39 @@ _POSITIVE_CHOICES = {"fitzpatrick17k": FITZPATRICK_CLASSES, "isic2019": ISIC_CLA
 
 # Which optional fields each preset lets the config set (the rest are fixed by the preset).
 _SETTABLE = {
-    "generic": {"image_column", "label_column", "positive_class", "age_column", "patient_id_column"},
-    "fitzpatrick17k": {"positive_class", "patient_id_column"},
-    "isic2019": {"positive_class"},
-    "chexpert": {"finding_column", "uncertain_as", "blank_as"},
-    "dicom": {"image_column", "label_column", "positive_class", "dicom_tags"},
+    "generic": {
+        "image_column",
+        "label_column",
+        "positive_class",
+        "age_column",
+        "patient_id_column",
+        "classes",
+        "finding_columns",
+        "blank_as",
+    },
+    "fitzpatrick17k": {"positive_class", "patient_id_column", "label_field"},
+    "isic2019": {"positive_class", "ground_truth_file", "metadata_file"},
+    "chexpert": {"finding_column", "uncertain_as", "blank_as", "findings"},
+    "dicom": {"image_column", "label_column", "positive_class", "dicom_tags", "classes", "finding_columns", "blank_as"},
 }
 _PRESET_FIELDS = set().union(*_SETTABLE.values())
+# Which presets each task has, and the fields that mean nothing for it (refused when set).
+_TASK_PRESETS = {
+    "binary": set(PRESETS),
+    "multiclass": {"generic", "dicom", "fitzpatrick17k", "isic2019"},
+    "multilabel": {"generic", "dicom", "chexpert"},
+}
+# What a blank finding cell may mean, where a config's top-level ``blank_as`` applies at all.
+_BLANK_AS = {
+    ("binary", "chexpert"): ("negative", "exclude"),
+    ("multilabel", "generic"): ("negative", "missing"),
+    ("multilabel", "dicom"): ("negative", "missing"),
+}
+_NOT_FOR_TASK = {
+    "binary": {"classes", "label_field", "finding_columns", "findings", "min_class_count", "other_class"},
+    "multiclass": {"positive_class", "finding_column", "uncertain_as", "blank_as", "finding_columns", "findings"},
+    "multilabel": {"positive_class", "classes", "label_field", "other_class", "finding_column", "uncertain_as"},
+}
 
 
 class ColumnSplit(BaseModel):
@@ -92,6 +144,15 @@ class RandomSplit(BaseModel):
 
 
 SplitPolicy = Annotated[ColumnSplit | RandomSplit, Field(discriminator="mode")]
+
+
+class FindingPolicy(BaseModel):
+    """One CheXpert finding of a multi-label cohort and what its uncertain (−1) and blank cells mean."""
+
+    model_config = ConfigDict(extra="forbid")
+    column: ClassName
+    uncertain_as: Literal["exclude", "positive", "negative", "missing"] = "missing"
+    blank_as: Literal["negative", "missing"] = "negative"
 
 
 class CohortConfig(BaseModel):
@@ -126,7 +187,37 @@ class CohortConfig(BaseModel):
     channels: Literal[1, 3] = Field(default=3, description="default: 3 for derm presets, 1 for X-rays")
     finding_column: str | None = None
     uncertain_as: Literal["exclude", "positive", "negative"] = "exclude"
-    blank_as: Literal["negative", "exclude"] = "negative"
+    blank_as: Literal["negative", "exclude", "missing"] = Field(
+        default="negative",
+        description="blank finding cells: binary chexpert negative|exclude; multilabel generic/dicom negative|missing",
+    )
+    task: TaskKind = Field(default="binary", description="binary (default), multiclass or multilabel")
+    classes: list[ClassName] | None = Field(
+        default=None,
+        max_length=MAX_CLASSES,
+        description="multiclass generic/dicom: the declared classes in logit order (default: sorted distinct labels)",
+    )
+    label_field: FitzpatrickLabel = Field(
+        default="three_partition_label", description="multiclass fitzpatrick17k: the label column to predict"
+    )
+    finding_columns: list[ClassName] | None = Field(
+        default=None, max_length=MAX_FINDINGS, description="multilabel generic/dicom: one 1/0/blank column per finding"
+    )
+    findings: list[FindingPolicy] | None = Field(
+        default=None, max_length=MAX_FINDINGS, description="multilabel chexpert: the findings and their policies"
+    )
+    min_class_count: int = Field(
+        default=1, ge=1, description="fewest training examples a class (multilabel: a finding's positives) may have"
+    )
+    other_class: ClassName | None = Field(
+        default=None, description="multiclass: merge classes below min_class_count into this class instead of refusing"
+    )
+    ground_truth_file: str | None = Field(
+        default=None, description=f"isic2019: the one-hot diagnosis CSV at the archive root ({ISIC_GROUND_TRUTH})"
+    )
+    metadata_file: str | None = Field(
+        default=None, description=f"isic2019: the metadata CSV joined on image ({ISIC_METADATA})"
+    )
     groupings: list[Grouping] = Field(
         default_factory=list,
         max_length=MAX_GROUPINGS,
@@ -161,9 +252,12 @@ class CohortConfig(BaseModel):
         )
         if fixed:
             raise ValueError(f"{', '.join(fixed)} cannot be set with the {self.preset} preset")
-        if self.preset == "generic" and not (self.image_column and self.label_column):
-            raise ValueError("the generic preset needs image_column and label_column")
-        if self.preset == "chexpert" and not self.finding_column:
+        self._check_task_fields()
+        if self.preset == "generic" and not self.image_column:
+            raise ValueError("the generic preset needs image_column")
+        if self.preset == "generic" and self.task != "multilabel" and not self.label_column:
+            raise ValueError("the generic preset needs label_column")
+        if self.preset == "chexpert" and self.task == "binary" and not self.finding_column:
             raise ValueError("the chexpert preset needs finding_column, e.g. 'Pleural Effusion'")
         choices = _POSITIVE_CHOICES.get(self.preset)
         if choices and self.positive_class is not None and self.positive_class not in choices:
@@ -178,6 +272,51 @@ class CohortConfig(BaseModel):
         if self.age_bins[0] <= 0 or any(b <= a for a, b in zip(self.age_bins, self.age_bins[1:], strict=False)):
             raise ValueError("age_bins must be positive and strictly increasing")
         return self
+
+    def _check_task_fields(self) -> None:
+        if self.preset not in _TASK_PRESETS[self.task]:
+            presets = ", ".join(p for p in PRESETS if p in _TASK_PRESETS[self.task])
+            raise ValueError(f"the {self.preset} preset has no {self.task} task (presets for it: {presets})")
+        fields = type(self).model_fields
+        refused = sorted(
+            name
+            for name in _NOT_FOR_TASK[self.task]
+            if getattr(self, name) != fields[name].get_default(call_default_factory=True)
+        )
+        if refused:
+            raise ValueError(f"{', '.join(refused)} cannot be set for a {self.task} task")
+        blank_choices = _BLANK_AS.get((self.task, self.preset), ("negative",))
+        if self.blank_as not in blank_choices:
+            where = f"a {self.task} {self.preset} cohort"
+            if blank_choices == ("negative",):
+                raise ValueError(f"blank_as cannot be set for {where}")
+            raise ValueError(f"blank_as must be {' or '.join(blank_choices)} for {where}")
+        if self.task == "multilabel" and self.preset == "chexpert" and not self.findings:
+            raise ValueError('a multilabel chexpert cohort needs findings, e.g. [{"column": "Edema"}]')
+        if self.task == "multilabel" and self.preset != "chexpert" and not self.finding_columns:
+            raise ValueError(f"a multilabel {self.preset} cohort needs finding_columns")
+        names = self.finding_names() if self.task == "multilabel" else (self.classes or [])
+        if len(set(names)) != len(names):
+            raise ValueError("a class or finding is listed twice")
+        if self.classes is not None and len(self.classes) < 2:
+            raise ValueError(f"classes lists {len(self.classes)} class(es); a multiclass task needs at least 2")
+        if (self.ground_truth_file is None) != (self.metadata_file is None):
+            raise ValueError("ground_truth_file and metadata_file are set together (the two ISIC 2019 CSVs)")
+
+    def finding_names(self) -> list[str]:
+        """The multi-label findings in logit order (empty for other tasks)."""
+        if self.findings:
+            return [f.column for f in self.findings]
+        return list(self.finding_columns or [])
+
+    def manifest_pair(self) -> ManifestPair | None:
+        """isic2019's two CSVs: required when the config names them, else read when the archive has no
+        ``manifest.csv``; ``None`` for other presets."""
+        if self.preset != "isic2019":
+            return None
+        if self.ground_truth_file and self.metadata_file:
+            return ManifestPair(self.ground_truth_file, self.metadata_file, required=True)
+        return ManifestPair(ISIC_GROUND_TRUTH, ISIC_METADATA, required=False)
 
     @property
     def positive(self) -> str | None:

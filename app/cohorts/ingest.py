@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import closing
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 from app.cohorts.cache import create_image_store, write_items
 from app.cohorts.groupings import Grouping
@@ -88,11 +89,12 @@ def build_cache(
         size=size,
         channels=channels,
         item_ids=[item.item_id for item in items],
-        labels=[item.label for item in items],
+        labels=cast(list[int] | list[tuple[int, ...]], [item.label for item in items]),
         split=[item.split for item in items],
         patient_ids=[item.patient_id for item in items],
         attributes=manifest.attribute_columns(),
         groupings=groupings,
+        task=manifest.task,
     )
 
 

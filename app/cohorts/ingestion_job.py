@@ -11,7 +11,7 @@ cache — and marks the cohort failed with its errors.
 from __future__ import annotations
 
 import shutil
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import select
@@ -30,6 +30,7 @@ from app.core.errors import InputError
 from app.core.server_paths import hide_server_paths
 from app.db.engine import transaction
 from app.jobs.context import Cancelled, Completion, JobContext
+from app.modelpkg.task import Task
 
 
 def _load(ctx: JobContext) -> tuple[Cohort, ParsedManifest]:
@@ -44,7 +45,7 @@ def _load(ctx: JobContext) -> tuple[Cohort, ParsedManifest]:
             ManifestItem(
                 item_id=r.item_id,
                 image=r.image_path,
-                label=r.label,
+                label=r.label if r.findings is None else tuple(r.findings),
                 patient_id=r.patient_key,
                 split=r.split,
                 attributes=dict(r.attributes),
@@ -53,7 +54,12 @@ def _load(ctx: JobContext) -> tuple[Cohort, ParsedManifest]:
             for r in rows
         ]
         session.expunge(cohort)
-    return cohort, ParsedManifest(items=items, attribute_names=list(cohort.attributes))
+    stored = cohort.task
+    task = Task(kind=stored["kind"], classes=stored["classes"])
+    parsed = ParsedManifest(
+        items=items, attribute_names=list(cohort.attributes), task=task, merged=stored.get("merged", {})
+    )
+    return cohort, parsed
 
 
 def run_ingestion(ctx: JobContext) -> Completion:
@@ -106,11 +112,13 @@ def run_ingestion(ctx: JobContext) -> Completion:
     columns = manifest.attribute_columns()
     derived = derive({k: _column(v) for k, v in columns.items()}, groupings)
     summary = summarize(
-        [i.label for i in manifest.items],
+        cast(list[int] | list[tuple[int, ...]], [i.label for i in manifest.items]),
         [i.split for i in manifest.items],
         columns,
         min_count=ctx.settings.min_group_count,
         derived={g.name: list(derived[g.name]) for g in groupings if g.name in derived},
+        task=manifest.task,
+        merged=manifest.merged,
     )
 
     def register(session: Session) -> dict[str, Any]:

@@ -5,6 +5,9 @@ Rules a user can rely on (they are what error messages refer to):
 - The manifest is UTF-8 (a byte-order mark is allowed), comma-separated, with a header row. Row
   numbers in errors count the header as row 1, as a spreadsheet shows them. Blank rows are skipped.
 - Columns the preset or config needs must be in the header; other columns are ignored.
+- A companion CSV (ISIC 2019's metadata beside its ground truth, ``archive.ManifestPair``) adds its
+  columns to the manifest's rows with the same key (``image``): a key in one file only is an error
+  naming the image, and a problem in a companion column names the companion's file and row.
 - Image references are paths relative to the manifest's folder (``/`` or ``\\``). A reference without
   an extension also matches ``.jpg``, ``.jpeg``, ``.png`` or ``.dcm`` (``fitzpatrick17k`` lists
   ``md5hash``, ISIC lists ``ISIC_0000000``). A reference not found at that path matches a file of
@@ -15,9 +18,11 @@ Rules a user can rely on (they are what error messages refer to):
   rest): unreadable or empty CSV, missing columns, bad cells (labels, ages, sex, split values, skin
   types), duplicate image ids, images listed but missing. Only then are the listed images fetched
   (``fetch``: the archive extracts them) and problems inside them reported the same way (unreadable
-  DICOM tags). Last, the config's groupings are checked against the values the items have
-  (``groupings.grouping_problems``). Warnings: files in the archive that no row lists (never extracted), rows the label
-  policy drops, and (split column) patients spread over several splits.
+  DICOM tags). Multi-class and multi-label labels are checked once the split is drawn (``labels.py``:
+  K = 1, classes with too few training examples). Last, the config's groupings are checked against
+  the values the items have (``groupings.grouping_problems``). Warnings: files in the archive that no
+  row lists (never extracted), rows the label policy drops, classes merged into ``other_class``, and
+  (split column) patients spread over several splits.
 """
 
 from __future__ import annotations
@@ -27,16 +32,18 @@ import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from app.cohorts.config import SPLITS, CohortConfig, ColumnSplit, RandomSplit
 from app.cohorts.dicom import DicomError
 from app.cohorts.groupings import grouping_problems
-from app.cohorts.presets import Preset, RowItem, RowReader, make_preset
+from app.cohorts.labels import Encoded, ResolvedLabels, enforce_class_counts, resolve_task
+from app.cohorts.presets import Label, Preset, RowItem, RowReader, make_preset
 from app.cohorts.splits import random_split
 from app.core.csv_input import CsvLimits, read_csv
 from app.core.error_list import ErrorList
 from app.core.errors import InputError
+from app.modelpkg.task import BINARY, Task
 from app.settings import Settings, get_settings
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".dcm")
@@ -51,7 +58,7 @@ class ManifestItem:
 
     item_id: str
     image: str  # path relative to the manifest's folder, '/'-separated
-    label: int  # 0 / 1
+    label: Encoded  # by ParsedManifest.task: 0 / 1, class index, or finding vector (1 / 0 / -1)
     patient_id: str | None
     split: str  # train / val / test
     attributes: dict[str, str | None]  # every name in ParsedManifest.attribute_names; None = missing
@@ -63,6 +70,8 @@ class ParsedManifest:
     items: list[ManifestItem]
     attribute_names: list[str]
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    task: Task = BINARY
+    merged: dict[str, list[str]] = field(default_factory=dict)  # other_class -> classes merged into it
 
     def attribute_columns(self) -> dict[str, list[str | None]]:
         """Attribute values per name, in item order (for the cache and ``summary.summarize``)."""
@@ -77,10 +86,12 @@ def parse_manifest(
     salt: bytes | None = None,
     settings: Settings | None = None,
     fetch: Callable[[list[str]], None] | None = None,
+    companion: Path | None = None,
 ) -> ParsedManifest:
     """Validate the manifest against the files next to it and assign splits.
 
     ``files``: the archive's files relative to the manifest's folder (default: found on disk).
+    ``companion``: a CSV whose columns join the manifest's rows on the preset's image column.
     ``salt``: keys the patient-id hash of DICOM cohorts (default: random, see ``dicom.py``).
     ``fetch``: called with the accepted rows' images once the rows are valid, before any is read
     (default: they are on disk already).
@@ -89,17 +100,21 @@ def parse_manifest(
     root = manifest_path.parent
     if files is None:
         files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
-    index = _FileIndex(f for f in files if f != manifest_path.name)
+    csvs = {manifest_path.name, *([companion.name] if companion else [])}
+    index = _FileIndex(f for f in files if f not in csvs)
     preset = make_preset(config, salt if salt is not None else secrets.token_bytes(16))
     attribute_names = preset.attributes()
     _check_config_against_preset(config, preset, attribute_names)
 
     errors = ErrorList(settings.max_reported_errors)
-    accepted, dropped = _read_rows(manifest_path, config, preset, index, CsvLimits.from_settings(settings), errors)
+    limits = CsvLimits.from_settings(settings)
+    joined = _read_companion(companion, preset.image_column, limits, errors) if companion else None
+    accepted, dropped = _read_rows(manifest_path, config, preset, index, limits, errors, joined)
     if errors:
         raise errors.error(f"the manifest has {errors.count:,} problem(s)")
     if not accepted:
         raise InputError("the manifest has no usable rows", [{"message": "every row was dropped or empty"}])
+    resolved = resolve_task(config, [cast(Label, item.label) for _, item, _, _ in accepted])
     if fetch is not None:
         fetch([image for _, _, image, _ in accepted])
     accepted = _read_image_attributes(preset, accepted, root, errors)
@@ -110,24 +125,82 @@ def parse_manifest(
         warnings.append({"message": f"{dropped} row(s) dropped by the label policy (uncertain or blank)"})
     warnings.extend(index.unlisted_warnings())
 
-    splits = _assign_splits(accepted, config, attribute_names, warnings)
+    splits = _assign_splits(accepted, resolved.labels, config, attribute_names, warnings)
+    resolved = enforce_class_counts(config, resolved, splits)
+    warnings.extend(_merge_warnings(resolved))
     items = [
         ManifestItem(
             item_id=item.item_id,
             image=image,
-            label=item.label if item.label is not None else 0,
+            label=label,
             patient_id=item.patient_id,
             split=split,
             attributes={name: item.attributes.get(name) for name in attribute_names},
             row=row_number,
         )
-        for (row_number, item, image, _), split in zip(accepted, splits, strict=True)
+        for (row_number, item, image, _), label, split in zip(accepted, resolved.labels, splits, strict=True)
     ]
-    parsed = ParsedManifest(items=items, attribute_names=attribute_names, warnings=warnings)
+    parsed = ParsedManifest(
+        items=items,
+        attribute_names=attribute_names,
+        warnings=warnings,
+        task=resolved.task,
+        merged=resolved.merged,
+    )
     problems = grouping_problems(config.groupings, parsed.attribute_columns())
     if problems:
         raise InputError("the cohort's groupings do not fit its values", problems)
     return parsed
+
+
+def _merge_warnings(resolved: ResolvedLabels) -> list[dict[str, Any]]:
+    return [
+        {"merged_classes": classes, "into": other, "message": f"classes {', '.join(classes)} merged into {other!r}"}
+        for other, classes in resolved.merged.items()
+    ]
+
+
+@dataclass
+class _Companion:
+    """A companion CSV's rows by key, to be joined to the manifest's rows (each key used once)."""
+
+    file: str
+    header: list[str]
+    rows: dict[str, tuple[int, list[str]]]  # key -> (row number, cells)
+    used: set[str] = field(default_factory=set)
+
+
+def _read_companion(path: Path, key: str, limits: CsvLimits, errors: ErrorList) -> _Companion:
+    """The companion's rows by ``key``; a missing key column, a short row or a repeated key goes to ``errors``."""
+    with open(path, "rb") as source, read_csv(source, limits, what="the metadata file", file=path.name) as table:
+        header = table.header
+        if key not in header:
+            errors.add({"file": path.name, "column": key, "message": f"the join column {key!r} is not in the header"})
+            raise errors.error(f"{path.name} cannot be joined to the manifest")
+        at = header.index(key)
+        rows: dict[str, tuple[int, list[str]]] = {}
+        for row_number, cells in table.rows:
+            where = {"file": path.name, "row": row_number}
+            if len(cells) != len(header):
+                errors.add({**where, "message": f"has {len(cells)} fields, the header has {len(header)}"})
+            elif cells[at].strip() in rows:
+                first = rows[cells[at].strip()][0]
+                errors.add({**where, "column": key, "message": f"{key} {cells[at].strip()!r} is also on row {first}"})
+            else:
+                rows[cells[at].strip()] = (row_number, cells)
+    return _Companion(path.name, header, rows)
+
+
+def _unjoined(companion: _Companion, manifest: str, key: str) -> Iterator[dict[str, Any]]:
+    """Errors for the companion's rows that no manifest row joined."""
+    for value, (row_number, _) in companion.rows.items():
+        if value not in companion.used:
+            yield {
+                "file": companion.file,
+                "row": row_number,
+                "column": key,
+                "message": f"image {value!r} is in {companion.file} but not in {manifest}",
+            }
 
 
 def _read_rows(
@@ -137,6 +210,7 @@ def _read_rows(
     index: _FileIndex,
     limits: CsvLimits,
     errors: ErrorList,
+    companion: _Companion | None = None,
 ) -> tuple[list[tuple[int, RowItem, str, str | None]], int]:
     """Check every row (problems go to ``errors``); the accepted rows and the count the label policy dropped."""
     split_column = config.split.column if isinstance(config.split, ColumnSplit) else None
@@ -149,12 +223,31 @@ def _read_rows(
         read_csv(source, limits, what="the manifest", file=manifest_path.name) as table,
     ):
         header = table.header
-        _check_columns(header, [*preset.columns(), *([split_column] if split_column else [])], config, errors)
+        extra = [c for c in companion.header if c not in header] if companion else []
+        needed = [*preset.columns(), *([split_column] if split_column else [])]
+        _check_columns([*header, *extra], needed, config, errors)
         position = {name: i for i, name in enumerate(header)}
+        key_at = position[preset.image_column] if companion else -1  # the join key's cell
+        if companion:
+            position.update({name: len(header) + companion.header.index(name) for name in extra})
         for row_number, cells in table.rows:
             if len(cells) != len(header):
                 errors.add({"row": row_number, "message": f"has {len(cells)} fields, the header has {len(header)}"})
                 continue
+            located = _Located(row_number, manifest_path.name if companion else None)
+            if companion:
+                joined = _join(companion, cells[key_at].strip())
+                if joined is None:
+                    errors.add(
+                        {
+                            **located.where(preset.image_column),
+                            "message": f"image {cells[key_at].strip()!r} is in {manifest_path.name} "
+                            f"but not in {companion.file}",
+                        }
+                    )
+                    continue
+                located = _Located(row_number, manifest_path.name, companion, joined[0], set(extra))
+                cells = cells + joined[1]
             reader = RowReader(_Cells(position, cells))
             item = preset.map_row(reader)
             split = reader.required(split_column).lower() if split_column else None
@@ -175,14 +268,39 @@ def _read_rows(
             if image is not None:
                 seen_files.setdefault(image, row_number)
                 index.listed.add(image)
-            errors.extend({"row": row_number, "column": c, "message": m} for c, m in reader.errors)
+            errors.extend({**located.where(c), "message": m} for c, m in reader.errors)
             if reader.errors or image is None:
                 continue
             if item.label is None:
                 dropped += 1
                 continue
             accepted.append((row_number, item, image, split))
+    if companion:
+        errors.extend(_unjoined(companion, manifest_path.name, preset.image_column))
     return accepted, dropped
+
+
+def _join(companion: _Companion, key: str) -> tuple[int, list[str]] | None:
+    found = companion.rows.get(key)
+    if found is not None:
+        companion.used.add(key)
+    return found
+
+
+@dataclass(frozen=True)
+class _Located:
+    """Where a row's problem is: the manifest's row, or the companion's row for the companion's columns."""
+
+    row: int
+    file: str | None = None
+    companion: _Companion | None = None
+    companion_row: int = 0
+    companion_columns: set[str] = field(default_factory=set)
+
+    def where(self, column: str) -> dict[str, Any]:
+        if self.companion is not None and column in self.companion_columns:
+            return {"file": self.companion.file, "row": self.companion_row, "column": column}
+        return {**({"file": self.file} if self.file else {}), "row": self.row, "column": column}
 
 
 class _Cells(Mapping[str, str]):
@@ -268,6 +386,7 @@ def _with_image_attributes(preset: Preset, item: RowItem, path: Path, reader: Ro
 
 def _assign_splits(
     accepted: list[tuple[int, RowItem, str, str | None]],
+    labels: list[Encoded],
     config: CohortConfig,
     attribute_names: list[str],
     warnings: list[dict[str, Any]],
@@ -289,7 +408,7 @@ def _assign_splits(
         return splits
     names = config.split.stratify_by if config.split.stratify_by is not None else attribute_names
     return random_split(
-        labels=[item.label or 0 for _, item, _, _ in accepted],
+        labels=cast(list[int] | list[tuple[int, ...]], labels),
         strata=[tuple(item.attributes.get(n) for n in names) for _, item, _, _ in accepted],
         patients=[item.patient_id for _, item, _, _ in accepted],
         fractions=config.split.fractions,

@@ -10,10 +10,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, TimestampMixin, id_column, utcnow
 
+BINARY_TASK: dict[str, Any] = {"kind": "binary", "classes": [], "merged": {}}
+BINARY_TASK_JSON = '{"kind": "binary", "classes": [], "merged": {}}'
+
 
 class Cohort(TimestampMixin, Base):
     """An uploaded image set. Status: ``ingesting`` → ``ready`` | ``failed``; ``deleted`` after DELETE
-    (the row stays for the audit trail, its files are gone)."""
+    (the row stays for the audit trail, its files are gone). ``task``: ``app.modelpkg.task.Task``'s
+    fields plus ``merged`` (other_class -> the classes merged into it); rows from before tasks are binary."""
 
     __tablename__ = "cohorts"
 
@@ -28,6 +32,7 @@ class Cohort(TimestampMixin, Base):
     image_size: Mapped[int]
     channels: Mapped[int]
     attributes: Mapped[list[Any]]
+    task: Mapped[dict[str, Any]] = mapped_column(default=lambda: dict(BINARY_TASK), server_default=BINARY_TASK_JSON)
     errors: Mapped[list[Any]] = mapped_column(default=list)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     summary: Mapped[dict[str, Any] | None]
@@ -47,7 +52,8 @@ class CohortItem(Base):
     position: Mapped[int]
     item_id: Mapped[str] = mapped_column(String(255))
     image_path: Mapped[str] = mapped_column(String(1024))
-    label: Mapped[int]
+    label: Mapped[int]  # binary 0/1, class index; multi-label: 1 if any finding is positive (vector: findings)
+    findings: Mapped[list[Any] | None]  # multi-label: the finding vector (1 / 0 / -1); else null
     split: Mapped[str] = mapped_column(String(8))
     patient_key: Mapped[str | None] = mapped_column(String(128))
     attributes: Mapped[dict[str, Any]]

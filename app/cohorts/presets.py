@@ -17,6 +17,10 @@ Patient ids: ``generic`` from ``patient_id_column``; ``isic2019`` the ``lesion_i
 ``patientNNNNN`` folder in ``Path``; ``dicom`` a salted hash of the PatientID tag (see ``dicom.py``);
 ``fitzpatrick17k`` from ``patient_id_column`` when the manifest has one (the public table has none: each
 image is then its own group, so a patient's images can land on both sides of a split).
+
+Labels (``RowItem.label``) by task: binary ``0``/``1``; multiclass the class name as written (indices
+are given once every row is read, ``labels.py``); multilabel one ``1``/``0``/``-1`` (unknown) per
+finding, in the config's finding order.
 """
 
 from __future__ import annotations
@@ -29,18 +33,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.cohorts import dicom
-from app.cohorts.config import FITZPATRICK_CLASSES, ISIC_CLASSES, MAX_AGE, CohortConfig
+from app.cohorts.config import FITZPATRICK_CLASSES, ISIC_CLASSES, MAX_AGE, CohortConfig, FindingPolicy
 from app.cohorts.dicom_reader import DicomTooLarge
 from app.cohorts.image_limits import ImageLimits
 from app.core.errors import InputError
+from app.modelpkg.task import UNKNOWN_FINDING
 from app.settings import get_settings
 
 _SEX = {"male": "male", "m": "male", "female": "female", "f": "female", "other": "other", "o": "other"}
 _MISSING_SEX = {"unknown", "u"}
 _TRUE = {"1", "1.0", "true"}
 _FALSE = {"0", "0.0", "false"}
-_CHEXPERT_POLICY = {"positive": 1, "negative": 0, "exclude": None}
+_CHEXPERT_POLICY = {"positive": 1, "negative": 0, "exclude": None, "missing": UNKNOWN_FINDING}
 _CHEXPERT_PATIENT = re.compile(r"patient\d+")
+MAX_CLASSES_SHOWN = 10  # declared classes quoted in an error message
+
+#: A row's label: binary 0/1, a multiclass class name, or a multilabel vector (see the module docstring).
+Label = int | str | tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class RowItem:
 
     item_id: str
     image_ref: str  # the manifest's reference to the image: a path, or an id without extension
-    label: int | None
+    label: Label | None
     patient_id: str | None
     attributes: dict[str, str | None]
 
@@ -88,6 +97,41 @@ class RowReader:
             return 0
         self.fail(column, f"label {value!r} is not binary (0/1); set positive_class to map other labels")
         return None
+
+    def class_name(self, column: str, declared: frozenset[str] | None) -> str | None:
+        """A multiclass label: the cell's text, which must be one of ``declared`` when classes are declared."""
+        value = self.text(column)
+        if value is None:
+            self.fail(column, "label is empty")
+            return None
+        if declared is not None and value not in declared:
+            shown = sorted(declared)[:MAX_CLASSES_SHOWN]
+            more = ", …" if len(declared) > MAX_CLASSES_SHOWN else ""
+            self.fail(column, f"label {value!r} is not one of the declared classes ({', '.join(shown)}{more})")
+            return None
+        return value
+
+    def finding(self, column: str, blank: int | None) -> int | None:
+        """One multi-label finding: 1/0 (or true/false); a blank cell is ``blank`` (0, or −1 = unknown)."""
+        value = self.text(column)
+        if value is None:
+            return blank
+        if value.lower() in _TRUE:
+            return 1
+        if value.lower() in _FALSE:
+            return 0
+        self.fail(column, f"finding value {value!r} is not 1, 0 or blank")
+        return None
+
+    def findings(self, values: dict[str, int | None]) -> tuple[int, ...] | None:
+        """The finding vector of a row, or ``None`` when a cell was bad; a row with every finding unknown
+        is an error (it would teach nothing and count nowhere)."""
+        if any(v is None for v in values.values()):
+            return None
+        if all(v == UNKNOWN_FINDING for v in values.values()):
+            self.fail(", ".join(values), "every finding is unknown (blank or uncertain read as missing)")
+            return None
+        return tuple(v for v in values.values() if v is not None)
 
     def sex(self, column: str) -> str | None:
         value = self.text(column)
@@ -155,14 +199,35 @@ class Preset(ABC):
         return {column: r.text(column) for column in self.extra_attributes}
 
 
+class ColumnLabels:
+    """The label of a ``generic`` or ``dicom`` row: ``label_column`` (binary or a class name) or, for a
+    multi-label task, the ``finding_columns``."""
+
+    def __init__(self, config: CohortConfig, label_column: str) -> None:
+        self.config = config
+        self.label_column = label_column
+        self.declared = frozenset(config.classes) if config.classes is not None else None
+        self.blank = UNKNOWN_FINDING if config.blank_as == "missing" else 0
+
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.config.finding_columns or ()) if self.config.task == "multilabel" else (self.label_column,)
+
+    def read(self, r: RowReader) -> Label | None:
+        if self.config.task == "multiclass":
+            return r.class_name(self.label_column, self.declared)
+        if self.config.task == "multilabel":
+            return r.findings({c: r.finding(c, self.blank) for c in self.config.finding_columns or ()})
+        return r.binary(self.label_column, self.config.positive)
+
+
 class GenericPreset(Preset):
     def __init__(self, config: CohortConfig) -> None:
         super().__init__(config)
-        assert config.image_column and config.label_column  # guaranteed by CohortConfig
+        assert config.image_column  # guaranteed by CohortConfig, as is label_column outside multilabel
         self.image_column = config.image_column
-        self.label_column = config.label_column
+        self.labels = ColumnLabels(config, config.label_column or "")
         optional = [c for c in (config.age_column, config.patient_id_column) if c]
-        self.required_columns = (self.image_column, self.label_column, *optional)
+        self.required_columns = (self.image_column, *self.labels.columns(), *optional)
         self.attribute_names = ("age_group",) if config.age_column else ()
 
     def map_row(self, r: RowReader) -> RowItem:
@@ -173,14 +238,15 @@ class GenericPreset(Preset):
         return RowItem(
             item_id=image,
             image_ref=image,
-            label=r.binary(self.label_column, self.config.positive),
+            label=self.labels.read(r),
             patient_id=r.text(self.config.patient_id_column) if self.config.patient_id_column else None,
             attributes=attributes,
         )
 
 
 class FitzpatrickPreset(Preset):
-    """The Fitzpatrick 17k table: image ``<md5hash>.jpg|png``, target ``three_partition_label``."""
+    """The Fitzpatrick 17k table: image ``<md5hash>.jpg|png``, target ``three_partition_label`` (binary:
+    malignant or not; multiclass: ``label_field``, any of the table's label columns)."""
 
     image_column = "md5hash"
     attribute_names = ("skin_type", "skin_tone")
@@ -188,16 +254,17 @@ class FitzpatrickPreset(Preset):
     def __init__(self, config: CohortConfig) -> None:
         super().__init__(config)
         patient = (config.patient_id_column,) if config.patient_id_column else ()
-        self.required_columns = ("md5hash", "fitzpatrick_scale", "three_partition_label", *patient)
+        self.target = config.label_field
+        self.required_columns = ("md5hash", "fitzpatrick_scale", self.target, *patient)
 
     def map_row(self, r: RowReader) -> RowItem:
         md5 = r.required("md5hash")
-        target = r.required("three_partition_label")
-        label = None
-        if target and target not in FITZPATRICK_CLASSES:
-            r.fail("three_partition_label", f"{target!r} is not one of {', '.join(FITZPATRICK_CLASSES)}")
+        target = r.required(self.target)
+        label: Label | None = None
+        if target and self.target == "three_partition_label" and target not in FITZPATRICK_CLASSES:
+            r.fail(self.target, f"{target!r} is not one of {', '.join(FITZPATRICK_CLASSES)}")
         elif target:
-            label = int(target == self.config.positive)
+            label = target if self.config.task == "multiclass" else int(target == self.config.positive)
         scale = r.required("fitzpatrick_scale")
         skin_type = None
         if scale and scale not in {"-1", "1", "2", "3", "4", "5", "6"}:
@@ -226,11 +293,11 @@ class IsicPreset(Preset):
                 hot.append(code)
             elif value and value not in _FALSE:
                 r.fail(code, f"one-hot value {value!r} is not 0 or 1")
-        label = None
+        label: Label | None = None
         if len(hot) != 1:
-            r.fail("MEL..UNK", f"row has {len(hot)} classes set, expected exactly one")
+            r.fail("MEL..UNK", f"row has {len(hot)} classes set ({', '.join(hot)}), expected exactly one")
         else:
-            label = int(hot[0] == self.config.positive)
+            label = hot[0] if self.config.task == "multiclass" else int(hot[0] == self.config.positive)
         attributes = {
             "sex": r.sex("sex"),
             "age_group": age_group(r.age("age_approx"), self.config.age_bins),
@@ -241,31 +308,44 @@ class IsicPreset(Preset):
 
 
 class ChexpertPreset(Preset):
-    """CheXpert: one finding column of 1 / 0 / −1 / blank (policy in ``config.py``)."""
+    """CheXpert: finding columns of 1 / 0 / −1 / blank (policies in ``config.py``): one for a binary
+    task, the config's ``findings`` for a multi-label one."""
 
     image_column = "Path"
     attribute_names = ("sex", "age_group")
 
     def __init__(self, config: CohortConfig) -> None:
         super().__init__(config)
-        assert config.finding_column  # guaranteed by CohortConfig
-        self.finding = config.finding_column
-        self.required_columns = ("Path", "Sex", "Age", self.finding)
+        self.policies = config.findings or [
+            FindingPolicy(column=config.finding_column or "", uncertain_as=config.uncertain_as, blank_as="negative")
+        ]
+        self.blank_as = None if config.findings else config.blank_as  # binary: negative | exclude
+        self.required_columns = ("Path", "Sex", "Age", *(p.column for p in self.policies))
+
+    def _finding(self, r: RowReader, policy: FindingPolicy) -> int | None:
+        """The finding's label; ``None`` when the row is dropped (``exclude``) or the cell is bad."""
+        value = r.text(policy.column)
+        if value is None:
+            return _CHEXPERT_POLICY[self.blank_as or policy.blank_as]
+        if value in {"1", "1.0"}:
+            return 1
+        if value in {"0", "0.0"}:
+            return 0
+        if value in {"-1", "-1.0"}:
+            return _CHEXPERT_POLICY[policy.uncertain_as]
+        r.fail(policy.column, f"finding value {value!r} is not 1, 0, -1 or blank")
+        return None
 
     def map_row(self, r: RowReader) -> RowItem:
         path = r.required("Path")
-        value = r.text(self.finding)
-        label = None
-        if value is None:
-            label = _CHEXPERT_POLICY[self.config.blank_as]
-        elif value in {"1", "1.0"}:
-            label = 1
-        elif value in {"0", "0.0"}:
-            label = 0
-        elif value in {"-1", "-1.0"}:
-            label = _CHEXPERT_POLICY[self.config.uncertain_as]
+        values = {p.column: self._finding(r, p) for p in self.policies}
+        label: Label | None
+        if self.config.task == "binary":
+            label = values[self.policies[0].column]
+        elif r.errors or any(v is None for v in values.values()):
+            label = None  # a bad cell (reported) or a finding whose policy drops the row
         else:
-            r.fail(self.finding, f"finding value {value!r} is not 1, 0, -1 or blank")
+            label = r.findings(values)
         patient = _CHEXPERT_PATIENT.search(path)
         attributes = {
             "sex": r.sex("Sex"),
@@ -283,14 +363,13 @@ class DicomPreset(Preset):
         super().__init__(config)
         self.attribute_names = ("sex", "age_group", *config.dicom_tags)
         self.image_column = config.image_column or "file"
-        self.label_column = config.label_column or "label"
-        self.required_columns = (self.image_column, self.label_column)
+        self.labels = ColumnLabels(config, config.label_column or "label")
+        self.required_columns = (self.image_column, *self.labels.columns())
         self.salt = salt
 
     def map_row(self, r: RowReader) -> RowItem:
         path = r.required(self.image_column)
-        label = r.binary(self.label_column, self.config.positive)
-        return RowItem(path, path, label, None, self.extras(r))
+        return RowItem(path, path, self.labels.read(r), None, self.extras(r))
 
     def image_attributes(self, path: Path) -> tuple[dict[str, str | None], str | None]:
         """Raises ``dicom.DicomError`` for unreadable files or malformed tags (the manifest lists it with

@@ -24,6 +24,11 @@ CONFIG_EXAMPLES = [
     '[{"name": "skin_band", "attribute": "skin_type", "groups": {"I-II": ["1", "2"], "III-IV": ["3", "4"], '
     '"V-VI": ["5", "6"]}}]}',
     '{"name": "chest, by scanner", "preset": "dicom", "dicom_tags": ["Manufacturer", "StationName"]}',
+    '{"name": "derm, 9 classes", "preset": "fitzpatrick17k", "task": "multiclass", '
+    '"label_field": "nine_partition_label", "min_class_count": 5, "other_class": "other"}',
+    '{"name": "isic 2019 as shipped", "preset": "isic2019", "task": "multiclass"}',
+    '{"name": "chest findings", "preset": "chexpert", "task": "multilabel", "findings": [{"column": "Edema"}, '
+    '{"column": "Pleural Effusion", "uncertain_as": "positive"}, {"column": "Atelectasis", "blank_as": "missing"}]}',
 ]
 
 

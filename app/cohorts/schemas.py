@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.modelpkg.task import TaskKind
+
 
 class CohortOut(BaseModel):
     id: str
@@ -16,13 +18,17 @@ class CohortOut(BaseModel):
     image_size: int
     channels: int
     attributes: list[str]
+    task: TaskKind = Field(description="binary, multiclass or multilabel")
+    classes: list[str] = Field(
+        description="multiclass: the classes in logit order; multilabel: the findings; binary: []"
+    )
     config: dict[str, Any]
     ingest_job_id: str | None
     errors: list[dict[str, Any]]
     warnings: list[Any]
     summary: dict[str, Any] | None = Field(
-        description="counts per split × label × group (per attribute and intersection), "
-        "missing-attribute rates, small-group warnings"
+        description="counts per split × label (multiclass: class; multilabel: finding) × group (per attribute "
+        "and intersection), missing-attribute rates, small-group warnings, merged classes"
     )
     created_at: datetime
     updated_at: datetime

@@ -56,7 +56,7 @@ def create_cohort(
         upload = folder / "upload.bin"
         save_stream(archive, upload, settings.max_upload_bytes)
         files = storage.files_dir(settings, cohort_id)
-        with open_archive(upload, files, ArchiveLimits.from_settings(settings)) as extracted:
+        with open_archive(upload, files, ArchiveLimits.from_settings(settings), config.manifest_pair()) as extracted:
             manifest = parse_manifest(
                 extracted.manifest,
                 config,
@@ -64,6 +64,7 @@ def create_cohort(
                 salt=cohort_id.encode(),
                 settings=settings,
                 fetch=extracted.extract,  # only the images the rows list are written
+                companion=extracted.companion,
             )
             check_listed_images(extracted.root, manifest.items, ImageLimits.from_settings(settings))
         upload.unlink()
@@ -102,6 +103,7 @@ def _register(
         image_size=config.image_size,
         channels=config.channels,
         attributes=list(manifest.attribute_names),
+        task={**manifest.task.model_dump(mode="json"), "merged": manifest.merged},
         errors=[],
         warnings=list(manifest.warnings),
         summary=None,
@@ -114,7 +116,8 @@ def _register(
             position=i,
             item_id=item.item_id,
             image_path=image_prefix + item.image,
-            label=item.label,
+            label=item.label if isinstance(item.label, int) else int(1 in item.label),
+            findings=None if isinstance(item.label, int) else list(item.label),
             split=item.split,
             patient_key=item.patient_id,
             attributes=item.attributes,
@@ -154,6 +157,9 @@ def delete_cohort(session: Session, settings: Settings, organisation_id: str, co
     return cohort
 
 
+_TASK_FIELDS = ("task", "classes")  # CohortOut's view of ``Cohort.task``
+
+
 def represent(session: Session, cohort: Cohort) -> CohortOut:
     """The API view. While ingesting, status and progress come from the ingestion job, so a job that
     failed or was cancelled (even by a crash the cohort never heard of) shows as ``failed``."""
@@ -164,6 +170,8 @@ def represent(session: Session, cohort: Cohort) -> CohortOut:
         if job.status in ("failed", "cancelled"):
             status = "failed"
             errors = errors or [{"message": job.error or f"ingestion was {job.status}"}]
-    data: dict[str, Any] = {name: getattr(cohort, name) for name in CohortOut.model_fields}
-    data.update(status=status, progress=progress, errors=errors)
+    data: dict[str, Any] = {name: getattr(cohort, name) for name in CohortOut.model_fields if name not in _TASK_FIELDS}
+    data.update(
+        status=status, progress=progress, errors=errors, task=cohort.task["kind"], classes=cohort.task["classes"]
+    )
     return CohortOut(**data)
