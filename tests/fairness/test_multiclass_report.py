@@ -285,3 +285,23 @@ def test_fold_spread_is_the_spread_of_each_folds_own_report() -> None:
     auc = skin["groups"][0]["per_class"]["class_2"]["auc"]["folds"]
     per_fold = [class_grouping(r, "skin_type")["groups"][0]["per_class"]["class_2"]["auc"]["value"] for r in alone]
     assert auc["mean"] == pytest.approx(np.mean(per_fold), abs=1e-12)
+
+
+def test_one_sample_clusters_resample_exactly_as_the_stratified_bootstrap() -> None:
+    p = simulate_classes(800, 6, k=3, skin_shift=0.5)
+    plain = build_report(p, attributes=ATTRIBUTES, n_boot=40, seed=2)
+    singletons = build_report(
+        dataclasses.replace(p, clusters=np.arange(800).astype(str).astype(object)),
+        attributes=ATTRIBUTES,
+        n_boot=40,
+        seed=2,
+    )
+    assert singletons["config"].pop("n_clusters") == 800
+    assert json.dumps(singletons["evaluations"]) == json.dumps(plain["evaluations"])
+    patients = build_report(
+        dataclasses.replace(p, clusters=(np.arange(800) // 4).astype(str).astype(object)),
+        attributes=ATTRIBUTES,
+        n_boot=40,
+    )
+    assert patients["config"]["n_clusters"] == 200
+    assert json.dumps(patients["evaluations"]) != json.dumps(plain["evaluations"])

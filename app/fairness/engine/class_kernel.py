@@ -216,12 +216,17 @@ def bootstrap_classes(
     clusters: Clusters | None = None,
 ) -> list[dict[str, ClassArrays]]:
     """Per plan: ``{attribute: {metric: (n_boot, ...)}}`` over the resamples ``bootstrap`` draws
-    for the same design, seed and clusters (so several models' plans are paired)."""
+    for the same design, seed and clusters (so several models' plans are paired). Stored as float32
+    (1,000 resamples of 114 classes × 50 groups are 23 MB per metric): 1e-7 is far below the
+    resampling noise the intervals describe."""
     store = [
         {
             gp.grouping.attribute: {
-                **{m: np.empty((n_boot, gp.grouping.n_groups, plan.n_classes)) for m in BOOT_CLASS_METRICS},
-                **{m: np.empty((n_boot, gp.grouping.n_groups)) for m in GROUP_METRICS},
+                **{
+                    m: np.empty((n_boot, gp.grouping.n_groups, plan.n_classes), dtype=np.float32)
+                    for m in BOOT_CLASS_METRICS
+                },
+                **{m: np.empty((n_boot, gp.grouping.n_groups), dtype=np.float32) for m in GROUP_METRICS},
             }
             for gp in plan.groupings
         }

@@ -145,16 +145,12 @@ def build_multiclass_report(
     return report
 
 
-def _table(value: np.ndarray, low: np.ndarray, high: np.ndarray, status: np.ndarray, n: np.ndarray) -> MetricTable:
-    return MetricTable(value, low, high, status, np.asarray(n))
-
-
 def _rate(x: np.ndarray, n: np.ndarray, s: Options) -> MetricTable:
     """A proportion with its Wilson interval and the status of its denominator."""
     with np.errstate(divide="ignore", invalid="ignore"):
         value = np.where(n > 0, x / np.maximum(n, 1), np.nan)
     low, high = wilson(x, n, s.confidence)
-    return _table(value, low, high, status_of(n, s.min_count), n)
+    return MetricTable(value, low, high, status_of(n, s.min_count), np.asarray(n))
 
 
 def _booted(point: np.ndarray, boot: np.ndarray | None, den: np.ndarray, s: Options) -> MetricTable:
@@ -163,7 +159,7 @@ def _booted(point: np.ndarray, boot: np.ndarray | None, den: np.ndarray, s: Opti
         low, high = percentile(boot, s.confidence)
     else:
         low = high = np.full(point.shape, np.nan)
-    return _table(point, low, high, status_of(den, s.min_count), den)
+    return MetricTable(point, low, high, status_of(den, s.min_count), np.asarray(den))
 
 
 def class_tables(point: ClassArrays, boot: ClassArrays | None, n_neg_total: np.ndarray, s: Options) -> dict:
