@@ -19,7 +19,9 @@ from class_audit_helpers import (
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.fairness import service
 from app.fairness.models import Evaluation, MetricRow
+from app.fairness.schemas import EvaluationOut
 from app.main import create_app
 
 
@@ -267,3 +269,13 @@ def test_two_multiclass_evaluations_compare_paired_and_other_classes_are_refused
     assert refused.status_code == 422
     detail = refused.json()["detail"]
     assert biased in detail and other.json()["id"] in detail and "benign, melanoma, mole" in detail
+
+
+def test_report_metadata_names_the_multiclass_decision(client, keys, session_factory):
+    """The header of a report page: a multiclass evaluation decides by a rule, not one threshold."""
+    config = {**MULTICLASS_CONFIG, "class_thresholds": {"benign": 0.5, "melanoma": 0.25, "nevus": 0.5}}
+    body = post_audit(client, keys.headers(), multiclass_csv(n=120), config).json()
+    with session_factory() as session:
+        meta = service.report_metadata(session, EvaluationOut.model_validate(body))
+    assert meta["decision"] == "argmax of p / class threshold" and meta["class thresholds"] == [0.5, 0.25, 0.5]
+    assert "operating threshold" not in meta and meta["cohort"] == "uploaded predictions"
