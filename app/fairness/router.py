@@ -39,6 +39,8 @@ NO_REPORT = {409: "the evaluation has no report yet"}
 AUDIT_CONFIG_EXAMPLES = [
     '{"name": "triage model, 2026 Q3", "sensitive_attributes": ["sex", "age_group"], "threshold": 0.5}',
     '{"name": "vendor scores", "sensitive_attributes": ["site"], "threshold_rule": "youden"}',
+    '{"name": "derm vendor", "task": "multiclass", "sensitive_attributes": ["skin_type"]}',
+    '{"name": "cxr vendor", "task": "multilabel", "sensitive_attributes": ["sex"], "threshold_rule": "youden"}',
 ]
 
 
@@ -166,11 +168,19 @@ def create_audit(
     principal: Writer,
     session: SessionDep,
     settings: SettingsDep,
-    predictions: Annotated[UploadFile, File(description="CSV: y_true, y_score, attribute columns, optional sample_id")],
+    predictions: Annotated[
+        UploadFile,
+        File(
+            description="CSV: y_true, y_score (binary); y_true and score_<class> per class (multiclass); "
+            "y_true_<finding> and score_<finding> per finding (multilabel); attribute columns, optional sample_id"
+        ),
+    ],
     config: Annotated[
         str,
         Form(
-            description="JSON: name, sensitive_attributes, threshold or threshold_rule", examples=AUDIT_CONFIG_EXAMPLES
+            description="JSON: name, task (binary, multiclass, multilabel), sensitive_attributes, and the "
+            "decision: threshold or threshold_rule; class_thresholds; finding_thresholds",
+            examples=AUDIT_CONFIG_EXAMPLES,
         ),
     ],
 ) -> EvaluationOut:

@@ -89,6 +89,9 @@ def report_metadata(session: Session, evaluation: EvaluationOut) -> dict[str, An
         "operating threshold": config.get("threshold", config.get("thresholds")),
         "bootstrap seed": config.get("seed"),
     }
+    if "decision" in config:  # multiclass: no operating threshold, argmax or argmax of p / class threshold
+        del meta["operating threshold"]
+        meta.update({"decision": config["decision"], "class thresholds": config.get("class_thresholds")})
     if evaluation.model_version_id:
         model = session.get(ModelVersion, evaluation.model_version_id)
         if model is not None:

@@ -19,7 +19,9 @@ from class_audit_helpers import (
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.fairness import service
 from app.fairness.models import Evaluation, MetricRow
+from app.fairness.schemas import EvaluationOut
 from app.main import create_app
 
 
@@ -124,18 +126,21 @@ def test_multilabel_given_thresholds_per_finding_and_for_all(client, keys):
     assert same.json()["config"]["thresholds"] == {"edema": 0.4, "effusion": 0.4}
 
 
-def test_a_large_multiclass_audit_job_gives_the_same_report(settings, keys, run_jobs, client):
+def test_large_multiclass_and_multilabel_audit_jobs_give_the_same_reports(settings, keys, run_jobs, client):
     headers = keys.headers()
-    text = multiclass_csv(n=150)
-    inline = post_audit(client, headers, text, MULTICLASS_CONFIG).json()
+    uploads = [(multiclass_csv(n=150), MULTICLASS_CONFIG), (multilabel_csv(n=150), MULTILABEL_CONFIG)]
+    inline = [post_audit(client, headers, text, config).json() for text, config in uploads]
     small = settings.model_copy(update={"audit_sync_max_rows": 100})
     with TestClient(create_app(small, run_supervisor=False)) as job_client:
-        queued = post_audit(job_client, headers, text, MULTICLASS_CONFIG)
-    assert queued.status_code == 202, queued.json()
+        queued = [post_audit(job_client, headers, text, config) for text, config in uploads]
+    assert [q.status_code for q in queued] == [202, 202], [q.json() for q in queued]
     run_jobs()
-    done = client.get(f"/v1/evaluations/{queued.json()['id']}", headers=headers).json()
-    assert done["status"] == "ready"
-    assert done["report"] == inline["report"] and done["config"] == inline["config"]
+    for done_now, later in zip(inline, queued, strict=True):
+        done = client.get(f"/v1/evaluations/{later.json()['id']}", headers=headers).json()
+        assert done["status"] == "ready"
+        assert done["report"] == done_now["report"] and done["config"] == done_now["config"]
+    edema = inline[1]["report"]["per_finding"]["edema"]["config"]
+    assert edema["threshold_rule"]["rule"] == "youden", "the job keeps each finding's fitted rule"
 
 
 def test_evaluations_of_different_tasks_are_not_compared(client, keys):
@@ -264,3 +269,13 @@ def test_two_multiclass_evaluations_compare_paired_and_other_classes_are_refused
     assert refused.status_code == 422
     detail = refused.json()["detail"]
     assert biased in detail and other.json()["id"] in detail and "benign, melanoma, mole" in detail
+
+
+def test_report_metadata_names_the_multiclass_decision(client, keys, session_factory):
+    """The header of a report page: a multiclass evaluation decides by a rule, not one threshold."""
+    config = {**MULTICLASS_CONFIG, "class_thresholds": {"benign": 0.5, "melanoma": 0.25, "nevus": 0.5}}
+    body = post_audit(client, keys.headers(), multiclass_csv(n=120), config).json()
+    with session_factory() as session:
+        meta = service.report_metadata(session, EvaluationOut.model_validate(body))
+    assert meta["decision"] == "argmax of p / class threshold" and meta["class thresholds"] == [0.5, 0.25, 0.5]
+    assert "operating threshold" not in meta and meta["cohort"] == "uploaded predictions"
