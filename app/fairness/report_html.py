@@ -454,6 +454,11 @@ def _render_multiclass(
 SUMMARY_GAPS = ["pfd", "eopp1", "eopp0", "eodd"]
 
 
+def _finding_rule(report: Mapping, name: str, rules: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """How a finding's threshold was chosen: the model's record, else the one an audit fitted."""
+    return rules.get(name) or report["per_finding"][name]["config"].get("threshold_rule")
+
+
 def _render_multilabel(
     report: Mapping,
     title: str,
@@ -474,7 +479,7 @@ def _render_multilabel(
         {
             "name": name,
             "facts": _facts(report["per_finding"][name], None),
-            "sections": binary_sections(report["per_finding"][name], rules.get(name)),
+            "sections": binary_sections(report["per_finding"][name], _finding_rule(report, name, rules)),
         }
         for name in report["findings"]
     ]
