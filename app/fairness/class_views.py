@@ -1,7 +1,8 @@
 """What the multi-class page draws (``templates/multiclass.html``), and how it stays readable with many
 classes: classes in order of support, the first few shown and the rest folded away, and a confusion
-matrix that pools the rarest classes into one "other" row and column. Fitzpatrick 17k's 114 conditions drawn in full would be a 114 × 114 table per group; its
-most frequent classes and one pooled remainder keep every sample counted and the page scannable."""
+matrix that pools the rarest classes into one "other" row and column. Fitzpatrick 17k's 114
+conditions drawn in full would be a 114 × 114 table per group; its most frequent classes and one
+pooled remainder keep every sample counted and the page scannable."""
 
 from __future__ import annotations
 
