@@ -223,7 +223,10 @@ def _thresholds(evaluation: Evaluation, model: ModelVersion | None) -> CardThres
     elif task == "multilabel":
         thresholds = {
             "operating": None,
-            "rule": "each finding present when its probability reaches the finding's own threshold",
+            "rule": "; ".join(
+                f"{name}: {describe_rule(sub['config'].get('threshold_rule'), threshold_source(sub['config']))}"
+                for name, sub in report["per_finding"].items()
+            ),
             "rule_record": None,
             "operating_point": [
                 point for name, sub in report["per_finding"].items() for point in _operating_point(sub, name)

@@ -1,12 +1,17 @@
 """Render a fairness report (``build_report``'s dict) as one self-contained HTML page.
 
-The page is a Jinja2 template (``templates/report.html`` in the frame ``page.html``, cells and tables
-from ``macros.html``, charts in ``charts.html``; a study's page uses the same, see ``environment``) with
+The page is a Jinja2 template (``templates/report.html`` in the frame ``page.html``, a binary report's
+sections from ``binary.html``, cells and tables from ``macros.html``, charts in ``charts.html``; a
+study's page uses the same, see ``environment``) with
 autoescaping on: every string that comes from users (attribute names, group labels, metadata, the title)
 is HTML-escaped by the template engine, not by hand at each place it is written. No scripts, no
 external resources: charts are inline SVG, styles are inline CSS, so the page can be archived, e-mailed
 or printed as it is. This module computes what the templates draw: number formats and the charts'
 coordinates. Undefined template variables raise (``StrictUndefined``) instead of rendering as blanks.
+
+A multi-class report gets ``multiclass.html`` (its layout for many classes: ``class_views``); a
+multi-label report ``multilabel.html``, a table of every finding's gaps and then each finding's binary
+sections, drawn by the same ``binary.html`` macros as a binary model's page.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 
-from app.fairness.class_views import TOP_CLASSES, by_support, confusion_view
+from app.fairness.class_views import multiclass_context
 from app.fairness.engine.gaps import GAPS
 from app.fairness.operating_point import describe_rule, operating_point_rows, threshold_source
 
@@ -247,9 +252,12 @@ def _facts(report: Mapping, metadata: Mapping[str, object] | None) -> dict[str, 
         "confidence": config["confidence"],
         "minimum count": config["min_count"],
         **({"trained on (training groups)": " × ".join(trained)} if trained else {}),
-        "intersections reported": ", ".join(g["attribute"] for g in report["groupings"] if g["kind"] == "intersection")
-        or "none",
+        "intersections reported": _intersections(report),
     }
+
+
+def _intersections(report: Mapping) -> str:
+    return ", ".join(g["attribute"] for g in report["groupings"] if g["kind"] == "intersection") or "none"
 
 
 def _exit_sections(exits: Mapping | None) -> list[dict[str, Any]]:
@@ -353,18 +361,6 @@ def render_html(
 
 # --- multi-class and multi-label pages ------------------------------------------------------------
 
-GROUP_METRICS = ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1")
-DIFF_GAPS = {  # the paper's "Diff" row of each group metric
-    "accuracy": "accuracy_gap",
-    "balanced_accuracy": "balanced_accuracy_gap",
-    "macro_precision": "macro_precision_diff",
-    "macro_recall": "macro_recall_diff",
-    "macro_f1": "macro_f1_diff",
-}
-CLASS_GAPS = ["eopp0", "eopp1", "eodd"]
-CLASS_RATES = ("tpr", "fpr", "auc", "pf")
-PER_CLASS_GAPS = ("eopp0", "eopp1", "eodd", "pfd", "auc_gap")
-
 
 def _multiclass_facts(report: Mapping, metadata: Mapping[str, object] | None) -> dict[str, object]:
     config, population = report["config"], report["population"]
@@ -377,47 +373,7 @@ def _multiclass_facts(report: Mapping, metadata: Mapping[str, object] | None) ->
         "bootstrap": f"{config['n_boot']} resamples stratified by group × class, seed {config['seed']}",
         "confidence": config["confidence"],
         "minimum count": config["min_count"],
-        "intersections reported": ", ".join(g["attribute"] for g in report["groupings"] if g["kind"] == "intersection")
-        or "none",
-    }
-
-
-def _multiclass_context(report: Mapping) -> dict[str, Any]:
-    """Classes in order of support; per class its one-vs-rest rows and gaps; per group a confusion matrix
-    (the most frequent classes and "other")."""
-    names, thresholds = report["classes"], report["config"]["class_thresholds"]
-    support = report["population"]["class_counts"]
-    order = by_support(names, support)
-    policy = next(e for e in report["evaluations"] if e["exit"] == "policy")
-    groupings = policy["groupings"]
-    classes = [
-        {"name": names[c], "support": support[names[c]], "threshold": thresholds[c] if thresholds else None}
-        for c in order
-    ]
-    per_class = [
-        {
-            **c,
-            "rows": [(entry["attribute"], g) for entry in groupings for g in entry["groups"]],
-            "gaps": [(e["attribute"], e["per_class_gaps"][c["name"]]) for e in groupings if "per_class_gaps" in e],
-        }
-        for c in classes
-    ]
-    confusions = [
-        {
-            "attribute": entry["attribute"],
-            "folded": len(entry["groups"]) > MAX_CURVE_GROUPS,
-            "matrices": [(g, confusion_view(g["confusion"], names, order)) for g in entry["groups"]],
-        }
-        for entry in groupings
-    ]
-    return {
-        "classes": classes,
-        "thresholds": thresholds is not None,
-        "decision": report["config"]["decision"],
-        "per_class": per_class,
-        "pooled": max(len(names) - TOP_CLASSES, 0),
-        "confusions": confusions,
-        "groupings": groupings,
+        "intersections reported": _intersections(report),
     }
 
 
@@ -436,22 +392,21 @@ def _render_multiclass(
             facts=_multiclass_facts(report, metadata),
             related=list(related),
             summary=report["summary"],
-            **_multiclass_context(report),
+            **multiclass_context(report, MAX_CURVE_GROUPS),
             exit_context=exit_context(report.get("exits")),
             per_exit=report["evaluations"] if len(report["evaluations"]) >= 2 else [],
             comparison=comparison,
             comparisons=_comparisons(comparison) if comparison is not None else [],
-            top=TOP_CLASSES,
-            group_metrics=list(GROUP_METRICS),
-            diff_gaps=DIFF_GAPS,
-            class_gaps=CLASS_GAPS,
-            class_rates=list(CLASS_RATES),
-            per_class_gaps=list(PER_CLASS_GAPS),
         )
     )
 
 
 SUMMARY_GAPS = ["pfd", "eopp1", "eopp0", "eodd"]
+
+
+def _finding_rule(report: Mapping, name: str, rules: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """How a finding's threshold was chosen: the model's record, else the one an audit fitted."""
+    return rules.get(name) or report["per_finding"][name]["config"].get("threshold_rule")
 
 
 def _render_multilabel(
@@ -474,7 +429,7 @@ def _render_multilabel(
         {
             "name": name,
             "facts": _facts(report["per_finding"][name], None),
-            "sections": binary_sections(report["per_finding"][name], rules.get(name)),
+            "sections": binary_sections(report["per_finding"][name], _finding_rule(report, name, rules)),
         }
         for name in report["findings"]
     ]

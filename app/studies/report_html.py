@@ -13,12 +13,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.fairness.report_html import MAX_BAR_GROUPS, environment, forest_chart, forest_limit, rate_bars_chart
+from app.fairness.report_html import MAX_BAR_GROUPS, environment, fmt, forest_chart, forest_limit, rate_bars_chart
 from app.studies.schemas import StudyChild, StudyOut
 
 GROUP_METRICS = ("pf", "tpr", "fpr")
 HEADLINE_GAPS = ("pfd", "eopp1", "eopp0", "eodd", "worst_group_auc", "auc_gap")
 OVERALL_METRICS = ("auc", "tpr", "fpr")
+#: A multi-class study's columns: the class-averaged gaps and the paper's macro F1 "Diff".
+MULTICLASS_COLUMNS = {
+    "overall_metrics": ["accuracy", "balanced_accuracy", "macro_f1"],
+    "headline_gaps": ["eopp0", "eopp1", "eodd", "macro_f1_diff"],
+    "group_metrics": ["accuracy", "balanced_accuracy", "macro_f1"],
+    "groups_title": "accuracy, balanced accuracy and macro F1",
+}
+BINARY_COLUMNS = {
+    "overall_metrics": list(OVERALL_METRICS),
+    "headline_gaps": list(HEADLINE_GAPS),
+    "group_metrics": list(GROUP_METRICS),
+    "groups_title": "PF, TPR and FPR",
+}
 SHOWN_SETTINGS = ("method", "sensitive_attributes", "backbone", "epochs", "seed", "threshold_rule")
 
 
@@ -99,7 +112,8 @@ def _group_sections(configs: list[dict[str, Any]], reports: Mapping[int, Mapping
         ]
         rows.sort(key=lambda r: (str(r["group"]["group"]), r["index"]))
         bars = [{"group": f"{r['group']['group']} · c{r['index']}", "metrics": r["group"]["metrics"]} for r in rows]
-        chart = rate_bars_chart(bars) if len(bars) <= MAX_BAR_GROUPS else None
+        binary = all("tpr" in r["group"]["metrics"] for r in rows)  # a multi-class group has no one TPR
+        chart = rate_bars_chart(bars) if binary and len(bars) <= MAX_BAR_GROUPS else None
         sections.append({"attribute": attribute, "rows": rows, "chart": chart})
     return sections
 
@@ -147,11 +161,45 @@ def _folds(
         out.append(
             {
                 "label": summary["label"],
-                "pooled": reports[i]["config"]["threshold"] if i in reports else None,
-                "folds": [(fold, t, held_out.get((i, fold))) for fold, t in summary["thresholds"].items()],
+                "pooled": _threshold(reports[i].get("config", {}).get("threshold") if i in reports else None),
+                "folds": [(fold, _threshold(t), held_out.get((i, fold))) for fold, t in summary["thresholds"].items()],
             }
         )
     return out
+
+
+def _threshold(value: float | list[float] | None) -> str:
+    """A fold model's decision thresholds: binary one, multiclass one per class (none: argmax),
+    multilabel one per finding."""
+    return ", ".join(fmt(t) for t in value) if isinstance(value, list) else fmt(value)
+
+
+def _views(configs: list[dict[str, Any]], reports: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The pooled sections (headlines, groups, exits) once for a binary or multi-class study, once per
+    finding for a multi-label one (each finding's pooled report is binary)."""
+    tasks = {report.get("task", "binary") for report in reports.values()}
+    if tasks == {"multilabel"}:
+        findings = dict.fromkeys(f for report in reports.values() for f in report["findings"])
+        return [
+            _view(configs, {i: r["per_finding"][f] for i, r in reports.items() if f in r["per_finding"]}, f": {f}")
+            for f in findings
+        ]
+    return [_view(configs, reports, "", MULTICLASS_COLUMNS if tasks == {"multiclass"} else BINARY_COLUMNS)]
+
+
+def _view(
+    configs: list[dict[str, Any]],
+    reports: Mapping[int, Mapping[str, Any]],
+    suffix: str,
+    columns: Mapping[str, Any] = BINARY_COLUMNS,
+) -> dict[str, Any]:
+    return {
+        **columns,
+        "suffix": suffix,
+        "headlines": _headlines(configs, reports),
+        "group_sections": _group_sections(configs, reports),
+        "exits": _exits(configs, reports),
+    }
 
 
 def _links(evaluation_id: str) -> list[tuple[str, str]]:
@@ -182,12 +230,7 @@ def render_study_html(study: StudyOut, reports: Mapping[int, Mapping[str, Any]])
             comparisons=comparisons,
             verdict_attributes=verdict_attributes,
             verdicts=verdicts,
-            headlines=_headlines(configs, reports),
-            overall_metrics=list(OVERALL_METRICS),
-            headline_gaps=list(HEADLINE_GAPS),
-            group_sections=_group_sections(configs, reports),
-            group_metrics=list(GROUP_METRICS),
-            exits=_exits(configs, reports),
+            views=_views(configs, reports),
             folds=_folds(configs, study.children, reports),
             pooled_links=[_links(c["summary"]["evaluation_id"]) if i in reports else [] for i, c in enumerate(configs)],
             final_models=[c for c in study.children if c.fold is None],
