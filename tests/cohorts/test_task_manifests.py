@@ -127,6 +127,10 @@ def test_isic_multiclass_from_one_manifest(tmp_path: Path) -> None:
     assert merged.task.classes == ["MEL", "NV", "other"], "UNK is no class: no row has it"
     assert merged.merged == {"other": ["BCC", "AK", "BKL", "DF", "VASC", "SCC"]}
     assert [i.label for i in merged.items] == [0, 1, 2, 1, 0, 1, 2, 2]
+    unk = manifest + f"ISIC_8,50,male,torso,L8,{isic_one_hot('UNK')}\n"
+    with_unk = parse(tmp_path / "u", unk, [*images, "ISIC_8.jpg"], **config, min_class_count=2, other_class="other")
+    assert with_unk.task.classes == ["MEL", "NV", "other"], "UNK is a class once a row has it (here merged)"
+    assert with_unk.merged == {"other": ["BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"]}
     two_hot = manifest.replace(isic_one_hot("BCC"), isic_one_hot("BCC").replace("0.0", "1.0", 1))
     error = refused(tmp_path / "bad", two_hot, images, **config)
     assert error.errors == [

@@ -7,7 +7,7 @@ import io
 import zipfile
 
 import pytest
-from archives import png_bytes, upload
+from archives import make_zip, png_bytes, upload
 from sqlalchemy import func, select
 
 from app.cohorts.cache import load_cohort_arrays
@@ -144,3 +144,16 @@ def test_bad_labels_are_refused_with_nothing_left_behind(client, keys, settings,
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Cohort)) == 0
         assert session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_a_binary_upload_says_binary_and_stores_no_findings(client, keys, session_factory):
+    response = upload(client, keys.headers("auditor"), make_zip(12))
+    assert response.status_code == 202, response.json()
+    assert (response.json()["task"], response.json()["classes"]) == ("binary", [])
+    assert response.json()["config"]["task"] == "binary"
+    with session_factory() as session:
+        items = session.scalars(select(CohortItem)).all()
+        cohort = session.get(Cohort, response.json()["id"])
+    assert cohort is not None and cohort.task == {"kind": "binary", "classes": [], "merged": {}}
+    assert [i.label for i in sorted(items, key=lambda i: i.position)] == [i % 2 for i in range(12)]
+    assert all(i.findings is None for i in items)
