@@ -14,6 +14,7 @@ from app.db.engine import transaction
 from app.fairness.engine.ranking import auc
 from app.serving import aggregates
 from app.serving.models import ModelVersion, MonitoringCell, Prediction
+from app.serving.schemas import OutcomeIn
 from app.serving.service import record_outcome
 
 SEXES = ["female", "male", None]
@@ -117,7 +118,7 @@ def test_aggregates_equal_a_recount_and_windows_select_rows(client, keys, sessio
     assert both.status_code == 422 and both.json()["errors"][0]["field"] == "query.last_outcomes"
 
 
-def test_concurrent_outcome_posts_keep_exact_counts(client, session_factory):
+def test_concurrent_outcome_posts_keep_exact_counts(client, session_factory, settings):
     rng = np.random.default_rng(3)
     model_id = register_model(session_factory)
     org = organisation_id(session_factory)
@@ -130,7 +131,7 @@ def test_concurrent_outcome_posts_keep_exact_counts(client, session_factory):
         try:
             for k in np.random.default_rng(worker).permutation(n):
                 with transaction(session_factory) as session:
-                    record_outcome(session, org, ids[k], (worker + int(k)) % 2)
+                    record_outcome(session, settings, org, ids[k], OutcomeIn(outcome=(worker + int(k)) % 2))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
