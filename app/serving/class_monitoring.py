@@ -102,8 +102,9 @@ def multiclass_groupings(counts: Groups, classes: list[str], min_count: int, con
     out = []
     for attribute, members, n_missing in _groupings(counts):
         rest = {g: c.one_vs_rest(len(classes)) for g, c in members.items()}
-        per_class = {  # class -> group -> its one-vs-rest rates
-            name: {g: _class_rates(rest[g][k], min_count, confidence) for g in members}
+        empty = np.zeros(N_SCORE_BINS, dtype=np.int64)
+        per_class = {  # class -> group -> its one-vs-rest metrics (auc and pf undefined: no scores)
+            name: {g: group_metrics(rest[g][k], empty, min_count, confidence) for g in members}
             for k, name in enumerate(classes)
         }
         groups = [
@@ -115,7 +116,7 @@ def multiclass_groupings(counts: Groups, classes: list[str], min_count: int, con
                     name: {
                         "n_pos": rest[g][k].c("tp", "fn"),
                         "n_neg": rest[g][k].c("fp", "tn"),
-                        "metrics": per_class[name][g],
+                        "metrics": {m: per_class[name][g][m] for m in CLASS_RATES},
                     }
                     for k, name in enumerate(classes)
                 },
@@ -134,11 +135,6 @@ def multiclass_groupings(counts: Groups, classes: list[str], min_count: int, con
             grouping["class_gaps"] = class_gaps
         out.append(grouping)
     return out
-
-
-def _class_rates(counts: GroupCounts, min_count: int, confidence: float) -> dict[str, Any]:
-    metrics = group_metrics(counts, np.zeros(N_SCORE_BINS, dtype=np.int64), min_count, confidence)
-    return {m: metrics[m] for m in CLASS_RATES}
 
 
 def _class_gaps(rates: dict[str, dict[str, Any]]) -> dict[str, Any]:

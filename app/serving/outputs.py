@@ -114,10 +114,11 @@ def parse_outcome(manifest: ModelManifest | None, body: OutcomeIn) -> tuple[int,
             raise _refused("outcome", f"a binary model's outcome is 0 or 1, not {_shown(body)}")
         return body.outcome, None
     if task.kind == "multiclass":
-        if not isinstance(body.outcome, str) or body.outcome not in task.classes:
-            raise _refused(
-                "outcome", f"{_shown(body)} is not a class of this model; classes: {', '.join(task.classes)}"
-            )
+        classes = ", ".join(task.classes)
+        if not isinstance(body.outcome, str):
+            raise _refused("outcome", f"a multiclass model's outcome is a class name ({classes}), not {_shown(body)}")
+        if body.outcome not in task.classes:
+            raise _refused("outcome", f"{body.outcome!r} is not a class of this model; classes: {classes}")
         return task.classes.index(body.outcome), None
     if body.findings is None:
         raise _refused("findings", "a multilabel model's outcome is findings: {finding: 0, 1 or null}")
