@@ -169,7 +169,7 @@ def batches(x: np.ndarray, size: int) -> list[np.ndarray]:
 
 def early_exit_vs_full(model: LoadedModel, folder: Path, x: np.ndarray, batch: int, rounds: int, threads: int) -> None:
     chain = model.chain
-    no_exit = OnnxChain(chain.sessions, chain.specs, [None] * chain.n_exits)
+    no_exit = OnnxChain(chain.sessions, chain.specs, [None] * chain.n_exits, chain.task)
     full = make_session((folder / "full.onnx").read_bytes(), threads)
     parts = batches(x, batch)
     exits = np.concatenate([chain.run(p).exit_index for p in parts])

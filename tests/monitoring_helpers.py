@@ -3,17 +3,20 @@ them (the app's group-commit writer, so its aggregate hook runs): live monitorin
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.service import ensure_organisation
 from app.db.base import new_id, utcnow
 from app.db.engine import transaction
 from app.db.group_commit import GroupCommitWriter
-from app.serving.models import PREDICTION_ID_PREFIX, ModelVersion, Prediction
+from app.serving import aggregates
+from app.serving.models import PREDICTION_ID_PREFIX, ModelVersion, MonitoringCell, Prediction
 
 ORG = "St Elsewhere"  # the organisation of ``Keys.headers()``'s default
 
@@ -74,3 +77,29 @@ def served_rows(
 def store(writer: GroupCommitWriter, rows: list[dict[str, Any]]) -> list[str]:
     writer.submit(Prediction, rows).result()
     return [r["id"] for r in rows]
+
+
+def stored_cells(factory: sessionmaker[Session], model_id: str) -> Counter[aggregates.Key]:
+    """The model's monitoring cells as stored (zero counts left out)."""
+    with factory() as session:
+        rows = session.execute(select(MonitoringCell).where(MonitoringCell.model_version_id == model_id)).scalars()
+        return Counter(
+            {
+                aggregates.Key(r.model_version_id, r.day, r.block, r.attribute, r.group, r.cell): r.count
+                for r in rows
+                if r.count
+            }
+        )
+
+
+def recount(factory: sessionmaker[Session], model_id: str) -> Counter[aggregates.Key]:
+    """The cells recomputed from the prediction rows as they stand."""
+    with factory() as session:
+        rows = session.scalars(select(Prediction).where(Prediction.model_version_id == model_id)).all()
+    counts = aggregates.prediction_counts(
+        {c: getattr(r, c) for c in ("model_version_id", "created_at", "probability", "exit_index", "demographics")}
+        for r in rows
+    )
+    for r in rows:
+        counts.update(aggregates.row_outcome_counts(r))
+    return Counter({k: v for k, v in counts.items() if v})

@@ -21,6 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from app.modelpkg.manifest import GraphSpec
+from app.modelpkg.task import BINARY, Task, TaskKind, exit_confidence
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -53,27 +54,44 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in float64 so that each row sums to 1 within 1e-12."""
+    z = np.asarray(x, dtype=np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def probabilities(kind: TaskKind, logits: np.ndarray) -> np.ndarray:
+    """A graph's logits as probabilities (``app.modelpkg.task``): softmax over the classes for a
+    multiclass task, else a sigmoid per logit (the binary label, or each finding)."""
+    return softmax(logits) if kind == "multiclass" else sigmoid(logits)
+
+
 class StageSession(Protocol):
     def run(self, output_names: Any, input_feed: dict[str, Any]) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
 class ChainResult:
-    probability: np.ndarray  # (n,) served probability
+    probability: np.ndarray  # served probabilities: (n,) binary, (n, width) multiclass and multilabel
     exit_index: np.ndarray  # (n,) exit that decided
     rows: list[int]  # samples each stage graph ran on
+    kind: TaskKind = "binary"
 
     @property
     def confidence(self) -> np.ndarray:
-        return np.maximum(self.probability, 1.0 - self.probability)
+        """(n,) the deciding exit's confidence (``app.modelpkg.task.exit_confidence``)."""
+        return exit_confidence(self.kind, self.probability)
 
 
 class OnnxChain:
     """Runs the stage graphs in order on only the samples still undecided.
 
-    A sample leaves at the first exit whose confidence max(p, 1 − p) reaches that exit's θ (``None``:
-    that exit never decides); the last exit decides whatever is left. Stage ``j + 1`` runs only on the
-    samples still undecided after stage ``j``, and not at all when none is left.
+    A sample leaves at the first exit whose confidence reaches that exit's θ (``None``: that exit
+    never decides); the last exit decides whatever is left. Confidence is the task's
+    (``exit_confidence``): max(p, 1 − p) for a binary task, the largest softmax for a multiclass one,
+    the least confident finding's max(p, 1 − p) for a multilabel one. Stage ``j + 1`` runs only on
+    the samples still undecided after stage ``j``, and not at all when none is left.
     """
 
     def __init__(
@@ -81,13 +99,15 @@ class OnnxChain:
         sessions: Sequence[StageSession],
         specs: Sequence[GraphSpec],
         thresholds: Sequence[float | None],
+        task: Task = BINARY,
     ) -> None:
         self.sessions, self.specs, self.thresholds = list(sessions), list(specs), list(thresholds)
-        self.n_exits = len(self.thresholds)
+        self.n_exits, self.task = len(self.thresholds), task
 
     def run(self, image: np.ndarray) -> ChainResult:
-        n = len(image)
-        probability, chosen = np.empty(n), np.full(n, -1)
+        n, kind = len(image), self.task.kind
+        shape = (n,) if kind == "binary" else (n, self.task.width)
+        probability, chosen = np.empty(shape), np.full(n, -1)
         alive = np.arange(n)  # original rows still undecided
         x, rows = image, []
         for session, spec in zip(self.sessions, self.specs, strict=True):
@@ -96,7 +116,7 @@ class OnnxChain:
                 continue
             rows.append(len(alive))
             outs = session.run(None, {spec.inputs[0]: x})
-            p = sigmoid(outs[-1])
+            p = probabilities(kind, outs[-1])  # (m, exits of the stage) or (m, exits of the stage, width)
             stay = np.ones(len(alive), dtype=bool)
             for col, e in enumerate(spec.exits):
                 theta = self.thresholds[e]
@@ -105,10 +125,10 @@ class OnnxChain:
                 elif theta is None:
                     continue
                 else:
-                    leave = stay & (np.maximum(p[:, col], 1 - p[:, col]) >= theta)
+                    leave = stay & (exit_confidence(kind, p[:, col]) >= theta)
                 probability[alive[leave]], chosen[alive[leave]] = p[leave, col], e
                 stay &= ~leave
             alive = alive[stay]
             if len(outs) > 1:
                 x = outs[0][stay]
-        return ChainResult(probability, chosen, rows)
+        return ChainResult(probability, chosen, rows, kind)

@@ -7,8 +7,13 @@ missing demographic value joins no group):
 
 * per prediction: ``n``, ``exit:k`` (the exit that decided), ``score:b`` (the served probability in
   one of ``N_SCORE_BINS`` equal-width bins; drift);
-* per outcome: ``tp``/``fp``/``tn``/``fn`` at the frozen operating threshold (the stored label), and
-  ``pos:b``/``neg:b``, the score histogram of each class (AUC and PF).
+* per outcome of a binary model: ``tp``/``fp``/``tn``/``fn`` at the frozen operating threshold (the
+  stored label), and ``pos:b``/``neg:b``, the score histogram of each class (AUC and PF);
+* per outcome of a multiclass model: ``o`` (one outcome) and ``m:y:k``, its cell of the confusion
+  matrix (true class index ``y``, predicted ``k``): one-vs-rest counts of every class follow from it,
+  so an outcome costs two cells whatever the number of classes;
+* per outcome of a multilabel model: ``o``, and for each finding ``f`` whose truth is known the
+  binary cells above prefixed ``c<f>:`` (``c2:tp``, ``c2:pos:41``), at the finding's own threshold.
 
 Each is counted in up to three buckets, one per kind of window, so that every read sums a bounded
 number of rows whatever the number of predictions: all time (``day`` = ``block`` = ``ALL``); its UTC
@@ -46,6 +51,7 @@ ALL = -1  # a bucket over every day, or every block
 OVERALL, EVERYONE = "overall", "all"
 _EPOCH = date(1970, 1, 1)
 _CONFUSION = {(1, 1): "tp", (0, 1): "fp", (0, 0): "tn", (1, 0): "fn"}  # (outcome, label)
+OUTCOME, MATRIX = "o", "m:"  # multiclass and multilabel outcome cells
 
 
 class Key(NamedTuple):
@@ -93,15 +99,49 @@ def outcome_counts(
     outcome: int,
     demographics: Mapping[str, Any] | None,
     sign: int = 1,
+    output: Mapping[str, Any] | None = None,
+    outcome_findings: Sequence[int | None] | None = None,
 ) -> Counter[Key]:
-    """Cells of one outcome (``sign`` -1 takes back a corrected one)."""
-    cells = (_CONFUSION[outcome, label], f"{'pos' if outcome else 'neg'}:{score_bin(probability)}")
+    """Cells of one outcome (``sign`` -1 takes back a corrected one); ``output`` and
+    ``outcome_findings`` are the row's (``None`` for a binary model)."""
+    cells = _outcome_cells(probability, label, outcome, output, outcome_findings)
     buckets = ((day_of(at), ALL), (ALL, seq // BLOCK), (ALL, ALL))
     counts: Counter[Key] = Counter()
     for attribute, group in memberships(demographics):
         for (day, block), cell in product(buckets, cells):
             counts[Key(model_version_id, day, block, attribute, group, cell)] += sign
     return counts
+
+
+def _outcome_cells(
+    probability: float,
+    label: int,
+    outcome: int,
+    output: Mapping[str, Any] | None,
+    outcome_findings: Sequence[int | None] | None,
+) -> list[str]:
+    if output is None:
+        return _binary_cells("", probability, label, outcome)
+    if output["task"] == "multiclass":
+        return [OUTCOME, f"{MATRIX}{outcome}:{label}"]
+    assert outcome_findings is not None  # a multilabel outcome is its findings
+    cells = [OUTCOME]
+    for f, (truth, p, decision) in enumerate(
+        zip(outcome_findings, output["probabilities"], output["decisions"], strict=True)
+    ):
+        if truth is not None:
+            cells += _binary_cells(f"c{f}:", p, decision, truth)
+    return cells
+
+
+def _binary_cells(prefix: str, probability: float, label: int, outcome: int) -> list[str]:
+    kind = "pos" if outcome else "neg"
+    return [prefix + _CONFUSION[outcome, label], f"{prefix}{kind}:{score_bin(probability)}"]
+
+
+def is_class_cell(cell: str) -> bool:
+    """A multiclass or multilabel outcome cell (``o``, ``m:…``, ``c<f>:…``)."""
+    return cell == OUTCOME or cell.startswith((MATRIX, "c"))
 
 
 def is_prediction_cell(cell: str) -> bool:
@@ -118,6 +158,8 @@ class OutcomeRow(Protocol):
     outcome: int | None
     outcome_at: datetime | None
     outcome_seq: int | None
+    output: dict[str, Any] | None
+    outcome_findings: list[Any] | None
 
 
 OUTCOME_COLUMNS = tuple(getattr(Prediction, name) for name in OutcomeRow.__annotations__)
@@ -136,6 +178,8 @@ def row_outcome_counts(row: OutcomeRow, sign: int = 1) -> Counter[Key]:
         outcome=row.outcome,
         demographics=row.demographics,
         sign=sign,
+        output=row.output,
+        outcome_findings=row.outcome_findings,
     )
 
 

@@ -1,6 +1,7 @@
 """Drift signals that need no outcomes: each group's served-score distribution and early-exit rates
 against the model's audit, the predictions its training job stored for its test-split evaluation.
 
+The score is what a served row stores as ``probability`` (``served_scores``), for every task.
 A multi-exit model's exit rates are a free input-drift sensor: a group whose images got harder, or
 different, leaves at other exits before any outcome arrives. Definitions (PSI, KS) are in
 ``app.fairness.engine.live``; the audit's counts are cached per evaluation (its files never change).
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
-from app.fairness.engine.inputs import PredictionSet
+from app.fairness.engine.inputs import AnyPredictionSet, MulticlassPredictionSet, MultilabelPredictionSet
 from app.fairness.engine.live import GroupCounts, ks, psi
 from app.fairness.storage import evaluation_dir, load_predictions
 from app.serving import registry
@@ -43,11 +44,9 @@ def audit_counts(session: Session, settings: Settings, organisation_id: str, mod
 
 
 @lru_cache(maxsize=32)
-def _load(folder: Path, evaluation_id: str) -> AuditCounts | None:
+def _load(folder: Path, evaluation_id: str) -> AuditCounts:
     predictions = load_predictions(folder)
-    if not isinstance(predictions, PredictionSet):  # score drift is defined on one binary score
-        return None
-    bins = np.clip((predictions.policy_scores * N_SCORE_BINS).astype(np.int64), 0, N_SCORE_BINS - 1)
+    bins = np.clip((served_scores(predictions) * N_SCORE_BINS).astype(np.int64), 0, N_SCORE_BINS - 1)
     n_exits = predictions.n_exits
     exits = predictions.exit_index if predictions.exit_index is not None else np.full(len(bins), n_exits - 1)
     masks = {(OVERALL, EVERYONE): np.ones(len(bins), dtype=bool)}
@@ -61,6 +60,20 @@ def _load(folder: Path, evaluation_id: str) -> AuditCounts | None:
         counts.exits = dict(enumerate(np.bincount(exits[mask], minlength=n_exits).tolist()))
         groups[key] = counts
     return AuditCounts(evaluation_id, n_exits, groups)
+
+
+def served_scores(predictions: AnyPredictionSet) -> np.ndarray:
+    """The audit's counterpart of a served row's ``probability`` (``Prediction``), so both histograms
+    measure the same thing: binary, the positive class's probability; multiclass, the predicted
+    class's; multilabel, the largest finding probability; each at the exit the policy chose."""
+    if isinstance(predictions, MulticlassPredictionSet):
+        probs = predictions.policy_probs
+        return probs[np.arange(len(probs)), predictions.predicted(probs)]
+    if isinstance(predictions, MultilabelPredictionSet):
+        if predictions.exit_index is None:
+            return predictions.exit_scores[:, -1, :].max(axis=1)
+        return predictions.exit_scores[np.arange(len(predictions.y_true)), predictions.exit_index, :].max(axis=1)
+    return predictions.policy_scores
 
 
 def exit_rate_shift(live: GroupCounts, audit: GroupCounts, n_exits: int) -> float | None:

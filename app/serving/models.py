@@ -70,6 +70,11 @@ class AliasChange(TimestampMixin, Base):
 
 
 class Prediction(TimestampMixin, Base):
+    """One served image. ``probability``/``label``/``outcome`` keep one meaning per task: binary, the
+    positive class's probability, the thresholded label, the 0/1 truth; multiclass, the predicted
+    class's probability, its index, the true class's index; multilabel, the largest finding
+    probability, 1 when any finding was decided present, 1 when any reported finding is present."""
+
     __tablename__ = "predictions"
     __table_args__ = (Index("ix_predictions_outcome_seq", "model_version_id", "outcome_seq"),)
 
@@ -81,7 +86,12 @@ class Prediction(TimestampMixin, Base):
     exit_index: Mapped[int]
     confidence: Mapped[float]
     demographics: Mapped[dict[str, Any] | None]
+    # multiclass and multilabel models: the served probabilities (and decisions) of every class or
+    # finding, in the model's order (``app.serving.outputs``); null for binary models
+    output: Mapped[dict[str, Any] | None]
     outcome: Mapped[int | None]
+    # multilabel models: the ground truth per finding (1, 0, or null: unknown), in the model's order
+    outcome_findings: Mapped[list[Any] | None]
     outcome_at: Mapped[datetime | None]
     outcome_seq: Mapped[int | None] = mapped_column(BigInteger)  # the model's nth outcome (a correction is a new one)
 

@@ -1,14 +1,15 @@
 """Live monitoring of a served model, from the aggregates (``app.serving.aggregates``) only: the
 demographic mix and exit counts of the window's predictions, subgroup metrics with intervals of its
-outcomes (``app.fairness.engine.live``), and score and exit-rate drift against the model's audit
+outcomes (``app.fairness.engine.live``; per class or finding for multiclass and multilabel models,
+``app.serving.class_monitoring``), and score and exit-rate drift against the model's audit
 (``app.serving.drift``). Its cost grows with days × groups × score bins, not with predictions."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,9 +18,22 @@ from app.db.base import utcnow
 from app.fairness.engine.live import GroupCounts, gaps, group_metrics
 from app.serving import aggregates
 from app.serving.aggregates import ALL, EVERYONE, N_SCORE_BINS, OVERALL
+from app.serving.class_monitoring import ClassCounts, finding_counts, multiclass_groupings
+from app.serving.class_monitoring import Groups as ClassGroups
 from app.serving.drift import audit_counts, drift
 from app.serving.models import ModelVersion, MonitoringCell, Prediction
-from app.serving.schemas import DemographicMix, GroupCount, LiveGrouping, MonitoringOut, WindowOut
+from app.serving.runtime import ModelFiles, is_binary, manifest_of
+from app.serving.schemas import (
+    ClassGrouping,
+    DemographicMix,
+    FindingMonitoring,
+    GroupCount,
+    LiveGrouping,
+    MonitoringOut,
+    MulticlassMonitoringOut,
+    MultilabelMonitoringOut,
+    WindowOut,
+)
 from app.settings import Settings
 
 CONFIDENCE = 0.95
@@ -43,7 +57,14 @@ class Window:
 @dataclass(frozen=True)
 class LiveCounts:
     predictions: Groups
-    outcomes: Groups
+    outcomes: Groups  # binary models
+    classes: ClassGroups = field(default_factory=dict)  # multiclass and multilabel models
+
+    def add_outcome(self, attribute: str, group: str, cell: str, count: int) -> None:
+        if aggregates.is_class_cell(cell):
+            self.classes.setdefault((attribute, group), ClassCounts()).add(cell, count)
+        else:
+            self.outcomes.setdefault((attribute, group), GroupCounts(N_SCORE_BINS)).add(cell, count)
 
 
 def live_counts(session: Session, model: ModelVersion, window: Window, now: datetime | None = None) -> LiveCounts:
@@ -64,12 +85,12 @@ def live_counts(session: Session, model: ModelVersion, window: Window, now: date
     else:
         query = query.where(c.day == ALL, c.block == ALL)
     predictions: Groups = defaultdict(lambda: GroupCounts(N_SCORE_BINS))
-    outcomes: Groups = defaultdict(lambda: GroupCounts(N_SCORE_BINS))
+    counts = LiveCounts(predictions, {})
     for all_blocks, attribute, group, cell, count in session.execute(query):
         if aggregates.is_prediction_cell(cell):
             predictions[attribute, group].add(cell, int(count))
         elif window.last_outcomes is None or not all_blocks:
-            outcomes[attribute, group].add(cell, int(count))
+            counts.add_outcome(attribute, group, cell, int(count))
     if first_seq > 1 and first_seq < first_whole_block * aggregates.BLOCK:
         partial = select(*aggregates.OUTCOME_COLUMNS).where(
             Prediction.model_version_id == model.id,
@@ -79,8 +100,8 @@ def live_counts(session: Session, model: ModelVersion, window: Window, now: date
         for row in session.execute(partial):
             for key, n in aggregates.row_outcome_counts(row).items():
                 if key.day == ALL and key.block == ALL:
-                    outcomes[key.attribute, key.group].add(key.cell, n)
-    return LiveCounts(dict(predictions), dict(outcomes))
+                    counts.add_outcome(key.attribute, key.group, key.cell, n)
+    return LiveCounts(dict(predictions), counts.outcomes, counts.classes)
 
 
 def live_groupings(counts: Groups, min_count: int) -> list[dict[str, Any]]:
@@ -123,25 +144,47 @@ def as_report(groupings: list[dict[str, Any]]) -> dict[str, Any]:
 def monitor(
     session: Session, settings: Settings, organisation_id: str, model: ModelVersion, window: Window
 ) -> MonitoringOut:
+    """The window's monitoring of ``model``; a multiclass or multilabel model's per class or finding
+    (``app.serving.class_monitoring``), its names read from its verified ``model.json``."""
     counts = live_counts(session, model, window)
     everyone = counts.predictions.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS))
-    n_outcomes = counts.outcomes.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS)).n_outcomes
     n_exits = len(model.thresholds.get("exits") or [None])
     audit = audit_counts(session, settings, organisation_id, model.id)
-    return MonitoringOut(
-        model_id=model.id,
-        model_sha256=model.sha256,
-        window=WindowOut(days=window.days, last_outcomes=window.last_outcomes),
-        n_predictions=everyone.n,
-        n_with_outcome=n_outcomes,
-        exit_counts=[everyone.exits.get(k, 0) for k in range(max([n_exits, *(k + 1 for k in everyone.exits)]))],
-        demographics=_mix(counts, everyone.n),
-        status="ok" if n_outcomes else "no_outcomes",
-        metrics=cast("list[LiveGrouping]", live_groupings(counts.outcomes, settings.min_group_count))
-        if n_outcomes
-        else None,
-        drift=drift(counts.predictions, audit) if audit is not None else None,
+    common: dict[str, Any] = {
+        "model_id": model.id,
+        "model_sha256": model.sha256,
+        "window": WindowOut(days=window.days, last_outcomes=window.last_outcomes),
+        "n_predictions": everyone.n,
+        "exit_counts": [everyone.exits.get(k, 0) for k in range(max([n_exits, *(k + 1 for k in everyone.exits)]))],
+        "demographics": _mix(counts, everyone.n),
+        "drift": drift(counts.predictions, audit) if audit is not None else None,
+    }
+    min_count = settings.min_group_count
+    if is_binary(model):
+        n_outcomes = counts.outcomes.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS)).n_outcomes
+        metrics = cast("list[LiveGrouping]", live_groupings(counts.outcomes, min_count)) if n_outcomes else None
+        return MonitoringOut(**common, n_with_outcome=n_outcomes, status=_status(n_outcomes), metrics=metrics)
+    task = manifest_of(ModelFiles.of(settings, model)).task
+    n_outcomes = counts.classes.get((OVERALL, EVERYONE), ClassCounts()).n
+    common.update(n_with_outcome=n_outcomes, status=_status(n_outcomes))
+    if task.kind == "multiclass":
+        groupings = multiclass_groupings(counts.classes, task.classes, min_count, CONFIDENCE) if n_outcomes else None
+        return MulticlassMonitoringOut(
+            **common, classes=task.classes, class_metrics=cast("list[ClassGrouping] | None", groupings)
+        )
+    findings = []
+    for f, name in enumerate(task.classes):
+        per_group = finding_counts(counts.classes, f)
+        known = per_group.get((OVERALL, EVERYONE), GroupCounts(N_SCORE_BINS)).n_outcomes
+        groupings = live_groupings(per_group, min_count) if known else None
+        findings.append({"finding": name, "n_with_outcome": known, "metrics": groupings})
+    return MultilabelMonitoringOut(
+        **common, findings=task.classes, finding_metrics=cast("list[FindingMonitoring]", findings)
     )
+
+
+def _status(n_outcomes: int) -> Literal["ok", "no_outcomes"]:
+    return "ok" if n_outcomes else "no_outcomes"
 
 
 def _mix(counts: LiveCounts, n: int) -> list[DemographicMix]:

@@ -25,14 +25,19 @@ from app.serving.download import iter_and_close, model_archive, model_file
 from app.serving.inputs import ImageInput, read_predict_request
 from app.serving.models import ModelVersion
 from app.serving.monitoring import Window, monitor
+from app.serving.outputs import AnyRecord
 from app.serving.registry import MODEL_REF
 from app.serving.runtime import ModelCache, ModelFiles, model_cache
 from app.serving.schemas import (
+    AnyMonitoringOut,
+    AnyPredictionRecord,
+    AnyPredictResponse,
     ModelList,
     ModelOut,
     MonitoringOut,
+    MulticlassPredictResponse,
+    MultilabelPredictResponse,
     OutcomeIn,
-    PredictionRecord,
     PredictResponse,
 )
 
@@ -154,7 +159,7 @@ def download_model(
 
 @router.post(
     "/v1/models/{model_ref}/predict",
-    response_model=PredictResponse,
+    response_model=AnyPredictResponse,
     openapi_extra=PREDICT_BODY,
     summary="Predict with early exit",
     description=MODEL_REF,
@@ -167,9 +172,12 @@ async def predict(
     principal: Predictor,
     settings: SettingsDep,
     cache: CacheDep,
-) -> PredictResponse:
+) -> PredictResponse | MulticlassPredictResponse | MultilabelPredictResponse:
     """Early-exit prediction for one or more images (PNG, JPEG or DICOM) with the model's own
-    preprocessing; each result is stored with its demographics for monitoring."""
+    preprocessing; each result is stored with its demographics for monitoring. A binary model answers
+    each image's probability and 0/1 label; a multiclass model (``task`` multiclass) every class's
+    probability and the predicted class; a multilabel model (``task`` multilabel) each finding's
+    probability and decision (docs/api.md)."""
     mark_resource(request, model_ref)
     state = request.app.state
     response = await run_in_threadpool(
@@ -191,7 +199,7 @@ async def predict(
 
 @router.get(
     "/v1/models/{model_ref}/monitoring",
-    response_model=MonitoringOut,
+    response_model=AnyMonitoringOut,
     summary="Monitor a model version's served predictions",
     description=MODEL_REF,
     responses=problem_responses(404, 409, notes=NOT_YET),
@@ -220,9 +228,11 @@ def monitoring(
 
 @router.post(
     "/v1/predictions/{prediction_id}/outcome",
-    response_model=PredictionRecord,
+    response_model=AnyPredictionRecord,
     summary="Record the ground truth of a prediction",
-    responses=problem_responses(404),
+    responses=problem_responses(
+        404, 409, notes={409: "the prediction's model's model.json no longer matches its SHA-256"}
+    ),
 )
 def post_outcome(
     prediction_id: str,
@@ -231,9 +241,12 @@ def post_outcome(
     session: SessionDep,
     request: Request,
     background: BackgroundTasks,
-) -> PredictionRecord:
-    """Record (or correct) the ground truth of a served prediction."""
+    settings: SettingsDep,
+) -> AnyRecord:
+    """Record (or correct) the ground truth of a served prediction: 0 or 1 for a binary model, the
+    true class's name for a multiclass model, findings {name: 0, 1 or null} for a multilabel model
+    (a finding left out is unknown). A value the model does not know is a 422 that names it."""
     mark_resource(request, prediction_id)
-    row = service.record_outcome(session, principal.organisation_id, prediction_id, body.outcome)
+    record = service.record_outcome(session, settings, principal.organisation_id, prediction_id, body)
     background.add_task(request.app.state.activity.touch)  # after the commit: alert rules then see the outcome
-    return PredictionRecord.of(row)
+    return record

@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from app.cohorts.image_limits import ImageLimits
 from app.modelpkg.manifest import MANIFEST_FILE, ModelManifest
 from app.modelpkg.onnx_chain import ChainResult, OnnxChain, cpu_count, make_session, serving_providers
+from app.modelpkg.task import Task, multiclass_decision
 from app.serving.integrity import RefusedModelError, read_verified
 from app.serving.models import ModelVersion
 from app.serving.preprocess import decode_images
@@ -64,8 +66,24 @@ class LoadedModel:
     sha256: str  # of model.json
     manifest: ModelManifest
     chain: OnnxChain
-    operating_threshold: float
     signature: Signature
+
+    @property
+    def task(self) -> Task:
+        return self.manifest.task
+
+    @property
+    def operating_threshold(self) -> float | None:
+        """Binary models' frozen threshold; ``None`` for other tasks (they have ``decision_thresholds``)."""
+        return self.manifest.operating_threshold
+
+    @property
+    def decision_thresholds(self) -> np.ndarray | None:
+        """Per class (the class-threshold rule) or per finding; ``None`` for argmax and binary models."""
+        decision = self.manifest.decision
+        if decision is None or decision.thresholds is None:
+            return None
+        return np.asarray(decision.thresholds, dtype=np.float64)
 
     def predict(self, images: Sequence[bytes], names: Sequence[str], limits: ImageLimits) -> ChainResult:
         """Decode, normalise and run the early-exit chain on one batch."""
@@ -73,8 +91,36 @@ class LoadedModel:
         return self.chain.run(self.manifest.preprocessing.normalise(pixels))
 
     def labels(self, probability: np.ndarray) -> np.ndarray:
-        """The decision frozen with the model: ``probability >= operating_threshold``."""
+        """The decision frozen with the model. Binary: ``(n,)`` ``probability >= operating_threshold``;
+        multiclass: ``(n,)`` class index by ``multiclass_decision``; multilabel: ``(n, F)`` 0/1,
+        finding ``f`` present when ``p_f >= t_f``."""
+        kind, thresholds = self.task.kind, self.decision_thresholds
+        if kind == "multiclass":
+            return multiclass_decision(probability, thresholds).astype(np.int64)
+        if kind == "multilabel":
+            assert thresholds is not None  # the manifest requires one per finding
+            return (probability >= thresholds[None, :]).astype(np.int64)
+        assert self.operating_threshold is not None  # the manifest requires one for a binary task
         return (probability >= self.operating_threshold).astype(np.int64)
+
+
+def is_binary(model: ModelVersion) -> bool:
+    """Whether a registered version is binary, from its row alone: only binary models have an
+    operating threshold (``model.json`` has ``null`` for other tasks, and registration copies it)."""
+    return model.thresholds.get("operating") is not None
+
+
+def manifest_of(files: ModelFiles) -> ModelManifest:
+    """A version's ``model.json`` (its task, class names and decision), checked against the registered
+    hash without loading its graphs; cached per hash, which pins the content (409 when the file on
+    disk no longer matches at the first read)."""
+    return _verified_manifest(files.folder, files.expected[MANIFEST_FILE])
+
+
+@lru_cache(maxsize=256)
+def _verified_manifest(folder: Path, manifest_sha256: str) -> ModelManifest:
+    verified, _ = read_verified(folder, manifest_sha256, names=())
+    return verified.manifest
 
 
 def load_model(files: ModelFiles, threads: int, providers: Sequence[str]) -> LoadedModel:
@@ -83,13 +129,11 @@ def load_model(files: ModelFiles, threads: int, providers: Sequence[str]) -> Loa
     verified, contents = read_verified(files.folder, files.expected[MANIFEST_FILE])
     manifest = verified.manifest
     stages = manifest.graphs.stages
-    assert manifest.operating_threshold is not None, "binary models only until multiclass serving lands"
     sessions = [make_session(contents[s.file], threads, providers) for s in stages]
     return LoadedModel(
         sha256=verified.sha256,
         manifest=manifest,
-        chain=OnnxChain(sessions, stages, manifest.exit_thresholds),
-        operating_threshold=manifest.operating_threshold,
+        chain=OnnxChain(sessions, stages, manifest.exit_thresholds, manifest.task),
         signature=signature,
     )
 

@@ -4,20 +4,31 @@ go through the group-commit writer, see ``predict``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
 from app.cohorts.image_limits import ImageLimits
 from app.core.errors import NotFoundError
 from app.core.repository import OrgScopedRepository
-from app.db.base import new_id, utcnow
+from app.db.base import utcnow
 from app.db.group_commit import GroupCommitWriter
 from app.serving import aggregates, registry
 from app.serving.directory import ServedModels
 from app.serving.inputs import ImageInput
-from app.serving.models import PREDICTION_ID_PREFIX, ModelVersion, Prediction
-from app.serving.runtime import ModelCache
-from app.serving.schemas import ModelOut, PredictionOut, PredictResponse
+from app.serving.models import ModelVersion, Prediction
+from app.serving.outputs import AnyRecord, parse_outcome, record_of, row_columns, served_predictions
+from app.serving.runtime import ModelCache, ModelFiles, manifest_of
+from app.serving.schemas import (
+    ModelOut,
+    MulticlassPredictionOut,
+    MulticlassPredictResponse,
+    MultilabelPredictionOut,
+    MultilabelPredictResponse,
+    OutcomeIn,
+    PredictionOut,
+    PredictResponse,
+)
 from app.settings import Settings
 
 PREDICTIONS = OrgScopedRepository(Prediction, "prediction")
@@ -38,7 +49,7 @@ def predict(
     organisation_id: str,
     ref: str,
     inputs: Sequence[ImageInput],
-) -> PredictResponse:
+) -> PredictResponse | MulticlassPredictResponse | MultilabelPredictResponse:
     """Run the early-exit chain on one batch and store one Prediction row per image.
 
     Unlike other services this one does not use the request's session, on purpose: the model is found
@@ -50,36 +61,35 @@ def predict(
     served, alias = served_models.find(organisation_id, ref)
     loaded = cache.get(served.files)
     result = loaded.predict([i.data for i in inputs], [i.name for i in inputs], ImageLimits.from_settings(settings))
-    labels, confidence = loaded.labels(result.probability), result.confidence
-    predictions = [
-        PredictionOut(
-            id=new_id(PREDICTION_ID_PREFIX),
-            image=item.name,
-            probability=float(result.probability[k]),
-            label=int(labels[k]),
-            exit_index=int(result.exit_index[k]),
-            confidence=float(confidence[k]),
-            demographics=item.demographics,
-        )
-        for k, item in enumerate(inputs)
-    ]
+    predictions = served_predictions(loaded, result, inputs)
     stored = {"created_at": utcnow(), "organisation_id": organisation_id, "model_version_id": served.id}
-    rows = [{**stored, **p.model_dump(exclude={"image"})} for p in predictions]
-    writer.submit(Prediction, rows).result()
-    return PredictResponse(
-        model_id=served.id,
-        model_sha256=loaded.sha256,
-        evaluation_id=served.evaluation_id,
-        alias=alias.name if alias else None,
-        gate_override=alias.override_reason if alias else None,
-        operating_threshold=loaded.operating_threshold,
-        predictions=predictions,
-    )
+    writer.submit(Prediction, [{**stored, **row_columns(p)} for p in predictions]).result()
+    common: dict[str, Any] = {
+        "model_id": served.id,
+        "model_sha256": loaded.sha256,
+        "evaluation_id": served.evaluation_id,
+        "alias": alias.name if alias else None,
+        "gate_override": alias.override_reason if alias else None,
+    }
+    task, threshold, decision = loaded.task, loaded.operating_threshold, loaded.manifest.decision
+    if threshold is not None:  # binary
+        return PredictResponse(
+            **common, operating_threshold=threshold, predictions=cast(list[PredictionOut], predictions)
+        )
+    assert decision is not None  # the manifest requires one for other tasks
+    if task.kind == "multiclass":
+        entries = cast(list[MulticlassPredictionOut], predictions)
+        return MulticlassPredictResponse(**common, decision=decision, classes=task.classes, predictions=entries)
+    labelled = cast(list[MultilabelPredictionOut], predictions)
+    return MultilabelPredictResponse(**common, decision=decision, findings=task.classes, predictions=labelled)
 
 
-def record_outcome(session: Session, organisation_id: str, prediction_id: str, outcome: int) -> Prediction:
-    """Set (or correct) the ground truth of a served prediction, and count it in the monitoring
-    aggregates in the same transaction.
+def record_outcome(
+    session: Session, settings: Settings, organisation_id: str, prediction_id: str, body: OutcomeIn
+) -> AnyRecord:
+    """Set (or correct) the ground truth of a served prediction, checked against its model's task
+    (422 naming the value that does not fit), and count it in the monitoring aggregates in the same
+    transaction.
 
     Locks, always in this order so concurrent posts cannot deadlock on PostgreSQL (SQLite's write
     transactions are serial anyway): the prediction row (two posts for one prediction cannot both take
@@ -88,10 +98,15 @@ def record_outcome(session: Session, organisation_id: str, prediction_id: str, o
     row = session.scalar(PREDICTIONS.query(organisation_id, id=prediction_id).with_for_update())
     if row is None:
         raise NotFoundError(PREDICTIONS.noun, prediction_id)
+    manifest = None
+    if row.output is not None:  # a binary row needs nothing of its model's files
+        model = session.get_one(ModelVersion, row.model_version_id)
+        manifest = manifest_of(ModelFiles.of(settings, model))
+    outcome, findings = parse_outcome(manifest, body)
     conn = session.connection()
     seq = aggregates.next_outcome_seq(conn, row.model_version_id)
     counts = aggregates.row_outcome_counts(row, sign=-1)  # a correction takes back the old outcome
-    row.outcome, row.outcome_at, row.outcome_seq = outcome, utcnow(), seq
+    row.outcome, row.outcome_findings, row.outcome_at, row.outcome_seq = outcome, findings, utcnow(), seq
     counts.update(aggregates.row_outcome_counts(row))
     aggregates.add(conn, counts)
-    return row
+    return record_of(row, manifest)

@@ -4,16 +4,16 @@ the right predictions and outcomes; concurrent outcome posts keep exact counts (
 from __future__ import annotations
 
 import threading
-from collections import Counter
 
 import numpy as np
-from monitoring_helpers import organisation_id, register_model, served_rows, store
+from monitoring_helpers import organisation_id, recount, register_model, served_rows, store, stored_cells
 from sqlalchemy import select
 
 from app.db.engine import transaction
 from app.fairness.engine.ranking import auc
 from app.serving import aggregates
-from app.serving.models import ModelVersion, MonitoringCell, Prediction
+from app.serving.models import ModelVersion, Prediction
+from app.serving.schemas import OutcomeIn
 from app.serving.service import record_outcome
 
 SEXES = ["female", "male", None]
@@ -26,31 +26,6 @@ def _demographics(rng: np.random.Generator, n: int) -> list[dict | None]:
         d = {"sex": SEXES[rng.integers(3)], "age": AGES[rng.integers(3)]}
         out.append(None if rng.random() < 0.05 else d)
     return out
-
-
-def _stored_cells(factory, model_id: str) -> Counter:
-    with factory() as session:
-        rows = session.execute(select(MonitoringCell).where(MonitoringCell.model_version_id == model_id)).scalars()
-        return Counter(
-            {
-                aggregates.Key(r.model_version_id, r.day, r.block, r.attribute, r.group, r.cell): r.count
-                for r in rows
-                if r.count
-            }
-        )
-
-
-def _recount(factory, model_id: str) -> Counter:
-    """The cells recomputed from the prediction rows as they stand."""
-    with factory() as session:
-        rows = session.scalars(select(Prediction).where(Prediction.model_version_id == model_id)).all()
-    counts = aggregates.prediction_counts(
-        {c: getattr(r, c) for c in ("model_version_id", "created_at", "probability", "exit_index", "demographics")}
-        for r in rows
-    )
-    for r in rows:
-        counts.update(aggregates.row_outcome_counts(r))
-    return Counter({k: v for k, v in counts.items() if v})
 
 
 def _groups(body: dict, attribute: str) -> dict[str, dict]:
@@ -84,7 +59,7 @@ def test_aggregates_equal_a_recount_and_windows_select_rows(client, keys, sessio
         client.post(f"/v1/predictions/{ids[5]}/outcome", headers=predictor, json={"outcome": int(y[5])}).status_code
         == 200
     )
-    assert _stored_cells(session_factory, model_id) == _recount(session_factory, model_id)
+    assert stored_cells(session_factory, model_id) == recount(session_factory, model_id)
 
     url = f"/v1/models/{model_id}/monitoring"
     everything = client.get(url, headers=reader).json()
@@ -117,7 +92,7 @@ def test_aggregates_equal_a_recount_and_windows_select_rows(client, keys, sessio
     assert both.status_code == 422 and both.json()["errors"][0]["field"] == "query.last_outcomes"
 
 
-def test_concurrent_outcome_posts_keep_exact_counts(client, session_factory):
+def test_concurrent_outcome_posts_keep_exact_counts(client, session_factory, settings):
     rng = np.random.default_rng(3)
     model_id = register_model(session_factory)
     org = organisation_id(session_factory)
@@ -130,7 +105,7 @@ def test_concurrent_outcome_posts_keep_exact_counts(client, session_factory):
         try:
             for k in np.random.default_rng(worker).permutation(n):
                 with transaction(session_factory) as session:
-                    record_outcome(session, org, ids[k], (worker + int(k)) % 2)
+                    record_outcome(session, settings, org, ids[k], OutcomeIn(outcome=(worker + int(k)) % 2))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -140,14 +115,14 @@ def test_concurrent_outcome_posts_keep_exact_counts(client, session_factory):
     for t in threads:
         t.join()
     assert not errors
-    assert _stored_cells(session_factory, model_id) == _recount(session_factory, model_id)
+    assert stored_cells(session_factory, model_id) == recount(session_factory, model_id)
     with session_factory() as session:
         assert session.get(ModelVersion, model_id).last_outcome_seq == n * n_threads
         seqs = session.scalars(select(Prediction.outcome_seq).where(Prediction.model_version_id == model_id)).all()
     assert len(set(seqs)) == n  # each prediction holds its latest outcome's own number
     confusion = sum(
         count
-        for key, count in _stored_cells(session_factory, model_id).items()
+        for key, count in stored_cells(session_factory, model_id).items()
         if key.attribute == "overall"
         and key.cell in ("tp", "fp", "tn", "fn")
         and key.day == key.block == aggregates.ALL
