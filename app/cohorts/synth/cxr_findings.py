@@ -54,7 +54,7 @@ PREVALENCE = {
 }
 CONTRAST = {  # peak sign contrast in attenuation units (0–1000), before the 0.5–1.5 draw
     "effusion": 120.0,
-    "nodule": 200.0,
+    "nodule": 300.0,
     "cardiomegaly": 200.0,
     "opacity": 100.0,
     "pneumothorax": 100.0,
@@ -180,7 +180,7 @@ class _Chest:
 
     def nodule(self) -> np.ndarray:
         lung = self.lungs[int(self.rng.integers(2))]
-        return self._spot(self._inside(lung, 0.6), self.rng.uniform(0.02, 0.035))
+        return self._spot(self._inside(lung, 0.5), self.rng.uniform(0.025, 0.04))
 
     def cardiomegaly(self) -> np.ndarray:
         return self._heart(self.rng.uniform(0.03, 0.06)) - self._heart(0.0)
