@@ -16,11 +16,33 @@ Each image depends on its row:
   (irregularity 0.06–0.22) and usually (70 %) a darker inner patch (variegation);
   ``non-neoplastic`` — a few diffuse reddish patches.
 
+Multi-class task (``task="multiclass"``, ``fairaudit synth derm --task multiclass``): the same rows,
+but each lesion follows the row's ``nine_partition_label`` (``CONDITIONS``), nine distinguishable but
+overlapping appearances:
+
+- benign (one smooth blob, irregularity ≤ 0.1): ``benign melanocyte`` small, round, dark brown;
+  ``benign dermal`` pinkish brown, usually with a paler centre; ``benign epidermal`` large, light
+  brown, elongated (aspect 1.3–1.8);
+- malignant (irregular borders, 0.06–0.24): ``malignant melanoma`` large, dark brown, usually
+  variegated; ``malignant epidermal`` pink-red with a pale (ulcerated) centre; ``malignant dermal``
+  purplish and elongated; ``malignant cutaneous lymphoma`` two or three irregular red plaques;
+- non-neoplastic (several patches): ``inflammatory`` two to four diffuse red patches (the binary
+  task's non-neoplastic look); ``genodermatoses`` six to twelve small brown spots.
+
+The three-partition classes are unions of these (smooth single blob / irregular / several patches),
+so a three-class model is learnable from the same archive; classes within a partition differ by
+size, shape and colour with overlapping ranges. Class frequencies are the real ones (two thirds
+``inflammatory``, under 1 % ``malignant dermal``). The cohort config ``cohort_config(3 | 9)`` loads
+the archive with ``label_field`` ``three_partition_label`` or ``nine_partition_label``.
+
 Planted bias (documented, learnable): lesion contrast is lower on darker skin. A lesion darkens the
 skin by ``LESION_DELTA`` grey levels of luminance — 60 on types 1–4, 20 on types 5–6 — under the same
 noise, so border irregularity and variegation, the malignancy signals, are much harder to see on
 types 5–6: a classifier's sensitivity and AUC there should drop. An audit of a model trained on this
-cohort should find the gap by ``skin_type`` and ``skin_tone`` (dark = 4–6, diluted by type 4).
+cohort should find the gap by ``skin_type`` and ``skin_tone`` (dark = 4–6, diluted by type 4). In
+the multi-class task every colour (darkening and redness, in units of ``LESION_DELTA``) scales the
+same way, so each class's lesion is about a third as contrasted on types 5–6 and per-class
+sensitivity (TPR) should be lower on dark skin for every class.
 
 Data attribution: joint counts derived from the Fitzpatrick 17k metadata (Groh et al., "Evaluating
 deep neural networks trained on clinical images in dermatology with the Fitzpatrick 17k dataset",
