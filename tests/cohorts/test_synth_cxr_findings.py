@@ -66,7 +66,7 @@ def test_every_finding_has_its_own_sign() -> None:
 
 
 def test_finding_frequencies_and_co_occurrence_are_as_documented(tmp_path: Path) -> None:
-    n = 1200
+    n = 800
     rows = manifest_rows(write_findings_archive(tmp_path / "cxr.zip", n=n, seed=0, findings=8, image_size=16))
     labels = np.array([[int(r[f]) for f in FINDINGS] for r in rows])
     for k, finding in enumerate(FINDINGS):
