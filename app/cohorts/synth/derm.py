@@ -26,8 +26,8 @@ overlapping appearances:
 - malignant (irregular borders, 0.06–0.24): ``malignant melanoma`` large, dark brown, usually
   variegated; ``malignant epidermal`` pink-red with a pale (ulcerated) centre; ``malignant dermal``
   purplish and elongated; ``malignant cutaneous lymphoma`` two or three irregular red plaques;
-- non-neoplastic (several patches): ``inflammatory`` two to four diffuse red patches (the binary
-  task's non-neoplastic look); ``genodermatoses`` six to twelve small brown spots.
+- non-neoplastic (several patches): ``inflammatory`` two to four diffuse red patches (like the
+  binary task's non-neoplastic ones); ``genodermatoses`` six to twelve small brown spots.
 
 The three-partition classes are unions of these (smooth single blob / irregular / several patches),
 so a three-class model is learnable from the same archive; classes within a partition differ by
@@ -121,28 +121,64 @@ class ConditionStyle:
 # colour and centre, with overlapping ranges.
 CONDITIONS: dict[str, ConditionStyle] = {
     "benign melanocyte": ConditionStyle(
-        (1, 1), (0.1, 0.15), (0.0, 0.06), (1.1, 0.0), inner_chance=0.1, inner_colour=(1.6, 0.0)
+        blobs=(1, 1),
+        radius=(0.1, 0.15),
+        irregularity=(0.0, 0.06),
+        colour=(1.1, 0.0),
+        inner_chance=0.1,
+        inner_colour=(1.6, 0.0),
     ),
     "benign dermal": ConditionStyle(
-        (1, 1), (0.14, 0.2), (0.0, 0.08), (0.5, 0.6), inner_chance=0.6, inner_colour=(-0.3, 0.3)
+        blobs=(1, 1),
+        radius=(0.14, 0.2),
+        irregularity=(0.0, 0.08),
+        colour=(0.5, 0.6),
+        inner_chance=0.6,
+        inner_colour=(-0.3, 0.3),
     ),
     "benign epidermal": ConditionStyle(
-        (1, 1), (0.16, 0.22), (0.02, 0.1), (0.8, 0.1), aspect=(1.3, 1.8), inner_chance=0.3, inner_colour=(1.4, 0.0)
+        blobs=(1, 1),
+        radius=(0.16, 0.22),
+        irregularity=(0.02, 0.1),
+        colour=(0.8, 0.1),
+        aspect=(1.3, 1.8),
+        inner_chance=0.3,
+        inner_colour=(1.4, 0.0),
     ),
     "malignant melanoma": ConditionStyle(
-        (1, 1), (0.18, 0.24), (0.1, 0.24), (1.1, 0.0), inner_chance=0.8, inner_colour=(1.8, 0.0)
+        blobs=(1, 1),
+        radius=(0.18, 0.24),
+        irregularity=(0.1, 0.24),
+        colour=(1.1, 0.0),
+        inner_chance=0.8,
+        inner_colour=(1.8, 0.0),
     ),
     "malignant epidermal": ConditionStyle(
-        (1, 1), (0.15, 0.21), (0.06, 0.18), (0.4, 0.8), inner_chance=0.6, inner_colour=(-0.4, 0.3)
+        blobs=(1, 1),
+        radius=(0.15, 0.21),
+        irregularity=(0.06, 0.18),
+        colour=(0.4, 0.8),
+        inner_chance=0.6,
+        inner_colour=(-0.4, 0.3),
     ),
     "malignant dermal": ConditionStyle(
-        (1, 1), (0.15, 0.21), (0.06, 0.2), (0.7, 0.7), aspect=(1.2, 1.6), inner_chance=0.3, inner_colour=(1.3, 0.5)
+        blobs=(1, 1),
+        radius=(0.15, 0.21),
+        irregularity=(0.06, 0.2),
+        colour=(0.7, 0.7),
+        aspect=(1.2, 1.6),
+        inner_chance=0.3,
+        inner_colour=(1.3, 0.5),
     ),
     "malignant cutaneous lymphoma": ConditionStyle(
-        (2, 3), (0.08, 0.13), (0.08, 0.2), (0.3, 1.0), spread=0.22, blur=0.01
+        blobs=(2, 3), radius=(0.08, 0.13), irregularity=(0.08, 0.2), colour=(0.3, 1.0), spread=0.22, blur=0.01
     ),
-    "inflammatory": ConditionStyle((2, 4), (0.06, 0.1), (0.0, 0.04), (0.0, 1.0), spread=0.25, blur=0.04),
-    "genodermatoses": ConditionStyle((6, 12), (0.025, 0.045), (0.0, 0.05), (0.9, 0.2), spread=0.3, blur=0.01),
+    "inflammatory": ConditionStyle(
+        blobs=(2, 4), radius=(0.06, 0.1), irregularity=(0.0, 0.04), colour=(0.0, 1.0), spread=0.25, blur=0.04
+    ),
+    "genodermatoses": ConditionStyle(
+        blobs=(6, 12), radius=(0.025, 0.045), irregularity=(0.0, 0.05), colour=(0.9, 0.2), spread=0.3, blur=0.01
+    ),
 }
 WORK_SIZE = 128
 LIGHTINGS = 8
