@@ -19,6 +19,9 @@ Planted bias (documented, learnable): the finding is fainter for older women. It
 160 units, but 60 for female patients aged 60 or more, so a classifier's sensitivity should be
 lowest in the ``sex=female & age_group=60-74 / >=75`` cells while neither sex nor age alone shows the
 full gap — an intersectional effect.
+
+This cohort is easy (one fixed anatomy, one bright sign: AUC ≈ 1). The harder multi-finding cohort is
+``cxr_findings.py``, which shares this module's patients and DICOM encoder.
 """
 
 from __future__ import annotations
