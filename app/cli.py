@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from app.settings import get_settings
 
@@ -105,14 +106,35 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from app.cohorts.synth import cxr, derm
+    import json
 
+    from app.cohorts.synth import cxr, cxr_findings, derm
+
+    misplaced = {
+        "--task multiclass": args.kind != "derm" and args.task != "binary",
+        "--partition": args.partition is not None and args.task != "multiclass",
+        "--findings": args.kind != "cxr" and args.findings is not None,
+    }
+    for option, wrong in misplaced.items():
+        if wrong:
+            print(f"error: {option} does not apply to `synth {args.kind} --task {args.task}`", file=sys.stderr)
+            return 2
     out = Path(args.out or f"{args.kind}-{args.n}.zip")
+    config: dict[str, Any] | None = None
     if args.kind == "derm":
-        derm.write_derm_archive(out, n=args.n, seed=args.seed, image_size=args.image_size)
+        derm.write_derm_archive(out, n=args.n, seed=args.seed, image_size=args.image_size, task=args.task)
+        if args.task == "multiclass":
+            config = derm.cohort_config(args.partition or 9)
+    elif args.findings is not None:
+        cxr_findings.write_findings_archive(
+            out, n=args.n, seed=args.seed, findings=args.findings, image_size=args.image_size
+        )
+        config = cxr_findings.cohort_config(args.findings)
     else:
         cxr.write_cxr_archive(out, n=args.n, seed=args.seed, image_size=args.image_size)
     print(out)
+    if config is not None:
+        print(f"cohort config: {json.dumps(config)}")
     return 0
 
 
@@ -176,6 +198,25 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--image-size", type=int, default=128)
+    synth.add_argument(
+        "--task",
+        choices=["binary", "multiclass"],
+        default="binary",
+        help="derm: what the images show: the three-partition lesion (binary) or the nine-partition condition",
+    )
+    synth.add_argument(
+        "--partition",
+        type=int,
+        choices=[3, 9],
+        help="derm --task multiclass: the classes of the printed cohort config (default 9; the archive is the same)",
+    )
+    synth.add_argument(
+        "--findings",
+        type=int,
+        choices=range(1, 9),
+        metavar="N",
+        help="cxr: the harder multi-finding cohort with N findings (1-8) instead of the single binary finding",
+    )
     synth.set_defaults(func=cmd_synth)
 
     study = sub.add_parser(

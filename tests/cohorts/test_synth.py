@@ -7,22 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cohort_helpers import FITZ_CSV, LIMITS
+from cohort_helpers import FITZ_CSV
+from synth_helpers import content_digest, ingest
 
-from app.cohorts.archive import open_archive
 from app.cohorts.cache import load_cohort_arrays
 from app.cohorts.config import CohortConfig
-from app.cohorts.ingest import build_cache
-from app.cohorts.manifest import ParsedManifest, parse_manifest
 from app.cohorts.synth.cxr import write_cxr_archive
 from app.cohorts.synth.derm import JOINT_COUNTS, load_joint_counts, write_derm_archive
 
-
-def ingest(archive: Path, tmp_path: Path, config: CohortConfig) -> tuple[ParsedManifest, Path]:
-    with open_archive(archive, tmp_path / "files", LIMITS) as extracted:
-        manifest = parse_manifest(extracted.manifest, config, files=extracted.files, fetch=extracted.extract)
-    build_cache(manifest, extracted.root, tmp_path / "cache", config.image_size, config.channels)
-    return manifest, tmp_path / "cache"
+# Digests of the binary generators' output as it was before the multi-class and multi-finding
+# generators were added (issue 14): binary cohorts must stay exactly as they were for a given seed.
+BINARY_DERM_DIGEST = "c8fc04ea455e6d984150097c20bdd8e77ddc6c2dbc693a40ecd159025579e7e5"
+BINARY_CXR_DIGEST = "fa263a4522541faf9d1180a19b2f2f5649276f280b725deee6859970bd0ca33b"
 
 
 @pytest.mark.parametrize("fmt", ["jpg", "png"])
@@ -43,6 +39,12 @@ def test_derm_archive_is_deterministic(tmp_path: Path) -> None:
     first = write_derm_archive(tmp_path / "a.zip", n=20, seed=3).read_bytes()
     assert write_derm_archive(tmp_path / "b.zip", n=20, seed=3).read_bytes() == first
     assert write_derm_archive(tmp_path / "c.zip", n=20, seed=4).read_bytes() != first
+
+
+def test_binary_generators_draw_what_they_drew_before_multiclass(tmp_path: Path) -> None:
+    derm = write_derm_archive(tmp_path / "d.zip", n=30, seed=1, image_size=48, fmt="png")
+    assert content_digest(derm) == BINARY_DERM_DIGEST
+    assert content_digest(write_cxr_archive(tmp_path / "c.zip", n=20, seed=2, image_size=32)) == BINARY_CXR_DIGEST
 
 
 def test_shipped_joint_counts_derive_from_the_real_table() -> None:

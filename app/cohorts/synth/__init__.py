@@ -1,1 +1,2 @@
-"""Synthetic cohorts with planted, documented biases (``fairaudit synth derm|cxr``)."""
+"""Synthetic cohorts with planted, documented biases (``fairaudit synth derm|cxr``): binary,
+multi-class and multi-label."""

@@ -19,6 +19,9 @@ Planted bias (documented, learnable): the finding is fainter for older women. It
 160 units, but 60 for female patients aged 60 or more, so a classifier's sensitivity should be
 lowest in the ``sex=female & age_group=60-74 / >=75`` cells while neither sex nor age alone shows the
 full gap — an intersectional effect.
+
+This cohort is easy (one fixed anatomy, one bright sign: AUC ≈ 1). The harder multi-finding cohort is
+``cxr_findings.py``, which shares this module's patients and DICOM encoder.
 """
 
 from __future__ import annotations
@@ -45,9 +48,9 @@ RESCALES = ((0.5, -100.0), (1.0, -1024.0), (2.0, 0.0))  # (slope, intercept): al
 def write_cxr_archive(out: Path, n: int, seed: int, image_size: int = 128) -> Path:
     """Write an upload-ready zip: ``manifest.csv`` (dicom preset) and ``n`` DICOM files."""
     rng = np.random.default_rng(seed)
-    patients = _patients(n, rng)
+    patients = draw_patients(n, rng)
     anatomy = _Anatomy(image_size, rng)
-    encoder = _Encoder(image_size, id_width=len(_patient_id(seed, 0)))
+    encoder = DicomEncoder(image_size, id_width=len(patient_id(seed, 0)))
     manifest = io.StringIO()
     writer = csv.writer(manifest, lineterminator="\n")
     writer.writerow(["file", "label"])
@@ -58,17 +61,17 @@ def write_cxr_archive(out: Path, n: int, seed: int, image_size: int = 128) -> Pa
             image = anatomy.radiograph(FAINT_FINDING_CONTRAST if faint else FINDING_CONTRAST, label)
             variant = (bool(rng.random() < 1 / 3), int(rng.integers(len(RESCALES))), sex)
             name = f"cxr_{i:05d}.dcm"
-            archive.add(name, encoder.encode(image, variant, _patient_id(seed, patient), age, f"{seed}-{i}"))
+            archive.add(name, encoder.encode(image, variant, patient_id(seed, patient), age, f"{seed}-{i}"))
             writer.writerow([name, label])
         archive.add("manifest.csv", manifest.getvalue().encode("utf-8"), compress=True)
     return out
 
 
-def _patient_id(seed: int, patient: int) -> str:
+def patient_id(seed: int, patient: int) -> str:
     return f"SYN{seed}-{patient:05d}"
 
 
-def _patients(n: int, rng: np.random.Generator) -> list[tuple[int, str, int]]:
+def draw_patients(n: int, rng: np.random.Generator) -> list[tuple[int, str, int]]:
     """``(patient number, sex, age)`` per image: patients with 1–4 images each, in order."""
     out: list[tuple[int, str, int]] = []
     patient = 0
@@ -109,7 +112,7 @@ class _Anatomy:
         return np.clip(image, 0, 1000)
 
 
-class _Encoder:
+class DicomEncoder:
     """DICOM bytes per image. pydicom's writer costs ~1.5 ms a file, so it writes one template per
     variant (MONOCHROME1?, rescale, sex) holding fixed-width placeholder values, and each image is
     its template with its own values put in place — the same bytes pydicom would write."""
