@@ -10,11 +10,19 @@ methods table: per method the pooled AUC, PFD, EOpp1 and worst-group AUC over th
 compute per sample (fraction of the full network's multiply-adds), and the study's verdict against
 ``erm`` per attribute (better / worse / mixed / not distinguishable).
 
+``--task multiclass`` runs the same study on the multi-class derm task (``--partitions 3 9``: the
+Fitzpatrick 17k three- and nine-partition labels, cohort ``task: multiclass``) and prints, per partition,
+the fair multi-exit paper's columns: accuracy, macro F1, Eopp0, Eopp1 and Eodd over the attribute (pooled,
+interval, fold spread; the paper-convention value in brackets), compute, and each method's relative
+change of Eopp1, Eodd and macro F1 against ``erm`` beside the paper's claim for ME-VGG-11 against VGG-11
+(Eopp1 −11 %, Eodd −12 %, F1 not worse).
+
 By default the app runs in this process with its job supervisor (SQLite in a temporary folder);
 ``--url`` and ``--key`` send the same requests to a running server instead.
 
     .venv/bin/python benchmarks/bench_methods.py                              # 5 folds × 3 seeds, 2,500 images
     .venv/bin/python benchmarks/bench_methods.py --folds 3 --seeds 2 --images 1200 --image-size 32 --epochs 3
+    .venv/bin/python benchmarks/bench_methods.py --task multiclass --partitions 3 9 --folds 2 --seeds 3
 """
 
 from __future__ import annotations
@@ -40,6 +48,10 @@ from app.settings import Settings
 
 METHODS = ("erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairwise_eo")  # the reference first
 GAPS = ("pfd", "eopp1", "worst_group_auc")
+MULTICLASS_GAPS = ("eopp0", "eopp1", "eodd")
+LABEL_FIELDS = {3: "three_partition_label", 9: "nine_partition_label"}
+#: The fair multi-exit paper's ME-VGG-11 against VGG-11 on Fitzpatrick 17k (docs/methods.md): relative change.
+PAPER_CLAIM = {"eopp1": (0.361, 0.320), "eodd": (0.182, 0.160), "macro_f1": (0.510, 0.516)}
 
 
 @contextmanager
@@ -76,10 +88,17 @@ def wait_until(client: httpx.Client, url: str, busy: str) -> dict[str, Any]:
     return resource
 
 
-def run_study(client: httpx.Client, tmp: Path, args: argparse.Namespace) -> tuple[dict[str, Any], float]:
+def run_study(
+    client: httpx.Client, tmp: Path, args: argparse.Namespace, partition: int | None = None
+) -> tuple[dict[str, Any], float]:
+    """Upload the synthetic derm cohort (binary, or multi-class on ``partition``'s labels) and run the study."""
     archive = tmp / "derm.zip"
-    write_derm_archive(archive, n=args.images, seed=11, image_size=args.image_size)
-    config = {"name": "bench derm", "preset": "fitzpatrick17k", "image_size": args.image_size}
+    config: dict[str, Any] = {"name": "bench derm", "preset": "fitzpatrick17k", "image_size": args.image_size}
+    if partition is None:
+        write_derm_archive(archive, n=args.images, seed=11, image_size=args.image_size)
+    else:
+        write_derm_archive(archive, n=args.images, seed=11, image_size=args.image_size, task="multiclass")
+        config |= {"task": "multiclass", "label_field": LABEL_FIELDS[partition]}
     with archive.open("rb") as fh:
         cohort = checked(
             client.post("/v1/cohorts", files={"archive": ("derm.zip", fh)}, data={"config": json.dumps(config)})
@@ -100,7 +119,9 @@ def run_study(client: httpx.Client, tmp: Path, args: argparse.Namespace) -> tupl
     body = {
         "cohort_id": cohort["id"],
         "name": "bench_methods",
-        "configs": [{**training, "method": m} for m in METHODS],
+        "configs": [
+            {**training, "method": m, **({} if partition is None else {"class_balanced": True})} for m in METHODS
+        ],
         "folds": args.folds,
         "seeds": args.seeds,
     }
@@ -140,6 +161,14 @@ def mean_compute(report: dict[str, Any]) -> float:
     return float(overall["groups"][0]["mean_compute"]["value"])
 
 
+def verdict_of(comparison: dict[str, Any] | None, attribute: str) -> str:
+    if comparison is None:
+        return "reference"
+    return ", ".join(
+        f"{v['attribute']}: {v['verdict']}" for v in comparison["verdicts"] if v["attribute"] in ("overall", attribute)
+    )
+
+
 def print_table(client: httpx.Client, study: dict[str, Any], attribute: str) -> None:
     comparisons = {c["model"]: c for c in study["result"]["comparison"]["comparisons"]}
     print(f"\n| method | AUC | PFD ({attribute}) | EOpp1 | worst-group AUC | compute | verdict vs erm |")
@@ -148,17 +177,47 @@ def print_table(client: httpx.Client, study: dict[str, Any], attribute: str) -> 
         report = checked(client.get(f"/v1/evaluations/{summary['evaluation_id']}"))["report"]
         cells = [cell(policy_value(report, "overall", "auc"))]
         cells += [cell(policy_value(report, attribute, gap)) for gap in GAPS]
-        comparison = comparisons.get(summary["label"])
-        verdict = (
-            "reference"
-            if comparison is None
-            else ", ".join(
-                f"{v['attribute']}: {v['verdict']}"
-                for v in comparison["verdicts"]
-                if v["attribute"] in ("overall", attribute)
-            )
-        )
+        verdict = verdict_of(comparisons.get(summary["label"]), attribute)
         print(f"| {summary['method']} | " + " | ".join(cells) + f" | {mean_compute(report):.2f} | {verdict} |")
+
+
+def multiclass_values(report: dict[str, Any], attribute: str) -> dict[str, dict[str, Any]]:
+    """Accuracy and macro F1 overall, and the multi-class gaps over ``attribute``, of the served output."""
+    policy = next(e for e in report["evaluations"] if e["exit"] == "policy")
+    overall = next(g for g in policy["groupings"] if g["kind"] == "overall")["groups"][0]["metrics"]
+    gaps = next(g for g in policy["groupings"] if g["attribute"] == attribute)["gaps"]
+    return {"accuracy": overall["accuracy"], "macro_f1": overall["macro_f1"], **{g: gaps[g] for g in MULTICLASS_GAPS}}
+
+
+def relative(new: float | None, old: float | None) -> str:
+    return "n/a" if new is None or not old else f"{(new - old) / old:+.0%}"
+
+
+def print_multiclass_table(client: httpx.Client, study: dict[str, Any], attribute: str, partition: int) -> None:
+    comparisons = {c["model"]: c for c in study["result"]["comparison"]["comparisons"]}
+    rows = []
+    for summary in study["result"]["configs"]:
+        report = checked(client.get(f"/v1/evaluations/{summary['evaluation_id']}"))["report"]
+        rows.append((summary, multiclass_values(report, attribute), mean_compute(report)))
+    print(f"\n{partition}-class derm ({LABEL_FIELDS[partition]}), gaps over {attribute}")
+    print("| method | accuracy | macro F1 | Eopp0 | Eopp1 | Eodd | compute | verdict vs erm |")
+    print("|---|---|---|---|---|---|---|---|")
+    for summary, values, compute in rows:
+        cells = [cell(values["accuracy"]), cell(values["macro_f1"])]
+        for gap in MULTICLASS_GAPS:
+            paper = values[gap].get("paper_value")
+            cells.append(cell(values[gap]) + ("" if paper is None else f" [paper {paper:.3f}]"))
+        verdict = verdict_of(comparisons.get(summary["label"]), attribute)
+        print(f"| {summary['method']} | " + " | ".join(cells) + f" | {compute:.2f} | {verdict} |")
+    reference = rows[0][1]
+    print("\nrelative change against erm (the paper, ME-VGG-11 vs VGG-11: Eopp1 −11 %, Eodd −12 %, F1 +1 %)")
+    print("| method | Eopp1 | Eodd | macro F1 |")
+    print("|---|---|---|---|")
+    for summary, values, _ in rows[1:]:
+        cells = [relative(values[m].get("value"), reference[m].get("value")) for m in ("eopp1", "eodd", "macro_f1")]
+        print(f"| {summary['method']} | " + " | ".join(cells) + " |")
+    claims = ", ".join(f"{m} {relative(new, old)}" for m, (old, new) in PAPER_CLAIM.items())
+    print(f"| paper (ME-VGG-11 vs VGG-11) | {claims} |")
 
 
 def main() -> None:
@@ -169,6 +228,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--attribute", default="skin_tone", choices=["skin_tone", "skin_type"])
+    parser.add_argument("--task", default="binary", choices=["binary", "multiclass"])
+    parser.add_argument("--partitions", type=int, nargs="+", default=[3, 9], choices=sorted(LABEL_FIELDS))
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (in process)")
     parser.add_argument("--concurrency", type=int, default=1, help="job processes at once (in process)")
     parser.add_argument("--url", help="a running server instead of the in-process app (needs --key)")
@@ -177,23 +238,32 @@ def main() -> None:
     if bool(args.url) != bool(args.key):
         parser.error("--url and --key go together")
     jobs = len(METHODS) * args.folds * args.seeds
+    partitions: list[int | None] = [None] if args.task == "binary" else list(args.partitions)
 
-    with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        if args.url:
-            server = httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {args.key}"}, timeout=120)
-            with server as client:
-                study, seconds = run_study(client, tmp, args)
+    with tempfile.TemporaryDirectory() as name, connect(Path(name), args, jobs) as client:
+        for partition in partitions:
+            study, seconds = run_study(client, Path(name), args, partition)
+            if partition is None:
                 print_table(client, study, args.attribute)
-        else:
-            with in_process(tmp, args, jobs) as client:
-                study, seconds = run_study(client, tmp, args)
-                print_table(client, study, args.attribute)
-    print(
-        f"\n{args.images} synthetic derm images at {args.image_size} px, small backbone, {args.epochs} epochs, "
-        f"{args.folds} folds × {args.seeds} seeds × {len(METHODS)} methods = {jobs} jobs in {seconds / 60:.1f} min; "
-        "pooled out-of-fold, served output, 95 % patient-clustered interval (across-fold mean ± sd)"
-    )
+            else:
+                print_multiclass_table(client, study, args.attribute, partition)
+            print(
+                f"\n{args.images} synthetic derm images at {args.image_size} px, small backbone, {args.epochs} "
+                f"epochs, {args.folds} folds × {args.seeds} seeds × {len(METHODS)} methods = {jobs} jobs in "
+                f"{seconds / 60:.1f} min; pooled out-of-fold, served output, 95 % patient-clustered interval "
+                "(across-fold mean ± sd)"
+            )
+
+
+@contextmanager
+def connect(tmp: Path, args: argparse.Namespace, jobs: int) -> Iterator[httpx.Client]:
+    """A client of ``--url`` when given, else of the in-process app."""
+    if args.url:
+        with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {args.key}"}, timeout=120) as client:
+            yield client
+    else:
+        with in_process(tmp, args, jobs * len(args.partitions)) as client:
+            yield client
 
 
 if __name__ == "__main__":
