@@ -4,7 +4,7 @@ Multi-class and multi-label reports (issue 14) store one row per class or findin
 which a cohort declares, is part of the metric. Existing rows are unchanged.
 
 Revision ID: mc_metric_rows_metric
-Revises: s1_studies
+Revises: mc_cohort_tasks
 Create Date: 2026-12-02 11:30:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "mc_metric_rows_metric"
-down_revision: str | None = "s1_studies"
+down_revision: str | None = "mc_cohort_tasks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,7 +5,7 @@ multilabel model; ``predictions.outcome_findings``: a multilabel outcome, one 0/
 Both nullable: binary rows, old and new, leave them empty and keep their meaning.
 
 Revision ID: mc_serving
-Revises: s1_studies
+Revises: mc_metric_rows_metric
 Create Date: 2026-12-02 11:40:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "mc_serving"
-down_revision: str | None = "s1_studies"
+down_revision: str | None = "mc_metric_rows_metric"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
