@@ -92,7 +92,8 @@ def _cohort_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[
                 f"report_intersections.{i}", f"names {what}; the cohort has: {', '.join(sorted(cohort.attributes))}"
             )
 
-    problems += _constraint_problems(config, cohort)
+    if cohort.task.kind == "binary":  # other tasks refuse a constraint in task_problems
+        problems += _constraint_problems(config, cohort)
     weights = config.pretrained_weights
     if weights is not None and weights.is_absolute() and not weights.is_file():  # relative: caller resolves
         problem("pretrained_weights", f"no file at {weights}")
