@@ -65,7 +65,7 @@ def fold_plan_problems(arrays: CohortArrays, plan: FoldPlan) -> list[dict[str, s
         f"{name}={'missing' if v is None else v}"
         for name, v in zip(plan.stratify_by, cast(tuple[object, ...], stratum), strict=True)
     )
-    where = f"label={label}" + (f", {cell}" if cell else "")
+    where = f"label={_label_name(arrays, int(label))}" + (f", {cell}" if cell else "")
     return [
         {
             "field": "folds",
@@ -73,3 +73,13 @@ def fold_plan_problems(arrays: CohortArrays, plan: FoldPlan) -> list[dict[str, s
             f"the smallest, {where}, has {smallest}",
         }
     ]
+
+
+def _label_name(arrays: CohortArrays, label: int) -> str:
+    """A stratum label as the user knows it: 0/1, the class name, or a multi-label row's first finding."""
+    task = arrays.task
+    if task.kind == "binary":
+        return str(label)
+    if task.kind == "multiclass":
+        return task.classes[label]
+    return f"first finding {task.classes[label]}" if label < task.width else "no finding"

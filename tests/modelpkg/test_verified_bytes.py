@@ -30,6 +30,7 @@ from app.modelpkg.errors import TamperedModelError
 from app.modelpkg.folder import verify_manifest
 from app.modelpkg.onnx_chain import CPU, make_session, sigmoid
 from app.modelpkg.preprocessing import Preprocessing
+from app.modelpkg.task import Task
 from app.serving.integrity import RefusedModelError
 from app.serving.models import ModelVersion
 from app.serving.runtime import ModelCache, ModelFiles, load_model
@@ -241,4 +242,16 @@ def test_the_evaluation_job_refuses_a_cohort_of_another_shape(
     with pytest.raises(
         InputError, match=r"takes 16 px images with 3 channel\(s\); cohort \S+ holds 16 px images with 1"
     ):
+        evaluate_job.run_evaluation_job(_context(session_factory, settings, organisation_id, config))
+
+
+def test_the_evaluation_job_refuses_a_cohort_of_another_task(
+    settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """A three-class model on a binary cohort: the classes, not only the image shape, must match."""
+    folder = settings.model_dir / "mdl_classes"
+    exported = export_tiny(folder, task=Task(kind="multiclass", classes=["a", "b", "c"]), multi_exit=False)
+    organisation_id, cohort_id = _register(session_factory, settings, folder, exported)
+    config = {"model_version_id": folder.name, "cohort_id": cohort_id, "split": "test"}
+    with pytest.raises(InputError, match=r"predicts a multiclass task \(a, b, c\); cohort \S+ is binary"):
         evaluate_job.run_evaluation_job(_context(session_factory, settings, organisation_id, config))

@@ -46,7 +46,7 @@ def test_a_class_missing_from_a_folds_training_part_is_named() -> None:
     labels[:] = np.where(labels == 2, 0, labels)
     labels[3] = 2  # one patient of class 2: folds without it in training cannot train its head
     errors = problems({**BASE, "fold_plan": {"folds": 2, "fold": 0}}, with_labels(cohort, labels))
-    assert errors[0]["field"] == "folds" and "label=2" in errors[0]["message"]
+    assert errors[0]["field"] == "folds" and "the smallest, label=keratosis, has 1" in errors[0]["message"]
 
 
 def test_a_label_outside_the_declared_classes_names_the_row() -> None:
