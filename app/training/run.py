@@ -112,18 +112,16 @@ class _Selection:
 
 def _decision_rates(task: Task, y: np.ndarray, served: np.ndarray, decision: Decision) -> tuple[float, float]:
     """Macro TPR and FPR of the decision on validation: over classes (one-vs-rest) or findings (known)."""
-    tpr, fpr = [], []
-    for j in range(task.width):
-        if task.kind == "multiclass":
-            thresholds = None if decision.thresholds is None else np.asarray(decision.thresholds)
-            truth, predicted = y == j, multiclass_decision(served, thresholds) == j
-        else:
-            known = y[:, j] >= 0
-            truth, predicted = y[known, j] == 1, served[known, j] >= np.asarray(decision.thresholds)[j]
-        if truth.any():
-            tpr.append(float(predicted[truth].mean()))
-        if (~truth).any():
-            fpr.append(float(predicted[~truth].mean()))
+    thresholds = None if decision.thresholds is None else np.asarray(decision.thresholds)
+    if task.kind == "multiclass":
+        predicted = multiclass_decision(served, thresholds)
+        pairs = [(y == c, predicted == c) for c in range(task.width)]
+    else:
+        assert thresholds is not None, "a multilabel decision has per-finding thresholds"
+        known = [y[:, f] >= 0 for f in range(task.width)]
+        pairs = [(y[k, f] == 1, served[k, f] >= thresholds[f]) for f, k in enumerate(known)]
+    tpr = [float(p[t].mean()) for t, p in pairs if t.any()]
+    fpr = [float(p[~t].mean()) for t, p in pairs if (~t).any()]
     return (float(np.mean(tpr)) if tpr else math.nan), (float(np.mean(fpr)) if fpr else math.nan)
 
 

@@ -86,6 +86,7 @@ def test_multiclass_manifest_reads_back_with_task_outputs_and_decision(multiclas
     assert "one-vs-rest per class" in training.pairwise_eo_extension
     assert "macro one-vs-rest AUC" in training.selection
     assert training.validation.macro_f1 is not None and training.validation.accuracy is not None
+    assert training.validation.tpr is not None and training.validation.fpr is not None
     assert all(set(h.losses) == {"ce", "hinge", "total"} for h in training.history)
     assert all(h.val_macro_f1 is not None for h in training.history)
     assert "linear(32->3)" in (manifest.architecture.ic_head or "")
