@@ -121,11 +121,11 @@ def stratified_batches(
 ) -> list[np.ndarray]:
     """One epoch of ``len(index) // batch_size`` full batches, each stratified by label × group.
 
-    ``labels`` are stratum labels (``stratum_labels``). Every stratum is represented in every batch when
-    the batch has room (``prioritised`` labels' known groups first), so the worst group's positives are
-    always there for the hinge; small strata are recycled with a fresh shuffle each pass, large ones are
-    seen about once per epoch. ``class_balanced``: each label gets the same share of every batch
-    (inverse class frequency), its groups in proportion within it.
+    ``labels`` are stratum labels (``app.training.strata.stratum_labels``). Every stratum is represented
+    in every batch when the batch has room (``prioritised`` labels' known groups first), so the worst
+    group's positives are always there for the hinge; small strata are recycled with a fresh shuffle
+    each pass, large ones are seen about once per epoch. ``class_balanced``: each label gets the same
+    share of every batch (inverse class frequency), its groups in proportion within it.
     """
     width = int(codes.max()) + 2  # group codes shifted by one: 0 = missing
     strata = labels[index].astype(np.int64) * width + (codes[index] + 1)
@@ -134,8 +134,7 @@ def stratified_batches(
     priority = np.isin(keys // width, prioritised) & (keys % width != 0)
     weights = counts.astype(np.float64)
     if class_balanced:
-        label_of = keys // width
-        _, label_index = np.unique(label_of, return_inverse=True)
+        _, label_index = np.unique(keys // width, return_inverse=True)
         weights = counts / np.bincount(label_index, weights=counts)[label_index]
     quota = _quotas(weights, priority, batch_size)
     n_batches = max(1, len(index) // batch_size)
