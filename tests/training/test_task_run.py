@@ -14,8 +14,8 @@ from app.fairness.engine.inputs import MulticlassPredictionSet, MultilabelPredic
 from app.fairness.engine.thresholds import specificity_threshold
 from app.modelpkg.folder import read_manifest
 from app.modelpkg.onnx_chain import make_session
-from app.modelpkg.outputs import exit_index, probabilities
-from app.modelpkg.task import Task
+from app.modelpkg.outputs import exit_confidences, exit_index, probabilities
+from app.modelpkg.task import Task, TaskKind
 from app.training import TrainingResult, run_training
 from app.training.data import Normalizer
 
@@ -34,6 +34,15 @@ def onnx_probs(result: TrainingResult, cohort: CohortArrays) -> np.ndarray:
     session = make_session((result.model_path / manifest.graphs.full.file).read_bytes())
     (logits,) = session.run(None, {"image": images_of(cohort, cohort.indices("test"))})
     return probabilities(manifest.task.kind, logits)
+
+
+def assert_same_exits(kind: TaskKind, onnx: np.ndarray, taken: np.ndarray, thresholds: list[float | None]) -> None:
+    """The ONNX probabilities send every sample to the exit it took in training's numbers (samples
+    whose confidence lies within 1e-4 of θ are left out, as in the export's parity check)."""
+    theta = np.array([np.inf if t is None else t for t in thresholds[:-1]])
+    clear = ~(np.abs(exit_confidences(kind, onnx)[:, :-1] - theta) <= 1e-4).any(axis=1)
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(exit_index(kind, onnx, thresholds)[clear], taken[clear])
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +71,13 @@ def multilabel_cohort() -> CohortArrays:
 @pytest.fixture(scope="module")
 def multilabel(multilabel_cohort: CohortArrays, tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
     root = tmp_path_factory.mktemp("ml")
-    config = small_config(method="pairwise_eo", threshold_rule="target_specificity", target_specificity=0.8)
+    config = small_config(
+        method="fair_multi_exit_pairwise_eo",
+        epochs=1,
+        threshold_rule="target_specificity",
+        target_specificity=0.8,
+        exit_threshold_grid=[0.5, 0.7],
+    )
     return run_training(multilabel_cohort, config, root / "work", root / "models", "ml1")
 
 
@@ -107,7 +122,7 @@ def test_multiclass_test_predictions_are_the_onnx_graphs_numbers(
     onnx = onnx_probs(multiclass, multiclass_cohort)
     np.testing.assert_allclose(onnx, predictions.exit_probs, atol=1e-4)
     assert predictions.exit_index is not None
-    np.testing.assert_array_equal(predictions.exit_index, exit_index("multiclass", onnx, multiclass.exit_thresholds))
+    assert_same_exits("multiclass", onnx, predictions.exit_index, multiclass.exit_thresholds)
     assert predictions.exit_cost is not None and predictions.exit_cost[-1] == 1.0
 
 
@@ -130,8 +145,11 @@ def test_multilabel_run_has_per_finding_thresholds_and_keeps_unknown_labels(
     assert (predictions.y_true == -1).any()
     np.testing.assert_array_equal(predictions.y_true, multilabel_cohort.labels[test])
     np.testing.assert_array_equal(predictions.thresholds, decision.thresholds)
-    assert predictions.exit_scores.shape == (len(test), 1, 2) and predictions.exit_index is None
-    np.testing.assert_allclose(onnx_probs(multilabel, multilabel_cohort), predictions.exit_scores, atol=1e-4)
+    assert predictions.exit_scores.shape == (len(test), 5, 2) and predictions.exit_index is not None
+    onnx = onnx_probs(multilabel, multilabel_cohort)
+    np.testing.assert_allclose(onnx, predictions.exit_scores, atol=1e-4)
+    assert_same_exits("multilabel", onnx, predictions.exit_index, multilabel.exit_thresholds)
+    assert [c.macro_f1 for c in manifest.exit_policy.candidates] == [None] * 3
 
 
 def test_multilabel_threshold_is_the_rule_on_known_validation_labels(
