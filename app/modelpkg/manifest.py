@@ -87,10 +87,15 @@ class Decision(Section):
 
 
 class ExitCandidate(Section):
+    """One θ examined on validation. ``auc``/``pfd`` per task: binary AUC and PFD; multiclass macro
+    one-vs-rest AUC and mean one-vs-rest PFD; multilabel mean per-finding AUC and PFD."""
+
     theta: float | None = Field(description="shared confidence threshold; null: no early exit")
     auc: float | None = Field(description="validation AUC of the served scores; null if undefined")
     pfd: float | None = Field(description="validation PFD over the training groups; null if undefined")
     mean_compute: float = Field(ge=0, description="mean fraction of the full network's multiply-adds")
+    macro_f1: float | None = Field(default=None, description="multiclass: validation macro F1 (argmax); else null")
+    eopp1: float | None = Field(default=None, description="multiclass: validation Eopp1 over the training groups")
 
 
 class ExitPolicy(Section):
@@ -103,8 +108,12 @@ class ExitPolicy(Section):
         "leave at the first exit whose confidence >= its threshold; otherwise the final exit"
     )
     shared_threshold: bool = Field(default=True, description="one θ for every internal classifier")
-    criterion: Literal["min_pfd", "min_compute"]
-    auc_tolerance: float = Field(ge=0, description="candidates keep AUC within this of the final exit's")
+    criterion: Literal["min_pfd", "min_compute"] = Field(
+        description="min_pfd: the smallest fairness gap (PFD; multiclass Eopp1); min_compute: the least compute"
+    )
+    auc_tolerance: float = Field(
+        ge=0, description="candidates keep AUC (multiclass: macro F1) within this of the final exit's"
+    )
     grid: list[float] = Field(description="the θ values examined (plus no early exit)")
     candidates: list[ExitCandidate] = Field(description="every candidate examined; [] for single-exit models")
     chosen_on: Literal["val"] = "val"
@@ -116,7 +125,10 @@ class TrainingGroups(Section):
 
 
 class ValidationSummary(Section):
-    """Metrics of the served output on the validation split (null: undefined there)."""
+    """Metrics of the served output on the validation split (null: undefined there). For a multiclass
+    or multilabel task ``auc`` is the macro one-vs-rest / mean per-finding AUC, ``pf`` each group's PF
+    averaged over the classes/findings, ``pfd`` the mean of the per-class/per-finding PFDs, and
+    ``tpr``/``fpr`` the decision's rates averaged over the classes/findings."""
 
     auc: float | None
     auc_final_exit: float | None
@@ -127,17 +139,23 @@ class ValidationSummary(Section):
     fpr: float | None
     exit_rate: list[float] = Field(description="share of samples leaving at each exit")
     mean_compute: float
+    accuracy: float | None = Field(default=None, description="multiclass: accuracy of the decision; else null")
+    macro_f1: float | None = Field(default=None, description="multiclass: macro F1 of the decision; else null")
+    eopp1: float | None = Field(default=None, description="multiclass: Eopp1 over the training groups; else null")
 
 
 class EpochSummary(Section):
     epoch: int = Field(ge=0)
-    losses: dict[str, float | None] = Field(description='mean per term: "bce", "hinge", "total"')
+    losses: dict[str, float | None] = Field(description='mean per term: "bce" (multiclass "ce"), "hinge", "total"')
     val_auc: float | None
     val_pfd: float | None
     val_exit_auc: list[float | None]
     lr: float
     seconds: float = Field(ge=0)
     images_per_s: float = Field(ge=0)
+    val_accuracy: float | None = Field(default=None, description="multiclass: final exit, argmax; else null")
+    val_macro_f1: float | None = Field(default=None, description="multiclass: final exit, argmax; else null")
+    val_eopp1: float | None = Field(default=None, description="multiclass: final exit, training groups; else null")
 
 
 class TrainingRecord(Section):
@@ -152,15 +170,21 @@ class TrainingRecord(Section):
     groups: TrainingGroups
     validation: ValidationSummary
     history: list[EpochSummary]
+    pairwise_eo_extension: str | None = Field(
+        default=None,
+        description="multiclass/multilabel with a pairwise method: how the binary hinge was extended "
+        "(one-vs-rest, hinges averaged; not in the paper); else null",
+    )
 
 
 class ModelDescription(Section):
     """Everything but the files: what the trainer hands the exporter.
 
     Every key is required in the file (``null`` where allowed); only the nested constants (layout,
-    decision rule, formula, …) have defaults, their one legal value. ``operating_threshold_rule``,
+    decision rule, formula, …) have defaults, their one legal value. ``operating_threshold_rule``
+    (binary models only: a multiclass or multilabel model records its rules in ``decision``),
     ``exit_policy`` and ``training`` record a training run; a folder exported from a network this
-    service did not train (a seeded network in a benchmark or test) has all three ``null``, never
+    service did not train (a seeded network in a benchmark or test) has all of them ``null``, never
     only some.
     """
 
@@ -209,9 +233,17 @@ class ModelDescription(Section):
             raise ValueError("input must be square (height == width)")
         if (prep.resize.height, prep.resize.width) != (spec.height, spec.width) or prep.channels != spec.channels:
             raise ValueError("preprocessing (resize, channels) does not produce the input's shape")
-        provenance = (self.operating_threshold_rule, self.exit_policy, self.training)
-        if any(p is None for p in provenance) and any(p is not None for p in provenance):
-            raise ValueError("operating_threshold_rule, exit_policy and training come together, or not at all")
+        if self.task.kind == "binary":
+            provenance: tuple[object, ...] = (self.operating_threshold_rule, self.exit_policy, self.training)
+            if any(p is None for p in provenance) and any(p is not None for p in provenance):
+                raise ValueError("operating_threshold_rule, exit_policy and training come together, or not at all")
+        else:
+            if self.operating_threshold_rule is not None:
+                raise ValueError(
+                    f"a {self.task.kind} model has no operating_threshold_rule (its decision has the rules)"
+                )
+            if (self.exit_policy is None) != (self.training is None):
+                raise ValueError("exit_policy and training come together, or not at all")
         return self
 
     def _task_fits(self) -> None:

@@ -137,6 +137,14 @@ class TrainingConfig(BaseModel):
     threshold_constraint: ThresholdConstraint | None = Field(
         default=None, description="threshold_rule constrained: the band every large enough group keeps"
     )
+    class_balanced: bool = Field(
+        default=False,
+        description="multiclass only: draw each class equally often (inverse class frequency, as Chiu et al.)",
+    )
+    class_thresholds: bool = Field(
+        default=False,
+        description="multiclass only: fit per-class thresholds on val (decision argmax p/t) instead of argmax",
+    )
     exit_criterion: Literal["min_pfd", "min_compute"] = "min_pfd"
     exit_threshold_grid: list[float] = Field(default=list(DEFAULT_EXIT_GRID), min_length=1)
     exit_auc_tolerance: float = Field(default=0.01, ge=0, le=0.5)

@@ -43,7 +43,7 @@ class Normalizer:
 @dataclass(frozen=True)
 class Batch:
     images: Tensor  # (N, C, H, W) uint8, channels-last memory
-    labels: Tensor  # (N,) float32
+    labels: Tensor  # float32: (N,) 0/1 or class index; (N, F) 0/1/-1 for multi-label
     groups: Tensor  # (N,) int64, -1 = missing
     index: np.ndarray  # cohort row of each sample
 
@@ -110,20 +110,33 @@ def _quotas(counts: np.ndarray, priority: np.ndarray, batch_size: int) -> np.nda
 
 
 def stratified_batches(
-    index: np.ndarray, labels: np.ndarray, codes: np.ndarray, batch_size: int, rng: np.random.Generator
+    index: np.ndarray,
+    labels: np.ndarray,
+    codes: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    prioritised: tuple[int, ...] = (1,),
+    class_balanced: bool = False,
 ) -> list[np.ndarray]:
     """One epoch of ``len(index) // batch_size`` full batches, each stratified by label × group.
 
-    Every stratum is represented in every batch when the batch has room (each positive group first),
-    so the worst group's positives are always there for the hinge; small strata are recycled with a
-    fresh shuffle each pass, large ones are seen about once per epoch.
+    ``labels`` are stratum labels (``app.training.strata.stratum_labels``). Every stratum is represented
+    in every batch when the batch has room (``prioritised`` labels' known groups first), so the worst
+    group's positives are always there for the hinge; small strata are recycled with a fresh shuffle
+    each pass, large ones are seen about once per epoch. ``class_balanced``: each label gets the same
+    share of every batch (inverse class frequency), its groups in proportion within it.
     """
     width = int(codes.max()) + 2  # group codes shifted by one: 0 = missing
     strata = labels[index].astype(np.int64) * width + (codes[index] + 1)
     keys, inverse = np.unique(strata, return_inverse=True)
     counts = np.bincount(inverse, minlength=len(keys))
-    priority = (keys // width == 1) & (keys % width != 0)
-    quota = _quotas(counts, priority, batch_size)
+    priority = np.isin(keys // width, prioritised) & (keys % width != 0)
+    weights = counts.astype(np.float64)
+    if class_balanced:
+        _, label_index = np.unique(keys // width, return_inverse=True)
+        weights = counts / np.bincount(label_index, weights=counts)[label_index]
+    quota = _quotas(weights, priority, batch_size)
     n_batches = max(1, len(index) // batch_size)
     parts = []
     for s, q in enumerate(quota):

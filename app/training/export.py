@@ -8,10 +8,15 @@ Files in the model folder:
   in exit order.
 - ``full.onnx``: input ``image``, output ``logits`` (N, n_exits), every exit at once.
 
+A multiclass or multilabel network's ``logits`` have a last axis of ``width`` (K classes or F
+findings): ``(N, k, width)`` per stage, ``(N, n_exits, width)`` for the full graph.
+
 Every graph has a dynamic batch dimension. After export, ONNX Runtime (CPU provider, intra-op spinning
-off) must reproduce PyTorch within 1e-4 on every probability at batch 1 and 8, segment by segment and
-chained, and the chained early-exit decisions must match PyTorch's (samples whose confidence lies within
-1e-4 of θ are not compared). Otherwise ``ExportParityError`` is raised and no folder is published.
+off) must reproduce PyTorch within 1e-4 on every probability (sigmoid, softmax or per-finding sigmoid)
+at batch 1 and 8, segment by segment and chained, and the chained early-exit decisions must match
+PyTorch's (samples whose confidence lies within 1e-4 of θ are not compared). A binary model's decisions
+are those of ``OnnxChain``, the serving chain; a non-binary model's are ``app.modelpkg.outputs.exit_index``
+on the chained stage outputs. Otherwise ``ExportParityError`` is raised and no folder is published.
 The folder is written under a temporary name and renamed into place only when complete.
 
 ``model.json`` is the typed ``app.modelpkg.manifest.ModelManifest``: ``describe_model`` fills what
@@ -42,11 +47,11 @@ import torch
 from torch import Tensor, nn
 
 from app.core.errors import ConflictError
-from app.fairness.engine.thresholds import exit_index
 from app.modelpkg.folder import file_entries, write_manifest
 from app.modelpkg.manifest import (
     FORMAT_VERSION,
     Architecture,
+    Decision,
     ExitPolicy,
     Graphs,
     GraphSpec,
@@ -59,13 +64,17 @@ from app.modelpkg.manifest import (
     TrainingRecord,
     Versions,
 )
-from app.modelpkg.onnx_chain import OnnxChain, make_session, sigmoid
+from app.modelpkg.onnx_chain import OnnxChain, make_session
+from app.modelpkg.outputs import exit_confidences, exit_index, probabilities
 from app.modelpkg.preprocessing import Preprocessing
+from app.modelpkg.task import TaskKind
 from app.modelpkg.threshold_rule import ThresholdRule
 from app.training.networks import MultiExitNet, exit_costs
+from app.training.networks import probabilities as torch_probabilities
 
-IC_HEAD = "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, global avg-pool, linear(32->1)"
-FINAL_HEAD = "global avg-pool, linear(C->1)"
+IC_HEAD = "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, global avg-pool, linear(32->{w})"
+FINAL_HEAD = "global avg-pool, linear(C->{w})"
+PROBABILITY = {"binary": "sigmoid(logit)", "multiclass": "softmax(logits)", "multilabel": "sigmoid(logit) per finding"}
 PARITY_TOLERANCE = 1e-4
 PARITY_BATCHES = (1, 8)
 
@@ -112,16 +121,19 @@ def describe_model(
     backbone: str,
     version: str,
     method: str,
-    operating_threshold: float,
+    operating_threshold: float | None,
     exit_thresholds: Sequence[float | None],
     operating_threshold_rule: ThresholdRule | None = None,
     exit_policy: ExitPolicy | None = None,
     training: TrainingRecord | None = None,
+    decision: Decision | None = None,
 ) -> ModelDescription:
-    """The manifest's description of ``net`` (its architecture, input, preprocessing and exit costs are
-    read off the network) with the thresholds chosen for it; the last three arguments record a
-    training run and come together (``app.training.run`` passes them)."""
+    """The manifest's description of ``net`` (its architecture, input, preprocessing, task, outputs and
+    exit costs are read off the network) with the thresholds chosen for it: ``operating_threshold``
+    for a binary network, ``decision`` for any other. ``operating_threshold_rule`` (binary),
+    ``exit_policy`` and ``training`` record a training run and come together (``app.training.run``)."""
     multi = net.n_exits > 1
+    task = net.task
     channels, size = net.backbone.in_channels, net.image_size
     costs = exit_costs(net)
     return ModelDescription(
@@ -135,17 +147,25 @@ def describe_model(
             n_exits=net.n_exits,
             exit_stage=list(net.exit_stage),
             exit_names=[f"ic{e + 1}" for e in range(net.n_exits - 1)] + ["final"],
-            ic_head=IC_HEAD if multi else None,
+            ic_head=IC_HEAD.format(w=task.width) if multi else None,
             ic_pool_sizes=list(net.ic_pool_sizes),
-            final_head=FINAL_HEAD,
+            final_head=FINAL_HEAD.format(w=task.width),
             served="early_exit" if multi else "final_exit",
         ),
         input=InputSpec.model_validate({"channels": channels, "height": size, "width": size}),
         preprocessing=Preprocessing.for_image(channels, size),
-        output=OutputSpec(),
+        task=task,
+        output=OutputSpec.model_validate(
+            {
+                "probability": PROBABILITY[task.kind],
+                "positive_label": 1 if task.kind == "binary" else None,
+                "width": task.width,
+            }
+        ),
         exit_costs=list(costs.fractions),
         exit_macs=list(costs.exit_macs),
         operating_threshold=operating_threshold,
+        decision=decision,
         operating_threshold_rule=operating_threshold_rule,
         exit_thresholds=list(exit_thresholds),
         exit_policy=exit_policy,
@@ -187,28 +207,34 @@ def _parity(
     net: MultiExitNet, folder: Path, images: np.ndarray, thresholds: Sequence[float | None]
 ) -> dict[str, float]:
     """Compare every graph with PyTorch at each batch size; raise ``ExportParityError`` on a mismatch."""
+    kind = net.task.kind
     stage_specs, full_spec = graph_specs(net)
     sessions = [make_session((folder / s.file).read_bytes()) for s in stage_specs]
     full = make_session((folder / full_spec.file).read_bytes())
     worst = {"stage": 0.0, "chain": 0.0, "full": 0.0}
     for size in PARITY_BATCHES:
         x = np.ascontiguousarray(np.resize(images, (size, *images.shape[1:])), dtype=np.float32)
-        feats, chained, expected = torch.from_numpy(x), x, []
+        feats, chained, expected, onnx_chained = torch.from_numpy(x), x, [], []
         with torch.no_grad():
             for j, (session, spec) in enumerate(zip(sessions, stage_specs, strict=True)):
                 ref_input = feats.numpy()
                 feats, logits = net.forward_segment(j, feats)
-                ref = torch.sigmoid(logits).numpy()
+                ref = torch_probabilities(logits, net.task).numpy()
                 expected.append(ref)
-                worst["stage"] = max(worst["stage"], _diff(session.run(None, {spec.inputs[0]: ref_input})[-1], ref))
+                stage_out = session.run(None, {spec.inputs[0]: ref_input})[-1]
+                worst["stage"] = max(worst["stage"], _diff(kind, stage_out, ref))
                 outs = session.run(None, {spec.inputs[0]: chained})
-                worst["chain"] = max(worst["chain"], _diff(outs[-1], ref))
+                worst["chain"] = max(worst["chain"], _diff(kind, outs[-1], ref))
+                onnx_chained.append(probabilities(kind, outs[-1]))
                 chained = outs[0]
         ref_all = np.concatenate(expected, axis=1)
-        worst["full"] = max(worst["full"], _diff(full.run(None, {"image": x})[0], ref_all))
-        decided = OnnxChain(sessions, stage_specs, thresholds).run(x).exit_index
-        expected_exit = exit_index(ref_all, thresholds)
-        conf = np.maximum(ref_all, 1 - ref_all)[:, :-1]
+        worst["full"] = max(worst["full"], _diff(kind, full.run(None, {"image": x})[0], ref_all))
+        if kind == "binary":
+            decided = OnnxChain(sessions, stage_specs, thresholds).run(x).exit_index
+        else:
+            decided = exit_index(kind, np.concatenate(onnx_chained, axis=1), thresholds)
+        expected_exit = exit_index(kind, ref_all, thresholds)
+        conf = exit_confidences(kind, ref_all)[:, :-1]
         theta = np.array([np.inf if t is None else t for t in thresholds[:-1]])
         clear = ~(np.abs(conf - theta) <= PARITY_TOLERANCE).any(axis=1)
         if not np.array_equal(decided[clear], expected_exit[clear]):
@@ -218,9 +244,9 @@ def _parity(
     return worst
 
 
-def _diff(onnx_logits: np.ndarray, torch_probs: np.ndarray) -> float:
+def _diff(kind: TaskKind, onnx_logits: np.ndarray, torch_probs: np.ndarray) -> float:
     """Max abs difference of probabilities."""
-    return float(np.abs(sigmoid(onnx_logits) - torch_probs).max())
+    return float(np.abs(probabilities(kind, onnx_logits) - torch_probs).max())
 
 
 def export_model(

@@ -11,10 +11,12 @@ import numpy as np
 from app.cohorts.cache import CohortArrays
 from app.cohorts.splits import fold_split, stratum_patients
 from app.training.config import FoldPlan
+from app.training.strata import stratum_labels
 
 
 def fold_strata(arrays: CohortArrays, attributes: list[str]) -> list[tuple[object, ...]]:
-    """Each item's stratum: its values of ``attributes`` (with the label, the folds' strata)."""
+    """Each item's stratum: its values of ``attributes`` (with the label, the folds' strata; a multi-label
+    item's label part is its first present finding, ``app.training.strata``)."""
     columns = [arrays.attributes[name] for name in attributes]
     return [tuple(column[i] for column in columns) for i in range(len(arrays.labels))]
 
@@ -22,7 +24,7 @@ def fold_strata(arrays: CohortArrays, attributes: list[str]) -> list[tuple[objec
 def apply_fold_plan(arrays: CohortArrays, plan: FoldPlan) -> CohortArrays:
     """``arrays`` with its split replaced by the plan's: test = the held-out fold, val carved from the rest."""
     split = fold_split(
-        arrays.labels.tolist(),
+        stratum_labels(arrays.labels, arrays.task).tolist(),
         fold_strata(arrays, plan.stratify_by),
         arrays.patient_ids.tolist(),
         folds=plan.folds,
@@ -48,7 +50,9 @@ def fold_plan_problems(arrays: CohortArrays, plan: FoldPlan) -> list[dict[str, s
             for name in unknown
         ]
     counts = stratum_patients(
-        arrays.labels.tolist(), fold_strata(arrays, plan.stratify_by), arrays.patient_ids.tolist()
+        stratum_labels(arrays.labels, arrays.task).tolist(),
+        fold_strata(arrays, plan.stratify_by),
+        arrays.patient_ids.tolist(),
     )
     # samples missing a value join no group: they are dealt to folds too, but need not fill every fold
     grouped = {key: n for key, n in counts.items() if None not in cast(tuple[object, ...], key[1])}
@@ -61,7 +65,7 @@ def fold_plan_problems(arrays: CohortArrays, plan: FoldPlan) -> list[dict[str, s
         f"{name}={'missing' if v is None else v}"
         for name, v in zip(plan.stratify_by, cast(tuple[object, ...], stratum), strict=True)
     )
-    where = f"label={label}" + (f", {cell}" if cell else "")
+    where = f"label={_label_name(arrays, int(label))}" + (f", {cell}" if cell else "")
     return [
         {
             "field": "folds",
@@ -69,3 +73,13 @@ def fold_plan_problems(arrays: CohortArrays, plan: FoldPlan) -> list[dict[str, s
             f"the smallest, {where}, has {smallest}",
         }
     ]
+
+
+def _label_name(arrays: CohortArrays, label: int) -> str:
+    """A stratum label as the user knows it: 0/1, the class name, or a multi-label row's first finding."""
+    task = arrays.task
+    if task.kind == "binary":
+        return str(label)
+    if task.kind == "multiclass":
+        return task.classes[label]
+    return f"first finding {task.classes[label]}" if label < task.width else "no finding"

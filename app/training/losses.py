@@ -1,4 +1,4 @@
-"""Training objectives of the four methods (see docs/methods.md).
+"""Training objectives of the four methods (see docs/methods.md), for every task (app.modelpkg.task).
 
 The pairwise-EO hinge follows Lin et al. step by step, without the reference code's two slips: every
 group's positives get target 1 (the margin is the same 0.05 for all), and the "more than one group
@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from app.modelpkg.task import TaskKind
+
 MARGIN = 0.05  # on probabilities, as in the paper
 
 
@@ -28,13 +30,19 @@ class WorstGroup:
     valid: Tensor  # () bool
 
 
-def worst_group(scores: Tensor, y: Tensor, groups: Tensor, n_groups: int) -> WorstGroup:
-    """pf_k = AUC of group k's positives against all negatives of the batch (ties ½), on detached scores."""
+def worst_group(scores: Tensor, y: Tensor, groups: Tensor, n_groups: int, labelled: Tensor | None = None) -> WorstGroup:
+    """pf_k = AUC of group k's positives against all negatives of the batch (ties ½), on detached scores.
+
+    ``labelled`` (a multi-label finding's known entries) leaves the other samples out entirely."""
     s = scores.detach().float()
     pos, neg = y > 0.5, y <= 0.5
+    if labelled is not None:
+        pos, neg = pos & labelled, neg & labelled
     wins = (s[:, None] > s[None, :]).float() + 0.5 * (s[:, None] == s[None, :]).float()
     per_sample = (wins * neg[None, :]).sum(1) / neg.sum().clamp(min=1)  # meaningful for positives
     known = groups >= 0
+    if labelled is not None:
+        known = known & labelled
     index = groups.clamp(min=0)
     pos_known = (pos & known).float()
     sums = torch.zeros(n_groups, device=s.device).index_add_(0, index, per_sample * pos_known)
@@ -45,25 +53,76 @@ def worst_group(scores: Tensor, y: Tensor, groups: Tensor, n_groups: int) -> Wor
     return WorstGroup(group=pf.argmin(), pf=pf, valid=valid)
 
 
+def _score_hinge(
+    s: Tensor, y: Tensor, groups: Tensor, n_groups: int, labelled: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """The hinge on probabilities ``s`` (unmasked) and whether it applies to this batch."""
+    worst = worst_group(s, y, groups, n_groups, labelled)
+    pos_k = (y > 0.5) & (groups == worst.group)
+    neg = y <= 0.5
+    if labelled is not None:
+        pos_k, neg = pos_k & labelled, neg & labelled
+    pair = pos_k.float()[:, None] * neg.float()[None, :]
+    hinge = F.relu(MARGIN - (s[:, None] - s[None, :]))
+    return (pair * hinge).sum() / pair.sum().clamp(min=1), worst.valid
+
+
 def pairwise_eo_hinge(logits: Tensor, y: Tensor, groups: Tensor, n_groups: int) -> Tensor:
     """mean(relu(m − D)), D = s[positives of k*][:, None] − s[all negatives][None, :], s = sigmoid(logits)."""
-    s = torch.sigmoid(logits.float())
-    worst = worst_group(s, y, groups, n_groups)
-    pos_k = ((y > 0.5) & (groups == worst.group)).float()
-    neg = (y <= 0.5).float()
-    pair = pos_k[:, None] * neg[None, :]
-    hinge = F.relu(MARGIN - (s[:, None] - s[None, :]))
-    mean = (pair * hinge).sum() / pair.sum().clamp(min=1)
-    return mean * worst.valid.float()
+    mean, valid = _score_hinge(torch.sigmoid(logits.float()), y, groups, n_groups)
+    return mean * valid.float()
+
+
+def one_vs_rest_hinge(logits: Tensor, y: Tensor, groups: Tensor, n_groups: int, kind: TaskKind) -> Tensor:
+    """The pairwise-EO extension to several classes or findings (not in Lin et al.; docs/methods.md 2a):
+    the binary hinge per class c (scores softmax p_c, positives y == c) or per finding f (scores
+    sigmoid, the samples whose label is known), each with its own worst group k*, averaged over the
+    classes/findings where it applies in this batch (0 when it applies to none).
+
+    ``logits``: ``(N, width)`` of one exit; ``y``: ``(N,)`` class index or ``(N, F)`` 0/1/-1."""
+    hinges, valid = [], []
+    if kind == "multiclass":
+        probs = torch.softmax(logits.float(), dim=1)
+        for c in range(probs.shape[1]):
+            h, v = _score_hinge(probs[:, c], (y == c).float(), groups, n_groups)
+            hinges.append(h)
+            valid.append(v)
+    else:
+        probs = torch.sigmoid(logits.float())
+        for f in range(probs.shape[1]):
+            h, v = _score_hinge(probs[:, f], y[:, f], groups, n_groups, labelled=y[:, f] >= 0)
+            hinges.append(h)
+            valid.append(v)
+    applies = torch.stack(valid).float()
+    return (torch.stack(hinges) * applies).sum() / applies.sum().clamp(min=1)
+
+
+def _fit_per_exit(logits: Tensor, y: Tensor, kind: TaskKind) -> Tensor:
+    """``(exits,)`` mean fitting loss of each exit: BCE (binary), cross-entropy (multiclass), or BCE over
+    every known (sample, finding) entry (multilabel; ``-1`` labels take no part)."""
+    if kind == "binary":
+        return F.binary_cross_entropy_with_logits(logits, y[:, None].expand_as(logits), reduction="none").mean(0)
+    if kind == "multiclass":
+        target = y.long()[:, None].expand(logits.shape[0], logits.shape[1])
+        return F.cross_entropy(logits.permute(0, 2, 1), target, reduction="none").mean(0)
+    known = (y >= 0).float()[:, None, :]
+    target = y.clamp(min=0)[:, None, :].expand_as(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none") * known
+    return bce.sum(dim=(0, 2)) / known.sum().clamp(min=1)
+
+
+FIT_TERM: dict[str, str] = {"binary": "bce", "multiclass": "ce", "multilabel": "bce"}
 
 
 class Objective:
-    """Σ_i w_i · (BCE_i + λ · hinge_i) over the network's exits; each method is a setting of it.
+    """Σ_i w_i · (fit_i + λ · hinge_i) over the network's exits; each method is a setting of it.
 
+    fit: BCE (binary), cross-entropy (multiclass), per-finding BCE over known labels (multilabel);
+    hinge: Lin et al.'s pairwise-EO hinge, one-vs-rest and averaged for non-binary tasks.
     ``erm``: one exit, no hinge. ``pairwise_eo``: one exit with the hinge. ``fair_multi_exit``: every
     exit weighted, no hinge. ``fair_multi_exit_pairwise_eo``: every exit, each with its hinge.
-    ``rank_only`` drops the BCE terms (the paper's hinge-only setting). Exits of weight 0 are skipped,
-    so no gradient reaches their heads.
+    ``rank_only`` drops the fitting terms (the paper's hinge-only setting). Exits of weight 0 are
+    skipped, so no gradient reaches their heads.
     """
 
     def __init__(
@@ -74,13 +133,20 @@ class Objective:
         hinge: bool,
         rank_only: bool,
         n_groups: int,
+        kind: TaskKind = "binary",
     ) -> None:
         self.active = [i for i, w in enumerate(exit_weights) if w > 0]
         self.weights = torch.tensor([exit_weights[i] for i in self.active], dtype=torch.float32)
         self.fairness_weight = fairness_weight
         self.hinge = hinge
-        self.bce = not rank_only
+        self.fit = not rank_only
         self.n_groups = n_groups
+        self.kind = kind
+
+    def _exit_hinge(self, logits: Tensor, y: Tensor, groups: Tensor) -> Tensor:
+        if self.kind == "binary":
+            return pairwise_eo_hinge(logits, y, groups, self.n_groups)
+        return one_vs_rest_hinge(logits, y, groups, self.n_groups, self.kind)
 
     def __call__(self, logits: Tensor, y: Tensor, groups: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and its detached terms (already weighted) for progress reports."""
@@ -88,17 +154,12 @@ class Objective:
         w = self.weights.to(logits.device)
         total = logits.new_zeros(())
         terms: dict[str, Tensor] = {}
-        if self.bce:
-            per_exit = F.binary_cross_entropy_with_logits(logits, y[:, None].expand_as(logits), reduction="none").mean(
-                0
-            )
-            bce = (w * per_exit).sum()
-            total = total + bce
-            terms["bce"] = bce.detach()
+        if self.fit:
+            fit = (w * _fit_per_exit(logits, y, self.kind)).sum()
+            total = total + fit
+            terms[FIT_TERM[self.kind]] = fit.detach()
         if self.hinge:
-            hinges = torch.stack(
-                [pairwise_eo_hinge(logits[:, i], y, groups, self.n_groups) for i in range(logits.shape[1])]
-            )
+            hinges = torch.stack([self._exit_hinge(logits[:, i], y, groups) for i in range(logits.shape[1])])
             hinge = self.fairness_weight * (w * hinges).sum()
             total = total + hinge
             terms["hinge"] = hinge.detach()

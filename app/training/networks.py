@@ -9,7 +9,10 @@ Deviations, for cost: the adaptive pool is to ``ic_pool``×``ic_pool`` (default 
 stage's own map) instead of the reference code's 64×64, which upsamples small maps; the convs pad by 1
 and a ReLU follows each (the reference head has none and is therefore linear). The final head is global
 average pool → linear for every backbone (for VGG-11 this replaces torchvision's 120M-parameter
-classifier). Every exit outputs one logit (sigmoid → probability of the positive class).
+classifier). Every exit outputs ``task.width`` logits (``app.modelpkg.task``): one for a binary task
+(sigmoid → probability of the positive class; ``forward`` returns ``(N, n_exits)`` as it always did),
+K class logits (softmax) or F finding logits (sigmoid each) otherwise, ``forward`` then returning
+``(N, n_exits, width)``. A binary network's layers and initialisation are unchanged by this.
 
 The network is exported and run as *segments*: consecutive stages ending where an exit reads them.
 A multi-exit model has four segments (exits {0}, {1}, {2}, {3, 4}); a single-exit model has one.
@@ -26,16 +29,17 @@ import torch
 from torch import Tensor, nn
 
 from app.core.errors import InputError
+from app.modelpkg.task import BINARY, Task
 from app.training.backbones import StagedBackbone, adapt_first_conv, build_backbone, torch_load_state_dict
 
 
 class ICHead(nn.Module):
-    def __init__(self, channels: int, pool: int) -> None:
+    def __init__(self, channels: int, pool: int, width: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, 64, 3, padding=1)
         self.pool = nn.AdaptiveAvgPool2d(pool)
         self.conv2 = nn.Conv2d(64, 32, 3, padding=1)
-        self.fc = nn.Linear(32, 1)
+        self.fc = nn.Linear(32, width)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.pool(torch.relu(self.conv1(x)))
@@ -44,9 +48,9 @@ class ICHead(nn.Module):
 
 
 class FinalHead(nn.Module):
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, width: int = 1) -> None:
         super().__init__()
-        self.fc = nn.Linear(channels, 1)
+        self.fc = nn.Linear(channels, width)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(x.mean(dim=(2, 3)))
@@ -60,18 +64,23 @@ class Segment:
 
 
 class MultiExitNet(nn.Module):
-    """Backbone + exit heads. ``forward`` returns every exit's logit, shape ``(N, n_exits)``."""
+    """Backbone + exit heads. ``forward`` returns every exit's logits: ``(N, n_exits)`` for a binary
+    task, ``(N, n_exits, task.width)`` otherwise."""
 
-    def __init__(self, backbone: StagedBackbone, *, multi_exit: bool, image_size: int, ic_pool: int) -> None:
+    def __init__(
+        self, backbone: StagedBackbone, *, multi_exit: bool, image_size: int, ic_pool: int, task: Task = BINARY
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.image_size = image_size
+        self.task = task
+        width = task.width
         last = backbone.n_stages - 1
         if multi_exit:
             sides = stage_sides(backbone, image_size)
             self.ic_pool_sizes = tuple(min(ic_pool, s) for s in sides)
-            ics = [ICHead(c, p) for c, p in zip(backbone.stage_channels, self.ic_pool_sizes, strict=True)]
-            self.heads = nn.ModuleList([*ics, FinalHead(backbone.stage_channels[-1])])
+            ics = [ICHead(c, p, width) for c, p in zip(backbone.stage_channels, self.ic_pool_sizes, strict=True)]
+            self.heads = nn.ModuleList([*ics, FinalHead(backbone.stage_channels[-1], width)])
             self.exit_stage: tuple[int, ...] = (*range(backbone.n_stages), last)
             self.segments = tuple(
                 Segment(i, i, tuple(e for e, s in enumerate(self.exit_stage) if s == i))
@@ -79,7 +88,7 @@ class MultiExitNet(nn.Module):
             )
         else:
             self.ic_pool_sizes = ()
-            self.heads = nn.ModuleList([FinalHead(backbone.stage_channels[-1])])
+            self.heads = nn.ModuleList([FinalHead(backbone.stage_channels[-1], width)])
             self.exit_stage = (last,)
             self.segments = (Segment(0, last, (0,)),)
 
@@ -94,9 +103,13 @@ class MultiExitNet(nn.Module):
         return x
 
     def forward_segment(self, index: int, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Run one segment: its features (input of the next) and its exits' logits ``(N, k)``."""
+        """Run one segment: its features (input of the next) and its exits' logits, ``(N, k)`` for a
+        binary task and ``(N, k, width)`` otherwise."""
         x = self.segment_features(index, x)
-        return x, torch.cat([self.heads[e](x) for e in self.segments[index].exits], dim=1)
+        logits = [self.heads[e](x) for e in self.segments[index].exits]
+        if self.task.kind == "binary":
+            return x, torch.cat(logits, dim=1)
+        return x, torch.stack(logits, dim=1)
 
     def forward(self, x: Tensor) -> Tensor:
         logits = []
@@ -121,11 +134,19 @@ def stage_sides(backbone: StagedBackbone, image_size: int) -> list[int]:
 
 
 def build_network(
-    backbone: str, *, in_channels: int, image_size: int, multi_exit: bool, ic_pool: int = 4
+    backbone: str, *, in_channels: int, image_size: int, multi_exit: bool, ic_pool: int = 4, task: Task = BINARY
 ) -> MultiExitNet:
     return MultiExitNet(
-        build_backbone(backbone, in_channels), multi_exit=multi_exit, image_size=image_size, ic_pool=ic_pool
+        build_backbone(backbone, in_channels), multi_exit=multi_exit, image_size=image_size, ic_pool=ic_pool, task=task
     )
+
+
+def probabilities(logits: Tensor, task: Task) -> Tensor:
+    """Each exit's probabilities from its logits (``app.modelpkg.task``): sigmoid for binary and per
+    finding, softmax over the classes (the last dimension) for multiclass."""
+    if task.kind == "multiclass":
+        return torch.softmax(logits.float(), dim=-1)
+    return torch.sigmoid(logits.float())
 
 
 def load_backbone_weights(net: MultiExitNet, path: Path) -> list[str]:

@@ -15,8 +15,9 @@ Phase = Literal["train", "validate", "select", "export", "evaluate", "done"]
 @dataclass(frozen=True)
 class ProgressEvent:
     """A snapshot of the run. Step events come at most about once a second; every epoch ends with a
-    ``validate`` event carrying the epoch's validation AUC / PFD (a resumed run first repeats the one of
-    its last checkpointed epoch, so key them by epoch); later phases have one event each."""
+        ``validate`` event carrying the epoch's validation AUC / PFD (and, multiclass, accuracy, macro F1 and
+    Eopp1) (a resumed run first repeats the one of
+        its last checkpointed epoch, so key them by epoch); later phases have one event each."""
 
     phase: Phase
     epoch: int  # 1-based; 0 before the first epoch
@@ -28,6 +29,9 @@ class ProgressEvent:
     eta_s: float | None = None
     val_auc: float | None = None
     val_pfd: float | None = None
+    val_accuracy: float | None = None  # multiclass only (final exit, argmax)
+    val_macro_f1: float | None = None
+    val_eopp1: float | None = None
     message: str = ""
 
 

@@ -21,26 +21,34 @@ import numpy as np
 import torch
 
 from app.cohorts.cache import CohortArrays, load_cohort_arrays
-from app.core.errors import InputError
-from app.fairness.engine.inputs import PredictionSet
-from app.fairness.engine.ranking import auc, pfd, positive_fractions
-from app.fairness.engine.thresholds import (
-    InfeasibleBand,
-    OperatingPoint,
-    OperatingRule,
-    choose_operating_point,
-    exit_index,
+from app.fairness.engine.inputs import (
+    AnyPredictionSet,
+    MulticlassPredictionSet,
+    MultilabelPredictionSet,
+    PredictionSet,
 )
+from app.fairness.engine.thresholds import OperatingPoint
 from app.modelpkg.manifest import (
+    Decision,
     ExitPolicy,
     ModelManifest,
     TrainingGroups,
     TrainingRecord,
     ValidationSummary,
 )
+from app.modelpkg.outputs import exit_index
+from app.modelpkg.outputs import served as served_probs
+from app.modelpkg.task import Task, multiclass_decision
 from app.modelpkg.threshold_rule import ThresholdRule
 from app.training.config import TrainingConfig
 from app.training.data import Normalizer
+from app.training.decisions import (
+    clean,
+    multiclass_decision_record,
+    multilabel_decision_record,
+    operating_point,
+    threshold_rule_record,
+)
 from app.training.export import describe_model, export_model
 from app.training.folds import apply_fold_plan
 from app.training.groups import GroupEncoding, encode_groups
@@ -54,11 +62,24 @@ from app.training.progress import (
     never_cancel,
     no_progress,
 )
+from app.training.task_metrics import group_positive_fractions, score_exit
 from app.training.thresholds import ExitChoice, choose_exit_thresholds
 from app.training.trainer import EpochRecord, FitResult, Trainer, select_device
 from app.training.validation import validate_training_config
 
 SELECTION = "highest validation AUC of the final exit (ties: earlier epoch)"
+SELECTION_BY_TASK = {
+    "binary": SELECTION,
+    "multiclass": "highest validation macro one-vs-rest AUC of the final exit (ties: earlier epoch)",
+    "multilabel": "highest validation mean per-finding AUC of the final exit (ties: earlier epoch)",
+}
+#: Recorded in the training record of a non-binary model trained with the hinge (docs/methods.md 2a).
+PAIRWISE_EO_EXTENSION = {
+    "multiclass": "one-vs-rest per class (scores softmax p_c, positives class c), each with its own worst "
+    "group k*, hinges averaged over the classes where the batch defines them (not in the paper)",
+    "multilabel": "one-vs-rest per finding (samples whose label is known), each with its own worst group k*, "
+    "hinges averaged over the findings where the batch defines them (not in the paper)",
+}
 PARITY_SAMPLES = 8
 
 
@@ -69,31 +90,12 @@ class TrainingResult:
     manifest_sha256: str  # of model.json's bytes
     history: list[EpochRecord]
     best_epoch: int
-    operating_threshold: float
+    operating_threshold: float | None  # binary; None for multiclass and multilabel (see ``decision``)
     exit_thresholds: list[float | None]  # per exit; the final head's is None; all None: no early exit
     validation: dict[str, Any]  # metrics of the served output on the validation split
-    test_predictions: PredictionSet
+    test_predictions: AnyPredictionSet
     device: str
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf become None, numpy values become Python ones."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _served(probs: np.ndarray, thresholds: list[float | None]) -> tuple[np.ndarray, np.ndarray]:
-    idx = exit_index(probs, thresholds)
-    return probs[np.arange(len(probs)), idx], idx
+    decision: Decision | None = None  # multiclass and multilabel: how probabilities become a decision
 
 
 @dataclass(frozen=True)
@@ -102,33 +104,30 @@ class _Selection:
 
     thresholds: list[float | None]
     choice: ExitChoice | None
-    threshold: float
-    point: OperatingPoint
+    threshold: float | None  # binary
+    point: OperatingPoint | None  # binary
+    decision: Decision | None  # multiclass, multilabel
     validation: dict[str, Any]
 
 
-def _operating_point(cfg: TrainingConfig, y: np.ndarray, served: np.ndarray, groups: GroupEncoding) -> OperatingPoint:
-    """The configured rule on the served validation scores; ``groups`` (validation codes) are the ones
-    reported and, for the constrained rule, held to its band. A band no threshold meets fails the run
-    unless ``on_infeasible`` is ``youden``: a model outside its stated band is never published silently."""
-    constraint = cfg.threshold_constraint
-    rule = OperatingRule.from_config(
-        cfg.threshold_rule,
-        cfg.target_specificity,
-        cfg.target_sensitivity,
-        constraint.model_dump() if constraint else None,
-    )
-    try:
-        return choose_operating_point(y, served, rule, groups.codes, groups.labels)
-    except InfeasibleBand as exc:
-        raise InputError(
-            "no operating threshold keeps every group in the stated band on the validation split",
-            [{"field": "threshold_constraint", "message": str(exc)}],
-        ) from None
+def _decision_rates(task: Task, y: np.ndarray, served: np.ndarray, decision: Decision) -> tuple[float, float]:
+    """Macro TPR and FPR of the decision on validation: over classes (one-vs-rest) or findings (known)."""
+    thresholds = None if decision.thresholds is None else np.asarray(decision.thresholds)
+    if task.kind == "multiclass":
+        predicted = multiclass_decision(served, thresholds)
+        pairs = [(y == c, predicted == c) for c in range(task.width)]
+    else:
+        assert thresholds is not None, "a multilabel decision has per-finding thresholds"
+        known = [y[:, f] >= 0 for f in range(task.width)]
+        pairs = [(y[k, f] == 1, served[k, f] >= thresholds[f]) for f, k in enumerate(known)]
+    tpr = [float(p[t].mean()) for t, p in pairs if t.any()]
+    fpr = [float(p[~t].mean()) for t, p in pairs if (~t).any()]
+    return (float(np.mean(tpr)) if tpr else math.nan), (float(np.mean(fpr)) if fpr else math.nan)
 
 
 def _select(
     cfg: TrainingConfig,
+    task: Task,
     y: np.ndarray,
     probs: np.ndarray,
     codes: np.ndarray,
@@ -136,7 +135,8 @@ def _select(
     costs: ExitCosts,
     threshold_groups: GroupEncoding,
 ) -> _Selection:
-    """Exit thresholds first (threshold-free criteria), then the operating threshold on the served scores.
+    """Exit thresholds first (criteria free of the decision threshold: multiclass uses argmax), then the
+    operating threshold or the decision on the served probabilities.
 
     ``codes`` are the training groups' and ``threshold_groups`` the operating point's, both on val."""
     choice = None
@@ -151,58 +151,73 @@ def _select(
             grid=cfg.exit_threshold_grid,
             criterion=cfg.exit_criterion,
             tolerance=cfg.exit_auc_tolerance,
+            task=task,
         )
         thresholds = choice.thresholds
-    served, idx = _served(probs, thresholds)
-    point = _operating_point(cfg, y, served, threshold_groups)
-    threshold = point.threshold
-    pf = positive_fractions(y, served, codes, groups.n_groups)
-    pred = served >= threshold
+    idx = exit_index(task.kind, probs, thresholds)
+    served = served_probs(probs, idx)
+    point, threshold, decision = None, None, None
+    if task.kind == "binary":
+        point = operating_point(cfg, y, served, threshold_groups)
+        threshold = point.threshold
+        pred = served >= threshold
+        tpr, fpr = float(pred[y == 1].mean()), float(pred[y == 0].mean())
+        scores = score_exit(task, y, served, codes, groups.n_groups)
+    else:
+        if task.kind == "multiclass":
+            decision = multiclass_decision_record(cfg, y, served)
+        else:
+            decision = multilabel_decision_record(cfg, task, y, served, threshold_groups)
+        tpr, fpr = _decision_rates(task, y, served, decision)
+        class_thresholds = None if decision.thresholds is None else np.asarray(decision.thresholds)
+        scores = score_exit(task, y, served, codes, groups.n_groups, class_thresholds)
+    pf = group_positive_fractions(task, y, served, codes, groups.n_groups)
     validation = {
-        "auc": auc(y, served),
-        "auc_final_exit": auc(y, probs[:, -1]),
-        "exit_auc": [auc(y, probs[:, e]) for e in range(probs.shape[1])],
+        "auc": scores.auc,
+        "auc_final_exit": score_exit(task, y, probs[:, -1], codes, groups.n_groups).auc,
+        "exit_auc": [score_exit(task, y, probs[:, e], codes, groups.n_groups).auc for e in range(probs.shape[1])],
         "pf": dict(zip(groups.labels, pf.tolist(), strict=True)),
-        "pfd": pfd(pf),
-        "tpr": float(pred[y == 1].mean()),
-        "fpr": float(pred[y == 0].mean()),
+        "pfd": scores.pfd,
+        "tpr": tpr,
+        "fpr": fpr,
         "exit_rate": np.bincount(idx, minlength=probs.shape[1]) / len(idx),
         "mean_compute": float(np.asarray(costs.fractions)[idx].mean()),
     }
-    return _Selection(thresholds, choice, threshold, point, _clean(validation))
+    if task.kind == "multiclass":
+        validation |= {"accuracy": scores.accuracy, "macro_f1": scores.macro_f1, "eopp1": scores.eopp1}
+    return _Selection(thresholds, choice, threshold, point, decision, clean(validation))
 
 
 def _provenance(
-    cfg: TrainingConfig, selection: _Selection, fit: FitResult, groups: GroupEncoding, trainer: Trainer
-) -> tuple[ThresholdRule, ExitPolicy, TrainingRecord]:
-    """The manifest's record of how the weights and thresholds were chosen."""
+    cfg: TrainingConfig, task: Task, selection: _Selection, fit: FitResult, groups: GroupEncoding, trainer: Trainer
+) -> tuple[ThresholdRule | None, ExitPolicy, TrainingRecord]:
+    """The manifest's record of how the weights and thresholds were chosen (a non-binary model has no
+    operating threshold: its ``decision`` records its thresholds' rules)."""
+    extension = PAIRWISE_EO_EXTENSION.get(task.kind) if cfg.pairwise else None
     return (
-        ThresholdRule.model_validate(
-            _clean(
-                {
-                    **selection.point.record(cfg.threshold_group_attributes),
-                    "constraint": cfg.threshold_constraint.model_dump() if cfg.threshold_constraint else None,
-                }
-            )
-        ),
-        ExitPolicy(
-            criterion=cfg.exit_criterion,
-            auc_tolerance=cfg.exit_auc_tolerance,
-            grid=cfg.exit_threshold_grid,
-            candidates=_clean([asdict(c) for c in selection.choice.candidates] if selection.choice else []),
+        threshold_rule_record(cfg, selection.point) if selection.point is not None else None,
+        ExitPolicy.model_validate(
+            {
+                "confidence": task.confidence_rule,
+                "criterion": cfg.exit_criterion,
+                "auc_tolerance": cfg.exit_auc_tolerance,
+                "grid": cfg.exit_threshold_grid,
+                "candidates": clean([asdict(c) for c in selection.choice.candidates] if selection.choice else []),
+            }
         ),
         TrainingRecord(
             config=cfg.model_dump(mode="json"),
             seed=cfg.seed,
             device=str(trainer.device),
             mixed_precision=str(trainer.amp_dtype).removeprefix("torch.") if trainer.amp_dtype else None,
-            selection=SELECTION,
+            selection=SELECTION_BY_TASK[task.kind],
             best_epoch=fit.best_epoch,
             epochs_run=len(fit.history),
             stopped_early=fit.stopped_early,
             groups=TrainingGroups(attributes=list(groups.attributes), labels=list(groups.labels)),
             validation=ValidationSummary.model_validate(selection.validation),
-            history=_clean([asdict(r) for r in fit.history]),
+            history=clean([asdict(r) for r in fit.history]),
+            pairwise_eo_extension=extension,
         ),
     )
 
@@ -211,26 +226,58 @@ def cohort_predictions(
     arrays: CohortArrays,
     index: np.ndarray,
     scores: np.ndarray,
-    threshold: float,
+    decision: float | Decision,
     exit_thresholds: Sequence[float | None],
     exit_costs: Sequence[float],
-) -> PredictionSet:
-    """The engine's input for a model's ``scores`` (samples × exits) on the cohort rows ``index``: labels,
-    groups and ids from the cohort, the served exit of each sample when the model has several exits, and
-    each sample's patient as its cluster (its own item id when the cohort knows no patient), so every
-    evaluation can be resampled, and downloaded, by patient. Training's test evaluation and external
-    validation (``app.training_jobs.evaluate_job``) share it."""
+) -> AnyPredictionSet:
+    """The engine's input for a model's probabilities ``scores`` (samples × exits, × width for a
+    non-binary task) on the cohort rows ``index``: labels, groups and ids from the cohort, the served exit
+    of each sample when the model has several exits, and each sample's patient as its cluster (its own
+    item id when the cohort knows no patient), so every evaluation can be resampled, and downloaded, by
+    patient. ``decision``: the binary operating threshold, else the model's ``Decision``. Training's
+    test evaluation and external validation (``app.training_jobs.evaluate_job``) share it."""
+    task = arrays.task
     multi = scores.shape[1] > 1
     patients, ids = arrays.patient_ids[index], arrays.item_ids[index]
+    groups = {name: values[index] for name, values in arrays.attributes.items()}
+    exits = exit_index(task.kind, scores, exit_thresholds) if multi else None
+    costs = np.asarray(exit_costs) if multi else None
     clusters = np.array([p if p is not None else i for p, i in zip(patients, ids, strict=True)], dtype=object)
-    return PredictionSet(
-        y_true=arrays.labels[index].astype(np.int64),
+    y = arrays.labels[index].astype(np.int64)
+    if not isinstance(decision, Decision):
+        return PredictionSet(
+            y_true=y,
+            exit_scores=scores,
+            groups=groups,
+            threshold=decision,
+            exit_index=exits,
+            exit_cost=costs,
+            sample_ids=ids,
+            clusters=clusters,
+        )
+    thresholds = None if decision.thresholds is None else np.asarray(decision.thresholds, dtype=np.float64)
+    if task.kind == "multiclass":
+        return MulticlassPredictionSet(
+            y_true=y,
+            exit_probs=scores,
+            classes=tuple(task.classes),
+            groups=groups,
+            class_thresholds=thresholds,
+            exit_index=exits,
+            exit_cost=costs,
+            sample_ids=ids,
+            clusters=clusters,
+        )
+    assert thresholds is not None, "a multilabel decision has per-finding thresholds (manifest-checked)"
+    return MultilabelPredictionSet(
+        y_true=y,
         exit_scores=scores,
-        groups={name: values[index] for name, values in arrays.attributes.items()},
-        threshold=threshold,
-        exit_index=exit_index(scores, exit_thresholds) if multi else None,
-        exit_cost=np.asarray(exit_costs) if multi else None,
-        sample_ids=arrays.item_ids[index],
+        findings=tuple(task.classes),
+        groups=groups,
+        thresholds=thresholds,
+        exit_index=exits,
+        exit_cost=costs,
+        sample_ids=ids,
         clusters=clusters,
     )
 
@@ -260,12 +307,14 @@ def run_training(
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
+    task = arrays.task
     net = build_network(
         cfg.backbone,
         in_channels=arrays.channels,
         image_size=arrays.image_size,
         multi_exit=cfg.multi_exit,
         ic_pool=cfg.ic_pool_size,
+        task=task,
     )
     if cfg.pretrained_weights is not None:
         load_backbone_weights(net, cfg.pretrained_weights)
@@ -294,6 +343,7 @@ def run_training(
     operating_groups = encode_groups(arrays.attributes, cfg.threshold_group_attributes)
     selection = _select(
         cfg,
+        task,
         arrays.labels[val],
         trainer.predict(val, amp=False),
         groups.codes[val],
@@ -305,20 +355,21 @@ def run_training(
     phase("evaluate")
     test = arrays.indices("test")
     test_probs = trainer.predict(test, amp=False)
-    predictions = cohort_predictions(
-        arrays, test, test_probs, selection.threshold, selection.thresholds, costs.fractions
-    )
+    operating = selection.decision if selection.decision is not None else selection.threshold
+    assert operating is not None, "a binary selection has a threshold, any other a decision"
+    predictions = cohort_predictions(arrays, test, test_probs, operating, selection.thresholds, costs.fractions)
 
     phase("export")
     pixels = torch.from_numpy(np.asarray(arrays.images[val[:PARITY_SAMPLES]])).permute(0, 3, 1, 2)
     parity = Normalizer(arrays.channels, torch.device("cpu"))(pixels).numpy()
-    rule, policy, record = _provenance(cfg, selection, fit, groups, trainer)
+    rule, policy, record = _provenance(cfg, task, selection, fit, groups, trainer)
     description = describe_model(
         net,
         backbone=cfg.backbone,
         version=version,
         method=cfg.method,
         operating_threshold=selection.threshold,
+        decision=selection.decision,
         exit_thresholds=selection.thresholds,
         operating_threshold_rule=rule,
         exit_policy=policy,
@@ -339,4 +390,5 @@ def run_training(
         validation=selection.validation,
         test_predictions=predictions,
         device=str(trainer.device),
+        decision=selection.decision,
     )

@@ -2,8 +2,11 @@
 
 Model selection (stated with every model): the epoch with the highest validation AUC of the final exit
 (ties keep the earlier epoch); early stopping after ``patience`` epochs without a strictly better one.
-The final exit is the one every method serves or falls back to, so the criterion is comparable across
-methods; multi-exit thresholds are chosen afterwards on the selected weights.
+For a multiclass task the AUC is the macro one-vs-rest AUC, for a multilabel task the mean per-finding
+AUC (``app.training.task_metrics``): threshold-free like the binary AUC, so the weights are chosen
+before any decision threshold. The final exit is the one every method serves or falls back to, so the
+criterion is comparable across methods; multi-exit thresholds are chosen afterwards on the selected
+weights.
 
 Reproducibility: weights are initialised from ``config.seed`` by the caller; batch order comes from a
 generator seeded by (seed, epoch) and augmentation from one seeded by (seed, epoch, step), so a run
@@ -27,14 +30,15 @@ import torch
 
 from app.cohorts.cache import CohortArrays
 from app.core.errors import ConflictError
-from app.fairness.engine.ranking import auc, pfd, positive_fractions
 from app.training.augment import augment, step_generator
 from app.training.config import TrainingConfig
 from app.training.data import BatchReader, Normalizer, sequential_batches, stratified_batches
 from app.training.groups import GroupEncoding
 from app.training.losses import Objective
-from app.training.networks import MultiExitNet
+from app.training.networks import MultiExitNet, probabilities
 from app.training.progress import CancelCheck, Cancelled, ProgressCallback, ProgressEvent
+from app.training.strata import prioritised_labels, stratum_labels
+from app.training.task_metrics import score_exit
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -51,12 +55,15 @@ def select_device(preference: str = "auto") -> torch.device:
 class EpochRecord:
     epoch: int
     losses: dict[str, float]
-    val_auc: float  # final exit
+    val_auc: float  # final exit (multiclass: macro one-vs-rest; multilabel: mean per finding)
     val_pfd: float  # final exit, training groups; NaN when fewer than two groups have positives
     val_exit_auc: list[float]  # every exit
     lr: float
     seconds: float
     images_per_s: float
+    val_accuracy: float | None = None  # multiclass, final exit, argmax
+    val_macro_f1: float | None = None
+    val_eopp1: float | None = None
 
 
 @dataclass
@@ -142,6 +149,7 @@ class Trainer:
             hinge=config.pairwise,
             rank_only=config.rank_only,
             n_groups=groups.n_groups,
+            kind=cohort.task.kind,
         )
         self.optimizer = _build_optimizer(self.net.parameters(), config)
         self.scheduler = _build_scheduler(self.optimizer, config)
@@ -150,6 +158,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.normalizer = Normalizer(cohort.channels, device)
         self.reader = BatchReader(cohort.images, cohort.labels, groups.codes, device, config.num_workers)
+        self.strata = stratum_labels(cohort.labels, cohort.task)
         self.train_index = cohort.indices("train")
         self.val_index = cohort.indices("val")
         self.steps_per_epoch = max(1, len(self.train_index) // config.batch_size)
@@ -157,19 +166,22 @@ class Trainer:
     # -- inference ---------------------------------------------------------------------------------
 
     def predict(self, index: np.ndarray, *, amp: bool = True) -> np.ndarray:
-        """Probabilities of every exit, ``(len(index), n_exits)``, in ``index`` order.
+        """Probabilities of every exit in ``index`` order: ``(len(index), n_exits)`` for a binary task,
+        ``(len(index), n_exits, width)`` otherwise (softmax or per-finding sigmoid).
 
         ``amp=False`` forces float32 (numbers that must match the exported ONNX graphs).
         """
         self.net.eval()
         order = np.argsort(index, kind="stable")
-        out = np.empty((len(index), self.net.n_exits), dtype=np.float64)
+        task = self.cohort.task
+        shape = (len(index), self.net.n_exits) + (() if task.kind == "binary" else (task.width,))
+        out = np.empty(shape, dtype=np.float64)
         start = 0
         with torch.inference_mode(), self._autocast(amp), self._exact_float32(not amp):
             for batch in self.reader.iterate(sequential_batches(index[order], self.config.batch_size * 2)):
                 if self.should_cancel():
                     raise Cancelled
-                probs = torch.sigmoid(self.net(self.normalizer(batch.images)).float())
+                probs = probabilities(self.net(self.normalizer(batch.images)), task)
                 out[order[start : start + len(batch.index)]] = probs.cpu().numpy()
                 start += len(batch.index)
         return out
@@ -243,15 +255,22 @@ class Trainer:
             losses, seconds = self._train_epoch(epoch, state, eta)
             probs = self.predict(self.val_index)
             y, codes = self.cohort.labels[self.val_index], self.groups.codes[self.val_index]
+            exits = [
+                score_exit(self.cohort.task, y, probs[:, e], codes, self.groups.n_groups) for e in range(probs.shape[1])
+            ]
+            final = exits[-1]
             record = EpochRecord(
                 epoch=epoch,
                 losses=losses,
-                val_auc=auc(y, probs[:, -1]),
-                val_pfd=pfd(positive_fractions(y, probs[:, -1], codes, self.groups.n_groups)),
-                val_exit_auc=[auc(y, probs[:, e]) for e in range(probs.shape[1])],
+                val_auc=final.auc,
+                val_pfd=final.pfd,
+                val_exit_auc=[e.auc for e in exits],
                 lr=self.optimizer.param_groups[0]["lr"],
                 seconds=seconds,
                 images_per_s=self.steps_per_epoch * cfg.batch_size / max(seconds, 1e-9),
+                val_accuracy=final.accuracy,
+                val_macro_f1=final.macro_f1,
+                val_eopp1=final.eopp1,
             )
             self.scheduler.step()
             state.history.append(record)
@@ -281,6 +300,9 @@ class Trainer:
             eta_s=eta(state.step),
             val_auc=record.val_auc,
             val_pfd=record.val_pfd,
+            val_accuracy=record.val_accuracy,
+            val_macro_f1=record.val_macro_f1,
+            val_eopp1=record.val_eopp1,
             message="early stop" if state.stopped_early else "",
         )
 
@@ -288,7 +310,15 @@ class Trainer:
         cfg = self.config
         self.net.train()
         rng = np.random.default_rng([cfg.seed, epoch])
-        batches = stratified_batches(self.train_index, self.cohort.labels, self.groups.codes, cfg.batch_size, rng)
+        batches = stratified_batches(
+            self.train_index,
+            self.strata,
+            self.groups.codes,
+            cfg.batch_size,
+            rng,
+            prioritised=prioritised_labels(self.cohort.task),
+            class_balanced=cfg.class_balanced,
+        )
         sums: dict[str, torch.Tensor] = {}
         epoch_start = last_report = time.monotonic()
         for i, batch in enumerate(self.reader.iterate(batches)):

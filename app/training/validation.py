@@ -16,6 +16,7 @@ from app.cohorts.cache import CohortArrays
 from app.cohorts.groupings import grouping_problems
 from app.core.error_list import capped
 from app.core.errors import InputError
+from app.modelpkg.task import Task
 from app.training.config import MIN_IMAGE_SIZE, TrainingConfig
 from app.training.folds import apply_fold_plan, fold_plan_problems
 from app.training.groups import encode_groups
@@ -57,14 +58,7 @@ def _cohort_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[
     if size < MIN_IMAGE_SIZE[config.backbone]:
         problem("image_size", f"{config.backbone} needs images of at least {MIN_IMAGE_SIZE[config.backbone]}px")
 
-    for split in SPLITS:
-        labels = cohort.labels[cohort.split == split]
-        if len(labels) == 0:
-            problem("cohort", f"the {split} split is empty")
-        elif not (labels == 1).any():
-            problem("cohort", f"the {split} split has no positives")
-        elif not (labels == 0).any():
-            problem("cohort", f"the {split} split has no negatives")
+    problems += task_problems(config, cohort)
 
     n_train = int((cohort.split == "train").sum())
     if config.batch_size > n_train:
@@ -98,10 +92,76 @@ def _cohort_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[
                 f"report_intersections.{i}", f"names {what}; the cohort has: {', '.join(sorted(cohort.attributes))}"
             )
 
-    problems += _constraint_problems(config, cohort)
+    if cohort.task.kind == "binary":  # other tasks refuse a constraint in task_problems
+        problems += _constraint_problems(config, cohort)
     weights = config.pretrained_weights
     if weights is not None and weights.is_absolute() and not weights.is_file():  # relative: caller resolves
         problem("pretrained_weights", f"no file at {weights}")
+    return problems
+
+
+def task_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[str, str]]:
+    """Every split holds what the task needs, the labels fit the task, and no option of another task is
+    set. Binary: positives and negatives in every split. Multiclass: every class has a training example
+    (a head for a class never seen cannot be trained or thresholded), val and test are non-empty.
+    Multilabel: every finding has a known positive and negative in training, no row lacks every finding."""
+    task, labels = cohort.task, cohort.labels
+    problems = [
+        {"field": name, "message": f"{name} applies to multiclass cohorts only; this cohort's task is {task.kind}"}
+        for name in ("class_balanced", "class_thresholds")
+        if getattr(config, name) and task.kind != "multiclass"
+    ]
+    if task.kind != "binary" and config.threshold_constraint is not None:
+        message = f"threshold_constraint applies to binary cohorts only; this cohort's task is {task.kind}"
+        problems.append({"field": "threshold_constraint", "message": message})
+    if task.kind == "multiclass" and config.threshold_rule != "youden":
+        message = "a multiclass decision is argmax (or class_thresholds), chosen by no threshold_rule"
+        problems.append({"field": "threshold_rule", "message": message})
+    shape = (len(cohort.split),) if task.kind != "multilabel" else (len(cohort.split), task.width)
+    if labels.shape != shape:
+        return [
+            *problems,
+            {"field": "cohort", "message": f"labels have shape {labels.shape}, the {task.kind} task {shape}"},
+        ]
+    allowed = {"binary": (0, 1), "multiclass": tuple(range(task.width)), "multilabel": (-1, 0, 1)}[task.kind]
+    outside = np.flatnonzero(~np.isin(labels, allowed).reshape(len(labels), -1).all(axis=1))
+    if len(outside):
+        row = int(outside[0])
+        message = f"item {cohort.item_ids[row]} (row {row}) has label {labels[row].tolist()}, outside {list(allowed)}"
+        return [*problems, {"field": "cohort", "message": message}]
+    for split in SPLITS:
+        part = labels[cohort.split == split]
+        if len(part) == 0:
+            problems.append({"field": "cohort", "message": f"the {split} split is empty"})
+        elif task.kind == "binary":
+            if not (part == 1).any():
+                problems.append({"field": "cohort", "message": f"the {split} split has no positives"})
+            elif not (part == 0).any():
+                problems.append({"field": "cohort", "message": f"the {split} split has no negatives"})
+        elif split == "train":
+            problems += _training_label_problems(task, part)
+    if task.kind == "multilabel":
+        blank = np.flatnonzero((labels < 0).all(axis=1))
+        if len(blank):
+            row = int(blank[0])
+            message = f"item {cohort.item_ids[row]} (row {row}) and {len(blank) - 1} more have every finding unknown"
+            problems.append({"field": "cohort", "message": message})
+    return problems
+
+
+def _training_label_problems(task: Task, labels: np.ndarray) -> list[dict[str, str]]:
+    if task.kind == "multiclass":
+        counts = np.bincount(labels.astype(np.int64), minlength=task.width)
+        return [
+            {"field": "cohort", "message": f"class {name!r} has no example in the training split"}
+            for name, n in zip(task.classes, counts, strict=True)
+            if n == 0
+        ]
+    problems = []
+    for f, name in enumerate(task.classes):
+        for value, what in ((1, "positive"), (0, "negative")):
+            if not (labels[:, f] == value).any():
+                problems.append({"field": "cohort", "message": f"finding {name!r} has no {what} in the training split"})
     return problems
 
 

@@ -1,5 +1,6 @@
 """The external-validation job: run a registered model version on another cohort and store the
-evaluation. Inference uses the model's own ONNX full graph and ``model.json``, so the numbers describe
+evaluation. Inference uses the model's own ONNX full graph and ``model.json`` (probabilities per
+its task: sigmoid, softmax or per-finding sigmoid; the cohort's task must be the model's), so the numbers describe
 the model as it is served: ``model.json`` is checked against the hash its registration stored, the
 full graph against ``model.json``, and ONNX Runtime runs the very bytes that were checked (a file
 replaced on disk after the check is never what runs)."""
@@ -20,7 +21,8 @@ from app.fairness.evaluation import evaluate_predictions, intersections_to_repor
 from app.fairness.storage import store_evaluation
 from app.jobs.context import Completion, JobContext
 from app.modelpkg.folder import verify_manifest
-from app.modelpkg.onnx_chain import make_session, sigmoid
+from app.modelpkg.onnx_chain import make_session
+from app.modelpkg.outputs import probabilities
 from app.serving.models import ModelVersion
 from app.training.run import cohort_predictions
 
@@ -42,7 +44,13 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
     session = make_session(verified.read_files([full.file])[full.file])
     # the model's own training groupings too; on another cohort a value they do not map is missing
     arrays = load_cohort_arrays(cache_dir(ctx.settings, cohort_id)).with_groupings(groupings)
-    wanted = manifest.input
+    wanted, task = manifest.input, manifest.task
+    if arrays.task != task:
+        raise InputError(
+            f"model {model_id} predicts a {task.kind} task ({', '.join(task.classes) or 'label 1'}); cohort "
+            f"{cohort_id} is {arrays.task.kind} ({', '.join(arrays.task.classes) or 'label 1'}): the classes "
+            "and their order must be the same"
+        )
     if (arrays.channels, arrays.image_size) != (wanted.channels, wanted.height):
         raise InputError(
             f"model {model_id} takes {wanted.height} px images with {wanted.channels} channel(s); cohort "
@@ -56,15 +64,14 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
         ctx.check_cancel()
         batch = manifest.preprocessing.normalise(np.asarray(arrays.images[index[start : start + BATCH]]))
         (logits,) = session.run(list(full.outputs), {full.inputs[0]: batch})
-        probs.append(sigmoid(logits))
+        probs.append(probabilities(task.kind, logits))
         ctx.progress({"done": start + len(batch), "total": len(index), "fraction": (start + len(batch)) / len(index)})
     scores = np.concatenate(probs)
-    assert manifest.operating_threshold is not None, "binary models only until multiclass evaluation lands"
-    predictions = cohort_predictions(
-        arrays, index, scores, manifest.operating_threshold, manifest.exit_thresholds, manifest.exit_costs
-    )
+    operating = manifest.decision if manifest.decision is not None else manifest.operating_threshold
+    assert operating is not None, "model.json gives a binary model a threshold and any other a decision"
+    predictions = cohort_predictions(arrays, index, scores, operating, manifest.exit_thresholds, manifest.exit_costs)
     outcome = evaluate_predictions(
-        predictions,
+        predictions,  # type: ignore[arg-type, unused-ignore]  # any task, once the service takes them
         attributes=list(arrays.attributes),
         settings=ctx.settings,
         intersections=intersections_to_report(attributes, ctx.config.get("report_intersections"), trained),
@@ -78,7 +85,7 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
             organisation_id=ctx.organisation_id,
             kind="external",
             name=f"{model_id} on {cohort_id} ({split})",
-            predictions=predictions,
+            predictions=predictions,  # type: ignore[arg-type, unused-ignore]  # as above
             report=outcome.report,
             rows=outcome.rows,
             metric_definition_version=outcome.version,

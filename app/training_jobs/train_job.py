@@ -29,7 +29,7 @@ from app.jobs.models import Job
 from app.serving.models import ModelVersion
 from app.training import progress as training_progress
 from app.training.config import FoldPlan, TrainingConfig
-from app.training.run import run_training
+from app.training.run import TrainingResult, run_training
 
 
 def training_fields(config: dict[str, Any]) -> dict[str, Any]:
@@ -65,10 +65,30 @@ def _progress_reporter(ctx: JobContext) -> training_progress.ProgressCallback:
             "message": event.message,
             "fraction": event.step / event.total_steps if event.total_steps else 0.0,
         }
+        multiclass = {
+            "val_accuracy": event.val_accuracy,
+            "val_macro_f1": event.val_macro_f1,
+            "val_eopp1": event.val_eopp1,
+        }
+        data |= {name: _finite(value) for name, value in multiclass.items() if value is not None}
         history = data if event.phase == "validate" else None
         ctx.progress(data, history_entry=history, force=event.phase not in ("train",))
 
     return report
+
+
+def _thresholds(result: TrainingResult) -> dict[str, Any]:
+    """The model version's thresholds as registered: the binary operating threshold and its rule, the
+    exits' θ, and for a multiclass or multilabel model its decision (``model.json``'s ``decision``)."""
+    rule, decision = result.manifest.operating_threshold_rule, result.manifest.decision
+    thresholds: dict[str, Any] = {
+        "operating": result.operating_threshold,
+        "exits": result.exit_thresholds,
+        "rule": rule.model_dump(mode="json") if rule else None,
+    }
+    if decision is not None:
+        thresholds["decision"] = decision.model_dump(mode="json")
+    return thresholds
 
 
 def run_training_job(ctx: JobContext) -> Completion:
@@ -99,7 +119,7 @@ def run_training_job(ctx: JobContext) -> Completion:
     ctx.progress({"phase": "report", "message": "computing the fairness report", "fraction": 1.0}, force=True)
     trained = list(ctx.config["sensitive_attributes"])
     evaluation = evaluate_predictions(
-        result.test_predictions,
+        result.test_predictions,  # type: ignore[arg-type, unused-ignore]  # any task, once the service takes them
         attributes=list(result.test_predictions.groups),  # the cohort's, then the groupings' derived ones
         settings=ctx.settings,
         seed=int(ctx.config.get("seed", 0)),
@@ -126,11 +146,7 @@ def run_training_job(ctx: JobContext) -> Completion:
             path=version,
             sha256=result.manifest_sha256,
             files={name: entry.sha256 for name, entry in result.manifest.files.items()},
-            thresholds={
-                "operating": result.operating_threshold,
-                "exits": result.exit_thresholds,
-                "rule": rule.model_dump(mode="json") if (rule := result.manifest.operating_threshold_rule) else None,
-            },
+            thresholds=_thresholds(result),
             config=dict(ctx.config),
             stage="candidate",
         )
@@ -142,7 +158,7 @@ def run_training_job(ctx: JobContext) -> Completion:
             organisation_id=ctx.organisation_id,
             kind="training",
             name=f"{ctx.config['method']} on {ctx.cohort_id} ({split if split != 'test' else 'test split'})",
-            predictions=result.test_predictions,
+            predictions=result.test_predictions,  # type: ignore[arg-type, unused-ignore]  # as above
             report=evaluation.report,
             rows=evaluation.rows,
             metric_definition_version=evaluation.version,

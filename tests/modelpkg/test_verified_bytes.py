@@ -30,6 +30,7 @@ from app.modelpkg.errors import TamperedModelError
 from app.modelpkg.folder import verify_manifest
 from app.modelpkg.onnx_chain import CPU, make_session, sigmoid
 from app.modelpkg.preprocessing import Preprocessing
+from app.modelpkg.task import Task
 from app.serving.integrity import RefusedModelError
 from app.serving.models import ModelVersion
 from app.serving.runtime import ModelCache, ModelFiles, load_model
@@ -241,4 +242,23 @@ def test_the_evaluation_job_refuses_a_cohort_of_another_shape(
     with pytest.raises(
         InputError, match=r"takes 16 px images with 3 channel\(s\); cohort \S+ holds 16 px images with 1"
     ):
+        evaluate_job.run_evaluation_job(_context(session_factory, settings, organisation_id, config))
+
+
+@pytest.fixture(scope="module")
+def three_classes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ExportedModel]:
+    folder = tmp_path_factory.mktemp("classes") / "mdl_classes"
+    return folder, export_tiny(folder, task=Task(kind="multiclass", classes=["a", "b", "c"]), multi_exit=False)
+
+
+def test_the_evaluation_job_refuses_a_cohort_of_another_task(
+    three_classes: tuple[Path, ExportedModel], settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """A three-class model on a binary cohort: the classes, not only the image shape, must match."""
+    source, exported = three_classes
+    folder = settings.model_dir / source.name
+    shutil.copytree(source, folder)
+    organisation_id, cohort_id = _register(session_factory, settings, folder, exported)
+    config = {"model_version_id": folder.name, "cohort_id": cohort_id, "split": "test"}
+    with pytest.raises(InputError, match=r"predicts a multiclass task \(a, b, c\); cohort \S+ is binary"):
         evaluate_job.run_evaluation_job(_context(session_factory, settings, organisation_id, config))
