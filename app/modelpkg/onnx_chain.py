@@ -21,6 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from app.modelpkg.manifest import GraphSpec
+from app.modelpkg.outputs import probabilities
 from app.modelpkg.task import BINARY, Task, TaskKind, exit_confidence
 
 CPU = "CPUExecutionProvider"
@@ -48,23 +49,6 @@ def make_session(model: bytes, threads: int | None = None, providers: Sequence[s
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     return ort.InferenceSession(model, options, providers=list(providers))
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, in float64 so that each row sums to 1 within 1e-12."""
-    z = np.asarray(x, dtype=np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def probabilities(kind: TaskKind, logits: np.ndarray) -> np.ndarray:
-    """A graph's logits as probabilities (``app.modelpkg.task``): softmax over the classes for a
-    multiclass task, else a sigmoid per logit (the binary label, or each finding)."""
-    return softmax(logits) if kind == "multiclass" else sigmoid(logits)
 
 
 class StageSession(Protocol):

@@ -15,14 +15,22 @@ import numpy as np
 from app.modelpkg.task import TaskKind, exit_confidence
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in float64 so that each row sums to 1 within 1e-12."""
+    z = np.asarray(x, dtype=np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def probabilities(kind: TaskKind, logits: np.ndarray) -> np.ndarray:
-    """Sigmoid (binary, and each finding of a multilabel task) or softmax over the last axis (multiclass),
-    in the logits' own float type (``onnx_chain.sigmoid``'s formula, so binary numbers are unchanged)."""
-    x = np.asarray(logits)
-    if kind != "multiclass":
-        return 0.5 * (1.0 + np.tanh(0.5 * x))
-    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    """A graph's logits as probabilities (``app.modelpkg.task``): softmax over the classes for a
+    multiclass task, else a sigmoid per logit (the binary label, or each finding) in the logits' own
+    float type, so binary numbers are what they always were."""
+    return softmax(logits) if kind == "multiclass" else sigmoid(np.asarray(logits))
 
 
 def exit_confidences(kind: TaskKind, exit_probs: np.ndarray) -> np.ndarray:

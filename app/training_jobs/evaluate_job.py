@@ -71,7 +71,7 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
     assert operating is not None, "model.json gives a binary model a threshold and any other a decision"
     predictions = cohort_predictions(arrays, index, scores, operating, manifest.exit_thresholds, manifest.exit_costs)
     outcome = evaluate_predictions(
-        predictions,  # type: ignore[arg-type, unused-ignore]  # any task, once the service takes them
+        predictions,
         attributes=list(arrays.attributes),
         settings=ctx.settings,
         intersections=intersections_to_report(attributes, ctx.config.get("report_intersections"), trained),
@@ -85,7 +85,7 @@ def run_evaluation_job(ctx: JobContext) -> Completion:
             organisation_id=ctx.organisation_id,
             kind="external",
             name=f"{model_id} on {cohort_id} ({split})",
-            predictions=predictions,  # type: ignore[arg-type, unused-ignore]  # as above
+            predictions=predictions,
             report=outcome.report,
             rows=outcome.rows,
             metric_definition_version=outcome.version,

@@ -119,7 +119,7 @@ def run_training_job(ctx: JobContext) -> Completion:
     ctx.progress({"phase": "report", "message": "computing the fairness report", "fraction": 1.0}, force=True)
     trained = list(ctx.config["sensitive_attributes"])
     evaluation = evaluate_predictions(
-        result.test_predictions,  # type: ignore[arg-type, unused-ignore]  # any task, once the service takes them
+        result.test_predictions,
         attributes=list(result.test_predictions.groups),  # the cohort's, then the groupings' derived ones
         settings=ctx.settings,
         seed=int(ctx.config.get("seed", 0)),
@@ -158,7 +158,7 @@ def run_training_job(ctx: JobContext) -> Completion:
             organisation_id=ctx.organisation_id,
             kind="training",
             name=f"{ctx.config['method']} on {ctx.cohort_id} ({split if split != 'test' else 'test split'})",
-            predictions=result.test_predictions,  # type: ignore[arg-type, unused-ignore]  # as above
+            predictions=result.test_predictions,
             report=evaluation.report,
             rows=evaluation.rows,
             metric_definition_version=evaluation.version,

@@ -28,7 +28,8 @@ from app.jobs import state
 from app.jobs.context import JobContext
 from app.modelpkg.errors import TamperedModelError
 from app.modelpkg.folder import verify_manifest
-from app.modelpkg.onnx_chain import CPU, make_session, sigmoid
+from app.modelpkg.onnx_chain import CPU, make_session
+from app.modelpkg.outputs import sigmoid
 from app.modelpkg.preprocessing import Preprocessing
 from app.modelpkg.task import Task
 from app.serving.integrity import RefusedModelError
