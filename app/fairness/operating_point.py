@@ -29,6 +29,17 @@ def threshold_record(evaluation: Evaluation, model: ModelVersion | None) -> dict
     return None
 
 
+def finding_threshold_records(evaluation: Evaluation, model: ModelVersion | None) -> dict[str, Any] | None:
+    """A trained multi-label model's record of each finding's threshold choice (finding -> the
+    ``ThresholdRule`` in its ``decision``); ``None`` for other reports (an audit keeps each finding's
+    rule in that finding's report config)."""
+    report = evaluation.report or {}
+    rules = ((model.thresholds.get("decision") or {}).get("threshold_rules") if model is not None else None) or []
+    if report.get("task") != "multilabel" or len(rules) != len(report.get("findings", [])):
+        return None
+    return {finding: dict(rule) for finding, rule in zip(report["findings"], rules, strict=True)}
+
+
 def describe_rule(record: Mapping[str, Any] | None, threshold_source: str | None = None) -> str:
     """The rule in words, e.g. "best Youden's J with FPR spread ≤ 0.1 … across skin_type; band met"."""
     if record is None:

@@ -136,6 +136,7 @@ def evaluation_report(evaluation_id: str, principal: Reader, session: ReadSessio
             metadata=service.report_metadata(session, evaluation),
             threshold_rule=service.threshold_record_of(session, stored),
             related=service.related_pages(session, stored),
+            finding_threshold_rules=service.finding_threshold_records_of(session, stored),
         )
     )
 

@@ -25,7 +25,7 @@ from app.fairness.engine.inputs import AnyPredictionSet
 from app.fairness.engine.report import METRIC_DEFINITION_VERSION
 from app.fairness.evaluation import EvaluationOutcome, check_same_task, evaluate_predictions, intersections_to_report
 from app.fairness.models import Evaluation
-from app.fairness.operating_point import threshold_record
+from app.fairness.operating_point import finding_threshold_records, threshold_record
 from app.fairness.predictions_csv import PredictionsCsv
 from app.fairness.repository import EVALUATIONS
 from app.fairness.schemas import (
@@ -127,6 +127,12 @@ def threshold_record_of(session: Session, evaluation: Evaluation) -> dict[str, A
     """How the evaluation's operating threshold was chosen (``app.fairness.operating_point``)."""
     model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None
     return threshold_record(evaluation, model)
+
+
+def finding_threshold_records_of(session: Session, evaluation: Evaluation) -> dict[str, Any] | None:
+    """How a trained multi-label model chose each finding's threshold (``app.fairness.operating_point``)."""
+    model = session.get(ModelVersion, evaluation.model_version_id) if evaluation.model_version_id else None
+    return finding_threshold_records(evaluation, model)
 
 
 def _parse_audit_config(raw: str) -> AuditConfig:

@@ -48,7 +48,8 @@ def _field_problems(problems: list[dict[str, str]], prefix: str) -> list[dict[st
 
 
 def _config_list_problems(body: StudyCreate) -> list[dict[str, str]]:
-    """Configs that do not belong in one study: another cohort, a fold plan of their own, a duplicate."""
+    """Configs that do not belong in one study: another cohort, a fold plan of their own, a duplicate,
+    per-class thresholds (pooling needs one decision rule)."""
     problems = []
     seen: dict[str, int] = {}
     for i, config in enumerate(body.configs):
@@ -67,6 +68,14 @@ def _config_list_problems(body: StudyCreate) -> list[dict[str, str]]:
         seen.setdefault(key, i)
         if config.seed + body.seeds - 1 > MAX_SEED:
             problems.append({"field": f"configs.{i}.seed", "message": f"seed + {body.seeds - 1} exceeds {MAX_SEED}"})
+        if TrainingConfig.model_validate(config.training_config()).class_thresholds:
+            problems.append(
+                {
+                    "field": f"configs.{i}.class_thresholds",
+                    "message": "each fold model would fit its own class thresholds, and pooled out-of-fold "
+                    "predictions are judged by one decision rule: use argmax (class_thresholds false) in a study",
+                }
+            )
     return problems
 
 

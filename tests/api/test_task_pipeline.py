@@ -115,6 +115,7 @@ def test_a_multilabel_cohort_trains_reports_each_finding_and_serves_decisions(
         assert report["per_finding"][name]["population"]["n"] == report["population"]["per_finding"][name]["n"]
     page = client.get(f"/v1/evaluations/{evaluation['id']}/report", headers=headers)
     assert page.status_code == 200 and all(name in page.text for name in findings)
+    assert page.text.count("Youden&#39;s J (largest TPR − FPR), chosen on the validation split") >= len(findings)
 
     images = first_images(archive, 2, ".dcm")
     body = predict(client, headers, job["result"]["model_version_id"], images, [{"sex": "female"}] * len(images))

@@ -45,6 +45,10 @@ def test_bad_studies_are_refused_naming_the_problem_and_leave_nothing(client, ke
             "configs.0.fold_plan",
         ),
         "too many jobs": (study_body(cohort_id, folds=5, seeds=7, final_models=True), "FAIRAUDIT_MAX_STUDY_JOBS"),
+        "per-class thresholds per fold": (
+            study_body(cohort_id, configs=[REFERENCE, {**CANDIDATE, "class_thresholds": True}]),
+            "configs.1.class_thresholds",
+        ),
     }
     for case, (body, named) in cases.items():
         response = client.post("/v1/studies", headers=headers, json=body)
