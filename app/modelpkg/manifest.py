@@ -146,7 +146,10 @@ class ValidationSummary(Section):
 
 class EpochSummary(Section):
     epoch: int = Field(ge=0)
-    losses: dict[str, float | None] = Field(description='mean per term: "bce" (multiclass "ce"), "hinge", "total"')
+    losses: dict[str, float | None] = Field(
+        description='mean per term: "bce" (multiclass "ce"), one per fairness term ("hinge" for pairwise_eo, '
+        '"hsic", "mfd"), "total"'
+    )
     val_auc: float | None
     val_pfd: float | None
     val_exit_auc: list[float | None]
@@ -156,6 +159,14 @@ class EpochSummary(Section):
     val_accuracy: float | None = Field(default=None, description="multiclass: final exit, argmax; else null")
     val_macro_f1: float | None = Field(default=None, description="multiclass: final exit, argmax; else null")
     val_eopp1: float | None = Field(default=None, description="multiclass: final exit, training groups; else null")
+
+
+class TermRecord(Section):
+    """A fairness term a run trained with (docs/methods.md, "Fairness terms")."""
+
+    name: str = Field(description="pairwise_eo, hsic or mfd")
+    weight: float = Field(description="λ: the term's loss is added as λ · loss at every trained exit")
+    settings: dict[str, JsonValue] = Field(default_factory=dict, description="the term's own settings")
 
 
 class TrainingRecord(Section):
@@ -175,6 +186,11 @@ class TrainingRecord(Section):
         description="multiclass/multilabel with a pairwise method: how the binary hinge was extended "
         "(one-vs-rest, hinges averaged; not in the paper); else null",
     )
+    terms: list[TermRecord] = Field(
+        default_factory=list,
+        description="the fairness terms trained with (absent in files written before terms existed: "
+        "read from the config's method then)",
+    )
 
 
 class ModelDescription(Section):
@@ -191,7 +207,10 @@ class ModelDescription(Section):
     format_version: Literal[1] = Field(description="this layout; readers refuse others")
     version: str = Field(min_length=1, description="the model version id (the folder's name)")
     created_at: AwareDatetime = Field(description="when the folder was written (UTC)")
-    method: str = Field(description="erm, pairwise_eo, fair_multi_exit or fair_multi_exit_pairwise_eo")
+    method: str = Field(
+        description="erm, pairwise_eo, fair_multi_exit or fair_multi_exit_pairwise_eo, or for a run given as "
+        "terms multi_exit+<terms> / single_exit+<terms> (e.g. multi_exit+hsic)"
+    )
     task: Task = Field(default_factory=Task, description="binary when absent (files written before it existed)")
     architecture: Architecture
     input: InputSpec

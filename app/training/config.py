@@ -1,6 +1,11 @@
 """The training configuration: every knob of a run, validated on its own (no cohort needed).
 
-Imports no torch, so the API can validate requests without loading the training stack.
+Imports no torch, so the API can validate requests without loading the training stack (a config
+naming a fairness term imports that term's module, ``app.training.terms``).
+
+A run is a backbone, ``multi_exit``, exit weights and a list of fairness ``terms``. The four method
+names are aliases that expand to that form (``METHOD_ALIASES``); a config given in the expanded form
+gets a descriptive ``method`` (``ALIAS_OF`` / ``composite_method``) so every run still has a name.
 
 Checks that need the cohort (attributes exist, splits have both classes, image size) live in
 ``app.training.validation``; this module only rejects configs that are wrong whatever the data.
@@ -9,9 +14,19 @@ Checks that need the cohort (attributes exist, splits have both classes, image s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from app.cohorts.groupings import MAX_GROUPINGS, Grouping
 from app.core.fields import ReportIntersections, Seed
@@ -22,13 +37,46 @@ from app.modelpkg.threshold_rule import (
     raise_field_errors,
     rule_field_errors,
 )
+from app.training.terms import TermConfig, get_term, parse_term
 
-Method = Literal["erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairwise_eo"]
 Backbone = Literal["resnet18", "vgg11", "small"]
 
 METHODS: tuple[str, ...] = ("erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairwise_eo")
-PAIRWISE_METHODS = frozenset({"pairwise_eo", "fair_multi_exit_pairwise_eo"})
-MULTI_EXIT_METHODS = frozenset({"fair_multi_exit", "fair_multi_exit_pairwise_eo"})
+#: Each method name is an alias: (multi_exit, term names); a pairwise_eo term's λ is ``fairness_weight``.
+METHOD_ALIASES: dict[str, tuple[bool, tuple[str, ...]]] = {
+    "erm": (False, ()),
+    "pairwise_eo": (False, ("pairwise_eo",)),
+    "fair_multi_exit": (True, ()),
+    "fair_multi_exit_pairwise_eo": (True, ("pairwise_eo",)),
+}
+ALIAS_OF = {form: name for name, form in METHOD_ALIASES.items()}
+
+
+def composite_method(multi_exit: bool, term_names: tuple[str, ...]) -> str:
+    """The method name of a run: its alias when it has one, else e.g. ``multi_exit+hsic`` or
+    ``single_exit+mfd``."""
+    alias = ALIAS_OF.get((multi_exit, term_names))
+    return alias or "+".join(("multi_exit" if multi_exit else "single_exit", *term_names))
+
+
+def _expand_method(data: dict[str, Any]) -> dict[str, Any]:
+    """Fill ``multi_exit``, ``terms`` and ``method`` from whichever form the request used, refusing a
+    ``method`` that contradicts the other two and a ``fairness_weight`` that contradicts a pairwise_eo
+    term's weight (a config dumped and validated again is unchanged)."""
+    method = data.get("method")
+    if method is not None and not isinstance(method, str):
+        return data  # the field's own validation reports it
+    alias = METHOD_ALIASES.get(method or "erm")
+    expanded = "terms" not in data and "multi_exit" not in data
+    if expanded and alias is None:
+        return data  # an unknown method: its field validator names it
+    if expanded:
+        weight = data.get("fairness_weight", 1.0)
+        data = {**data, "multi_exit": alias[0], "terms": [{"name": n, "weight": weight} for n in alias[1]]}
+    elif alias is not None and method is not None:
+        data = {"multi_exit": alias[0], **data}
+    return data
+
 
 #: Every backbone has four stages; multi-exit models put an IC after each plus the final head (5 exits).
 MULTI_EXIT_COUNT = 5
@@ -101,7 +149,21 @@ class TrainingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    method: Method = "erm"
+    method: str = Field(
+        default="erm",
+        description="an alias (erm, pairwise_eo, fair_multi_exit, fair_multi_exit_pairwise_eo) for multi_exit + "
+        "terms; with multi_exit and terms given it may be left out (a descriptive name is filled in)",
+    )
+    multi_exit: bool = Field(default=False, description="an internal classifier after each stage (5 exits)")
+    terms: list[SerializeAsAny[TermConfig]] = Field(
+        default_factory=list,
+        max_length=8,
+        description='fairness terms added at every trained exit, e.g. [{"name": "hsic", "weight": 0.5}]; '
+        "names: pairwise_eo, hsic, mfd (docs/methods.md)",
+    )
+    keep_weights: bool = Field(
+        default=False, description="also keep the PyTorch weights (weights.pt) so the model can be an mfd teacher"
+    )
     sensitive_attributes: list[str] = Field(
         min_length=1,
         max_length=4,
@@ -126,7 +188,9 @@ class TrainingConfig(BaseModel):
     lr_step_epochs: int = Field(default=10, ge=1, description="step schedule: epochs between decays")
     lr_gamma: float = Field(default=0.1, gt=0, le=1, description="step schedule: decay factor")
     seed: Seed = 0
-    fairness_weight: float = Field(default=1.0, ge=0, le=100, description="λ of the pairwise-EO hinge")
+    fairness_weight: float = Field(
+        default=1.0, ge=0, le=100, description="λ of the pairwise-EO hinge (the pairwise_eo term's weight)"
+    )
     rank_only: bool = Field(default=False, description="train the hinge alone, as Lin et al. do")
     exit_weights: list[float] | None = Field(default=None, description="None: the paper's defaults")
     augment: Augmentation = Augmentation()
@@ -161,6 +225,35 @@ class TrainingConfig(BaseModel):
         default=None, description="train on one fold of a K-fold split instead of the cohort's stored split"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_alias(cls, data: Any) -> Any:
+        return _expand_method(data) if isinstance(data, dict) else data
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHOD_ALIASES and not value.startswith(("multi_exit+", "single_exit+")):
+            raise ValueError(f"unknown method {value!r}; known: {', '.join(METHODS)}, or give multi_exit and terms")
+        return value
+
+    @field_validator("terms", mode="before")
+    @classmethod
+    def _registered_terms(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        terms = []
+        for i, item in enumerate(value):
+            try:
+                terms.append(parse_term(item))
+            except ValidationError as exc:
+                where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+                raise PydanticCustomError("term", "terms.{i}: {where}", {"i": i, "where": where}) from None
+        names = [t.name for t in terms]
+        if len(set(names)) != len(names):
+            raise PydanticCustomError("term", "each term may be named once")
+        return terms
+
     @field_validator("sensitive_attributes", mode="before")
     @classmethod
     def _one_attribute_as_list(cls, value: object) -> object:
@@ -189,8 +282,20 @@ class TrainingConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingConfig:
-        if self.rank_only and self.method not in PAIRWISE_METHODS:
-            raise ValueError("rank_only needs a pairwise method (pairwise_eo, fair_multi_exit_pairwise_eo)")
+        derived = composite_method(self.multi_exit, self.term_names)
+        if self.method != derived:
+            if "method" in self.model_fields_set:
+                raise ValueError(
+                    f"method {self.method!r} does not match multi_exit and terms ({derived}); leave it out"
+                )
+            object.__setattr__(self, "method", derived)  # a descriptive name for a config given as terms
+        pairwise = next((t for t in self.terms if t.name == "pairwise_eo"), None)
+        if pairwise is not None and pairwise.weight != self.fairness_weight:
+            if "fairness_weight" in self.model_fields_set:
+                raise ValueError("fairness_weight is the pairwise_eo term's weight; give one of them, or both equal")
+            object.__setattr__(self, "fairness_weight", pairwise.weight)
+        if self.rank_only and not self.pairwise:
+            raise ValueError("rank_only needs a pairwise_eo term (methods pairwise_eo, fair_multi_exit_pairwise_eo)")
         raise_field_errors(
             "TrainingConfig",
             rule_field_errors(
@@ -198,7 +303,7 @@ class TrainingConfig(BaseModel):
             ),
         )
         if self.exit_weights is not None:
-            if self.method not in MULTI_EXIT_METHODS:
+            if not self.multi_exit:
                 raise ValueError("exit_weights apply to multi-exit methods only")
             if len(self.exit_weights) != MULTI_EXIT_COUNT:
                 raise ValueError(f"exit_weights needs {MULTI_EXIT_COUNT} values (4 ICs + final head)")
@@ -207,8 +312,14 @@ class TrainingConfig(BaseModel):
         return self
 
     @property
-    def multi_exit(self) -> bool:
-        return self.method in MULTI_EXIT_METHODS
+    def term_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.terms)
+
+    @property
+    def teacher_model_version_id(self) -> str | None:
+        """The model version an mfd term distils from, if the run has one."""
+        teacher = next((t for t in self.terms if get_term(t.name).needs_teacher), None)
+        return None if teacher is None else str(teacher.teacher_model_version_id)
 
     @property
     def threshold_group_attributes(self) -> list[str]:
@@ -217,7 +328,7 @@ class TrainingConfig(BaseModel):
 
     @property
     def pairwise(self) -> bool:
-        return self.method in PAIRWISE_METHODS
+        return "pairwise_eo" in self.term_names
 
     def resolved_exit_weights(self) -> tuple[float, ...]:
         """Loss weight per exit of the network this method trains (one for single-exit methods)."""

@@ -71,6 +71,7 @@ from app.modelpkg.task import TaskKind
 from app.modelpkg.threshold_rule import ThresholdRule
 from app.training.networks import MultiExitNet, exit_costs
 from app.training.networks import probabilities as torch_probabilities
+from app.training.teacher import save_weights
 
 IC_HEAD = "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, global avg-pool, linear(32->{w})"
 FINAL_HEAD = "global avg-pool, linear(C->{w})"
@@ -250,12 +251,18 @@ def _diff(kind: TaskKind, onnx_logits: np.ndarray, torch_probs: np.ndarray) -> f
 
 
 def export_model(
-    net: MultiExitNet, folder: Path, *, parity_images: np.ndarray, description: ModelDescription
+    net: MultiExitNet,
+    folder: Path,
+    *,
+    parity_images: np.ndarray,
+    description: ModelDescription,
+    keep_weights: bool = False,
 ) -> ExportedModel:
     """Write the graphs and ``model.json`` (``description`` + graphs, parity, hashes, versions) to ``folder``.
 
     ``parity_images``: normalised float32 NCHW samples (validation images) for the parity check, which
-    also checks the chained decisions with ``description.exit_thresholds``.
+    also checks the chained decisions with ``description.exit_thresholds``. ``keep_weights`` also
+    writes the PyTorch state dict (``weights.pt``, listed with its hash) so the model can be a teacher.
     """
     if folder.exists():
         raise ConflictError(f"model version folder {folder} already exists")
@@ -275,6 +282,8 @@ def export_model(
                 x = model.segment_features(j, x)
         _export(model, example, tmp / full_spec.file, full_spec)
         worst = _parity(model, tmp, parity_images, description.exit_thresholds)
+        if keep_weights:
+            save_weights(model, tmp)
         opset = {o.domain or "ai.onnx": o.version for o in onnx.load(str(tmp / full_spec.file)).opset_import}
         manifest = ModelManifest(
             **dict(description),

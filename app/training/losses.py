@@ -1,4 +1,5 @@
-"""Training objectives of the four methods (see docs/methods.md), for every task (app.modelpkg.task).
+"""Training objectives (see docs/methods.md), for every task (app.modelpkg.task): the fitting losses,
+the pairwise-EO hinge (the ``pairwise_eo`` term's loss) and the objective that adds a run's terms.
 
 The pairwise-EO hinge follows Lin et al. step by step, without the reference code's two slips: every
 group's positives get target 1 (the margin is the same 0.05 for all), and the "more than one group
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from app.modelpkg.task import TaskKind
+from app.training.terms import ExitBatch, TermConfig, get_term
 
 MARGIN = 0.05  # on probabilities, as in the paper
 
@@ -115,53 +117,72 @@ FIT_TERM: dict[str, str] = {"binary": "bce", "multiclass": "ce", "multilabel": "
 
 
 class Objective:
-    """Σ_i w_i · (fit_i + λ · hinge_i) over the network's exits; each method is a setting of it.
+    """Σ_i w_i · (fit_i + Σ_t λ_t · term_t,i) over the network's exits; every run is a setting of it.
 
-    fit: BCE (binary), cross-entropy (multiclass), per-finding BCE over known labels (multilabel);
-    hinge: Lin et al.'s pairwise-EO hinge, one-vs-rest and averaged for non-binary tasks.
-    ``erm``: one exit, no hinge. ``pairwise_eo``: one exit with the hinge. ``fair_multi_exit``: every
-    exit weighted, no hinge. ``fair_multi_exit_pairwise_eo``: every exit, each with its hinge.
-    ``rank_only`` drops the fitting terms (the paper's hinge-only setting). Exits of weight 0 are
-    skipped, so no gradient reaches their heads.
+    fit: BCE (binary), cross-entropy (multiclass), per-finding BCE over known labels (multilabel).
+    ``terms``: the run's fairness terms (``app.training.terms``), each added at every trained exit with
+    its weight λ. ``hinge=True`` with ``fairness_weight`` is the method aliases' shorthand for a
+    ``pairwise_eo`` term of that weight. ``rank_only`` drops the fitting terms (Lin et al.'s hinge-only
+    setting). Exits of weight 0 are skipped, so no gradient reaches their heads.
     """
 
     def __init__(
         self,
         exit_weights: Sequence[float],
         *,
-        fairness_weight: float,
-        hinge: bool,
         rank_only: bool,
         n_groups: int,
         kind: TaskKind = "binary",
+        terms: Sequence[TermConfig] = (),
+        fairness_weight: float = 1.0,
+        hinge: bool = False,
     ) -> None:
         self.active = [i for i, w in enumerate(exit_weights) if w > 0]
         self.weights = torch.tensor([exit_weights[i] for i in self.active], dtype=torch.float32)
-        self.fairness_weight = fairness_weight
-        self.hinge = hinge
+        if hinge:
+            terms = [*terms, get_term("pairwise_eo").settings(weight=fairness_weight)]
+        self.terms = [(config, get_term(config.name)) for config in terms]
         self.fit = not rank_only
         self.n_groups = n_groups
         self.kind = kind
 
-    def _exit_hinge(self, logits: Tensor, y: Tensor, groups: Tensor) -> Tensor:
-        if self.kind == "binary":
-            return pairwise_eo_hinge(logits, y, groups, self.n_groups)
-        return one_vs_rest_hinge(logits, y, groups, self.n_groups, self.kind)
+    @property
+    def needs_features(self) -> bool:
+        return any(term.needs_features for _, term in self.terms)
 
-    def __call__(self, logits: Tensor, y: Tensor, groups: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Total loss and its detached terms (already weighted) for progress reports."""
+    def __call__(
+        self,
+        logits: Tensor,
+        y: Tensor,
+        groups: Tensor,
+        features: Sequence[Tensor] | None = None,
+        teacher_features: Sequence[Tensor] | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Total loss and its detached terms (already weighted) for progress reports. ``features`` and
+        ``teacher_features``: one ``(N, D)`` tensor per exit of the network, when a term needs them."""
         logits = logits[:, self.active].float()
         w = self.weights.to(logits.device)
         total = logits.new_zeros(())
-        terms: dict[str, Tensor] = {}
+        reported: dict[str, Tensor] = {}
         if self.fit:
             fit = (w * _fit_per_exit(logits, y, self.kind)).sum()
             total = total + fit
-            terms[FIT_TERM[self.kind]] = fit.detach()
-        if self.hinge:
-            hinges = torch.stack([self._exit_hinge(logits[:, i], y, groups) for i in range(logits.shape[1])])
-            hinge = self.fairness_weight * (w * hinges).sum()
-            total = total + hinge
-            terms["hinge"] = hinge.detach()
-        terms["total"] = total.detach()
-        return total, terms
+            reported[FIT_TERM[self.kind]] = fit.detach()
+        for config, term in self.terms:
+            per_exit = []
+            for j, e in enumerate(self.active):
+                batch = ExitBatch(
+                    logits=logits[:, j],
+                    y=y,
+                    groups=groups,
+                    n_groups=self.n_groups,
+                    kind=self.kind,
+                    features=features[e] if features is not None else None,
+                    teacher_features=teacher_features[e] if teacher_features is not None else None,
+                )
+                per_exit.append(term.loss(config, batch))
+            loss = config.weight * (w * torch.stack(per_exit)).sum()
+            total = total + loss
+            reported[term.key] = loss.detach()
+        reported["total"] = total.detach()
+        return total, reported

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -41,10 +42,16 @@ class ICHead(nn.Module):
         self.conv2 = nn.Conv2d(64, 32, 3, padding=1)
         self.fc = nn.Linear(32, width)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.pool(torch.relu(self.conv1(x)))
-        x = torch.relu(self.conv2(x))
+    def embed(self, x: Tensor) -> Tensor:
+        """The features the fairness terms read at this exit: the first conv's output after pooling."""
+        return self.pool(torch.relu(self.conv1(x)))
+
+    def classify(self, features: Tensor) -> Tensor:
+        x = torch.relu(self.conv2(features))
         return self.fc(x.mean(dim=(2, 3)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classify(self.embed(x))
 
 
 class FinalHead(nn.Module):
@@ -52,8 +59,15 @@ class FinalHead(nn.Module):
         super().__init__()
         self.fc = nn.Linear(channels, width)
 
+    def embed(self, x: Tensor) -> Tensor:
+        """The penultimate features: the last stage globally pooled."""
+        return x.mean(dim=(2, 3))
+
+    def classify(self, features: Tensor) -> Tensor:
+        return self.fc(features)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(x.mean(dim=(2, 3)))
+        return self.classify(self.embed(x))
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,22 @@ class MultiExitNet(nn.Module):
             x, out = self.forward_segment(j, x)
             logits.append(out)
         return torch.cat(logits, dim=1)
+
+    def forward_with_features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """``forward``'s logits (the same operations, so the same numbers) plus the features feeding
+        each exit, flattened to ``(N, D_e)`` (docs/methods.md 2a). Only runs that train a feature term
+        call it; ``forward`` (and the exported graphs) stay as they are."""
+        logits, features = [], []
+        for j, seg in enumerate(self.segments):
+            x = self.segment_features(j, x)
+            for e in seg.exits:
+                head = cast(ICHead | FinalHead, self.heads[e])
+                embedded = head.embed(x)
+                features.append(embedded.flatten(1))
+                logits.append(head.classify(embedded))
+        if self.task.kind == "binary":
+            return torch.cat(logits, dim=1), features
+        return torch.stack(logits, dim=1), features
 
 
 def stage_sides(backbone: StagedBackbone, image_size: int) -> list[int]:

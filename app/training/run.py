@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from app.cohorts.cache import CohortArrays, load_cohort_arrays
+from app.core.errors import InputError
 from app.fairness.engine.inputs import (
     AnyPredictionSet,
     MulticlassPredictionSet,
@@ -32,6 +33,7 @@ from app.modelpkg.manifest import (
     Decision,
     ExitPolicy,
     ModelManifest,
+    TermRecord,
     TrainingGroups,
     TrainingRecord,
     ValidationSummary,
@@ -63,6 +65,7 @@ from app.training.progress import (
     no_progress,
 )
 from app.training.task_metrics import group_positive_fractions, score_exit
+from app.training.teacher import load_teacher, teacher_field
 from app.training.thresholds import ExitChoice, choose_exit_thresholds
 from app.training.trainer import EpochRecord, FitResult, Trainer, select_device
 from app.training.validation import validate_training_config
@@ -218,6 +221,7 @@ def _provenance(
             validation=ValidationSummary.model_validate(selection.validation),
             history=clean([asdict(r) for r in fit.history]),
             pairwise_eo_extension=extension,
+            terms=[TermRecord(name=t.name, weight=t.weight, settings=t.settings()) for t in cfg.terms],
         ),
     )
 
@@ -290,13 +294,15 @@ def run_training(
     version: str,
     progress: ProgressCallback = no_progress,
     should_cancel: CancelCheck = never_cancel,
+    teacher_dir: Path | None = None,
 ) -> TrainingResult:
     """Train one model on a cohort cache folder (or opened arrays) and publish ``model_dir/version``.
 
     Raises ``InputError`` for a config that does not fit the cohort (before any work), ``Cancelled``
     when ``should_cancel`` answers True, ``ExportParityError`` if ONNX Runtime disagrees with PyTorch,
     ``ConflictError`` if the version folder exists. With a ``fold_plan`` the cohort's stored split is
-    replaced by the plan's fold split (``app.training.folds``).
+    replaced by the plan's fold split (``app.training.folds``). ``teacher_dir``: the model folder of
+    the ``mfd`` term's teacher (checked by whoever resolved it: same organisation, cohort, architecture).
     """
     arrays = load_cohort_arrays(cohort) if isinstance(cohort, Path) else cohort
     cfg = validate_training_config(config, arrays)
@@ -318,6 +324,12 @@ def run_training(
     )
     if cfg.pretrained_weights is not None:
         load_backbone_weights(net, cfg.pretrained_weights)
+    teacher = None
+    if cfg.teacher_model_version_id is not None:
+        if teacher_dir is None:
+            message = "no teacher model folder was given for this run"
+            raise InputError("the mfd teacher cannot be used", [{"field": teacher_field(cfg), "message": message}])
+        teacher = load_teacher(teacher_dir, cfg, net)
     costs = exit_costs(net)
     trainer = Trainer(
         net,
@@ -328,6 +340,7 @@ def run_training(
         work_dir=work_dir,
         progress=progress,
         should_cancel=should_cancel,
+        teacher=teacher,
     )
     fit = trainer.fit()
     steps = trainer.steps_per_epoch * len(fit.history)
@@ -376,7 +389,9 @@ def run_training(
         training=record,
     )
     model_path = model_dir / version
-    exported = export_model(net, model_path, parity_images=parity, description=description)
+    exported = export_model(
+        net, model_path, parity_images=parity, description=description, keep_weights=cfg.keep_weights
+    )
 
     phase("done", str(model_path))
     return TrainingResult(

@@ -136,17 +136,23 @@ class Trainer:
         work_dir: Path,
         progress: ProgressCallback,
         should_cancel: CancelCheck,
+        teacher: MultiExitNet | None = None,
     ) -> None:
+        """``teacher``: the network an ``mfd`` term distils from (same architecture), run in eval mode
+        under no_grad on every training batch."""
         self.config, self.cohort, self.groups = config, cohort, groups
         self.device, self.work_dir = device, work_dir
         self.progress, self.should_cancel = progress, should_cancel
         # channels-last: the cache's NHWC rows arrive in it, and CPU/GPU convolutions run faster in it
         net.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net = net
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+            teacher.eval().requires_grad_(False)
         self.objective = Objective(
             config.resolved_exit_weights(),
-            fairness_weight=config.fairness_weight,
-            hinge=config.pairwise,
+            terms=config.terms,
             rank_only=config.rank_only,
             n_groups=groups.n_groups,
             kind=cohort.task.kind,
@@ -306,6 +312,20 @@ class Trainer:
             message="early stop" if state.stopped_early else "",
         )
 
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """Logits, and each exit's features only when a term reads them (no cost otherwise)."""
+        if self.objective.needs_features:
+            return self.net.forward_with_features(x)
+        return self.net(x), None
+
+    def _teacher_features(self, x: torch.Tensor) -> list[torch.Tensor] | None:
+        """The teacher's features at each exit on the same batch (same forward schedule, no second pass
+        over the data)."""
+        if self.teacher is None:
+            return None
+        with torch.no_grad():
+            return self.teacher.forward_with_features(x)[1]
+
     def _train_epoch(self, epoch: int, state: _State, eta: _Eta) -> tuple[dict[str, float], float]:
         cfg = self.config
         self.net.train()
@@ -329,8 +349,9 @@ class Trainer:
                 x = augment(x, cfg.augment, step_generator(cfg.seed, epoch, i))
             x = self.normalizer.normalize(x)
             with self._autocast():
-                logits = self.net(x)
-            loss, terms = self.objective(logits, batch.labels, batch.groups)
+                logits, features = self._forward(x)
+                teacher_features = self._teacher_features(x)
+            loss, terms = self.objective(logits, batch.labels, batch.groups, features, teacher_features)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)

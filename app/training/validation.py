@@ -20,6 +20,7 @@ from app.modelpkg.task import Task
 from app.training.config import MIN_IMAGE_SIZE, TrainingConfig
 from app.training.folds import apply_fold_plan, fold_plan_problems
 from app.training.groups import encode_groups
+from app.training.terms import get_term
 
 SPLITS = ("train", "val", "test")
 
@@ -111,6 +112,13 @@ def task_problems(config: TrainingConfig, cohort: CohortArrays) -> list[dict[str
         for name in ("class_balanced", "class_thresholds")
         if getattr(config, name) and task.kind != "multiclass"
     ]
+    for i, term in enumerate(config.terms):
+        if task.kind not in get_term(term.name).tasks:
+            message = (
+                f"{term.name} conditions on the class, which a {task.kind} task does not have (a sample may "
+                f"have several findings); use pairwise_eo or train without it"
+            )
+            problems.append({"field": f"terms.{i}", "message": message})
     if task.kind != "binary" and config.threshold_constraint is not None:
         message = f"threshold_constraint applies to binary cohorts only; this cohort's task is {task.kind}"
         problems.append({"field": "threshold_constraint", "message": message})
