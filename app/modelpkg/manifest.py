@@ -27,6 +27,8 @@ from app.modelpkg.threshold_rule import ThresholdRule
 
 FORMAT_VERSION: Final = 1
 MANIFEST_FILE = "model.json"
+#: A run with ``keep_weights`` also keeps its PyTorch state dict, so the model can teach an ``mfd`` run.
+WEIGHTS_FILE = "weights.pt"
 MAX_REPORTED_ERRORS = 5
 
 #: A plain file name inside the model folder: no directories, so no path can leave the folder.

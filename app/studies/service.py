@@ -149,7 +149,13 @@ def create_study(session: Session, settings: Settings, principal: Principal, bod
     configs = []
     for i, requested in enumerate(body.configs):
         try:
-            configs.append(checked_config(settings, arrays, requested.training_config()))
+            config = checked_config(settings, arrays, requested.training_config())
+            if config.teacher_model_version_id is not None:
+                message = "a study's folds would test on images the teacher trained on; train mfd runs as jobs"
+                raise InputError(
+                    "a study cannot train with a teacher", [{"field": config.teacher_field, "message": message}]
+                )
+            configs.append(config)
         except InputError as exc:
             raise InputError(f"configs.{i}: {exc.detail}", _field_problems(exc.errors, f"configs.{i}")) from None
     val_fraction = _val_fraction(cohort.config)

@@ -63,6 +63,8 @@ def _expand_method(data: dict[str, Any]) -> dict[str, Any]:
     """Fill ``multi_exit``, ``terms`` and ``method`` from whichever form the request used, refusing a
     ``method`` that contradicts the other two and a ``fairness_weight`` that contradicts a pairwise_eo
     term's weight (a config dumped and validated again is unchanged)."""
+    if "method" in data and data["method"] is None:  # null: not given (a config spelled as terms)
+        data = {key: value for key, value in data.items() if key != "method"}
     method = data.get("method")
     if method is not None and not isinstance(method, str):
         return data  # the field's own validation reports it
@@ -70,7 +72,7 @@ def _expand_method(data: dict[str, Any]) -> dict[str, Any]:
     expanded = "terms" not in data and "multi_exit" not in data
     if expanded and alias is None:
         return data  # an unknown method: its field validator names it
-    if expanded:
+    if expanded and alias is not None:
         weight = data.get("fairness_weight", 1.0)
         data = {**data, "multi_exit": alias[0], "terms": [{"name": n, "weight": weight} for n in alias[1]]}
     elif alias is not None and method is not None:
@@ -317,9 +319,15 @@ class TrainingConfig(BaseModel):
 
     @property
     def teacher_model_version_id(self) -> str | None:
-        """The model version an mfd term distils from, if the run has one."""
+        """The model version a term distils from (mfd), if the run has one."""
         teacher = next((t for t in self.terms if get_term(t.name).needs_teacher), None)
-        return None if teacher is None else str(teacher.teacher_model_version_id)
+        return None if teacher is None else str(teacher.model_dump()["teacher_model_version_id"])
+
+    @property
+    def teacher_field(self) -> str:
+        """The request field naming the teacher, for error messages."""
+        index = next((i for i, t in enumerate(self.terms) if get_term(t.name).needs_teacher), 0)
+        return f"terms.{index}.teacher_model_version_id"
 
     @property
     def threshold_group_attributes(self) -> list[str]:
@@ -335,3 +343,8 @@ class TrainingConfig(BaseModel):
         if not self.multi_exit:
             return (1.0,)
         return tuple(self.exit_weights) if self.exit_weights else DEFAULT_EXIT_WEIGHTS[self.backbone]
+
+
+def training_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The training config in a job's config, which may carry bookkeeping beside it (a study's ids)."""
+    return {key: value for key, value in config.items() if key in TrainingConfig.model_fields}

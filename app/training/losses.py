@@ -140,7 +140,7 @@ class Objective:
         self.active = [i for i, w in enumerate(exit_weights) if w > 0]
         self.weights = torch.tensor([exit_weights[i] for i in self.active], dtype=torch.float32)
         if hinge:
-            terms = [*terms, get_term("pairwise_eo").settings(weight=fairness_weight)]
+            terms = [*terms, get_term("pairwise_eo").settings(name="pairwise_eo", weight=fairness_weight)]
         self.terms = [(config, get_term(config.name)) for config in terms]
         self.fit = not rank_only
         self.n_groups = n_groups

@@ -65,7 +65,7 @@ from app.training.progress import (
     no_progress,
 )
 from app.training.task_metrics import group_positive_fractions, score_exit
-from app.training.teacher import load_teacher, teacher_field
+from app.training.teacher import load_teacher
 from app.training.thresholds import ExitChoice, choose_exit_thresholds
 from app.training.trainer import EpochRecord, FitResult, Trainer, select_device
 from app.training.validation import validate_training_config
@@ -328,7 +328,7 @@ def run_training(
     if cfg.teacher_model_version_id is not None:
         if teacher_dir is None:
             message = "no teacher model folder was given for this run"
-            raise InputError("the mfd teacher cannot be used", [{"field": teacher_field(cfg), "message": message}])
+            raise InputError("the mfd teacher cannot be used", [{"field": cfg.teacher_field, "message": message}])
         teacher = load_teacher(teacher_dir, cfg, net)
     costs = exit_costs(net)
     trainer = Trainer(

@@ -18,17 +18,10 @@ import torch
 from app.core.errors import InputError
 from app.modelpkg.errors import ManifestError
 from app.modelpkg.folder import read_manifest
+from app.modelpkg.manifest import WEIGHTS_FILE
 from app.training.backbones import torch_load_state_dict
 from app.training.config import TrainingConfig
 from app.training.networks import MultiExitNet
-
-WEIGHTS_FILE = "weights.pt"
-
-
-def teacher_field(config: TrainingConfig) -> str:
-    """The request field naming the teacher, for error messages."""
-    index = next(i for i, t in enumerate(config.terms) if t.name == "mfd")
-    return f"terms.{index}.teacher_model_version_id"
 
 
 def save_weights(net: MultiExitNet, folder: Path) -> None:
@@ -39,7 +32,7 @@ def save_weights(net: MultiExitNet, folder: Path) -> None:
 def load_teacher(folder: Path, config: TrainingConfig, student: MultiExitNet) -> MultiExitNet:
     """A copy of ``student``'s architecture holding the teacher's weights from ``folder``, in eval mode
     and frozen; ``InputError`` naming the teacher field when the folder has no usable weights."""
-    field = teacher_field(config)
+    field = config.teacher_field
 
     def refuse(message: str) -> InputError:
         return InputError("the mfd teacher cannot be used", [{"field": field, "message": message}])

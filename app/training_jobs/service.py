@@ -19,6 +19,7 @@ from app.settings import Settings
 from app.training.config import TrainingConfig
 from app.training.validation import validate_training_config
 from app.training_jobs.schemas import TrainingJobCreate
+from app.training_jobs.teacher import teacher_problems
 
 handlers.register("train", "app.training_jobs.train_job:run_training_job")
 # Queued by app.fairness.service (POST /v1/models/{id}/evaluate); run here, next to training's export.
@@ -59,6 +60,9 @@ def checked_config(settings: Settings, arrays: CohortArrays, data: dict[str, Any
 def start_training(session: Session, settings: Settings, principal: Principal, body: TrainingJobCreate) -> Job:
     cohort = cohorts.require_ready(session, principal.organisation_id, body.cohort_id)
     config = checked_config(settings, load_cohort_arrays(cache_dir(settings, cohort.id)), body.training_config())
+    problems = teacher_problems(session, principal.organisation_id, cohort.id, config)
+    if problems:
+        raise InputError("the mfd teacher cannot be used", problems)
     return state.enqueue(
         session,
         organisation_id=principal.organisation_id,

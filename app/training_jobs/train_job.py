@@ -28,13 +28,8 @@ from app.jobs.files import staging_model_dir
 from app.jobs.models import Job
 from app.serving.models import ModelVersion
 from app.training import progress as training_progress
-from app.training.config import FoldPlan, TrainingConfig
+from app.training.config import FoldPlan, TrainingConfig, training_fields
 from app.training.run import TrainingResult, run_training
-
-
-def training_fields(config: dict[str, Any]) -> dict[str, Any]:
-    """The training config in a job's config, which may carry bookkeeping beside it (a study's ids)."""
-    return {key: value for key, value in config.items() if key in TrainingConfig.model_fields}
 
 
 def tested_on(config: dict[str, Any]) -> str:
@@ -98,6 +93,8 @@ def run_training_job(ctx: JobContext) -> Completion:
             raise InputError(f"cohort {ctx.cohort_id} is not available for training")
         cohort_attributes = list(cohort.attributes)
         version = session.scalar(select(Job.model_version_id).where(Job.id == ctx.job_id))
+        teacher = TrainingConfig.model_validate(training_fields(ctx.config)).teacher_model_version_id
+        teacher_path = session.scalar(select(ModelVersion.path).where(ModelVersion.id == teacher)) if teacher else None
     if version is None:
         raise InputError(f"training job {ctx.job_id} was queued without a model version id")
     # one job per core share: oversubscribed OpenMP threads spin against each other on small machines
@@ -113,6 +110,7 @@ def run_training_job(ctx: JobContext) -> Completion:
             version,
             progress=_progress_reporter(ctx),
             should_cancel=ctx.should_cancel,
+            teacher_dir=ctx.settings.model_dir / teacher_path if teacher_path else None,
         )
     except training_progress.Cancelled:
         raise Cancelled() from None

@@ -39,7 +39,7 @@ def rbf_mean_bandwidth(d2: Tensor, pairs: Tensor) -> Tensor:
 
 def masked_hsic(features: Tensor, onehot: Tensor, mask: Tensor) -> Tensor:
     """Unbiased HSIC over the samples in ``mask`` (0 when fewer than 4)."""
-    w = mask.float()
+    w = mask.to(features.dtype)
     m = w.sum()
     pairs = w[:, None] * w[None, :] * (1 - torch.eye(len(w), device=w.device))
     k = rbf_mean_bandwidth(squared_distances(features, features), pairs) * pairs
@@ -56,7 +56,7 @@ def exit_loss(settings: Settings, batch: ExitBatch) -> Tensor:
     assert batch.features is not None, "hsic needs features"
     features = F.normalize(batch.features.float(), dim=1)
     known = batch.groups >= 0
-    onehot = F.one_hot(batch.groups.clamp(min=0).long(), batch.n_groups).float()
+    onehot = F.one_hot(batch.groups.clamp(min=0).long(), batch.n_groups).to(features.dtype)
     width = batch.logits.shape[-1] if batch.logits.dim() > 1 else 1
     total = features.new_zeros(())
     for mask in class_masks(batch.y, batch.kind, width):
