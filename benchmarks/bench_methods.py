@@ -17,12 +17,18 @@ interval, fold spread; the paper-convention value in brackets), compute, and eac
 change of Eopp1, Eodd and macro F1 against ``erm`` beside the paper's claim for ME-VGG-11 against VGG-11
 (Eopp1 −11 %, Eodd −12 %, F1 not worse).
 
+``--terms hsic pairwise_eo`` compares fairness terms with and without multi-exit instead of the four
+methods: ``erm`` (the reference), ``fair_multi_exit`` (ME), then per term its single-exit run and ME +
+the term (configs spelled as ``multi_exit`` + ``terms``, docs/methods.md). ``mfd`` cannot run in a study:
+its teacher would have to be trained on each fold's training part, and studies refuse teachers.
+
 By default the app runs in this process with its job supervisor (SQLite in a temporary folder);
 ``--url`` and ``--key`` send the same requests to a running server instead.
 
     .venv/bin/python benchmarks/bench_methods.py                              # 5 folds × 3 seeds, 2,500 images
     .venv/bin/python benchmarks/bench_methods.py --folds 3 --seeds 2 --images 1200 --image-size 32 --epochs 3
     .venv/bin/python benchmarks/bench_methods.py --task multiclass --partitions 3 9 --folds 2 --seeds 3
+    .venv/bin/python benchmarks/bench_methods.py --task multiclass --partitions 9 --seeds 3 --terms hsic pairwise_eo
 """
 
 from __future__ import annotations
@@ -47,6 +53,19 @@ from app.main import create_app
 from app.settings import Settings
 
 METHODS = ("erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairwise_eo")  # the reference first
+STUDY_TERMS = ("pairwise_eo", "hsic")  # mfd needs a teacher per fold, which a study cannot give
+
+
+def compared_runs(terms: list[str]) -> list[dict[str, Any]]:
+    """The study's configs' method fields: the four methods, or erm, ME and each term without and with ME."""
+    if not terms:
+        return [{"method": m} for m in METHODS]
+    runs: list[dict[str, Any]] = [{"method": "erm"}, {"method": "fair_multi_exit"}]
+    for term in terms:
+        runs += [{"multi_exit": multi_exit, "terms": [{"name": term}]} for multi_exit in (False, True)]
+    return runs
+
+
 GAPS = ("pfd", "eopp1", "worst_group_auc")
 MULTICLASS_GAPS = ("eopp0", "eopp1", "eodd")
 LABEL_FIELDS = {3: "three_partition_label", 9: "nine_partition_label"}
@@ -120,7 +139,8 @@ def run_study(
         "cohort_id": cohort["id"],
         "name": "bench_methods",
         "configs": [
-            {**training, "method": m, **({} if partition is None else {"class_balanced": True})} for m in METHODS
+            {**training, **run, **({} if partition is None else {"class_balanced": True})}
+            for run in compared_runs(args.terms)
         ],
         "folds": args.folds,
         "seeds": args.seeds,
@@ -232,12 +252,14 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, nargs="+", default=[3, 9], choices=sorted(LABEL_FIELDS))
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (in process)")
     parser.add_argument("--concurrency", type=int, default=1, help="job processes at once (in process)")
+    parser.add_argument("--terms", nargs="*", default=[], choices=STUDY_TERMS, help="compare terms ± multi-exit")
     parser.add_argument("--url", help="a running server instead of the in-process app (needs --key)")
     parser.add_argument("--key", help="an auditor's API key for --url")
     args = parser.parse_args()
     if bool(args.url) != bool(args.key):
         parser.error("--url and --key go together")
-    jobs = len(METHODS) * args.folds * args.seeds
+    runs = len(compared_runs(args.terms))
+    jobs = runs * args.folds * args.seeds
     partitions: list[int | None] = [None] if args.task == "binary" else list(args.partitions)
 
     with tempfile.TemporaryDirectory() as name, connect(Path(name), args, jobs) as client:
@@ -249,7 +271,7 @@ def main() -> None:
                 print_multiclass_table(client, study, args.attribute, partition)
             print(
                 f"\n{args.images} synthetic derm images at {args.image_size} px, small backbone, {args.epochs} "
-                f"epochs, {args.folds} folds × {args.seeds} seeds × {len(METHODS)} methods = {jobs} jobs in "
+                f"epochs, {args.folds} folds × {args.seeds} seeds × {runs} runs = {jobs} jobs in "
                 f"{seconds / 60:.1f} min; pooled out-of-fold, served output, 95 % patient-clustered interval "
                 "(across-fold mean ± sd)"
             )
