@@ -60,24 +60,17 @@ def composite_method(multi_exit: bool, term_names: tuple[str, ...]) -> str:
 
 
 def _expand_method(data: dict[str, Any]) -> dict[str, Any]:
-    """Fill ``multi_exit``, ``terms`` and ``method`` from whichever form the request used, refusing a
-    ``method`` that contradicts the other two and a ``fairness_weight`` that contradicts a pairwise_eo
-    term's weight (a config dumped and validated again is unchanged)."""
+    """Expand a method alias into ``multi_exit`` and ``terms`` where the request leaves them out (the
+    pairwise_eo term's weight being ``fairness_weight``). A request that gives them too is checked
+    against the alias after validation (``TrainingConfig._consistent``); one without ``method`` gets
+    its name there."""
     if "method" in data and data["method"] is None:  # null: not given (a config spelled as terms)
         data = {key: value for key, value in data.items() if key != "method"}
-    method = data.get("method")
-    if method is not None and not isinstance(method, str):
-        return data  # the field's own validation reports it
-    alias = METHOD_ALIASES.get(method or "erm")
-    expanded = "terms" not in data and "multi_exit" not in data
-    if expanded and alias is None:
-        return data  # an unknown method: its field validator names it
-    if expanded and alias is not None:
-        weight = data.get("fairness_weight", 1.0)
-        data = {**data, "multi_exit": alias[0], "terms": [{"name": n, "weight": weight} for n in alias[1]]}
-    elif alias is not None and method is not None:
-        data = {"multi_exit": alias[0], **data}
-    return data
+    alias = METHOD_ALIASES.get(data["method"]) if isinstance(data.get("method"), str) else None
+    if alias is None:  # no method (defaults: single exit, no term) or an unknown one (its validator says)
+        return data
+    weight = data.get("fairness_weight", 1.0)
+    return {"multi_exit": alias[0], "terms": [{"name": name, "weight": weight} for name in alias[1]], **data}
 
 
 #: Every backbone has four stages; multi-exit models put an IC after each plus the final head (5 exits).
