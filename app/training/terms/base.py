@@ -21,9 +21,14 @@ if TYPE_CHECKING:
 
 
 class TermConfig(BaseModel):
-    """A term as a config names it: ``name``, the weight λ of its loss, then its own settings."""
+    """A term as a config names it: ``name``, the weight λ of its loss, then its own settings.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    Each term's ``Settings`` subclass forbids unknown keys; the schema of this base (what the API
+    document shows for ``terms``) allows them, since they are the terms' own settings."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, json_schema_extra={"additionalProperties": True}
+    )
 
     name: str
     weight: float = Field(default=1.0, ge=0, le=100, description="λ: the term's loss is added as λ · loss")
