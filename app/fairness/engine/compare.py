@@ -4,8 +4,7 @@ task of the prediction sets (binary: ``binary_compare``; multi-class and multi-l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import cast
+from collections.abc import Callable, Mapping
 
 from app.fairness.engine.binary_compare import COMPARED_GAPS, HIGHER_IS_BETTER, OVERALL_METRICS, compare_binary
 from app.fairness.engine.class_compare import compare_multiclass, compare_multilabel
@@ -15,6 +14,12 @@ from app.fairness.engine.inputs import AnyPredictionSet, MulticlassPredictionSet
 __all__ = ["COMPARED_GAPS", "HIGHER_IS_BETTER", "OVERALL_METRICS", "compare_models"]
 
 TASKS = {PredictionSet: "binary", MulticlassPredictionSet: "multiclass", MultilabelPredictionSet: "multilabel"}
+#: The comparison of each task; every one takes the same keyword arguments as ``compare_models``.
+COMPARERS: dict[str, Callable[..., dict]] = {
+    "binary": compare_binary,
+    "multiclass": compare_multiclass,
+    "multilabel": compare_multilabel,
+}
 
 
 def compare_models(
@@ -33,29 +38,9 @@ def compare_models(
     tasks = {name: TASKS[type(p)] for name, p in predictions.items()}
     if len(set(tasks.values())) > 1:
         raise ValueError(f"models of one comparison must share a task, got {tasks}")
-    task = next(iter(tasks.values()))
-    if task == "multiclass":
-        return compare_multiclass(
-            cast(Mapping[str, MulticlassPredictionSet], predictions),
-            attributes=attributes,
-            intersections=intersections,
-            n_boot=n_boot,
-            seed=seed,
-            min_count=min_count,
-            confidence=confidence,
-        )
-    if task == "multilabel":
-        return compare_multilabel(
-            cast(Mapping[str, MultilabelPredictionSet], predictions),
-            attributes=attributes,
-            intersections=intersections,
-            n_boot=n_boot,
-            seed=seed,
-            min_count=min_count,
-            confidence=confidence,
-        )
-    return compare_binary(
-        cast(Mapping[str, PredictionSet], predictions),
+    compare = COMPARERS[next(iter(tasks.values()))]
+    return compare(
+        predictions,
         attributes=attributes,
         intersections=intersections,
         n_boot=n_boot,

@@ -9,14 +9,23 @@ explains them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.fairness.engine.binary import METRIC_DEFINITION_VERSION, build_binary_report
 from app.fairness.engine.groups import Intersections
-from app.fairness.engine.inputs import AnyPredictionSet, MulticlassPredictionSet, MultilabelPredictionSet
+from app.fairness.engine.inputs import AnyPredictionSet, MulticlassPredictionSet, MultilabelPredictionSet, PredictionSet
 from app.fairness.engine.multiclass import build_multiclass_report
 from app.fairness.engine.multilabel import build_multilabel_report
 from app.fairness.engine.rows import metric_rows
 
 __all__ = ["METRIC_DEFINITION_VERSION", "build_report", "metric_rows"]
+
+#: The report of each prediction-set type; every builder takes ``build_report``'s keyword arguments.
+BUILDERS: dict[type, Callable[..., dict]] = {
+    PredictionSet: build_binary_report,
+    MulticlassPredictionSet: build_multiclass_report,
+    MultilabelPredictionSet: build_multilabel_report,
+}
 
 
 def build_report(
@@ -30,27 +39,8 @@ def build_report(
     confidence: float = 0.95,
 ) -> dict:
     """Per-group metrics, gaps, exit behaviour and a verdict, with intervals and statuses."""
-    if isinstance(predictions, MulticlassPredictionSet):
-        return build_multiclass_report(
-            predictions,
-            attributes=attributes,
-            intersections=intersections,
-            n_boot=n_boot,
-            seed=seed,
-            min_count=min_count,
-            confidence=confidence,
-        )
-    if isinstance(predictions, MultilabelPredictionSet):
-        return build_multilabel_report(
-            predictions,
-            attributes=attributes,
-            intersections=intersections,
-            n_boot=n_boot,
-            seed=seed,
-            min_count=min_count,
-            confidence=confidence,
-        )
-    return build_binary_report(
+    build = BUILDERS[type(predictions)]
+    return build(
         predictions,
         attributes=attributes,
         intersections=intersections,
