@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from console_support import ConsoleKeys, Shots
+from console_support import ConsoleKeys, Setup, Shots
 from live_server import LiveServer, live_server
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -109,3 +109,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def setup(server: LiveServer, console_keys: ConsoleKeys) -> Iterator[Setup]:
+    """An auditor's API client of the running server, to create what a page shows (see ``Setup``)."""
+    made = Setup(server.url, console_keys.make("auditor"))
+    yield made
+    made.close()

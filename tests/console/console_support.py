@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 from playwright.sync_api import Page
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.service import create_key, ensure_organisation
+from app.cohorts.synth.derm import write_derm_archive
 from app.db.engine import make_engine, make_session_factory, transaction
 from app.settings import Settings
 
@@ -60,3 +65,57 @@ def axe_scan(page: Page) -> list[dict[str, object]]:
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+class Setup:
+    """What a page's test needs to exist before the browser opens it, made through the API of the running
+    server (the same calls the console makes): a ready synthetic cohort, a trained model. Each test makes
+    its own, so the tests of one module (one server) do not depend on each other's order."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        self.client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def cohort(self, folder: Path, n: int = 160, image_size: int = 32, name: str = "synthetic derm") -> dict[str, Any]:
+        """A ready binary derm cohort (planted skin-tone bias), uploaded and ingested."""
+        archive = write_derm_archive(folder / f"derm-{n}.zip", n=n, seed=5, image_size=image_size)
+        config = {"name": name, "preset": "fitzpatrick17k", "image_size": image_size}
+        with archive.open("rb") as fh:
+            response = self.client.post(
+                "/v1/cohorts", files={"archive": ("derm.zip", fh)}, data={"config": json.dumps(config)}
+            )
+        assert response.status_code == 202, response.text
+        return self.wait(f"/v1/cohorts/{response.json()['id']}", "ingesting", "ready")
+
+    def train(self, cohort_id: str, **overrides: Any) -> dict[str, Any]:
+        """A finished training job (small backbone, 1 epoch, tiny images): its result names the model
+        version and the evaluation."""
+        body = {**TRAIN, "cohort_id": cohort_id, **overrides}
+        response = self.client.post("/v1/jobs", json=body)
+        assert response.status_code == 202, response.text
+        return self.wait(f"/v1/jobs/{response.json()['id']}", ("queued", "running"), "succeeded", timeout=600)
+
+    def wait(self, path: str, busy: str | tuple[str, ...], wanted: str, timeout: float = 300) -> dict[str, Any]:
+        busy = (busy,) if isinstance(busy, str) else busy
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            resource = self.client.get(path).json()
+            if resource["status"] not in busy:
+                assert resource["status"] == wanted, resource
+                return dict(resource)
+            time.sleep(0.5)
+        raise TimeoutError(f"{path} still {busy} after {timeout} s")
+
+
+TRAIN: dict[str, Any] = {
+    "method": "erm",
+    "sensitive_attributes": ["skin_tone"],
+    "backbone": "small",
+    "epochs": 1,
+    "batch_size": 32,
+    "lr": 0.002,
+    "seed": 3,
+    "patience": None,
+}
