@@ -15,6 +15,8 @@ from app.audit.middleware import AuditMiddleware
 from app.auth.router import router as keys_router
 from app.auth.usage import KeyUsage
 from app.cohorts.router import router as cohorts_router
+from app.console.router import router as console_router
+from app.console.router import static_files as console_static_files
 from app.core.body_limit import BodySizeLimitMiddleware
 from app.core.openapi import add_problem_schemas
 from app.core.private_files import make_private
@@ -139,7 +141,9 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
         alerts_router,
         gates_router,
         studies_router,
+        console_router,
     ):
         app.include_router(router)
+    app.mount("/console/static", console_static_files, name="console-static")
     add_problem_schemas(app)
     return app

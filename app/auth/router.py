@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.auth import repository, service
-from app.auth.deps import KeyManager
+from app.auth.deps import Authenticated, KeyManager
 from app.auth.route import AuthenticatedRoute
-from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
+from app.auth.schemas import Caller, KeyCreate, KeyCreated, KeyList, KeyOut
 from app.core.deps import ReadSessionDep, SessionDep, mark_resource
 from app.core.openapi import problem_responses
 
@@ -25,6 +25,12 @@ def create_key(body: KeyCreate, principal: KeyManager, session: SessionDep, requ
 def list_keys(principal: KeyManager, session: ReadSessionDep) -> KeyList:
     keys = repository.list_keys(session, principal.organisation_id)
     return KeyList(items=[KeyOut.model_validate(k) for k in keys])
+
+
+@router.get("/me", response_model=Caller, summary="The key making this call: its name, role and permissions")
+def who_am_i(principal: Authenticated, session: ReadSessionDep) -> Caller:
+    key = repository.KEYS.get_or_404(session, principal.organisation_id, principal.key_id)
+    return Caller.of(principal.key_id, key.name, principal.role)
 
 
 @router.delete("/{key_id}", response_model=KeyOut, summary="Revoke an API key", responses=problem_responses(404))

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.auth.roles import Role
+from app.auth.roles import ROLE_PERMISSIONS, Permission, Role
 from app.core.fields import SafeText
 
 
@@ -36,3 +36,18 @@ class KeyCreated(KeyOut):
 class KeyList(BaseModel):
     items: list[KeyOut]
     next_cursor: str | None = None
+
+
+class Caller(BaseModel):
+    """The key making the call: what a client (the console) needs to know to show only what it may do."""
+
+    key_id: str
+    name: str
+    role: Role
+    permissions: list[Permission] = Field(description="what this key's role may do, in a fixed order")
+
+    @classmethod
+    def of(cls, key_id: str, name: str, role: Role) -> Caller:
+        return cls(
+            key_id=key_id, name=name, role=role, permissions=[p for p in Permission if p in ROLE_PERMISSIONS[role]]
+        )

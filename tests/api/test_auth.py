@@ -77,3 +77,20 @@ def test_health_and_readiness(client: TestClient, keys) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.json()
     assert "fairaudit_jobs" in client.get("/metrics", headers=keys.headers("predictor")).text
+
+
+def test_a_key_reads_its_own_name_role_and_permissions(client: TestClient, keys) -> None:
+    admin = keys.headers("admin")
+    created = client.post("/v1/keys", json={"role": "predictor", "name": "PACS bridge"}, headers=admin).json()
+    me = client.get("/v1/keys/me", headers={"Authorization": f"Bearer {created['key']}"})
+    assert me.status_code == 200
+    assert me.json() == {
+        "key_id": created["id"],
+        "name": "PACS bridge",
+        "role": "predictor",
+        "permissions": ["predict"],
+    }
+    assert client.get("/v1/keys/me", headers=admin).json()["permissions"] == ["manage_keys", "read", "write", "predict"]
+    client.delete(f"/v1/keys/{created['id']}", headers=admin)
+    assert client.get("/v1/keys/me", headers={"Authorization": f"Bearer {created['key']}"}).status_code == 401
+    assert client.get("/v1/keys/me").status_code == 401
