@@ -161,6 +161,30 @@ def test_a_multiclass_cohort_is_shown_class_by_class(
     assert axe_scan(page) == []
 
 
+def test_the_list_pages_as_the_api_pages(
+    page: Page, console_keys: ConsoleKeys, setup: Setup, shots: Shots, tmp_path: Path
+) -> None:
+    key = console_keys.make("admin", org="Paging Org")
+    setup.client.headers["Authorization"] = f"Bearer {key}"
+    for name in ("older cohort", "newer cohort"):
+        folder = tmp_path / name.replace(" ", "-")
+        folder.mkdir()
+        setup.cohort(folder, n=40, name=name)
+    sign_in(page, key)
+    page.goto("/console/?limit=1")
+    cohorts = page.get_by_role("table", name="Cohorts")
+    expect(cohorts.get_by_role("link", name="newer cohort")).to_be_visible()
+    expect(page.get_by_role("button", name="Previous page")).to_have_count(0)
+    page.get_by_role("button", name="Next page").click()
+    expect(cohorts.get_by_role("link", name="older cohort")).to_be_visible()
+    expect(cohorts.get_by_role("link", name="newer cohort")).to_have_count(0)
+    expect(page.get_by_text("Page 2")).to_be_visible()
+    expect(page.get_by_role("button", name="Next page")).to_have_count(0)
+    shots(page, "page-2")
+    page.get_by_role("button", name="Previous page").click()
+    expect(cohorts.get_by_role("link", name="newer cohort")).to_be_visible()
+
+
 def test_a_non_zip_upload_shows_the_apis_problem_at_the_file_field(
     page: Page, console_keys: ConsoleKeys, shots: Shots
 ) -> None:

@@ -19,10 +19,15 @@ const TASKS = [
   ["multilabel", "multilabel: several findings"],
 ];
 const FORM_FIELDS = new Set(["name", "preset", "task", "image_size"]);
-const PAGE_SIZE = 20;
+const PAGE_SIZE = 20; // a ?limit= in the page's address (1 to 200, the API's bounds) asks for another
+
+function pageSize() {
+  const asked = Number(new URLSearchParams(location.search).get("limit"));
+  return Number.isInteger(asked) && asked >= 1 && asked <= 200 ? asked : PAGE_SIZE;
+}
 
 export async function render(main) {
-  const list = el("section", { "aria-labelledby": "list-h" }, el("h2", { id: "list-h" }, "Cohorts of your organisation"));
+  const list = el("section", { "aria-labelledby": "list-h" }, el("h2", { id: "list-h", tabindex: -1 }, "Cohorts of your organisation"));
   const pager = new Pager(list);
   const writer = can("write");
   setContent(main, el("div", { class: writer ? "cohorts-layout" : "" }, list, writer ? uploadSection(() => pager.first()) : null));
@@ -44,7 +49,7 @@ class Pager {
   async load() {
     const heading = this.area.querySelector("h2");
     const cursor = this.cursors[this.cursors.length - 1];
-    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    const query = new URLSearchParams({ limit: String(pageSize()) });
     if (cursor) query.set("cursor", cursor);
     let page;
     try {
@@ -68,14 +73,16 @@ class Pager {
     ], page.items, { empty: "No cohorts yet." })), nav);
   }
 
-  next(cursor) {
+  async next(cursor) {
     this.cursors.push(cursor);
-    return this.load();
+    await this.load();
+    this.area.querySelector("h2").focus(); // the button pressed is gone: keep the keyboard in the list
   }
 
-  back() {
+  async back() {
     this.cursors.pop();
-    return this.load();
+    await this.load();
+    this.area.querySelector("h2").focus();
   }
 }
 
