@@ -7,11 +7,11 @@ import { alertBox, clearProblem, el, field, fmtTime, progressBar, setContent, sh
 
 // What CohortConfig (app/cohorts/config.py) allows; the API judges the rest of the config.
 const PRESETS = [
-  ["fitzpatrick17k", "fitzpatrick17k: Fitzpatrick 17k manifest (derm)"],
-  ["isic2019", "isic2019: ISIC 2019 ground truth and metadata (derm)"],
-  ["chexpert", "chexpert: CheXpert findings (chest X-ray)"],
-  ["dicom", "dicom: demographics from DICOM tags"],
-  ["generic", "generic: columns named in the advanced config"],
+  ["fitzpatrick17k", "fitzpatrick17k (derm)"],
+  ["isic2019", "isic2019 (derm)"],
+  ["chexpert", "chexpert (chest X-ray)"],
+  ["dicom", "dicom (tags)"],
+  ["generic", "generic (columns in the config)"],
 ];
 const TASKS = [
   ["binary", "binary: one positive class"],
@@ -96,7 +96,7 @@ function uploadSection(onUploaded) {
     "Images and one manifest CSV.");
   const name = field("Name", el("input", { name: "name", maxlength: 200, autocomplete: "off" }), "How the cohort is shown, e.g. \"derm site A 2024\".");
   const preset = field("Preset", el("select", { name: "preset" }, PRESETS.map(([value, label]) => el("option", { value }, label))),
-    "The manifest's layout: its columns, labels and sensitive attributes.");
+    "The manifest's layout: its columns, labels and sensitive attributes (generic: name them in the advanced config).");
   const task = field("Task", el("select", { name: "task" }, TASKS.map(([value, label]) => el("option", { value }, label))));
   const size = field("Image size (pixels)", el("input", { name: "image_size", type: "number", min: 16, max: 1024, step: 1, value: 128, inputmode: "numeric" }),
     "Images are resized to this square size at ingestion (16 to 1024).");
@@ -104,10 +104,10 @@ function uploadSection(onUploaded) {
     "Optional: a JSON object merged over the fields above, e.g. {\"split\": {\"mode\": \"column\"}}.");
   const details = el("details", { class: "advanced" }, el("summary", {}, "Advanced: config JSON"), advanced.node);
   const submit = el("button", { type: "submit" }, "Upload cohort");
-  const form = el("form", { class: "card", "aria-labelledby": "upload-h", novalidate: true },
-    el("h2", { id: "upload-h" }, "Upload a cohort"), archive.node, name.node, preset.node, task.node, size.node, details, submit);
+  const form = el("form", { "aria-labelledby": "upload-h", novalidate: true }, archive.node, name.node, preset.node, task.node, size.node, details, submit);
   const progress = el("div", { class: "upload-progress" });
-  const section = el("section", { "aria-label": "Upload", class: "upload" }, form, progress);
+  const section = el("section", { "aria-labelledby": "upload-h", class: "upload" },
+    el("div", { class: "card" }, el("h2", { id: "upload-h" }, "Upload a cohort"), form), progress);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
