@@ -43,7 +43,17 @@ def test_an_auditor_uploads_a_cohort_and_watches_both_bars_reach_done(
     assert axe_scan(page) == []
 
     _fill(page, archive, "derm from the form")
+    network = page.context.new_cdp_session(page)  # a slow link (~190 kB at 64 kB/s): the upload bar moves
+    network.send("Network.enable")
+    conditions = {"offline": False, "latency": 0, "downloadThroughput": -1}
+    network.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": 64_000})
     page.get_by_role("button", name="Upload cohort").click()
+    expect(page.get_by_text(re.compile(r"Uploading… [1-9]\d? % of"))).to_be_visible()
+    sent = float(page.get_by_role("progressbar", name="Upload").get_attribute("value") or 0)
+    assert 0 < sent < 1
+    shots(page, "uploading")
+    assert axe_scan(page) == []
+    network.send("Network.emulateNetworkConditions", {**conditions, "uploadThroughput": -1})
     expect(page.get_by_text("Upload done")).to_be_visible()
     expect(page.get_by_role("progressbar", name="Upload")).to_have_attribute("value", "1")
     expect(page.get_by_text("Ingestion done: 160 items ready.")).to_be_visible(timeout=60_000)
