@@ -215,7 +215,14 @@ def test_an_invalid_config_shows_the_apis_problem_at_the_field(
 ) -> None:
     archive = write_derm_archive(tmp_path / "derm.zip", n=40, seed=2, image_size=32)
     _auditor(page, console_keys)
-    _fill(page, archive, "too small images", image_size="3")
+    _fill(page, archive, "a task its preset lacks")
+    page.get_by_label("Task").select_option("multilabel")  # the config as a whole: in the form's alert
+    page.get_by_role("button", name="Upload cohort").click()
+    expect(page.get_by_role("alert")).to_contain_text("the fitzpatrick17k preset has no multilabel task")
+    expect(page.locator("[aria-invalid=true]")).to_have_count(0)
+
+    page.get_by_label("Task").select_option("binary")
+    page.get_by_label("Image size (pixels)").fill("3")
     page.get_by_role("button", name="Upload cohort").click()
     size = page.get_by_label("Image size (pixels)")
     expect(size).to_have_attribute("aria-invalid", "true")

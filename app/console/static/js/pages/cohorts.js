@@ -179,10 +179,17 @@ async function send(data, fromAdvanced, area, form, details, onUploaded) {
   form.reset();
   clearProblem(form);
   onUploaded();
-  const final = await followIngestion(cohort, (fraction, text) => {
-    ingest.bar.value = fraction;
-    ingestText.textContent = text;
-  });
+  let final;
+  try {
+    final = await followIngestion(cohort, (fraction, text) => {
+      ingest.bar.value = fraction;
+      ingestText.textContent = text;
+    });
+  } catch (error) {
+    ingestText.textContent = "Ingestion could not be followed.";
+    outcome.replaceChildren(alertBox(error.message), el("p", {}, el("a", { href: `/console/cohorts/${encodeURIComponent(cohort.id)}` }, `Open the cohort "${cohort.name}"`)));
+    return;
+  }
   onUploaded();
   const link = el("a", { href: `/console/cohorts/${encodeURIComponent(final.id)}` }, `Open the cohort "${final.name}"`);
   if (final.status === "ready") {
@@ -222,27 +229,28 @@ export async function followIngestion(cohort, onProgress) {
   }
 }
 
-/** An upload refusal with each problem at the input it is about: config fields at the form's own input
- * unless the advanced JSON set them, other config paths at the JSON box, archive and manifest problems
- * (a file, a row, a column) at the file input. One message per input. */
+/** An upload refusal with each problem at the input it is about: a config field at the form's own input
+ * unless the advanced JSON set it; other config paths, and the config as a whole, at the JSON box when
+ * there is advanced JSON (else in the form's alert); archive and manifest problems (a file, a row, a
+ * column) at the file input. One message per input. */
 function placed(error, fromAdvanced) {
   const byField = new Map();
+  const general = [];
   const add = (name, message) => byField.set(name, [...(byField.get(name) || []), message]);
   for (const item of error.errors || []) {
     const path = String(item.field || "").replace(/^body\./, "");
     const top = path.split(".")[0];
-    if (!path || top === "archive") {
-      add("archive", describe(item));
-      continue;
-    }
-    add(FORM_FIELDS.has(top) && !fromAdvanced.has(top) && path === top ? top : "config", item.message || path);
+    if (!path || top === "archive") add("archive", describe(item));
+    else if (FORM_FIELDS.has(top) && !fromAdvanced.has(top) && path === top) add(top, item.message || path);
+    else if (fromAdvanced.size) add("config", item.message || path);
+    else general.push(item.message || path);
   }
-  if (!byField.size && error.status !== 401 && error.status !== 403 && error.status > 0) add("archive", error.message);
+  if (!byField.size && !general.length && error.status !== 401 && error.status !== 403 && error.status > 0) add("archive", error.message);
   const errors = [...byField].map(([name, messages]) => ({
     field: name,
     message: messages.length > 6 ? [...messages.slice(0, 6), `… and ${messages.length - 6} more`].join("\n") : messages.join("\n"),
   }));
-  return { message: error.message, errors };
+  return { message: [error.message, ...general].join("\n"), errors };
 }
 
 function describe(item) {
