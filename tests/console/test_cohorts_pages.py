@@ -11,6 +11,8 @@ from pathlib import Path
 from console_support import ConsoleKeys, Setup, Shots, axe_scan, sign_in
 from playwright.sync_api import Locator, Page, expect
 
+from app.cohorts.synth.cxr_findings import cohort_config as findings_config
+from app.cohorts.synth.cxr_findings import write_findings_archive
 from app.cohorts.synth.derm import cohort_config, write_derm_archive
 
 ORG = "Cohorts Org"
@@ -168,6 +170,31 @@ def test_a_multiclass_cohort_is_shown_class_by_class(
     assert axe_scan(page) == []
     page.set_viewport_size({"width": 800, "height": 1000})
     shots(page, "multiclass-tablet")
+    assert axe_scan(page) == []
+
+
+def test_a_multilabel_cohort_is_shown_finding_by_finding(
+    page: Page, console_keys: ConsoleKeys, setup: Setup, shots: Shots, tmp_path: Path
+) -> None:
+    setup.client.headers["Authorization"] = f"Bearer {console_keys.make('auditor', org=ORG)}"
+    archive = write_findings_archive(tmp_path / "cxr.zip", n=80, seed=6, findings=3, image_size=32)
+    config = {"name": "chest findings", **findings_config(3), "image_size": 32}
+    with archive.open("rb") as fh:
+        response = setup.client.post(
+            "/v1/cohorts", files={"archive": ("cxr.zip", fh)}, data={"config": json.dumps(config)}
+        )
+    assert response.status_code == 202, response.text
+    cohort = setup.wait(f"/v1/cohorts/{response.json()['id']}", "ingesting", "ready")
+    findings, attribute = cohort["classes"], cohort["attributes"][0]
+    _auditor(page, console_keys)
+    page.goto(f"/console/cohorts/{cohort['id']}")
+    expect(page.locator("dl.facts")).to_contain_text("multilabel")
+    page.get_by_label("Finding", exact=True).select_option(findings[-1])
+    chart = _figure(page, f"{attribute}: finding {findings[-1]} × group counts, all splits")
+    chart.get_by_text("Show the numbers").click()
+    expect(chart.get_by_role("columnheader", name=f"{findings[-1]} positive")).to_be_visible()
+    expect(page.get_by_role("table", name="Findings per split (positive / negative / unknown)")).to_be_visible()
+    shots(page, "multilabel")
     assert axe_scan(page) == []
 
 
