@@ -32,7 +32,7 @@ export function barChart(title, categories, series, { yLabel = "" } = {}) {
   const band = (W - L - 10) / Math.max(1, categories.length);
   const bar = (band * 0.8) / Math.max(1, series.length);
   root.append(svg("line", { x1: L, y1: H - B, x2: W - 10, y2: H - B, stroke: "#333" }));
-  root.append(svg("text", { x: 4, y: T + 8, "font-size": 11 }, `${yLabel} max ${fmt(max, max >= 10 ? 0 : 3)}`));
+  root.append(svg("text", { x: 4, y: T + 8, "font-size": 11 }, `${yLabel} max ${Number.isInteger(max) ? max : fmt(max, max >= 10 ? 0 : 3)}`));
   categories.forEach((category, i) => {
     const x0 = L + i * band + band * 0.1;
     series.forEach((s, j) => {
