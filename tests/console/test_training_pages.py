@@ -159,6 +159,18 @@ def test_an_invalid_config_shows_the_apis_messages_at_their_fields(
     expect(form.get_by_role("alert")).to_contain_text("rotate_degrees")
     shots(page, "refused-advanced")
 
+    # a fairness term alone (multi_exit + terms): its settings appear, and a teacher the API cannot use is named there
+    form.get_by_label("Advanced (JSON)").fill("")
+    teacher = form.get_by_label("Teacher model version")
+    expect(teacher).to_be_hidden()
+    form.get_by_label("Method").select_option("multi_exit+mfd")
+    expect(form.get_by_label("Term weight (λ)")).to_be_visible()
+    teacher.fill("mdl_nowhere")
+    form.get_by_role("button", name="Start training").click()
+    expect(teacher).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(".field-error")).to_have_count(1)
+    shots(page, "refused-teacher")
+
 
 def test_a_running_job_is_cancelled_from_its_page(page: Page, made: Auditor, shots: Shots, tmp_path: Path) -> None:
     cohort = made.cohort(tmp_path, n=400, name="derm to cancel")

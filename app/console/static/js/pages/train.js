@@ -134,7 +134,7 @@ function buildForm(schema, document_, cohorts, wanted) {
   // cohort and its attributes
   const cohortSelect = el("select", { name: "cohort_id" }, cohorts.map((c) =>
     el("option", { value: c.id, selected: c.id === wanted || c.name === wanted }, `${c.name} (${c.n_items} images, ${c.task}, ${c.image_size} px)`)));
-  const cohortField = field("Cohort", cohortSelect, props.cohort_id?.description ? "a ready cohort of your organisation" : "");
+  const cohortField = field("Cohort", cohortSelect, "a ready cohort of your organisation");
   const attributes = el("fieldset", { class: "field attributes" });
   const showAttributes = () => {
     const cohort = cohorts.find((c) => c.id === cohortSelect.value);
@@ -163,14 +163,7 @@ function buildForm(schema, document_, cohorts, wanted) {
   const termWeight = field("Term weight (λ)", el("input", { name: "terms.0.weight", type: "number", step: "any", inputmode: "decimal" }), "empty: the term's own default");
   const teacher = field("Teacher model version", el("input", { name: "terms.0.teacher_model_version_id", type: "text" }),
     "mfd distils from a model version of this organisation trained with keep_weights");
-  const termBox = el("div", { class: "term-settings" }, termWeight.node, teacher.node);
-  const showTerm = () => {
-    const term = methodSelect.value.includes("+") ? methodSelect.value.split("+")[1] : null;
-    termBox.hidden = !term;
-    teacher.node.hidden = term !== "mfd";
-  };
-  methodSelect.addEventListener("change", showTerm);
-  showTerm();
+  const termBox = el("div", { class: "form-grid term-settings" }, termWeight.node, teacher.node);
 
   // every other field of the schema: simple ones as controls, the rest named in the JSON box's hint
   const primary = [], more = [], complex = [];
@@ -183,6 +176,15 @@ function buildForm(schema, document_, cohorts, wanted) {
   }
   primary.sort((a, b) => PRIMARY.indexOf(a[0]) - PRIMARY.indexOf(b[0]));
   const primaryControls = primary.map(([name, prop, type]) => control(name, prop, type, name !== "image_size"));
+  const fairnessWeight = primaryControls.find((c) => c.name === "fairness_weight");
+  const showTerm = () => {
+    const term = methodSelect.value.includes("+") ? methodSelect.value.split("+")[1] : null;
+    termBox.hidden = !term;
+    teacher.node.hidden = term !== "mfd";
+    if (fairnessWeight) fairnessWeight.node.hidden = !usesPairwise(methodSelect.value);
+  };
+  methodSelect.addEventListener("change", showTerm);
+  showTerm();
   const moreControls = more.map(([name, prop, type]) => control(name, prop, type, false));
   const advanced = field("Advanced (JSON)", el("textarea", { name: "advanced", rows: 4, spellcheck: "false", placeholder: '{"augment": {"hflip": false}}' }),
     `merged over the form; e.g. ${complex.join(", ")}`);
@@ -228,6 +230,11 @@ function attributesOf(cohort) {
   return single.map(([name, g]) => [name, new Set((g.cells || []).map((c) => JSON.stringify(c.group))).size || null]);
 }
 
+/** Whether a method (an alias or ``exits+term``) trains the pairwise_eo hinge, whose λ is ``fairness_weight``. */
+function usesPairwise(method) {
+  return method.split("+").some((part) => part === "pairwise_eo" || part.endsWith("_pairwise_eo"));
+}
+
 function bodyOf(form, method, controls, termWeight, teacher, advanced) {
   const body = { cohort_id: form.elements.cohort_id.value };
   body.sensitive_attributes = [...form.querySelectorAll('input[name="sensitive_attributes"]:checked')].map((i) => i.value);
@@ -245,7 +252,7 @@ function bodyOf(form, method, controls, termWeight, teacher, advanced) {
     const [present, value] = c.read();
     if (present) body[c.name] = value;
   }
-  if (body.terms && body.fairness_weight !== undefined && !body.terms.some((t) => t.name === "pairwise_eo")) delete body.fairness_weight;
+  if (!usesPairwise(method)) delete body.fairness_weight; // its control is hidden: λ of a term the run does not have
   const text = advanced.value.trim();
   if (text) {
     let extra;
