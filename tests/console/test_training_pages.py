@@ -4,6 +4,7 @@ at their fields; a running job is cancelled; a predictor key cannot open the for
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,8 +184,19 @@ def test_a_running_job_is_cancelled_from_its_page(page: Page, made: Auditor, sho
     _open(page, made.key, f"/console/jobs/{job_id}")
     expect(page.locator(".job-status")).to_contain_text("running")
     words = page.locator(".progress-words")
-    expect(words).to_contain_text("epoch 1 of 200", timeout=60_000)  # live from the stream: mid-training
+    expect(words).to_contain_text(re.compile(r"epoch \d+ of 200"), timeout=60_000)  # live from the stream
     shots(page, "running")
+    assert axe_scan(page) == []
+
+    # away to the list mid-stream (the stream is closed, no error) and back (followed again)
+    page.get_by_role("navigation").get_by_role("link", name="Jobs").click()
+    row = page.get_by_role("table", name="Jobs").get_by_role("row").filter(has=page.get_by_role("link", name=job_id))
+    expect(row).to_contain_text("running")
+    expect(row).to_contain_text("of 200")
+    shots(page, "jobs-running")
+    page.go_back()
+    expect(words).to_contain_text("of 200")
+
     page.get_by_role("button", name="Cancel job").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text(f"Cancel the job {job_id}?")

@@ -24,6 +24,13 @@ export async function render(main, { job_id: jobId }) {
   new JobView(main, title, job).start();
 }
 
+function duration(seconds) {
+  const s = Math.max(0, Math.ceil(seconds));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  return m < 60 ? `${m} min ${s % 60} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
 class JobView {
   constructor(main, title, job) {
     this.job = job;
@@ -53,12 +60,22 @@ class JobView {
     if (TERMINAL.includes(this.job.status)) return;
     this.tries = 0;
     this.follow();
-    window.addEventListener("pagehide", () => this.stream?.controller.abort(), { once: true });
+    window.addEventListener("pagehide", () => {
+      this.closed = true;
+      this.stream?.controller.abort();
+    });
+    window.addEventListener("pageshow", (event) => { // back from the page cache: follow again
+      if (event.persisted && this.closed && !TERMINAL.includes(this.job.status)) {
+        this.closed = false;
+        this.follow();
+      }
+    });
   }
 
   follow() {
     this.stream = follow(`/v1/jobs/${encodeURIComponent(this.job.id)}/events`, (event) => this.onEvent(event));
-    this.stream.done.then(() => this.refresh()).catch((error) => {
+    this.stream.done.then(() => this.closed || this.refresh()).catch((error) => {
+      if (this.closed) return;
       if (this.tries++ < 5 && !(error.status >= 400)) {
         this.notice.replaceChildren(statusLine("The live connection dropped; reconnecting…"));
         setTimeout(() => this.follow(), 1500);
@@ -70,13 +87,19 @@ class JobView {
 
   onEvent({ event, data }) {
     if (event === "progress" && data && typeof data === "object") {
-      this.job.progress = data;
       if (data.phase === "validate" && data.epoch) {
         this.history.set(data.epoch, data);
         this.drawCharts();
       }
+      // the stream replays the job's events from its start: an older report than the one shown is history only
+      if (typeof data.step === "number" && data.step < (this.job.progress?.step ?? 0)) return;
+      this.job.progress = data;
       this.drawProgress(data);
     } else if (event === "state" && data && data.status) {
+      if (data.attempt && data.attempt > this.job.attempt) { // a new attempt resumes from a checkpoint: steps may go back
+        this.job.attempt = data.attempt;
+        this.job.progress = {};
+      }
       this.job.status = data.status;
       if (data.cancel_requested) this.job.cancel_requested = true;
       if (data.result) this.job.result = data.result;
@@ -140,7 +163,7 @@ class JobView {
     if (p.epochs) parts.push(`epoch ${p.epoch || 0} of ${p.epochs}`);
     if (p.phase) parts.push(p.phase);
     if (p.losses && typeof p.losses.total === "number") parts.push(`loss ${fmt(p.losses.total)}`);
-    if (typeof p.eta_s === "number") parts.push(`about ${Math.ceil(p.eta_s)} s left`);
+    if (typeof p.eta_s === "number") parts.push(`about ${duration(p.eta_s)} left`);
     if (p.message) parts.push(p.message);
     if (job.status === "queued") parts.push("waiting for a worker");
     this.progressWords.textContent = parts.join(" · ");
