@@ -37,7 +37,7 @@ from app.modelpkg.threshold_rule import (
     raise_field_errors,
     rule_field_errors,
 )
-from app.training.terms import TermConfig, get_term, parse_term
+from app.training.terms import REGISTRY, TermConfig, get_term, parse_term
 
 Backbone = Literal["resnet18", "vgg11", "small"]
 
@@ -148,6 +148,7 @@ class TrainingConfig(BaseModel):
         default="erm",
         description="an alias (erm, pairwise_eo, fair_multi_exit, fair_multi_exit_pairwise_eo) for multi_exit + "
         "terms; with multi_exit and terms given it may be left out (a descriptive name is filled in)",
+        examples=list(METHODS),
     )
     multi_exit: bool = Field(default=False, description="an internal classifier after each stage (5 exits)")
     terms: list[SerializeAsAny[TermConfig]] = Field(
@@ -155,6 +156,7 @@ class TrainingConfig(BaseModel):
         max_length=8,
         description='fairness terms added at every trained exit, e.g. [{"name": "hsic", "weight": 0.5}]; '
         "names: pairwise_eo, hsic, mfd (docs/methods.md)",
+        json_schema_extra={"x-term-names": list(REGISTRY)},  # the registered terms, for forms built from the schema
     )
     keep_weights: bool = Field(
         default=False, description="also keep the PyTorch weights (weights.pt) so the model can be an mfd teacher"
