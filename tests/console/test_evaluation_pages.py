@@ -68,6 +68,7 @@ def test_the_report_shows_the_verdict_first_and_a_gaps_interval(
     expect(groups.get_by_role("row").filter(has_text="female")).to_contain_text(interval_text(female["metrics"]["tpr"]))
     expect(page.get_by_role("figure", name=re.compile(r"^Gaps across sex, 95% intervals"))).to_be_visible()
     expect(page.get_by_role("figure", name=re.compile(r"^ROC curves by sex:"))).to_be_visible()
+    assert "null" not in page.locator("main").inner_text().split()
     shots(page, "report")
     assert axe_scan(page) == []
 
@@ -202,6 +203,7 @@ def test_multiclass_and_multilabel_reports_at_tablet_width(
     heat = frame.locator("td[data-fa-style]").first.evaluate("node => getComputedStyle(node).backgroundColor")
     assert heat not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)"), "the heat map keeps its colours"
     assert page.evaluate("document.documentElement.scrollWidth") <= 800
+    assert "null" not in page.locator("main").inner_text().split()
     shots(page, "multiclass-800px")
     assert axe_scan(page) == []
 

@@ -91,7 +91,7 @@ function pText(p) {
 function showComparison(c) {
   const names = Object.fromEntries(c.evaluations.map((e) => [e.id, e.name || e.id]));
   const label = (id) => `${names[id] || id}`;
-  const intro = el("p", {}, `${c.n_matched} samples shared by all ${c.models.length} evaluations, ${c.config.n_boot} paired bootstrap resamples; reference: ${label(c.reference)}. `,
+  const intro = el("p", {}, `${c.n_matched} samples shared by ${c.models.length === 2 ? "both" : `all ${c.models.length}`} evaluations, ${c.config.n_boot} paired bootstrap resamples; reference: ${label(c.reference)}. `,
     Object.entries(c.n_unmatched).some(([, n]) => n) ? `Left out (not shared): ${Object.entries(c.n_unmatched).map(([id, n]) => `${label(id)} ${n}`).join(", ")}.` : "Every sample is shared.");
   return [el("h2", {}, "Paired differences"), intro, ...c.comparisons.flatMap((pair) => pairSection(pair, label))];
 }
@@ -107,7 +107,7 @@ function pairSection(pair, label) {
       ["Better", (v) => v.better.join(", ") || "—"],
       ["Worse", (v) => v.worse.join(", ") || "—"],
     ], pair.verdicts) : null,
-    pair.compute ? el("p", {}, `Mean compute (fraction of each model's full network): ${fmt(pair.compute.value_reference)} → ${fmt(pair.compute.value_model)}, difference ${fmtInterval(pair.compute.difference, pair.compute.ci_low, pair.compute.ci_high)}.`) : null,
+    pair.compute && (pair.compute.value_model !== 1 || pair.compute.value_reference !== 1) ? el("p", {}, `Mean compute (fraction of each model's full network): ${fmt(pair.compute.value_reference)} → ${fmt(pair.compute.value_model)}, difference ${fmtInterval(pair.compute.difference, pair.compute.ci_low, pair.compute.ci_high)}.`) : null,
     ...attributes.map((attribute) => {
       const rows = pair.differences.filter((d) => d.attribute === attribute && d.difference !== null)
         .map((d) => ({ label: d.metric, value: d.difference, low: d.ci_low, high: d.ci_high }));

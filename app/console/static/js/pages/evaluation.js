@@ -42,10 +42,7 @@ export async function render(main, params) {
   const report = evaluation.report;
   const parts = report.task === "multiclass" ? multiclassParts(report) : report.task === "multilabel" ? multilabelParts(report) : binaryParts(report);
   const sections = Object.fromEntries(SECTIONS.map(([key, label]) => [key, section(key, label)]));
-  sections.verdict.append(...parts.verdict);
-  sections.groups.append(...parts.groups);
-  sections.gaps.append(...parts.gaps);
-  sections.curves.append(...parts.curves);
+  for (const key of ["verdict", "groups", "gaps", "curves"]) sections[key].append(...parts[key].filter(Boolean));
   sections["full-report"].append(...fullReport(evaluation));
   sections.downloads.append(...downloads(evaluation));
   setContent(main, facts(evaluation), toc(sections), ...Object.values(sections));
