@@ -6,6 +6,8 @@ no training), with sample ids so that two audits of the same samples can be comp
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from decimal import ROUND_HALF_UP, Decimal
@@ -164,10 +166,12 @@ def test_a_comparison_the_api_refuses_shows_its_reason(
     other = audit(setup, "site two", predictions_csv(120, seed=7).replace("\ns", "\nt"))
     refused = setup.client.post("/v1/compare", json={"evaluation_ids": [one["id"], other["id"]], "n_boot": 100})
     assert refused.status_code == 422
+    page.set_viewport_size({"width": 800, "height": 1000})
     open_page(page, console_keys.make("auditor"), f"/console/compare?ids={one['id']},{other['id']}")
     expect(page.get_by_role("alert")).to_contain_text(refused.json()["detail"])
     expect(page.get_by_role("group", name=re.compile("Evaluations to compare"))).to_be_visible()
-    shots(page, "refused")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800
+    shots(page, "refused-800px")
     assert axe_scan(page) == []
 
 
@@ -213,4 +217,35 @@ def test_multiclass_and_multilabel_reports_at_tablet_width(
     page.get_by_label("Finding shown under Groups, Gaps and Curves").select_option("effusion")
     expect(page.get_by_role("table", name="Gaps across skin (effusion)", exact=True)).to_be_visible()
     shots(page, "multilabel-800px")
+    assert axe_scan(page) == []
+
+
+def test_a_trained_model_compares_with_a_vendor_model_on_its_test_split(
+    page: Page, setup: Setup, console_keys: ConsoleKeys, shots: Shots, tmp_path: Path
+) -> None:
+    """A model trained here against a vendor's scores of the same test samples (an audit of them):
+    the comparison pairs them by sample id."""
+    trained = setup.train(setup.cohort(tmp_path, n=160)["id"])["result"]
+    rows = list(
+        csv.DictReader(
+            io.StringIO(setup.client.get(f"/v1/evaluations/{trained['evaluation_id']}/predictions.csv").text)
+        )
+    )
+    vendor_csv = "sample_id,y_true,y_score,skin_tone\n" + "".join(
+        f"{r['sample_id']},{r['label']},{(float(r['policy_score']) + int(r['label'])) / 2:.6f},{r['skin_tone']}\n"
+        for r in rows
+    )
+    vendor = audit(setup, "vendor model", vendor_csv, {"sensitive_attributes": ["skin_tone"]})
+    open_page(page, console_keys.make("auditor"), f"/console/evaluations/{trained['evaluation_id']}")
+    facts = page.get_by_label("About this evaluation")
+    expect(facts.get_by_role("link", name=trained["model_version_id"])).to_be_visible()
+    expect(page.locator(".verdict")).to_be_visible()
+    shots(page, "model-report")
+    page.goto(f"/console/compare?ids={trained['evaluation_id']},{vendor['id']}")
+    pair = page.get_by_role("region", name=re.compile(r"^vendor model against "))
+    differences = pair.get_by_role("table", name=re.compile("^Differences: "))
+    expect(differences).to_be_visible(timeout=60_000)
+    expect(differences.get_by_role("cell", name="skin_tone", exact=True).first).to_be_visible()
+    expect(pair.get_by_role("figure", name=re.compile(r"^overall: vendor model minus "))).to_be_visible()
+    shots(page, "models-compared")
     assert axe_scan(page) == []

@@ -85,11 +85,15 @@ function compareForm(ordered, checked, results) {
 
 function pText(p) {
   if (p === null || p === undefined) return "—";
+  if (p === 0) return "0";
   return p < 0.001 ? p.toExponential(1) : fmt(p, 3);
 }
 
 function showComparison(c) {
-  const names = Object.fromEntries(c.evaluations.map((e) => [e.id, e.name || e.id]));
+  // Two evaluations of one name (e.g. two trainings on one cohort) are told apart by their model or id.
+  const counts = {};
+  c.evaluations.forEach((e) => { counts[e.name] = (counts[e.name] || 0) + 1; });
+  const names = Object.fromEntries(c.evaluations.map((e) => [e.id, !e.name ? e.id : counts[e.name] > 1 ? `${e.name} (${e.model_version_id || e.id})` : e.name]));
   const label = (id) => `${names[id] || id}`;
   const intro = el("p", {}, `${c.n_matched} samples shared by ${c.models.length === 2 ? "both" : `all ${c.models.length}`} evaluations, ${c.config.n_boot} paired bootstrap resamples; reference: ${label(c.reference)}. `,
     Object.entries(c.n_unmatched).some(([, n]) => n) ? `Left out (not shared): ${Object.entries(c.n_unmatched).map(([id, n]) => `${label(id)} ${n}`).join(", ")}.` : "Every sample is shared.");

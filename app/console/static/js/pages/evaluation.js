@@ -106,6 +106,7 @@ function valueText(v) {
 
 function pText(p) {
   if (p === null || p === undefined) return "—";
+  if (p === 0) return "0";
   return p < 0.001 ? p.toExponential(1) : fmt(p, 3);
 }
 
