@@ -174,6 +174,16 @@ def test_a_comparison_the_api_refuses_shows_its_reason(
     shots(page, "refused-800px")
     assert axe_scan(page) == []
 
+    page.get_by_role("checkbox", name=re.compile("^site two")).uncheck()  # one evaluation: refused at the picker
+    page.get_by_role("button", name="Compare").click()
+    picker = page.get_by_role("group", name=re.compile("Evaluations to compare"))
+    expect(picker).to_have_attribute("aria-invalid", "true")
+    expect(picker.locator(".field-error")).to_contain_text("at least 2")
+    shots(page, "one-evaluation")
+
+    page.goto("/console/evaluations/evl_missing")
+    expect(page.get_by_role("alert")).to_contain_text("The evaluation could not be loaded")
+
 
 def test_a_predictor_cannot_open_the_evaluation_pages(page: Page, console_keys: ConsoleKeys, shots: Shots) -> None:
     open_page(page, console_keys.make("predictor"), "/console/evaluations")
