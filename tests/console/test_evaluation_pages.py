@@ -118,6 +118,9 @@ def test_the_contents_work_from_the_keyboard_and_the_downloads_arrive(
     assert "model_details" in json.loads(saved["the model card (JSON)"].read_text())
     assert saved["the per-sample predictions (CSV)"].read_text().splitlines()[0].startswith("sample_id")
     expect(page.get_by_role("status").filter(has_text="downloaded")).to_be_visible()
+    page.goto(f"/console/evaluations/{evaluation['id']}#curves")  # a link to a section lands there
+    page.reload()  # (the same page with another fragment: the browser only scrolls)
+    expect(page.get_by_role("heading", name="Curves", exact=True)).to_be_focused()
 
 
 def test_the_list_compares_two_selected_evaluations_with_a_forest_plot(

@@ -46,6 +46,11 @@ export async function render(main, params) {
   sections["full-report"].append(...fullReport(evaluation));
   sections.downloads.append(...downloads(evaluation));
   setContent(main, facts(evaluation), toc(sections), ...Object.values(sections));
+  const linked = sections[location.hash.slice(1)]; // a link to a section (…#gaps): the content came after the load
+  if (linked) {
+    linked.querySelector("h2").focus();
+    linked.scrollIntoView({ block: "start" });
+  }
 }
 
 // ---- page structure -------------------------------------------------------------------------------
