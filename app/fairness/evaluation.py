@@ -83,6 +83,18 @@ def report_configs(report: dict[str, Any]) -> list[dict[str, Any]]:
 PER_FINDING_KEYS = ("threshold", "threshold_per_sample", "threshold_range", "threshold_source", "threshold_rule")
 
 
+def evaluation_task(config: Mapping[str, Any]) -> TaskKind:
+    """The task of an evaluation from the config it keeps (``evaluation_config``; an audit's adds its
+    request under ``audit``, and a running audit keeps only that): a multi-label config says so, a
+    multi-class one carries its ``decision`` rule."""
+    if config.get("task") == "multilabel":
+        return "multilabel"
+    if "decision" in config:
+        return "multiclass"
+    task = (config.get("audit") or {}).get("task", "binary")
+    return "multiclass" if task == "multiclass" else "multilabel" if task == "multilabel" else "binary"
+
+
 def evaluation_config(report: dict[str, Any]) -> dict[str, Any]:
     """The settings an evaluation row keeps (``attributes``, seeds, thresholds …): the report's config;
     for a multi-label report, the findings' shared settings, with each finding's threshold by name."""

@@ -55,7 +55,7 @@ def list_evaluations(
     rows, next_cursor = EVALUATIONS.page(
         session, principal.organisation_id, limit, cursor, model_version_id=model_version_id or None
     )
-    return EvaluationList(items=[EvaluationSummary.model_validate(e) for e in rows], next_cursor=next_cursor)
+    return EvaluationList(items=[EvaluationSummary.of(e) for e in rows], next_cursor=next_cursor)
 
 
 @router.get(

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.fields import ReportIntersections, ResourceRef, SafeName, Seed
+from app.fairness.evaluation import evaluation_task
+from app.fairness.models import Evaluation
 from app.fairness.report_schema import AnyReport
 from app.modelpkg.task import MAX_CLASSES, MAX_FINDINGS, ClassName, TaskKind
 from app.modelpkg.threshold_rule import (
@@ -53,7 +55,13 @@ class EvaluationSummary(BaseModel):
     model_version_id: str | None
     cohort_id: str | None
     split: str | None
+    task: TaskKind = Field(description="binary, multiclass or multilabel")
     created_at: datetime
+
+    @classmethod
+    def of(cls, evaluation: Evaluation) -> EvaluationSummary:
+        fields = {name: getattr(evaluation, name) for name in cls.model_fields if name != "task"}
+        return cls(**fields, task=evaluation_task(evaluation.config))
 
 
 class EvaluationList(BaseModel):

@@ -279,3 +279,16 @@ def test_report_metadata_names_the_multiclass_decision(client, keys, session_fac
         meta = service.report_metadata(session, EvaluationOut.model_validate(body))
     assert meta["decision"] == "argmax of p / class threshold" and meta["class thresholds"] == [0.5, 0.25, 0.5]
     assert "operating threshold" not in meta and meta["cohort"] == "uploaded predictions"
+
+
+def test_the_evaluation_list_names_each_evaluations_task(client, keys):
+    headers = keys.headers(org="task list")
+    made = {
+        "binary": post_audit(client, headers, predictions_csv(120)).json()["id"],
+        "multiclass": post_audit(client, headers, multiclass_csv(), MULTICLASS_CONFIG).json()["id"],
+        "multilabel": post_audit(client, headers, multilabel_csv(), MULTILABEL_CONFIG).json()["id"],
+    }
+    listed = client.get("/v1/evaluations", headers=headers)
+    assert listed.status_code == 200, listed.json()
+    tasks = {item["id"]: item["task"] for item in listed.json()["items"]}
+    assert tasks == {evaluation_id: task for task, evaluation_id in made.items()}
