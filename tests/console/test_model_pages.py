@@ -55,7 +55,9 @@ def _train(setup: Setup, folder: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def trained(server: LiveServer, console_keys: ConsoleKeys, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+def trained(
+    server: LiveServer, console_keys: ConsoleKeys, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Trained]:
     folder = tmp_path_factory.mktemp("models")
     setup = Setup(server.url, console_keys.make("auditor", org=ORG))
     model = _train(setup, folder)
@@ -65,7 +67,15 @@ def trained(server: LiveServer, console_keys: ConsoleKeys, tmp_path_factory: pyt
 
 def _fits_tablet(page: Page, shots: Shots, name: str) -> None:
     page.set_viewport_size(TABLET)
-    assert page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"], "horizontal scroll at 800 px"
+    wide = page.evaluate(
+        """w => [...document.querySelectorAll('main *')]
+             .filter(n => n.getBoundingClientRect().right > w + 1 && !n.closest('.table-scroll'))
+             .slice(0, 5).map(n => n.tagName + '.' + n.className + ' ' + n.textContent.slice(0, 40))""",
+        TABLET["width"],
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"], (
+        f"horizontal scroll at 800 px: {wide}"
+    )
     shots(page, f"{name}-tablet")
     page.set_viewport_size({"width": 1280, "height": 900})
 
@@ -148,9 +158,12 @@ def test_a_failing_policy_refuses_promotion_and_an_admin_overrides_it(
     expect(failed).to_contain_text("overall auc")
     shots(page, "refused")
     assert axe_scan(page) == []
-    assert httpx.get(
-        f"{server.url}/v1/models/aliases/production/history", headers={"Authorization": f"Bearer {admin}"}
-    ).json()["items"] == []
+    assert (
+        httpx.get(
+            f"{server.url}/v1/models/aliases/production/history", headers={"Authorization": f"Bearer {admin}"}
+        ).json()["items"]
+        == []
+    )
 
     page.get_by_label("Override reason (admins only)").fill("interim model approved by the board")
     page.get_by_role("button", name="Promote").click()
@@ -227,9 +240,9 @@ def test_monitoring_shows_live_counts_metrics_and_alerts(
 ) -> None:
     setup, model = trained.setup, trained.model
     rule = {
-        "name": "TPR floor",
+        "name": "Score drift across skin tone",
         "model_ref": model["id"],
-        "rule": {"check": "limit", "metric": "tpr", "min": 0.999},
+        "rule": {"check": "drift", "signal": "psi", "attribute": "skin_tone", "max": 0.0001},
         "min_n": 1,
         "min_interval_seconds": 1,
     }

@@ -4,7 +4,7 @@
 import { api, apiRaw } from "../api.js";
 import { can, currentCaller } from "../session.js";
 import { alertBox, clearProblem, el, field, fmt, fmtInterval, fmtTime, setContent, showProblem, statusLine, table } from "../ui.js";
-import { taskOf } from "./models.js";
+import { scroller, taskOf } from "./models.js";
 
 export async function render(main, params) {
   const ref = params.model_ref;
@@ -86,14 +86,14 @@ async function loadEvaluations(model, area) {
   const heading = area.querySelector("h2");
   try {
     const { items } = await api(`/v1/evaluations?model_version_id=${encodeURIComponent(model.id)}&limit=200`);
-    area.replaceChildren(heading, table("Evaluations of this version", [
+    area.replaceChildren(heading, scroller(table("Evaluations of this version", [
       ["Evaluation", (e) => el("a", { href: `/console/evaluations/${encodeURIComponent(e.id)}` }, e.name || e.id)],
       ["Id", (e) => el("code", {}, e.id)],
       ["Kind", (e) => e.kind],
       ["Status", (e) => e.status],
       ["Split", (e) => e.split || "—"],
       ["Created", (e) => fmtTime(e.created_at)],
-    ], items, { empty: "No evaluations of this version yet." }));
+    ], items, { empty: "No evaluations of this version yet." })));
   } catch (error) {
     area.replaceChildren(heading, alertBox(error.message));
   }
@@ -122,13 +122,13 @@ export function describeCheck(check) {
 
 /** The checks of a gate result or of a 409 refusal: each check, its outcome, numbers and message. */
 export function checksTable(caption, checks) {
-  return table(caption, [
+  return scroller(table(caption, [
     ["Check", (r) => describeCheck(r.check)],
     ["Outcome", (r) => el("span", { class: `badge outcome-${r.outcome}` }, r.outcome)],
     ["Value [95 % interval]", (r) => fmtInterval(r.value, r.ci_low, r.ci_high)],
     ["p-value", (r) => fmt(r.p_value)],
     ["Message", (r) => r.message],
-  ], checks, { empty: "No checks: no fairness policy applies." });
+  ], checks, { empty: "No checks: no fairness policy applies." }));
 }
 
 function gateSection(model, historyArea) {
@@ -232,14 +232,14 @@ async function loadHistory(name, area) {
   const heading = area.querySelector("h2");
   try {
     const { items } = await api(`/v1/models/aliases/${encodeURIComponent(name)}/history?limit=50`);
-    area.replaceChildren(heading, table(`History of ${name}`, [
+    area.replaceChildren(heading, scroller(table(`History of ${name}`, [
       ["When", (h) => fmtTime(h.created_at)],
       ["From", (h) => (h.from_model_id ? el("a", { href: `/console/models/${encodeURIComponent(h.from_model_id)}` }, h.from_model_id) : "—")],
       ["To", (h) => el("a", { href: `/console/models/${encodeURIComponent(h.to_model_id)}` }, h.to_model_id)],
       ["Gate", (h) => h.gate],
       ["Override reason", (h) => h.override_reason || "—"],
       ["Key", (h) => h.api_key_id || "—"],
-    ], items, { empty: `The alias ${name} has never been moved.` }));
+    ], items, { empty: `The alias ${name} has never been moved.` })));
   } catch (error) {
     area.replaceChildren(heading, alertBox(error.message));
   }

@@ -51,7 +51,7 @@ export async function render(main) {
     return;
   }
   const versions = el("section", { "aria-labelledby": "versions-h" }, el("h2", { id: "versions-h" }, "Model versions"),
-    el("div", { class: "table-scroll" }, table("Model versions", [
+    scroller(table("Model versions", [
       ["Version", (m) => modelLink(m.id)],
       ["Method", (m) => m.method],
       ["Backbone", (m) => m.backbone],
@@ -69,4 +69,9 @@ export async function render(main) {
       ["Monitoring", (a) => el("a", { href: `/console/monitoring?ref=${encodeURIComponent(a.name)}` }, `Monitor ${a.name}`)],
     ], aliasesOf(models), { empty: "No aliases yet." }));
   setContent(main, versions, aliases);
+}
+
+/** A wide table scrolls inside its own box (focusable, so a keyboard can scroll it) at tablet width. */
+export function scroller(node) {
+  return node.tagName === "TABLE" ? el("div", { class: "table-scroll", tabindex: 0 }, node) : node;
 }

@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { lineChart } from "../charts.js";
 import { alertBox, el, field, fmt, fmtInterval, fmtTime, setContent, statusLine, table } from "../ui.js";
-import { aliasesOf, allModels } from "./models.js";
+import { aliasesOf, allModels, scroller } from "./models.js";
 
 export const REFRESH_MS = 5000;
 const METRICS = ["tpr", "fpr", "auc", "ppv", "npv", "accuracy", "selection_rate", "prevalence", "pf"];
@@ -167,7 +167,7 @@ function liveView({ monitoring, audit, history }, attribute, metric) {
       if (reference !== null && reference !== undefined) series.push({ name: `${group} (audit)`, color: j, dashed: true, points: history.map(({ t }) => [t, reference]) });
     });
     metricsSection.append(lineChart(`${metric} by ${grouping.attribute} over time (live; dashed: the audit)`, series, { xLabel: "seconds since opened", yMin: 0, yMax: 1 }));
-    metricsSection.append(el("div", { class: "metric-grid" }, TABLE_METRICS.map((name) => el("div", { class: "table-scroll" }, table(`${name} by ${grouping.attribute}: live against the audit`, [
+    metricsSection.append(el("div", { class: "metric-grid" }, TABLE_METRICS.map((name) => scroller(table(`${name} by ${grouping.attribute}: live against the audit`, [
       ["Group", (g) => g.group],
       ["n", (g) => String(g.n)],
       ["Live [95 % interval]", (g) => fmtInterval(g.metrics[name]?.value, g.metrics[name]?.ci_low, g.metrics[name]?.ci_high)],
@@ -188,9 +188,9 @@ function liveView({ monitoring, audit, history }, attribute, metric) {
 
   nodes.push(el("section", { "aria-labelledby": "drift-h" }, el("h2", { id: "drift-h" }, "Drift against the audit"),
     monitoring.drift
-      ? table(`Score drift per group against evaluation ${monitoring.drift.evaluation_id}`, [
+      ? scroller(table(`Score drift per group against evaluation ${monitoring.drift.evaluation_id}`, [
         ["Attribute", (g) => g.attribute], ["Group", (g) => g.group], ["Predictions", (g) => String(g.n)], ["Audit n", (g) => String(g.audit_n)],
-        ["PSI", (g) => fmt(g.psi)], ["KS", (g) => fmt(g.ks)], ["Exit-rate shift", (g) => fmt(g.exit_rate_shift)]], monitoring.drift.groups, { empty: "No predictions in this window." })
+        ["PSI", (g) => fmt(g.psi)], ["KS", (g) => fmt(g.ks)], ["Exit-rate shift", (g) => fmt(g.exit_rate_shift)]], monitoring.drift.groups, { empty: "No predictions in this window." }))
       : el("p", { class: "empty" }, "No audit to compare with (the model has no training evaluation).")));
   return nodes;
 }
@@ -200,7 +200,7 @@ async function loadAlerts(area, modelId) {
   try {
     const { items } = await api("/v1/alerts?limit=50");
     const rows = [...items.filter((a) => a.model_version_id === modelId), ...items.filter((a) => a.model_version_id !== modelId)];
-    area.replaceChildren(heading, table("Alerts, this model's first", [
+    area.replaceChildren(heading, scroller(table("Alerts, this model's first", [
       ["Raised", (a) => fmtTime(a.created_at)],
       ["State", (a) => el("span", { class: `badge state-${a.status}` }, a.status)],
       ["Model", (a) => a.model_version_id],
@@ -208,7 +208,7 @@ async function loadAlerts(area, modelId) {
       ["Value", (a) => fmt(a.value)],
       ["Message", (a) => a.message],
       ["Resolved", (a) => fmtTime(a.resolved_at)],
-    ], rows, { empty: "No alerts: no alert rule has been breached." }));
+    ], rows, { empty: "No alerts: no alert rule has been breached." })));
   } catch (error) {
     area.replaceChildren(heading, alertBox(error.message));
   }
