@@ -173,6 +173,19 @@ def test_a_failing_policy_refuses_promotion_and_an_admin_overrides_it(
     expect(page.get_by_role("table", name="History of production")).to_contain_text("interim model approved")
     shots(page, "overridden")
 
+    # a prediction through the alias carries the override in its provenance
+    page.get_by_role("button", name="Sign out").click()
+    _sign_in_at(page, "/console/predict", console_keys.make("predictor", org=org))
+    page.get_by_label("Model or alias").fill("production")
+    page.get_by_label("Image", exact=True).set_input_files(
+        str(_first_image(tmp_path / "derm-160.zip", tmp_path / "a.jpg"))
+    )
+    page.get_by_role("button", name="Predict").click()
+    provenance = page.locator("dl.provenance")
+    expect(provenance).to_contain_text("production")
+    expect(provenance).to_contain_text("yes: interim model approved by the board")
+    shots(page, "predicted-through-overridden-alias")
+
 
 def test_a_predictor_tries_a_model_and_sees_probability_exit_and_provenance(
     page: Page, trained: Trained, console_keys: ConsoleKeys, shots: Shots, tmp_path: Path

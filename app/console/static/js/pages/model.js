@@ -38,6 +38,7 @@ function summary(model) {
     ["Training job", model.job_id ? el("a", { href: `/console/jobs/${encodeURIComponent(model.job_id)}` }, model.job_id) : "—"],
     ["SHA-256 (model.json)", el("code", { class: "sha-full" }, model.sha256)],
     ["Monitoring", el("a", { href: `/console/monitoring?ref=${encodeURIComponent(model.id)}` }, "Live monitoring of this version")],
+    ["Try it", el("a", { href: `/console/predict?ref=${encodeURIComponent(model.id)}` }, "Send an image to this version")],
   ];
   const files = table("Files and their SHA-256", [["File", ([name]) => el("code", {}, name)], ["SHA-256", ([, sha]) => el("code", { class: "sha-full" }, sha)]],
     Object.entries(model.files));
@@ -190,12 +191,13 @@ function gateSection(model, historyArea) {
       if (error.status === 409 && error.errors.length) {
         const failed = error.errors.filter((e) => e.check);
         const others = error.errors.filter((e) => !e.check).map((e) => e.message);
-        form.querySelector(".gate-result").replaceChildren(
-          el("div", { role: "alert", class: "alert form-alert", tabindex: "-1" }, `Promotion refused. ${error.message}`),
+        result.replaceChildren(...[
+          el("div", { role: "alert", class: "alert form-alert", tabindex: "-1" }, `Promotion refused: ${error.message}`),
           failed.length ? checksTable("Checks that did not pass", failed) : null,
           others.length ? el("ul", {}, others.map((m) => el("li", {}, m))) : null,
-          admin ? el("p", { class: "hint" }, "As an admin you may promote anyway: write the reason in the override field and promote again.") : null);
-        form.querySelector(".gate-result .alert").focus();
+          admin ? el("p", { class: "hint" }, "As an admin you may promote anyway: write the reason in the override field and promote again.") : null,
+        ].filter(Boolean));
+        result.querySelector(".alert").focus();
       } else {
         showProblem(form, placeAtAlias(error));
       }

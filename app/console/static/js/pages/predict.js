@@ -21,9 +21,12 @@ export async function render(main) {
   }
   const modelField = reader && models.length ? modelSelect(models) : field("Model or alias", el("input", { name: "model_ref", required: true, autocomplete: "off", spellcheck: "false", value: "production" }),
     "An alias of your organisation (e.g. production) or a model version id (mdl_…).");
+  const wanted = new URLSearchParams(location.search).get("ref");
+  if (wanted && (modelField.input.tagName === "INPUT" || [...modelField.input.options].some((o) => o.value === wanted))) modelField.input.value = wanted;
   const image = field("Image", el("input", { name: "images", type: "file", required: true, accept: "image/png,image/jpeg,application/dicom,.dcm" }), "A PNG, JPEG or DICOM image.");
   const pairs = [];
-  const attributes = reader && models.length ? (models[0].config?.sensitive_attributes || []) : [];
+  const attributesOf = (ref) => models.find((m) => m.id === ref || m.aliases.includes(ref))?.config?.sensitive_attributes || [];
+  const attributes = attributesOf(modelField.input.value);
   for (let i = 0; i < DEMOGRAPHIC_ROWS; i++) {
     const attr = field(`Demographic attribute ${i + 1}`, el("input", { name: `demographic_attribute_${i}`, autocomplete: "off", spellcheck: "false", value: attributes[i] || "" }));
     const group = field(`Group for attribute ${i + 1}`, el("input", { name: `demographic_group_${i}`, autocomplete: "off", spellcheck: "false" }));
@@ -40,8 +43,7 @@ export async function render(main) {
 
   if (modelField.input.tagName === "SELECT") {
     modelField.input.addEventListener("change", () => {
-      const chosen = models.find((m) => m.id === modelField.input.value || m.aliases.includes(modelField.input.value));
-      const names = chosen?.config?.sensitive_attributes || [];
+      const names = attributesOf(modelField.input.value);
       pairs.forEach(({ attr }, i) => {
         if (!attr.input.dataset.touched) attr.input.value = names[i] || "";
       });
