@@ -116,6 +116,7 @@ def test_models_list_model_page_and_promotion_without_policy(
     expect(page.get_by_text("Gate for staging: no policy")).to_be_visible()
     page.get_by_role("button", name="Promote").click()
     expect(page.get_by_role("status").filter(has_text=f"staging now points at {model['id']}")).to_be_visible()
+    expect(page.get_by_role("region", name="Version")).to_contain_text("promoted")
     history = page.get_by_role("table", name="History of staging")
     expect(history.get_by_role("row").filter(has_text=model["id"])).to_contain_text("no policy")
     shots(page, "promoted")
@@ -290,3 +291,19 @@ def test_monitoring_shows_live_counts_metrics_and_alerts(
     expect(figure.get_by_role("table")).to_contain_text("dark (audit)")
     shots(page, "monitoring-refreshed")
     _fits_tablet(page, shots, "monitoring")
+
+    # hidden (another tab, a minimised window): no more refreshes until it is visible again
+    calls: list[str] = []
+    page.on("request", lambda r: calls.append(r.url) if "/monitoring" in r.url and "/v1/" in r.url else None)
+    page.evaluate(
+        "() => { Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
+        " document.dispatchEvent(new Event('visibilitychange')); }"
+    )
+    page.wait_for_timeout(7_000)
+    assert calls == []
+    page.evaluate(
+        "() => { Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
+        " document.dispatchEvent(new Event('visibilitychange')); }"
+    )
+    page.wait_for_timeout(500)
+    assert len(calls) == 1

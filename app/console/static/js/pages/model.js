@@ -20,8 +20,18 @@ export async function render(main, params) {
   const manifestArea = el("section", { "aria-labelledby": "manifest-h" }, el("h2", { id: "manifest-h" }, "Manifest"), statusLine("Loading model.json…"));
   const evaluationsArea = el("section", { "aria-labelledby": "evals-h" }, el("h2", { id: "evals-h" }, "Evaluations"), statusLine("Loading…"));
   const historyArea = el("section", { "aria-labelledby": "history-h" }, el("h2", { id: "history-h" }, "Alias history"));
-  const gate = gateSection(model, historyArea);
-  setContent(main, summary(model), manifestArea, evaluationsArea, gate.node, historyArea);
+  let facts = summary(model);
+  const gate = gateSection(model, historyArea, async () => {
+    // the version's stage and aliases changed: show them as the API now has them
+    try {
+      const fresh = summary(await api(`/v1/models/${encodeURIComponent(model.id)}`));
+      facts.replaceWith(fresh);
+      facts = fresh;
+    } catch {
+      /* the promotion's own message already says what happened */
+    }
+  });
+  setContent(main, facts, manifestArea, evaluationsArea, gate.node, historyArea);
   await Promise.all([loadManifest(model, manifestArea), loadEvaluations(model, evaluationsArea), gate.check()]);
 }
 
@@ -132,7 +142,7 @@ export function checksTable(caption, checks) {
   ], checks, { empty: "No checks: no fairness policy applies." }));
 }
 
-function gateSection(model, historyArea) {
+function gateSection(model, historyArea, onPromoted) {
   const caller = currentCaller();
   const writer = can("write");
   const admin = caller?.role === "admin";
@@ -186,6 +196,7 @@ function gateSection(model, historyArea) {
       result.replaceChildren(
         el("p", { role: "status", class: "verdict pass" }, `${moved.name} now points at ${moved.model_version_id}` + (moved.override_reason ? ` (gate overridden: ${moved.override_reason})` : "") + "."),
         gateResult(moved.gate));
+      await onPromoted();
     } catch (error) {
       result.replaceChildren();
       if (error.status === 409 && error.errors.length) {
