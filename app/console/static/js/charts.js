@@ -71,8 +71,8 @@ export function lineChart(title, series, { xLabel = "epoch", yMin = null, yMax =
     if (!pts.length) return;
     const stroke = PALETTE[colour(s, j)];
     root.append(svg("polyline", { points: pts.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" "), fill: "none", stroke, "stroke-width": 2, ...(s.dashed ? { "stroke-dasharray": "6 4" } : {}) }));
-    if (s.dashed) return; // a reference line: its numbers are in the table
-    pts.forEach(([x, y]) => root.append(svg("circle", { cx: sx(x), cy: sy(y), r: 3, fill: stroke }, svg("title", {}, `${s.name}, ${xLabel} ${x}: ${fmt(y)}`))));
+    // a reference line's points are hollow
+    pts.forEach(([x, y]) => root.append(svg("circle", { cx: sx(x), cy: sy(y), r: 3, fill: s.dashed ? "#fff" : stroke, stroke }, svg("title", {}, `${s.name}, ${xLabel} ${x}: ${fmt(y)}`))));
   });
   const legend = el("ul", { class: "legend" }, series.map((s, j) => el("li", {}, el("span", { class: `swatch swatch-${colour(s, j)}${s.dashed ? " swatch-dashed" : ""}` }), s.name)));
   const allX = [...new Set(xs)].sort((a, b) => a - b);
