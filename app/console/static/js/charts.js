@@ -48,7 +48,11 @@ export function barChart(title, categories, series, { yLabel = "" } = {}) {
   return figure(title, el("div", {}, root, legend), numbers);
 }
 
-/** Lines over x (epochs): series [{name, points: [[x, y], ...]}]; y in [yMin, yMax] when given. */
+/**
+ * Lines over x (epochs): series [{name, points: [[x, y], ...]}]; y in [yMin, yMax] when given. A series
+ * may set ``color`` (a PALETTE index, default its position) and ``dashed: true`` (a reference line,
+ * e.g. the audit's value next to the live one in the same colour).
+ */
 export function lineChart(title, series, { xLabel = "epoch", yMin = null, yMax = null } = {}) {
   const W = 640, H = 240, L = 48, B = 30, T = 10, R = 10;
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
@@ -61,13 +65,16 @@ export function lineChart(title, series, { xLabel = "epoch", yMin = null, yMax =
   root.append(svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#333" }), svg("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#333" }));
   root.append(svg("text", { x: 2, y: T + 8, "font-size": 11 }, fmt(y1, 2)), svg("text", { x: 2, y: H - B, "font-size": 11 }, fmt(y0, 2)));
   root.append(svg("text", { x: W - R, y: H - 6, "font-size": 11, "text-anchor": "end" }, `${xLabel} ${x1}`));
+  const colour = (s, j) => (s.color ?? j) % PALETTE.length;
   series.forEach((s, j) => {
     const pts = s.points.filter((p) => p[1] !== null && p[1] !== undefined);
     if (!pts.length) return;
-    root.append(svg("polyline", { points: pts.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" "), fill: "none", stroke: PALETTE[j % PALETTE.length], "stroke-width": 2 }));
-    pts.forEach(([x, y]) => root.append(svg("circle", { cx: sx(x), cy: sy(y), r: 3, fill: PALETTE[j % PALETTE.length] }, svg("title", {}, `${s.name}, ${xLabel} ${x}: ${fmt(y)}`))));
+    const stroke = PALETTE[colour(s, j)];
+    root.append(svg("polyline", { points: pts.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" "), fill: "none", stroke, "stroke-width": 2, ...(s.dashed ? { "stroke-dasharray": "6 4" } : {}) }));
+    // a reference line's points are hollow
+    pts.forEach(([x, y]) => root.append(svg("circle", { cx: sx(x), cy: sy(y), r: 3, fill: s.dashed ? "#fff" : stroke, stroke }, svg("title", {}, `${s.name}, ${xLabel} ${x}: ${fmt(y)}`))));
   });
-  const legend = el("ul", { class: "legend" }, series.map((s, j) => el("li", {}, el("span", { class: `swatch swatch-${j % PALETTE.length}` }), s.name)));
+  const legend = el("ul", { class: "legend" }, series.map((s, j) => el("li", {}, el("span", { class: `swatch swatch-${colour(s, j)}${s.dashed ? " swatch-dashed" : ""}` }), s.name)));
   const allX = [...new Set(xs)].sort((a, b) => a - b);
   const numbers = table(title, [[xLabel, (x) => x], ...series.map((s) => [s.name, (x) => fmt(s.points.find((p) => p[0] === x)?.[1])])], allX);
   return figure(title, el("div", {}, root, legend), numbers);
