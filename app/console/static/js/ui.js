@@ -136,3 +136,8 @@ export function confirmDialog(question, confirmLabel = "Confirm") {
     no.focus();
   });
 }
+
+/** A resource's properties as a two-column list: rows of [term, value (text or node)]. */
+export function facts(rows, attrs = {}) {
+  return el("dl", { class: "facts", ...attrs }, rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
+}

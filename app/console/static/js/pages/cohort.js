@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { barChart } from "../charts.js";
 import { can } from "../session.js";
-import { alertBox, confirmDialog, el, fmt, fmtTime, progressBar, setContent, statusLine, table } from "../ui.js";
+import { alertBox, confirmDialog, el, facts as factList, fmt, fmtTime, progressBar, setContent, statusLine, table } from "../ui.js";
 import { followIngestion, statusBadge } from "./cohorts.js";
 
 const MAX_SERIES = 8; // classes drawn side by side; more are shown one class at a time (against the rest)
@@ -56,7 +56,7 @@ function overview(cohort) {
       ? ["Merged classes", Object.entries(cohort.summary.merged).map(([into, from]) => `${into} ← ${from.join(", ")}`).join("; ")] : null,
   ].filter(Boolean);
   return el("section", { "aria-labelledby": "overview-h" }, el("h2", { id: "overview-h" }, "Overview"),
-    el("dl", { class: "facts" }, facts.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)])),
+    factList(facts),
     cohort.status === "deleted" ? el("p", { class: "notice" }, "Deleted: its images and cache were removed. It is no longer listed; the audit trail keeps its record.") : null);
 }
 

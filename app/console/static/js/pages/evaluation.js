@@ -3,7 +3,7 @@
 // Binary, multi-class and multi-label reports (app/fairness/report_schema.py) each get their own view.
 import { api, apiRaw, download } from "../api.js";
 import { forestPlot, lineChart } from "../charts.js";
-import { alertBox, el, fmt, fmtInterval, fmtTime, setContent, statusLine, table } from "../ui.js";
+import { alertBox, el, facts as factList, fmt, fmtInterval, fmtTime, setContent, statusLine, table } from "../ui.js";
 
 const SECTIONS = [
   ["verdict", "Verdict"],
@@ -90,7 +90,7 @@ function facts(evaluation) {
     ["Metric definitions", evaluation.metric_definition_version],
     ["Created", fmtTime(evaluation.created_at)],
   ];
-  return el("dl", { class: "facts", "aria-label": "About this evaluation" }, rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
+  return factList(rows, { "aria-label": "About this evaluation" });
 }
 
 function notReady(evaluation) {

@@ -3,7 +3,7 @@
 // reason), and the alias's history.
 import { api, apiRaw } from "../api.js";
 import { can, currentCaller } from "../session.js";
-import { alertBox, clearProblem, el, field, fmt, fmtInterval, fmtTime, setContent, showProblem, statusLine, table } from "../ui.js";
+import { alertBox, clearProblem, el, facts as factList, field, fmt, fmtInterval, fmtTime, setContent, showProblem, statusLine, table } from "../ui.js";
 import { scroller, taskOf } from "./models.js";
 
 export async function render(main, params) {
@@ -52,11 +52,7 @@ function summary(model) {
   ];
   const files = table("Files and their SHA-256", [["File", ([name]) => el("code", {}, name)], ["SHA-256", ([, sha]) => el("code", { class: "sha-full" }, sha)]],
     Object.entries(model.files));
-  return el("section", { "aria-labelledby": "version-h" }, el("h2", { id: "version-h" }, "Version"), definitionList(rows), files);
-}
-
-function definitionList(rows) {
-  return el("dl", { class: "facts" }, rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
+  return el("section", { "aria-labelledby": "version-h" }, el("h2", { id: "version-h" }, "Version"), factList(rows), files);
 }
 
 async function loadManifest(model, area) {
@@ -86,7 +82,7 @@ async function loadManifest(model, area) {
     }
   }
   rows.push(["SHA-256", el("code", { class: "sha-full" }, model.sha256)]);
-  area.replaceChildren(heading, definitionList(rows), table("Exits", [
+  area.replaceChildren(heading, factList(rows), table("Exits", [
     ["Exit", (e) => `${e.k + 1} (${e.name})`],
     ["Confidence threshold θ", (e) => (e.theta === null || e.theta === undefined ? "never leaves here" : fmt(e.theta, 3))],
     ["Compute (share of the full network)", (e) => fmt(e.cost, 3)],
@@ -237,7 +233,7 @@ function gateResult(gate) {
   return el("div", {},
     el("p", { class: `verdict ${cls}` }, `Gate for ${gate.alias}: ${gate.outcome}`),
     el("p", {}, gate.detail),
-    definitionList(facts),
+    factList(facts),
     checksTable("Gate checks", gate.checks));
 }
 
