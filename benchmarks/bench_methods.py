@@ -21,9 +21,10 @@ change of Eopp1, Eodd and macro F1 against ``erm`` beside the paper's claim for 
 methods: ``erm`` (the reference), ``fair_multi_exit`` (ME), then per term its single-exit run and ME +
 the term (configs spelled as ``multi_exit`` + ``terms``, docs/methods.md). ``mfd`` cannot run in a study:
 its teacher would have to be trained on each fold's training part, and studies refuse teachers.
-``--mfd`` (multi-class) runs MFD where it can be run honestly, on the cohort's own split: per seed an ``erm``
-teacher trained on the training part, then ME, mfd and ME + mfd with that teacher, all evaluated on the same
-test split (mean ± sd over seeds).
+``--on-split`` (multi-class) runs every method and term, MFD included, where MFD can be run honestly: on the
+cohort's own split, per seed, the erm and ME runs (weights kept) being the teachers of mfd and ME + mfd, all
+evaluated on the same test split (mean ± sd over seeds). Also the way to a 9-class table when the cohort is
+too small for folds (every label × group stratum needs a patient in each fold).
 
 By default the app runs in this process with its job supervisor (SQLite in a temporary folder);
 ``--url`` and ``--key`` send the same requests to a running server instead.
@@ -32,7 +33,7 @@ By default the app runs in this process with its job supervisor (SQLite in a tem
     .venv/bin/python benchmarks/bench_methods.py --folds 3 --seeds 2 --images 1200 --image-size 32 --epochs 3
     .venv/bin/python benchmarks/bench_methods.py --task multiclass --partitions 3 9 --folds 2 --seeds 3
     .venv/bin/python benchmarks/bench_methods.py --task multiclass --partitions 9 --seeds 3 --terms hsic pairwise_eo
-    .venv/bin/python benchmarks/bench_methods.py --task multiclass --partitions 9 --seeds 3 --mfd
+    .venv/bin/python benchmarks/bench_methods.py --task multiclass --partitions 9 --images 4000 --epochs 10 --on-split
 """
 
 from __future__ import annotations
@@ -168,47 +169,59 @@ def run_study(
     return study, time.monotonic() - started
 
 
-MFD_RUNS: dict[str, dict[str, Any]] = {
-    "erm (the teacher)": {},
-    "ME": {"multi_exit": True},
-    "mfd": {"multi_exit": False, "mfd": True},
-    "ME + mfd": {"multi_exit": True, "mfd": True},
+# On the cohort's own split: each run's fields, and for mfd the run whose model is its teacher (the
+# teacher must have the student's architecture: single-exit for mfd, multi-exit for ME + mfd).
+SPLIT_RUNS: dict[str, dict[str, Any]] = {
+    "erm": {"method": "erm", "keep_weights": True},
+    "ME": {"method": "fair_multi_exit", "keep_weights": True},
+    "pairwise_eo": {"method": "pairwise_eo"},
+    "ME + pairwise_eo": {"method": "fair_multi_exit_pairwise_eo"},
+    "hsic": {"multi_exit": False, "terms": [{"name": "hsic"}]},
+    "ME + hsic": {"multi_exit": True, "terms": [{"name": "hsic"}]},
+    "mfd": {"multi_exit": False, "teacher": "erm"},
+    "ME + mfd": {"multi_exit": True, "teacher": "ME"},
+}
+#: Each term without and with multi-exit, and what the fair multi-exit paper reports for the pair
+#: (Eopp1 on Fitzpatrick 17k, docs/methods.md).
+SPLIT_PAIRS = {
+    ("erm", "ME"): "ME-VGG-11 vs VGG-11: Eopp1 0.361 → 0.320 (−11 %), Eodd −12 %, F1 +1 %",
+    ("pairwise_eo", "ME + pairwise_eo"): "not in the paper",
+    ("hsic", "ME + hsic"): "HSIC: Eopp1 0.331 → 0.314 (−5 %)",
+    ("mfd", "ME + mfd"): "MFD: Eopp1 0.334 → 0.319 (−4 %)",
 }
 
 
-def run_mfd_on_split(
+def run_on_split(
     client: httpx.Client, tmp: Path, args: argparse.Namespace, partition: int
 ) -> tuple[dict[str, list[dict[str, Any]]], float]:
-    """MFD distils from a teacher that must not have seen the test images, so it runs on the cohort's own
-    split rather than as a study: per seed an ``erm`` teacher (``keep_weights``), then ME, mfd and ME + mfd
-    with that teacher; every run's evaluation is on the same test split. Answers the reports per run."""
+    """Every method and term of ``SPLIT_RUNS`` on the cohort's own split, per seed, all evaluated on the
+    same test split. MFD's teacher must not have seen the test images, which a study cannot give (a
+    teacher trained on the stored split has seen every fold's); here the erm and ME runs (kept weights)
+    are the teachers of mfd and ME + mfd. Answers the test-split reports per run."""
     cohort = upload_cohort(client, tmp, args, partition)
     training = {**training_fields(args, partition), "cohort_id": cohort["id"]}
     started = time.monotonic()
-    reports: dict[str, list[dict[str, Any]]] = {name: [] for name in MFD_RUNS}
+    reports: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLIT_RUNS}
     for seed in range(args.seeds):
-        teacher = train_job(client, {**training, "method": "erm", "seed": seed, "keep_weights": True})
-        reports["erm (the teacher)"].append(evaluation_report(client, teacher))
-        term = {"name": "mfd", "teacher_model_version_id": teacher["result"]["model_version_id"]}
-        students = {
-            name: checked(
-                client.post(
-                    "/v1/jobs",
-                    json={
-                        **training,
-                        "seed": seed,
-                        "multi_exit": run["multi_exit"],
-                        "terms": [term] if run.get("mfd") else [],
-                    },
-                )
-            )
-            for name, run in MFD_RUNS.items()
-            if run
-        }
-        for name, job in students.items():
-            reports[name].append(evaluation_report(client, wait_job(client, job["id"])))
-        print(f"seed {seed}: {len(students) + 1} jobs done", flush=True)
+        models: dict[str, str] = {}
+        for wave in (["erm", "ME"], [n for n in SPLIT_RUNS if n not in ("erm", "ME")]):
+            submitted = {
+                name: checked(client.post("/v1/jobs", json=split_body(training, seed, name, models))) for name in wave
+            }
+            for name, job in submitted.items():
+                finished = wait_job(client, job["id"])
+                models[name] = finished["result"]["model_version_id"]
+                reports[name].append(evaluation_report(client, finished))
+        print(f"seed {seed}: {len(SPLIT_RUNS)} jobs done", flush=True)
     return reports, time.monotonic() - started
+
+
+def split_body(training: dict[str, Any], seed: int, name: str, models: dict[str, str]) -> dict[str, Any]:
+    run = dict(SPLIT_RUNS[name])
+    teacher = run.pop("teacher", None)
+    if teacher is not None:
+        run["terms"] = [{"name": "mfd", "teacher_model_version_id": models[teacher]}]
+    return {**training, "seed": seed, **run}
 
 
 def train_job(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
@@ -227,43 +240,48 @@ def evaluation_report(client: httpx.Client, job: dict[str, Any]) -> dict[str, An
     return dict(checked(client.get(f"/v1/evaluations/{job['result']['evaluation_id']}"))["report"])
 
 
-def print_mfd_table(reports: dict[str, list[dict[str, Any]]], attribute: str, partition: int) -> None:
-    """Mean ± sd over seeds of each run's test-split values, and the relative change that multi-exit
-    brings with and without the term (the paper: MFD Eopp1 0.334 → 0.319 with ME)."""
+def print_split_table(reports: dict[str, list[dict[str, Any]]], attribute: str, partition: int) -> None:
+    """Per run: mean ± sd over seeds of the test-split values, with the seeds' mean 95 % interval; a gap
+    FairAudit leaves out for too few samples falls back to the paper-convention value (marked †). Then
+    the relative change multi-exit brings to each term, beside the paper's."""
     values = {name: [multiclass_values(r, attribute) for r in runs] for name, runs in reports.items()}
     metrics = ("accuracy", "macro_f1", *MULTICLASS_GAPS)
-    print(
-        f"\n{partition}-class derm ({LABEL_FIELDS[partition]}), test split, gaps over {attribute}, mean ± sd over seeds"
-    )
+    print(f"\n{partition}-class derm ({LABEL_FIELDS[partition]}), test split, gaps over {attribute}")
     print("| run | accuracy | macro F1 | Eopp0 | Eopp1 | Eodd | compute |")
     print("|---|---|---|---|---|---|---|")
     means: dict[str, dict[str, float | None]] = {}
     for name, rows in values.items():
-        means[name] = {m: mean_of([r[m].get("value") for r in rows]) for m in metrics}
-        cells = [spread([r[m].get("value") for r in rows]) for m in metrics]
+        cells = []
+        means[name] = {}
+        for m in metrics:
+            cell_text, means[name][m] = seed_cell([r[m] for r in rows])
+            cells.append(cell_text)
         compute = statistics.fmean(mean_compute(r) for r in reports[name])
         print(f"| {name} | " + " | ".join(cells) + f" | {compute:.2f} |")
-    print("\nrelative change that multi-exit brings (paper, MFD → ME + MFD: Eopp1 0.334 → 0.319, −4 %)")
-    print("| pair | Eopp1 | Eodd | macro F1 |")
-    print("|---|---|---|---|")
-    for single, multi in (("erm (the teacher)", "ME"), ("mfd", "ME + mfd")):
+    print("\nrelative change that multi-exit brings to each run (mean over seeds)")
+    print("| single-exit → multi-exit | Eopp1 | Eodd | macro F1 | the paper |")
+    print("|---|---|---|---|---|")
+    for (single, multi), paper in SPLIT_PAIRS.items():
         cells = [relative(means[multi][m], means[single][m]) for m in ("eopp1", "eodd", "macro_f1")]
-        print(f"| {single} → {multi} | " + " | ".join(cells) + " |")
+        print(f"| {single} → {multi} | " + " | ".join(cells) + f" | {paper} |")
 
 
-def mean_of(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.fmean(present) if present else None
-
-
-def spread(values: list[float | None]) -> str:
-    present = [v for v in values if v is not None]
+def seed_cell(entries: list[dict[str, Any]]) -> tuple[str, float | None]:
+    """``mean ± sd [mean ci_low, mean ci_high]`` over seeds, and the mean; † when any seed's value is
+    the paper-convention one (FairAudit's was left out)."""
+    picked = [(e.get("value"), e) if e.get("value") is not None else (e.get("paper_value"), None) for e in entries]
+    present = [v for v, _ in picked if v is not None]
     if not present:
-        return "n/a"
+        return "n/a", None
+    mean = statistics.fmean(present)
     sd = statistics.stdev(present) if len(present) > 1 else 0.0
-    return f"{statistics.fmean(present):.3f} ± {sd:.3f}" + (
-        "" if len(present) == len(values) else f" ({len(present)}/{len(values)})"
-    )
+    bounds = [(e["ci_low"], e["ci_high"]) for _, e in picked if e is not None and e.get("ci_low") is not None]
+    interval = ""
+    if bounds:
+        interval = f" [{statistics.fmean(b[0] for b in bounds):.3f}, {statistics.fmean(b[1] for b in bounds):.3f}]"
+    dagger = "†" if any(e is None for v, e in picked if v is not None) else ""
+    missing = "" if len(present) == len(entries) else f" ({len(present)}/{len(entries)})"
+    return f"{mean:.3f} ± {sd:.3f}{interval}{dagger}{missing}", mean
 
 
 def policy_value(report: dict[str, Any], attribute: str, metric: str) -> dict[str, Any]:
@@ -366,7 +384,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="job processes at once (in process)")
     parser.add_argument("--terms", nargs="*", default=[], choices=STUDY_TERMS, help="compare terms ± multi-exit")
     parser.add_argument(
-        "--mfd", action="store_true", help="erm, ME, mfd, ME + mfd on the cohort's own split (multiclass)"
+        "--on-split",
+        action="store_true",
+        help="every method and term (mfd included) on the cohort's own split per seed (multiclass)",
     )
     parser.add_argument("--url", help="a running server instead of the in-process app (needs --key)")
     parser.add_argument("--key", help="an auditor's API key for --url")
@@ -377,17 +397,18 @@ def main() -> None:
     jobs = runs * args.folds * args.seeds
     partitions: list[int | None] = [None] if args.task == "binary" else list(args.partitions)
 
-    if args.mfd and args.task != "multiclass":
-        parser.error("--mfd runs on the multi-class task (--task multiclass)")
+    if args.on_split and args.task != "multiclass":
+        parser.error("--on-split runs on the multi-class task (--task multiclass)")
     with tempfile.TemporaryDirectory() as name, connect(Path(name), args, jobs) as client:
         for partition in partitions:
-            if args.mfd and partition is not None:
-                reports, seconds = run_mfd_on_split(client, Path(name), args, partition)
-                print_mfd_table(reports, args.attribute, partition)
+            if args.on_split and partition is not None:
+                reports, seconds = run_on_split(client, Path(name), args, partition)
+                print_split_table(reports, args.attribute, partition)
                 print(
                     f"\n{args.images} synthetic derm images at {args.image_size} px, small backbone, {args.epochs} "
-                    f"epochs, {args.seeds} seeds × 4 runs = {4 * args.seeds} jobs in {seconds / 60:.1f} min; "
-                    "the cohort's test split, served output"
+                    f"epochs, {args.seeds} seeds × {len(SPLIT_RUNS)} runs = {len(SPLIT_RUNS) * args.seeds} jobs in "
+                    f"{seconds / 60:.1f} min; the cohort's test split, served output; mean ± sd over seeds "
+                    "[the seeds' mean 95 % patient-clustered interval]"
                 )
                 continue
             study, seconds = run_study(client, Path(name), args, partition)
