@@ -2,7 +2,8 @@
 clients, SIGKILL of the server, commit-versus-response order, memory growth of the server process).
 
 The server binds 127.0.0.1 on a free port and uses the test's own ``Settings`` (database, folders);
-extra ``FAIRAUDIT_*`` variables can be passed to change limits.
+extra ``FAIRAUDIT_*`` variables can be passed to change limits. ``benchmarks/bench_soak.py`` starts its
+server this way too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import httpx
@@ -82,15 +84,22 @@ def server_env(settings: Settings, port: int, extra_env: dict[str, str] | None =
     }
 
 
-def start_server(settings: Settings, port: int | None = None, extra_env: dict[str, str] | None = None) -> LiveServer:
-    """Start ``fairaudit serve`` and wait until it answers ``/healthz``."""
+def start_server(
+    settings: Settings,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> LiveServer:
+    """Start ``fairaudit serve`` and wait until it answers ``/healthz``; its output goes to ``log``
+    (appended) when given, else nowhere."""
     port = port or free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        env=server_env(settings, port, extra_env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(log or os.devnull, "ab") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve"],
+            env=server_env(settings, port, extra_env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     server = LiveServer(process, port)
     try:
         wait_for(lambda: _healthy(server), timeout=60)
@@ -101,8 +110,10 @@ def start_server(settings: Settings, port: int | None = None, extra_env: dict[st
 
 
 @contextmanager
-def live_server(settings: Settings, extra_env: dict[str, str] | None = None) -> Iterator[LiveServer]:
-    server = start_server(settings, extra_env=extra_env)
+def live_server(
+    settings: Settings, extra_env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[LiveServer]:
+    server = start_server(settings, extra_env=extra_env, log=log)
     try:
         yield server
     finally:

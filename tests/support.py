@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.service import create_key, ensure_organisation
@@ -23,12 +22,12 @@ PG_SERVER_URL = os.environ.get("FAIRAUDIT_TEST_PG_URL", "postgresql+psycopg://po
 @contextmanager
 def throwaway_pg_database(admin: Engine) -> Iterator[tuple[str, str]]:
     """(name, url) of a new, migrated PostgreSQL database, dropped afterwards; ``admin`` is an
-    AUTOCOMMIT engine on the test server."""
+    AUTOCOMMIT engine on the server (the test server, or the one ``benchmarks/bench_soak.py`` is given)."""
     name = f"fairaudit_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+        url = admin.url.set(database=name).render_as_string(hide_password=False)
         engine = make_engine(url)
         upgrade_to_head(engine)
         engine.dispose()
