@@ -41,8 +41,9 @@ def load_teacher(folder: Path, config: TrainingConfig, student: MultiExitNet) ->
         manifest = read_manifest(folder)
     except ManifestError as exc:
         raise refuse(str(exc)) from None
-    if manifest.architecture.ic_head_kind != student.ic_head:  # same parameter shapes: load_state_dict cannot tell
-        raise refuse(f"the teacher's IC head is {manifest.architecture.ic_head_kind}, this run's is {student.ic_head}")
+    kind = manifest.architecture.ic_head_kind
+    if None not in (kind, student.ic_head) and kind != student.ic_head:  # same shapes: loading cannot tell
+        raise refuse(f"the teacher's IC head is {kind}, this run's is {student.ic_head}")
     listed = manifest.files.get(WEIGHTS_FILE)
     if listed is None:
         raise refuse(f"the teacher was trained without keep_weights, so it has no {WEIGHTS_FILE}")
