@@ -26,6 +26,11 @@ cohort's own split, per seed, the erm and ME runs (weights kept) being the teach
 evaluated on the same test split (mean ± sd over seeds). Also the way to a 9-class table when the cohort is
 too small for folds (every label × group stratum needs a patient in each fold).
 
+``--pooled-head`` adds ``fair_multi_exit`` with the cheap internal-classifier head (``ic_head: pooled``,
+pooling before its first conv; docs/methods.md, not the paper's head) right after the paper-head
+``fair_multi_exit`` in any of the studies above, so its accuracy, fairness and compute sit beside the paper
+head's on the same folds and seeds (the study's verdicts are still against ``erm``).
+
 By default the app runs in this process with its job supervisor (SQLite in a temporary folder);
 ``--url`` and ``--key`` send the same requests to a running server instead.
 
@@ -34,6 +39,7 @@ By default the app runs in this process with its job supervisor (SQLite in a tem
     .venv/bin/python benchmarks/bench_methods.py --task multiclass --partitions 3 9 --folds 2 --seeds 3
     .venv/bin/python benchmarks/bench_methods.py --task multiclass --partitions 9 --seeds 3 --terms hsic pairwise_eo
     .venv/bin/python benchmarks/bench_methods.py --task multiclass --partitions 9 --images 4000 --epochs 10 --on-split
+    .venv/bin/python benchmarks/bench_methods.py --pooled-head                # + ME with the pooled IC head
 """
 
 from __future__ import annotations
@@ -62,14 +68,25 @@ METHODS = ("erm", "pairwise_eo", "fair_multi_exit", "fair_multi_exit_pairwise_eo
 STUDY_TERMS = ("pairwise_eo", "hsic")  # mfd needs a teacher per fold, which a study cannot give
 
 
-def compared_runs(terms: list[str]) -> list[dict[str, Any]]:
-    """The study's configs' method fields: the four methods, or erm, ME and each term without and with ME."""
+def compared_runs(terms: list[str], pooled_head: bool = False) -> list[dict[str, Any]]:
+    """The study's configs' method fields: the four methods, or erm, ME and each term without and with ME;
+    with ``pooled_head`` ME with the pooled IC head right after ME with the paper's."""
     if not terms:
-        return [{"method": m} for m in METHODS]
-    runs: list[dict[str, Any]] = [{"method": "erm"}, {"method": "fair_multi_exit"}]
-    for term in terms:
-        runs += [{"multi_exit": multi_exit, "terms": [{"name": term}]} for multi_exit in (False, True)]
+        runs: list[dict[str, Any]] = [{"method": m} for m in METHODS]
+    else:
+        runs = [{"method": "erm"}, {"method": "fair_multi_exit"}]
+        for term in terms:
+            runs += [{"multi_exit": multi_exit, "terms": [{"name": term}]} for multi_exit in (False, True)]
+    if pooled_head:
+        at = runs.index({"method": "fair_multi_exit"}) + 1
+        runs.insert(at, {"method": "fair_multi_exit", "ic_head": "pooled"})
     return runs
+
+
+def run_name(study: dict[str, Any], summary: dict[str, Any]) -> str:
+    """A study row's name: its method, and the IC head when it is not the paper's."""
+    head = study["configs"][summary["index"]].get("ic_head", "paper")
+    return summary["method"] if head == "paper" else f"{summary['method']} ({head} IC head)"
 
 
 GAPS = ("pfd", "eopp1", "worst_group_auc")
@@ -156,7 +173,7 @@ def run_study(
     body = {
         "cohort_id": cohort["id"],
         "name": "bench_methods",
-        "configs": [{**training, **run} for run in compared_runs(args.terms)],
+        "configs": [{**training, **run} for run in compared_runs(args.terms, args.pooled_head)],
         "folds": args.folds,
         "seeds": args.seeds,
     }
@@ -328,7 +345,7 @@ def print_table(client: httpx.Client, study: dict[str, Any], attribute: str) -> 
         cells = [cell(policy_value(report, "overall", "auc"))]
         cells += [cell(policy_value(report, attribute, gap)) for gap in GAPS]
         verdict = verdict_of(comparisons.get(summary["label"]), attribute)
-        print(f"| {summary['method']} | " + " | ".join(cells) + f" | {mean_compute(report):.2f} | {verdict} |")
+        print(f"| {run_name(study, summary)} | " + " | ".join(cells) + f" | {mean_compute(report):.2f} | {verdict} |")
 
 
 def multiclass_values(report: dict[str, Any], attribute: str) -> dict[str, dict[str, Any]]:
@@ -358,14 +375,14 @@ def print_multiclass_table(client: httpx.Client, study: dict[str, Any], attribut
             paper = values[gap].get("paper_value")
             cells.append(cell(values[gap]) + ("" if paper is None else f" [paper {paper:.3f}]"))
         verdict = verdict_of(comparisons.get(summary["label"]), attribute)
-        print(f"| {summary['method']} | " + " | ".join(cells) + f" | {compute:.2f} | {verdict} |")
+        print(f"| {run_name(study, summary)} | " + " | ".join(cells) + f" | {compute:.2f} | {verdict} |")
     reference = rows[0][1]
     print("\nrelative change against erm (the paper, ME-VGG-11 vs VGG-11: Eopp1 −11 %, Eodd −12 %, F1 +1 %)")
     print("| method | Eopp1 | Eodd | macro F1 |")
     print("|---|---|---|---|")
     for summary, values, _ in rows[1:]:
         cells = [relative(values[m].get("value"), reference[m].get("value")) for m in ("eopp1", "eodd", "macro_f1")]
-        print(f"| {summary['method']} | " + " | ".join(cells) + " |")
+        print(f"| {run_name(study, summary)} | " + " | ".join(cells) + " |")
     claims = ", ".join(f"{m} {relative(new, old)}" for m, (old, new) in PAPER_CLAIM.items())
     print(f"| paper (ME-VGG-11 vs VGG-11) | {claims} |")
 
@@ -388,17 +405,22 @@ def main() -> None:
         action="store_true",
         help="every method and term (mfd included) on the cohort's own split per seed (multiclass)",
     )
+    parser.add_argument(
+        "--pooled-head", action="store_true", help="also fair_multi_exit with the pooled IC head (ic_head: pooled)"
+    )
     parser.add_argument("--url", help="a running server instead of the in-process app (needs --key)")
     parser.add_argument("--key", help="an auditor's API key for --url")
     args = parser.parse_args()
     if bool(args.url) != bool(args.key):
         parser.error("--url and --key go together")
-    runs = len(compared_runs(args.terms))
+    runs = len(compared_runs(args.terms, args.pooled_head))
     jobs = runs * args.folds * args.seeds
     partitions: list[int | None] = [None] if args.task == "binary" else list(args.partitions)
 
     if args.on_split and args.task != "multiclass":
         parser.error("--on-split runs on the multi-class task (--task multiclass)")
+    if args.on_split and args.pooled_head:
+        parser.error("--pooled-head adds a run to a study; --on-split runs no study")
     with tempfile.TemporaryDirectory() as name, connect(Path(name), args, jobs) as client:
         for partition in partitions:
             if args.on_split and partition is not None:

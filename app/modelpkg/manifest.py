@@ -35,6 +35,11 @@ MAX_REPORTED_ERRORS = 5
 FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+#: The internal classifiers' layout (docs/methods.md §2): ``paper``, the paper's head (conv, then pool),
+#: or ``pooled``, FairAudit's cheap head that pools the stage's map first so its convs run on p × p.
+IcHeadKind = Literal["paper", "pooled"]
+IC_HEAD_KINDS: Final[tuple[IcHeadKind, ...]] = ("paper", "pooled")
+DEFAULT_IC_HEAD: Final[IcHeadKind] = "paper"
 
 
 class Architecture(Section):
@@ -44,11 +49,29 @@ class Architecture(Section):
     exit_stage: list[int] = Field(description="per exit, the backbone stage whose output it reads")
     exit_names: list[str] = Field(description='per exit: "ic1" … "ic4", then "final"')
     ic_head: str | None = Field(description="the internal classifiers' layers, in words; null for one exit")
+    ic_head_kind: IcHeadKind | None = Field(
+        description="paper (conv, then pool) or pooled (pool first: the cheap head); null for one exit. "
+        "Absent in files written before it existed: paper where there is an IC head"
+    )
     ic_pool_sizes: list[int] = Field(description="per internal classifier, its pooled side; [] for one exit")
     final_head: str = Field(description="the final head's layers, in words")
     served: Literal["early_exit", "final_exit"] = Field(
         description="early_exit: a sample leaves at the first confident exit; final_exit: the final head decides"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_files_have_the_paper_head(cls, data: object) -> object:
+        """A file written before ``ic_head_kind`` existed has the paper's head wherever it has ICs."""
+        if isinstance(data, dict) and "ic_head_kind" not in data:
+            return {**data, "ic_head_kind": None if data.get("ic_head") is None else DEFAULT_IC_HEAD}
+        return data
+
+    @model_validator(mode="after")
+    def _kind_with_head(self) -> Architecture:
+        if (self.ic_head_kind is None) != (self.ic_head is None):
+            raise ValueError("ic_head_kind is null exactly when there is no ic_head (one exit)")
+        return self
 
 
 class InputSpec(Section):

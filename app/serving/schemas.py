@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired, cast
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, model_validator
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from app.fairness.report_schema import Gap, Value
-from app.modelpkg.manifest import Decision
+from app.modelpkg.manifest import DEFAULT_IC_HEAD, Decision, IcHeadKind
 from app.modelpkg.task import MAX_FINDINGS, ClassName
 from app.serving.models import ModelVersion, Prediction
 
@@ -38,12 +38,26 @@ class ModelOut(BaseModel):
     files: dict[str, str] = Field(description="file name -> SHA-256 (ONNX graphs)")
     thresholds: dict[str, Any] = Field(description="operating threshold and per-exit early-exit thresholds")
     config: dict[str, Any] = Field(description="the training config")
+    ic_head: IcHeadKind | None = Field(
+        description="the internal classifiers' head: paper (the paper's) or pooled (the cheap head that pools "
+        "first); null for a single-exit model"
+    )
     evaluation_id: str | None = Field(description="the training job's evaluation (test split)")
 
     @classmethod
     def of(cls, model: ModelVersion, aliases: list[str], evaluation_id: str | None) -> ModelOut:
-        data = {name: getattr(model, name) for name in cls.model_fields if name not in ("aliases", "evaluation_id")}
-        return cls(**data, aliases=aliases, evaluation_id=evaluation_id)
+        own = {name for name in cls.model_fields if name not in ("aliases", "evaluation_id", "ic_head")}
+        data = {name: getattr(model, name) for name in own}
+        return cls(**data, ic_head=ic_head_of(model), aliases=aliases, evaluation_id=evaluation_id)
+
+
+def ic_head_of(model: ModelVersion) -> IcHeadKind | None:
+    """The IC head a model version was trained with, as its model.json records it: null with one exit
+    (one registered threshold), else the config's ``ic_head``; a config stored before the option
+    existed had the paper's head."""
+    if len((model.thresholds or {}).get("exits") or []) <= 1:
+        return None
+    return cast(IcHeadKind, (model.config or {}).get("ic_head", DEFAULT_IC_HEAD))  # validated when trained
 
 
 class ModelList(BaseModel):

@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from app.cohorts.groupings import MAX_GROUPINGS, Grouping
 from app.core.fields import ReportIntersections, Seed
+from app.modelpkg.manifest import DEFAULT_IC_HEAD, IcHeadKind
 from app.modelpkg.threshold_rule import (
     RuleName,
     ThresholdConstraint,
@@ -210,6 +211,11 @@ class TrainingConfig(BaseModel):
     exit_threshold_grid: list[float] = Field(default=list(DEFAULT_EXIT_GRID), min_length=1)
     exit_auc_tolerance: float = Field(default=0.01, ge=0, le=0.5)
     ic_pool_size: int = Field(default=4, ge=1, le=64)
+    ic_head: IcHeadKind = Field(
+        default=DEFAULT_IC_HEAD,
+        description="multi-exit only: paper (the paper's IC head: conv, then pool) or pooled (a cheaper head that "
+        "pools first, so its convs run on the pooled map; not the paper's, docs/methods.md)",
+    )
     pretrained_weights: Path | None = Field(
         default=None,
         description="a torchvision state dict: in a request, a file name in the server's weights folder "

@@ -73,7 +73,10 @@ from app.training.networks import MultiExitNet, exit_costs
 from app.training.networks import probabilities as torch_probabilities
 from app.training.teacher import save_weights
 
-IC_HEAD = "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, global avg-pool, linear(32->{w})"
+IC_HEAD = {
+    "paper": "conv3x3(C->64)+ReLU, adaptive avg-pool to p x p, conv3x3(64->32)+ReLU, global avg-pool, linear(32->{w})",
+    "pooled": "adaptive avg-pool to p x p, conv3x3(C->64)+ReLU, conv3x3(64->32)+ReLU, global avg-pool, linear(32->{w})",
+}
 FINAL_HEAD = "global avg-pool, linear(C->{w})"
 PROBABILITY = {"binary": "sigmoid(logit)", "multiclass": "softmax(logits)", "multilabel": "sigmoid(logit) per finding"}
 PARITY_TOLERANCE = 1e-4
@@ -148,7 +151,8 @@ def describe_model(
             n_exits=net.n_exits,
             exit_stage=list(net.exit_stage),
             exit_names=[f"ic{e + 1}" for e in range(net.n_exits - 1)] + ["final"],
-            ic_head=IC_HEAD.format(w=task.width) if multi else None,
+            ic_head=IC_HEAD[net.ic_head].format(w=task.width) if net.ic_head is not None else None,
+            ic_head_kind=net.ic_head,
             ic_pool_sizes=list(net.ic_pool_sizes),
             final_head=FINAL_HEAD.format(w=task.width),
             served="early_exit" if multi else "final_exit",

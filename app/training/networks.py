@@ -9,7 +9,14 @@ Deviations, for cost: the adaptive pool is to ``ic_pool``×``ic_pool`` (default 
 stage's own map) instead of the reference code's 64×64, which upsamples small maps; the convs pad by 1
 and a ReLU follows each (the reference head has none and is therefore linear). The final head is global
 average pool → linear for every backbone (for VGG-11 this replaces torchvision's 120M-parameter
-classifier). Every exit outputs ``task.width`` logits (``app.modelpkg.task``): one for a binary task
+classifier).
+
+A cheap IC head (``ic_head="pooled"``, not the paper's): the same layers in another order, adaptive
+avg-pool to p×p *first*, then conv3×3(C→64) → ReLU → conv3×3(64→32) → ReLU → global pool → linear, so
+both convs run on the p×p map instead of the stage's full map (its first conv costs p²/side² of the
+paper's). Same parameters and names, so a state dict fits either head: the kind is recorded beside it.
+
+Every exit outputs ``task.width`` logits (``app.modelpkg.task``): one for a binary task
 (sigmoid → probability of the positive class; ``forward`` returns ``(N, n_exits)`` as it always did),
 K class logits (softmax) or F finding logits (sigmoid each) otherwise, ``forward`` then returning
 ``(N, n_exits, width)``. A binary network's layers and initialisation are unchanged by this.
@@ -30,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from app.core.errors import InputError
+from app.modelpkg.manifest import DEFAULT_IC_HEAD, IcHeadKind
 from app.modelpkg.task import BINARY, Task
 from app.training.backbones import StagedBackbone, adapt_first_conv, build_backbone, torch_load_state_dict
 
@@ -52,6 +60,17 @@ class ICHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classify(self.embed(x))
+
+
+class PooledICHead(ICHead):
+    """The cheap IC head: pool the stage's map to p×p first, so both convs run on the small map."""
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The first conv's output (on the pooled map): the same shape as the paper head's features."""
+        return torch.relu(self.conv1(self.pool(x)))
+
+
+IC_HEADS: dict[str, type[ICHead]] = {"paper": ICHead, "pooled": PooledICHead}
 
 
 class FinalHead(nn.Module):
@@ -82,7 +101,14 @@ class MultiExitNet(nn.Module):
     task, ``(N, n_exits, task.width)`` otherwise."""
 
     def __init__(
-        self, backbone: StagedBackbone, *, multi_exit: bool, image_size: int, ic_pool: int, task: Task = BINARY
+        self,
+        backbone: StagedBackbone,
+        *,
+        multi_exit: bool,
+        image_size: int,
+        ic_pool: int,
+        task: Task = BINARY,
+        ic_head: IcHeadKind = DEFAULT_IC_HEAD,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -93,7 +119,9 @@ class MultiExitNet(nn.Module):
         if multi_exit:
             sides = stage_sides(backbone, image_size)
             self.ic_pool_sizes = tuple(min(ic_pool, s) for s in sides)
-            ics = [ICHead(c, p, width) for c, p in zip(backbone.stage_channels, self.ic_pool_sizes, strict=True)]
+            self.ic_head: IcHeadKind | None = ic_head
+            head = IC_HEADS[ic_head]
+            ics = [head(c, p, width) for c, p in zip(backbone.stage_channels, self.ic_pool_sizes, strict=True)]
             self.heads = nn.ModuleList([*ics, FinalHead(backbone.stage_channels[-1], width)])
             self.exit_stage: tuple[int, ...] = (*range(backbone.n_stages), last)
             self.segments = tuple(
@@ -102,6 +130,7 @@ class MultiExitNet(nn.Module):
             )
         else:
             self.ic_pool_sizes = ()
+            self.ic_head = None
             self.heads = nn.ModuleList([FinalHead(backbone.stage_channels[-1], width)])
             self.exit_stage = (last,)
             self.segments = (Segment(0, last, (0,)),)
@@ -164,10 +193,23 @@ def stage_sides(backbone: StagedBackbone, image_size: int) -> list[int]:
 
 
 def build_network(
-    backbone: str, *, in_channels: int, image_size: int, multi_exit: bool, ic_pool: int = 4, task: Task = BINARY
+    backbone: str,
+    *,
+    in_channels: int,
+    image_size: int,
+    multi_exit: bool,
+    ic_pool: int = 4,
+    task: Task = BINARY,
+    ic_head: IcHeadKind = DEFAULT_IC_HEAD,
 ) -> MultiExitNet:
+    """``ic_head``: the internal classifiers' layout (``paper`` or the cheap ``pooled``); ignored for one exit."""
     return MultiExitNet(
-        build_backbone(backbone, in_channels), multi_exit=multi_exit, image_size=image_size, ic_pool=ic_pool, task=task
+        build_backbone(backbone, in_channels),
+        multi_exit=multi_exit,
+        image_size=image_size,
+        ic_pool=ic_pool,
+        task=task,
+        ic_head=ic_head,
     )
 
 

@@ -321,6 +321,7 @@ def run_training(
         multi_exit=cfg.multi_exit,
         ic_pool=cfg.ic_pool_size,
         task=task,
+        ic_head=cfg.ic_head,
     )
     if cfg.pretrained_weights is not None:
         load_backbone_weights(net, cfg.pretrained_weights)

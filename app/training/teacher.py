@@ -38,9 +38,13 @@ def load_teacher(folder: Path, config: TrainingConfig, student: MultiExitNet) ->
         return InputError("the mfd teacher cannot be used", [{"field": field, "message": message}])
 
     try:
-        listed = read_manifest(folder).files.get(WEIGHTS_FILE)
+        manifest = read_manifest(folder)
     except ManifestError as exc:
         raise refuse(str(exc)) from None
+    kind = manifest.architecture.ic_head_kind
+    if None not in (kind, student.ic_head) and kind != student.ic_head:  # same shapes: loading cannot tell
+        raise refuse(f"the teacher's IC head is {kind}, this run's is {student.ic_head}")
+    listed = manifest.files.get(WEIGHTS_FILE)
     if listed is None:
         raise refuse(f"the teacher was trained without keep_weights, so it has no {WEIGHTS_FILE}")
     data = (folder / WEIGHTS_FILE).read_bytes()

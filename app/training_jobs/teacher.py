@@ -2,7 +2,7 @@
 
 The teacher must be a model version of the caller's organisation (another organisation's is reported
 exactly as a missing one, so ids leak nothing), trained on the same cohort, with the same architecture
-(backbone, single/multi-exit, IC pooling, image size; the cohort fixes channels and task), and kept with
+(backbone, single/multi-exit, IC pooling and head, image size; the cohort fixes channels and task), and kept with
 its PyTorch weights (``keep_weights``): the served ONNX graphs cannot be distilled from.
 """
 
@@ -14,8 +14,9 @@ from app.modelpkg.manifest import WEIGHTS_FILE
 from app.serving.models import ModelVersion
 from app.training.config import TrainingConfig, training_fields
 
-#: What must be equal for the teacher's features to line up with the student's at every exit.
-ARCHITECTURE = ("backbone", "multi_exit", "ic_pool_size", "image_size")
+#: What must be equal for the teacher's features to line up with the student's at every exit (the IC
+#: head's kind only where there are ICs: a single-exit run has none).
+ARCHITECTURE = ("backbone", "multi_exit", "ic_pool_size", "ic_head", "image_size")
 
 
 def teacher_problems(
@@ -40,7 +41,7 @@ def teacher_problems(
     differ = [
         f"{name} {getattr(teacher, name)!r} (this run: {getattr(config, name)!r})"
         for name in ARCHITECTURE
-        if getattr(teacher, name) != getattr(config, name)
+        if getattr(teacher, name) != getattr(config, name) and (name != "ic_head" or config.multi_exit)
     ]
     if differ:
         problems += problem(f"the teacher's architecture differs: {'; '.join(differ)}")
