@@ -82,6 +82,8 @@ DEFAULT_EXIT_WEIGHTS: dict[str, tuple[float, ...]] = {
     "vgg11": (0.3, 0.45, 0.6, 0.75, 0.9),
     "small": (1.0, 1.0, 1.0, 1.0, 1.0),
 }
+#: The MFD reference clips the gradient norm at 1.0 (docs/methods.md 2a).
+MFD_GRAD_CLIP_NORM = 1.0
 #: Smallest input side that still leaves a non-empty map after the last stage.
 MIN_IMAGE_SIZE = {"resnet18": 32, "vgg11": 32, "small": 16}
 #: The confidence thresholds the fair multi-exit reference code sweeps on validation.
@@ -191,6 +193,13 @@ class TrainingConfig(BaseModel):
     )
     rank_only: bool = Field(default=False, description="train the hinge alone, as Lin et al. do")
     exit_weights: list[float] | None = Field(default=None, description="None: the paper's defaults")
+    grad_clip_norm: float | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        description="clip the gradients' total norm at this value before each step; None: no clipping, except "
+        "in runs with an mfd term, which clip at 1.0 as the MFD reference does (docs/methods.md 2a)",
+    )
     augment: Augmentation = Augmentation()
     patience: int | None = Field(default=5, ge=1, description="epochs without improvement; None: off")
     threshold_rule: RuleName = Field(default="youden", description="how the operating threshold is chosen on val")
@@ -338,6 +347,12 @@ class TrainingConfig(BaseModel):
     @property
     def pairwise(self) -> bool:
         return "pairwise_eo" in self.term_names
+
+    def resolved_grad_clip_norm(self) -> float | None:
+        """The gradient-norm clip the trainer applies: the config's, else the MFD reference's for mfd runs."""
+        if self.grad_clip_norm is not None:
+            return self.grad_clip_norm
+        return MFD_GRAD_CLIP_NORM if "mfd" in self.term_names else None
 
     def resolved_exit_weights(self) -> tuple[float, ...]:
         """Loss weight per exit of the network this method trains (one for single-exit methods)."""

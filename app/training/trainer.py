@@ -328,6 +328,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, state: _State, eta: _Eta) -> tuple[dict[str, float], float]:
         cfg = self.config
+        clip = cfg.resolved_grad_clip_norm()
         self.net.train()
         rng = np.random.default_rng([cfg.seed, epoch])
         batches = stratified_batches(
@@ -354,6 +355,9 @@ class Trainer:
             loss, terms = self.objective(logits, batch.labels, batch.groups, features, teacher_features)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
+            if clip is not None:  # on the true gradients: unscale first when AMP scales them
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             state.step += 1

@@ -208,3 +208,40 @@ def test_mfd_trains_against_a_kept_teacher_and_refuses_another_architecture(tmp_
     erm = run_training(cohort, small_config(epochs=1), tmp_path / "e", models, "mdl_e")
     with pytest.raises(InputError, match="mfd teacher"):
         run_training(cohort, single, tmp_path / "y", models, "mdl_y", teacher_dir=erm.model_path)
+
+
+def _largest_gradient_norm(cohort: Path, config: TrainingConfig, work: Path) -> float:
+    """Train one epoch and answer the largest total gradient norm any optimizer step saw."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    norms: list[float] = []
+
+    def record(optimizer: torch.optim.Optimizer, *_: object) -> None:
+        grads = [
+            p.grad.detach().flatten() for group in optimizer.param_groups for p in group["params"] if p.grad is not None
+        ]
+        norms.append(float(torch.cat(grads).norm()))
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        run_training(cohort, config, work, work / "models", work.name)
+    finally:
+        handle.remove()
+    return max(norms)
+
+
+def test_mfd_runs_clip_the_gradient_norm_as_the_reference_and_any_run_may_ask_for_a_clip(tmp_path: Path) -> None:
+    assert small_config(method="erm").resolved_grad_clip_norm() is None
+    teacher = {"name": "mfd", "teacher_model_version_id": "mdl_t"}
+    assert small_config(method=None, multi_exit=True, terms=[teacher]).resolved_grad_clip_norm() == 1.0
+    assert small_config(method=None, terms=[teacher], grad_clip_norm=5.0).resolved_grad_clip_norm() == 5.0
+    with pytest.raises(ValueError):
+        small_config(method="erm", grad_clip_norm=0)
+
+    cohort = write_cohort(tmp_path / "cohort", n=96)
+    free = _largest_gradient_norm(cohort, small_config(method="erm", epochs=1, lr=0.05), tmp_path / "free")
+    clipped = _largest_gradient_norm(
+        cohort, small_config(method="erm", epochs=1, lr=0.05, grad_clip_norm=0.05), tmp_path / "clipped"
+    )
+    assert free > 0.05, "the unclipped run must see norms above the clip, or this test proves nothing"
+    assert clipped <= 0.05 * (1 + 1e-4)
