@@ -113,6 +113,7 @@ def test_every_get_route_answers_while_the_database_is_write_locked(
         "/readyz": ["/readyz"],
         "/metrics": ["/metrics"],
         "/v1/keys": ["/v1/keys"],
+        "/v1/keys/me": ["/v1/keys/me"],
         "/v1/cohorts": ["/v1/cohorts"],
         "/v1/cohorts/{cohort_id}": [f"/v1/cohorts/{cohort}"],
         "/v1/jobs": ["/v1/jobs"],
