@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,3 +49,35 @@ class Keys:
             organisation = ensure_organisation(session, org)
             _, plaintext = create_key(session, organisation.id, role)
         return {"Authorization": f"Bearer {plaintext}"}
+
+
+def insert_model_version(
+    factory: sessionmaker[Session],
+    model_id: str,
+    organisation: str,
+    cohort_id: str,
+    config: dict[str, Any],
+    files: dict[str, str],
+    thresholds: dict[str, Any],
+) -> None:
+    """A model version row with made-up hashes and no folder: for checks that read only the registry row
+    (a teacher's organisation, cohort, architecture and files; the description of older rows)."""
+    from app.serving.models import ModelVersion
+
+    with transaction(factory) as session:
+        org = ensure_organisation(session, organisation)
+        session.add(
+            ModelVersion(
+                id=model_id,
+                organisation_id=org.id,
+                cohort_id=cohort_id,
+                method=config["method"],
+                backbone=config["backbone"],
+                path=model_id,
+                sha256="2" * 64,
+                files=files,
+                thresholds=thresholds,
+                config=config,
+                stage="candidate",
+            )
+        )

@@ -8,32 +8,16 @@ import json
 
 from archives import TRAIN, make_zip, upload
 from sqlalchemy import func, select
+from support import insert_model_version
 
-from app.auth.service import ensure_organisation
-from app.db.engine import transaction
 from app.jobs.models import Job
-from app.serving.models import ModelVersion
 from app.training.config import TrainingConfig
 
 
 def add_model(session_factory, model_id: str, cohort_id: str, exits: int, config: dict) -> None:
-    with transaction(session_factory) as session:
-        org = ensure_organisation(session, "St Elsewhere")
-        session.add(
-            ModelVersion(
-                id=model_id,
-                organisation_id=org.id,
-                cohort_id=cohort_id,
-                method=config["method"],
-                backbone=config["backbone"],
-                path=model_id,
-                sha256="2" * 64,
-                files={"full.onnx": "0" * 64, "weights.pt": "1" * 64},
-                thresholds={"operating": 0.5, "exits": [0.9] * (exits - 1) + [None], "rule": None},
-                config=config,
-                stage="candidate",
-            )
-        )
+    files = {"full.onnx": "0" * 64, "weights.pt": "1" * 64}
+    thresholds = {"operating": 0.5, "exits": [0.9] * (exits - 1) + [None], "rule": None}
+    insert_model_version(session_factory, model_id, "St Elsewhere", cohort_id, config, files, thresholds)
 
 
 def test_the_ic_head_option_through_the_api(client, keys, session_factory, run_jobs):

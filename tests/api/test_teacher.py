@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from archives import TRAIN, make_zip, upload
 from sqlalchemy import func, select
+from support import insert_model_version
 
-from app.auth.service import ensure_organisation
-from app.db.engine import transaction
 from app.jobs.models import Job
-from app.serving.models import ModelVersion
 from app.training.config import TrainingConfig
 
 FIELD = "terms.0.teacher_model_version_id"
@@ -18,23 +16,7 @@ FIELD = "terms.0.teacher_model_version_id"
 def add_model(session_factory, model_id: str, organisation: str, cohort_id: str, weights: bool, **config) -> None:
     trained = TrainingConfig.model_validate({**TRAIN, "image_size": 32, **config}).model_dump(mode="json")
     files = {"full.onnx": "0" * 64, **({"weights.pt": "1" * 64} if weights else {})}
-    with transaction(session_factory) as session:
-        org = ensure_organisation(session, organisation)
-        session.add(
-            ModelVersion(
-                id=model_id,
-                organisation_id=org.id,
-                cohort_id=cohort_id,
-                method=trained["method"],
-                backbone=trained["backbone"],
-                path=model_id,
-                sha256="2" * 64,
-                files=files,
-                thresholds={},
-                config=trained,
-                stage="candidate",
-            )
-        )
+    insert_model_version(session_factory, model_id, organisation, cohort_id, trained, files, thresholds={})
 
 
 def test_a_teacher_is_refused_before_anything_is_queued(client, keys, session_factory, run_jobs):
