@@ -241,10 +241,6 @@ def split_body(training: dict[str, Any], seed: int, name: str, models: dict[str,
     return {**training, "seed": seed, **run}
 
 
-def train_job(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
-    return wait_job(client, checked(client.post("/v1/jobs", json=body))["id"])
-
-
 def wait_job(client: httpx.Client, job_id: str) -> dict[str, Any]:
     while (job := checked(client.get(f"/v1/jobs/{job_id}")))["status"] in ("queued", "running"):
         time.sleep(2.0)
