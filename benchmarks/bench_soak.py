@@ -16,9 +16,9 @@ Then, for ``--minutes``:
   reconnects to the next job after its job's ``end`` event).
 
 It prints the requests and errors (every distinct error with its count), p50/p99 per route, the API
-process's RSS and open file descriptors at 10 %, 50 % and 100 % of the run (1, 5 and 10 minutes at
-the default) and the RSS growth after warm-up (100 % against 10 %), the descriptors before the load
-and after it has drained, the SQLite WAL size, and whether every prediction row and audit row is in
+process's RSS and open file descriptors at every tenth of the run (each minute at the default) and
+the RSS growth after warm-up (100 % against 10 %), the descriptors before the load and after it has
+drained, the SQLite WAL size, and whether every prediction row and audit row is in
 the database (read after the server has stopped: one prediction row per successful prediction, one
 audit row per state-changing response). It exits non-zero when there was an error, the RSS grew ≥ 5 %
 after warm-up, or a row is missing.
@@ -26,6 +26,10 @@ after warm-up, or a row is missing.
     .venv/bin/python benchmarks/bench_soak.py                                # 10 minutes, 16 clients, SQLite
     .venv/bin/python benchmarks/bench_soak.py --minutes 1 --clients 4        # a smoke run
     .venv/bin/python benchmarks/bench_soak.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+    .venv/bin/python benchmarks/bench_soak.py --minutes 3 --clients 8 --only predict --no-jobs   # bisect the mix
+
+``--only`` keeps some routes of ``MIX`` (their shares renormalised), ``--no-jobs`` drops the training job,
+the ingestion and their event streams: a growth that one part of the traffic alone shows is that part's.
 
 With a PostgreSQL URL the database it names is only used to create and drop the throw-away one.
 """
@@ -85,7 +89,7 @@ MIX = {
     "list cohorts": 0.02,
     "list evaluations": 0.02,
 }
-CHECKPOINTS = (0.1, 0.5, 1.0)
+CHECKPOINTS = tuple(i / 10 for i in range(1, 11))  # RSS and fds every tenth of the run
 MAX_RSS_GROWTH = 0.05
 IDLE_RECONNECT_SECONDS = 4.0  # below the server's 5 s keep-alive timeout: never send on a closing connection
 
@@ -333,12 +337,12 @@ ACTIONS: dict[str, Callable[[Context, Api, random.Random], None]] = {
 }
 
 
-def client(ctx: Context, seed: int) -> None:
+def client(ctx: Context, seed: int, mix: dict[str, float]) -> None:
     """One bounded client: a request at a time until the run ends (predictions and outcomes with the
     predictor key, the rest with the auditor's)."""
     rng = random.Random(seed)
     apis = {role: Api(ctx.server.port, key, ctx.stats) for role, key in ctx.keys.items()}
-    names, weights = list(MIX), list(MIX.values())
+    names, weights = list(mix), list(mix.values())
     while not ctx.stop.is_set():
         name = rng.choices(names, weights)[0]
         ACTIONS[name](ctx, apis["predictor" if name in ("predict", "outcome") else "auditor"], rng)
@@ -513,9 +517,13 @@ def soak(ctx: Context, cohort_id: str, ingest_archive: bytes, args: argparse.Nam
     before = probe(ctx.server.pid, db)
     cycler = JobCycler(ctx, cohort_id, ingest_archive, args)
     events = {"train": Counter[str](), "ingest": Counter[str]()}
-    threads = [threading.Thread(target=cycler.run)]
-    threads += [threading.Thread(target=follow_events, args=(ctx, cycler, k, c)) for k, c in events.items()]
-    threads += [threading.Thread(target=client, args=(ctx, i)) for i in range(args.clients)]
+    mix = {name: MIX[name] for name in args.only} if args.only else MIX
+    threads = [threading.Thread(target=client, args=(ctx, i, mix)) for i in range(args.clients)]
+    if args.jobs:
+        threads.append(threading.Thread(target=cycler.run))
+        threads += [threading.Thread(target=follow_events, args=(ctx, cycler, k, c)) for k, c in events.items()]
+    else:
+        cycler.drained.set()
     start, first = time.monotonic(), ctx.stats.requests
     for thread in threads:
         thread.start()
@@ -594,6 +602,15 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--train-epochs", type=int, default=3, help="epochs of each training job during the run")
     parser.add_argument("--ingest-images", type=int, default=1000, help="images of each ingestion during the run")
     parser.add_argument("--drain", type=float, default=300, help="seconds to wait for the last jobs after the run")
+    parser.add_argument(
+        "--only", nargs="+", choices=list(MIX), metavar="ROUTE", help=f"send only these of the mix: {', '.join(MIX)}"
+    )
+    parser.add_argument(
+        "--jobs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep a training job and an ingestion running, followed by two event streams (--no-jobs: none)",
+    )
     return parser.parse_args()
 
 
