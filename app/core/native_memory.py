@@ -9,7 +9,8 @@ the arenas (``M_ARENA_MAX``, what the ``MALLOC_ARENA_MAX`` variable sets) lets f
 by the next request instead of lying in an arena its thread may never use again.
 
 The threads still allocate in parallel: Python's own small-object allocator does not go through these
-arenas, and two arenas leave contention only on the rare large buffers (no slower in the soak).
+arenas, and two arenas leave contention only on larger buffers. Cost measured (README "Soak"): 92.5
+against 96.0 predictions/s, p50 38 against 36 ms, capped against uncapped servers run side by side.
 """
 
 from __future__ import annotations
