@@ -16,7 +16,7 @@ from typing import TypeVar
 import numpy as np
 
 from app.fairness.engine.groups import Design
-from app.fairness.engine.kernel import ColumnPlan, GroupArrays, column_block
+from app.fairness.engine.kernel import ColumnPlan, GroupArrays, WeightBlock, column_block
 from app.fairness.engine.resample import Clusters, resample_block, resample_blocks
 
 T = TypeVar("T")
@@ -55,7 +55,8 @@ def run_bootstrap(
     ]
 
     def work(weights: np.ndarray) -> list[dict[str, GroupArrays]]:
-        return [column_block(plan, weights, weighted_totals=clusters is not None) for plan in plans]
+        block = WeightBlock(weights)  # packed once, read by every column's passes
+        return [column_block(plan, block, weighted_totals=clusters is not None) for plan in plans]
 
     _collect(map_blocks(design, n_boot, seed, workers, clusters, work), store)
     return store
