@@ -89,7 +89,6 @@ class WeightBlock:
         return out.reshape(LANES * width, m)[: self.rows.shape[0]]
 
 
-
 @dataclass(frozen=True)
 class Aggregator:
     """Sums columns of a ``(b, m)`` array by key (keys -1 are dropped) into ``(b, n_keys)``."""
