@@ -45,7 +45,7 @@ class WeightBlock:
 
     Every rank pass reads the weights in its own sample order, and ``np.take`` along a row moves one
     byte per index: that gather was most of the bootstrap's time. The block is therefore also kept
-    sample-major, ``LANES`` resamples to a little-endian uint32 word, so a gather moves whole words
+    sample-major, ``LANES`` resamples to a uint32 word (8 bits each), so a gather moves whole words
     (``b`` bytes per index), and the picked words are split back into rows by shifts, which numpy
     vectorises. It is packed once, on first use, and shared by every column and pass of the block.
     Gathers return exact int32 counts, the same numbers whichever path produced them.
@@ -65,14 +65,15 @@ class WeightBlock:
         return self.rows.dtype == np.uint8 and self.rows.shape[0] >= LANES
 
     def words(self) -> np.ndarray:
-        """``(n, ceil(b / LANES))`` words; byte ``j`` of word ``i`` is resample ``j·width + i``."""
+        """``(n, ceil(b / LANES))`` uint32; bits ``8j..8j+7`` of word ``i`` hold resample ``j·width + i``."""
         if self._words is None:
             b, n = self.rows.shape
             width = -(-b // LANES)
-            padded = np.zeros((LANES * width, n), dtype=np.uint8)
-            padded[:b] = self.rows
-            sample_major = np.ascontiguousarray(padded.reshape(LANES, width, n).transpose(2, 1, 0))
-            self._words = sample_major.reshape(n, LANES * width).view("<u4")
+            words = np.zeros((width, n), dtype=np.uint32)
+            for j in range(LANES):
+                part = self.rows[j * width : (j + 1) * width]
+                words[: len(part)] |= part.astype(np.uint32) << np.uint32(8 * j)
+            self._words = np.ascontiguousarray(words.T)
         return self._words
 
     def gather(self, index: np.ndarray) -> np.ndarray:
