@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.fairness.engine.bootstrap import map_blocks
+from app.fairness.engine.bootstrap import map_blocks, row_chunks
 from app.fairness.engine.groups import Design, Grouping
 from app.fairness.engine.kernel import Aggregator, RankPass, WeightBlock, segment_sums
 from app.fairness.engine.resample import Clusters
@@ -237,13 +237,17 @@ def bootstrap_classes(
         for plan in plans
     ]
 
-    def work(weights: np.ndarray) -> list[dict[str, ClassArrays]]:
-        block = WeightBlock(weights)
-        return [class_block(plan, block, weighted_totals=clusters is not None) for plan in plans]
+    def work(weights: np.ndarray) -> list[tuple[int, list[dict[str, ClassArrays]]]]:
+        return [
+            (offset, [class_block(plan, block, weighted_totals=clusters is not None) for plan in plans])
+            for offset, block in row_chunks(weights)
+        ]
 
-    for start, size, per_plan in map_blocks(design, n_boot, seed, None, clusters, work):
-        for target, result in zip(store, per_plan, strict=True):
-            for attribute, arrays in target.items():
-                for metric, array in arrays.items():
-                    array[start : start + size] = result[attribute][metric]
+    for start, _size, chunks in map_blocks(design, n_boot, seed, None, clusters, work):
+        for offset, per_plan in chunks:
+            for target, result in zip(store, per_plan, strict=True):
+                for attribute, arrays in target.items():
+                    for metric, array in arrays.items():
+                        values = result[attribute][metric]
+                        array[start + offset : start + offset + len(values)] = values
     return store

@@ -84,9 +84,11 @@ class WeightBlock:
         width, m = picked.shape
         out = np.empty((LANES, width, m), dtype=np.int32)
         lanes = out.view(np.uint32)
-        for j in range(LANES):
+        np.bitwise_and(picked, 0xFF, out=lanes[0])
+        for j in range(1, LANES - 1):
             np.right_shift(picked, 8 * j, out=lanes[j])
             np.bitwise_and(lanes[j], 0xFF, out=lanes[j])
+        np.right_shift(picked, 8 * (LANES - 1), out=lanes[LANES - 1])  # the top byte needs no mask
         return out.reshape(LANES * width, m)[: self.rows.shape[0]]
 
 
