@@ -28,9 +28,9 @@ from app.fairness.engine.groups import Design, Grouping
 N_BINS = 10  # ECE: equal-width bins on [0, 1]
 
 
-def segment_sums(values: np.ndarray, bounds: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-    """Sums of ``values[:, bounds[k]:bounds[k+1]]`` for each k; 0 for empty segments."""
-    out = np.zeros((values.shape[0], len(bounds) - 1), dtype=dtype)
+def segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Sums of ``values[:, bounds[k]:bounds[k+1]]`` for each k (float64); 0 for empty segments."""
+    out = np.zeros((values.shape[0], len(bounds) - 1), dtype=np.float64)
     nonempty = bounds[1:] > bounds[:-1]
     if nonempty.any():
         out[:, nonempty] = np.add.reduceat(values, bounds[:-1][nonempty], axis=1)
