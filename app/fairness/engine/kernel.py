@@ -323,7 +323,7 @@ def plan_column(
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den with NaN where den == 0 (an empty denominator is undefined, never 0)."""
-    den = np.broadcast_to(np.asarray(den, dtype=np.float64), num.shape)
+    den = np.asarray(den, dtype=np.float64)  # broadcast by the ufunc itself: called per chunk and metric
     out = np.full(num.shape, np.nan)
     np.divide(num, den, out=out, where=den > 0)
     return out
