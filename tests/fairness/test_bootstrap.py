@@ -14,19 +14,24 @@ from app.fairness.engine import build_report, resample
 from app.fairness.engine.bootstrap import run_bootstrap
 from app.fairness.engine.groups import build_design
 from app.fairness.engine.intervals import percentile
-from app.fairness.engine.kernel import column_block, plan_column
+from app.fairness.engine.kernel import WeightBlock, column_block, plan_column
 
 
-def _design_and_plan(n: int, seed: int):
+def _design_and_plan(n: int, seed: int, sorted_by_column: bool = True):
+    """``sorted_by_column=False``: the design is sorted by other scores (as for an exit that is not
+    the served policy), so the column has its own local order."""
     p = simulate(n, seed)
     y, s = p.y_true, np.round(p.exit_scores[:, 0], 2)  # rounded: plenty of ties
-    design = build_design(y, p.groups, ["sex", "skin_type"], sort_by=s)
+    other = np.random.default_rng(seed + 1).random(n)
+    design = build_design(y, p.groups, ["sex", "skin_type"], sort_by=s if sorted_by_column else other)
     plan = plan_column(s[design.order], y[design.order], design, 0.5)
+    assert (plan.local is None) == sorted_by_column
     return p, y, s, design, plan
 
 
-def test_weighted_statistics_equal_those_of_the_expanded_resample() -> None:
-    _p, y, s, design, plan = _design_and_plan(600, 1)
+@pytest.mark.parametrize("sorted_by_column", [True, False])
+def test_weighted_statistics_equal_those_of_the_expanded_resample(sorted_by_column: bool) -> None:
+    _p, y, s, design, plan = _design_and_plan(600, 1, sorted_by_column)
     weights = resample.resample_block(design.strata_bounds, 4, np.random.default_rng(3))
     stats = column_block(plan, weights, dtype=np.float64)
     sex = grouping_codes(design, "sex")
@@ -42,6 +47,20 @@ def test_weighted_statistics_equal_those_of_the_expanded_resample() -> None:
             assert stats["sex"]["pf"][row, k] == pytest.approx(pf, abs=1e-12)
             tpr = ((ss >= 0.5) & m & (ys == 1)).sum() / (m & (ys == 1)).sum()
             assert stats["sex"]["tpr"][row, k] == pytest.approx(tpr, abs=1e-12)
+
+
+@pytest.mark.parametrize("b", [1, 3, 4, 5, 8, 37])
+def test_packed_gathers_equal_plain_takes(b: int) -> None:
+    """``WeightBlock`` packs resamples four to a word (padding the last word); every gather must give
+    exactly the weights a plain take does, for any block size and any order, repeats included."""
+    rng = np.random.default_rng(b)
+    weights = rng.integers(0, 256, (b, 500)).astype(np.uint8)
+    index = rng.integers(0, 500, 1200)
+    block = WeightBlock(weights)
+    for order in (index, np.arange(500), np.array([], dtype=np.int64)):
+        gathered = block.gather(order)
+        assert gathered.dtype == np.int32
+        np.testing.assert_array_equal(gathered, np.take(weights, order, axis=1))
 
 
 def grouping_codes(design, attribute: str) -> np.ndarray:

@@ -42,6 +42,23 @@ def test_policy_metrics_are_those_of_the_served_scores(predictions: PredictionSe
             assert ours[metric]["value"] == pytest.approx(theirs[metric]["value"], abs=1e-12)
 
 
+@pytest.mark.parametrize("exit_", [0, 1, 2])
+def test_each_exit_is_evaluated_as_if_it_were_alone(predictions: PredictionSet, report: dict, exit_: int) -> None:
+    """The exits share resamples and a packed weight block; an exit's evaluation (values, intervals,
+    gaps, tests) must be exactly the one a report of that exit beside the same policy gives (the
+    same design order, so the same resamples): nothing leaks between columns."""
+    pair = PredictionSet(
+        y_true=predictions.y_true,
+        exit_scores=np.stack([predictions.exit_scores[:, exit_], predictions.policy_scores], axis=1),
+        groups=predictions.groups,
+        threshold=predictions.threshold,
+    )
+    alone = build_report(pair, attributes=["sex", "age_group"], n_boot=50)
+    evaluation = next(e for e in report["evaluations"] if e["exit"] == exit_)
+    assert alone["evaluations"][0]["groupings"] == evaluation["groupings"]
+    assert alone["evaluations"][-1]["groupings"] == report["evaluations"][-1]["groupings"]
+
+
 def test_exit_rates_and_mean_compute(predictions: PredictionSet, report: dict) -> None:
     exits = report["exits"]
     assert exits["n_exits"] == 3

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.fairness.engine.bootstrap import map_blocks
+from app.fairness.engine.bootstrap import map_blocks, row_chunks
 from app.fairness.engine.groups import Design, Grouping
-from app.fairness.engine.kernel import Aggregator, RankPass
+from app.fairness.engine.kernel import Aggregator, RankPass, WeightBlock, segment_sums
 from app.fairness.engine.resample import Clusters
 
 ClassArrays = dict[str, np.ndarray]  # metric -> (b, n_groups, K) or (b, n_groups)
@@ -138,17 +138,21 @@ def macro(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     return _ratio(total, count)
 
 
-def class_block(plan: ClassPlan, weights: np.ndarray, weighted_totals: bool = False) -> dict[str, ClassArrays]:
-    """``{attribute: {metric: array}}`` for a ``(b, n)`` uint8 block of weights (internal order).
+def class_block(
+    plan: ClassPlan, weights: np.ndarray | WeightBlock, weighted_totals: bool = False
+) -> dict[str, ClassArrays]:
+    """``{attribute: {metric: array}}`` for a ``(b, n)`` uint8 block of weights (internal order), or
+    that block as a ``WeightBlock`` shared with other plans (its 5·K rank passes share it anyway).
 
     Per group and class ``(b, n_groups, K)``: tp, n_true, n_pred and the metrics of
     ``CLASS_METRICS``; per group ``(b, n_groups)``: ``GROUP_METRICS`` and n. NaN marks an empty
     denominator. ``weighted_totals``: the rank sums' positive totals come from the weights (cluster
     resamples, fold masks) rather than the data's counts.
     """
-    b, k = weights.shape[0], plan.n_classes
-    seg = plan.segments(weights.astype(np.float32))  # integer counts: exact in float32 below 2**24
-    twice_u_cells = [p.twice_u(weights, weighted_totals) for p in plan.pf]  # per class (b, n_cells)
+    block = WeightBlock.of(weights)
+    b, k = block.rows.shape[0], plan.n_classes
+    seg = segment_sums(block.gather(plan.segments.take), plan.segments.bounds)  # exact integer counts
+    twice_u_cells = [p.twice_u(block, weighted_totals) for p in plan.pf]  # per class (b, n_cells)
     overall_true = plan.groupings[0].true(seg).reshape(b, k)
     total_neg = overall_true.sum(axis=1, keepdims=True) - overall_true  # (b, K): every non-c sample
     out: dict[str, ClassArrays] = {}
@@ -163,7 +167,7 @@ def class_block(plan: ClassPlan, weights: np.ndarray, weighted_totals: bool = Fa
         if gp.within is None:
             twice_u = twice_u_pf
         else:
-            twice_u = np.stack([p.twice_u(weights, weighted_totals) for p in gp.within], axis=2)
+            twice_u = np.stack([p.twice_u(block, weighted_totals) for p in gp.within], axis=2)
         fp = n_pred - tp
         fpr = _ratio(fp, n_neg)
         tpr = _ratio(tp, n_true)
@@ -233,12 +237,17 @@ def bootstrap_classes(
         for plan in plans
     ]
 
-    def work(weights: np.ndarray) -> list[dict[str, ClassArrays]]:
-        return [class_block(plan, weights, weighted_totals=clusters is not None) for plan in plans]
+    def work(weights: np.ndarray) -> list[tuple[int, list[dict[str, ClassArrays]]]]:
+        return [
+            (offset, [class_block(plan, block, weighted_totals=clusters is not None) for plan in plans])
+            for offset, block in row_chunks(weights)
+        ]
 
-    for start, size, per_plan in map_blocks(design, n_boot, seed, None, clusters, work):
-        for target, result in zip(store, per_plan, strict=True):
-            for attribute, arrays in target.items():
-                for metric, array in arrays.items():
-                    array[start : start + size] = result[attribute][metric]
+    for start, _size, chunks in map_blocks(design, n_boot, seed, None, clusters, work):
+        for offset, per_plan in chunks:
+            for target, result in zip(store, per_plan, strict=True):
+                for attribute, arrays in target.items():
+                    for metric, array in arrays.items():
+                        values = result[attribute][metric]
+                        array[start + offset : start + offset + len(values)] = values
     return store

@@ -29,12 +29,67 @@ N_BINS = 10  # ECE: equal-width bins on [0, 1]
 
 
 def segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Sums of ``values[:, bounds[k]:bounds[k+1]]`` for each k; 0 for empty segments."""
+    """Sums of ``values[:, bounds[k]:bounds[k+1]]`` for each k (float64); 0 for empty segments."""
     out = np.zeros((values.shape[0], len(bounds) - 1), dtype=np.float64)
     nonempty = bounds[1:] > bounds[:-1]
     if nonempty.any():
         out[:, nonempty] = np.add.reduceat(values, bounds[:-1][nonempty], axis=1)
     return out
+
+
+LANES = 4  # resamples per packed word (bytes of a uint32)
+
+
+class WeightBlock:
+    """A ``(b, n)`` uint8 block of resample weights (internal order) that many passes gather from.
+
+    Every rank pass reads the weights in its own sample order, and ``np.take`` along a row moves one
+    byte per index: that gather was most of the bootstrap's time. The block is therefore also kept
+    sample-major, ``LANES`` resamples to a uint32 word (8 bits each), so a gather moves whole words
+    (``b`` bytes per index), and the picked words are split back into rows by shifts, which numpy
+    vectorises. It is packed once, on first use, and shared by every column and pass of the block.
+    Gathers return exact int32 counts, the same numbers whichever path produced them.
+    """
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+        self._words: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, weights: np.ndarray | WeightBlock) -> WeightBlock:
+        return weights if isinstance(weights, WeightBlock) else cls(weights)
+
+    @property
+    def packable(self) -> bool:
+        """Packing pays from a few resamples up; one row (point estimates) is gathered directly."""
+        return self.rows.dtype == np.uint8 and self.rows.shape[0] >= LANES
+
+    def words(self) -> np.ndarray:
+        """``(n, ceil(b / LANES))`` uint32; bits ``8j..8j+7`` of word ``i`` hold resample ``j·width + i``."""
+        if self._words is None:
+            b, n = self.rows.shape
+            width = -(-b // LANES)
+            words = np.zeros((width, n), dtype=np.uint32)
+            for j in range(LANES):
+                part = self.rows[j * width : (j + 1) * width]
+                words[: len(part)] |= part.astype(np.uint32) << np.uint32(8 * j)
+            self._words = np.ascontiguousarray(words.T)
+        return self._words
+
+    def gather(self, index: np.ndarray) -> np.ndarray:
+        """``(b, len(index))`` int32: the weights of samples ``index``, in that order."""
+        if not self.packable:
+            return np.take(self.rows, index, axis=1).astype(np.int32)
+        picked = np.ascontiguousarray(np.take(self.words(), index, axis=0).T)  # (width, m)
+        width, m = picked.shape
+        out = np.empty((LANES, width, m), dtype=np.int32)
+        lanes = out.view(np.uint32)
+        np.bitwise_and(picked, 0xFF, out=lanes[0])
+        for j in range(1, LANES - 1):
+            np.right_shift(picked, 8 * j, out=lanes[j])
+            np.bitwise_and(lanes[j], 0xFF, out=lanes[j])
+        np.right_shift(picked, 8 * (LANES - 1), out=lanes[LANES - 1])  # the top byte needs no mask
+        return out.reshape(LANES * width, m)[: self.rows.shape[0]]
 
 
 @dataclass(frozen=True)
@@ -112,27 +167,38 @@ class RankPass:
             n_pos=n_pos,
         )
 
-    def twice_u(self, weights: np.ndarray, weighted_totals: bool = False) -> np.ndarray:
+    def twice_u(self, weights: np.ndarray | WeightBlock, weighted_totals: bool = False) -> np.ndarray:
         """``(b, n_sum_groups)``: 2 × weighted Mann–Whitney U of each sum group.
 
         2U = Σ_p w_p·(2·C[lo_p] + tied_p) − 2·C[base]·Σ_p w_p, the last term removing the negatives of
         earlier negative groups that ``C`` also counts. Σ_p w_p is the group's n_pos for stratified
         weights; ``weighted_totals`` sums it from the weights (cluster resamples, fold masks).
+        Every term is an integer summed exactly (int64 below 2**53 in float64), so the result does
+        not depend on how the weights were gathered.
         """
-        b = weights.shape[0]
+        block = WeightBlock.of(weights)
+        b = block.rows.shape[0]
         cum = np.empty((b, len(self.neg) + 1), dtype=np.int32)
         cum[:, 0] = 0
-        np.cumsum(np.take(weights, self.neg, axis=1), axis=1, dtype=np.int32, out=cum[:, 1:])
-        wp = np.take(weights, self.pos, axis=1)
-        below = np.multiply(wp, np.take(cum, self.lo, axis=1), dtype=np.float64)
+        np.cumsum(block.gather(self.neg), axis=1, out=cum[:, 1:])
+        wp = block.gather(self.pos)
+        below = _products(np.take(cum, self.lo, axis=1), wp, int(cum[:, -1].max(initial=0)))
         sums = 2.0 * segment_sums(below, self.pos_bounds)
         if len(self.tie):
             tied = cum[:, self.tie_hi] - cum[:, self.lo[self.tie]]
-            tied_weighted = np.multiply(wp[:, self.tie], tied, dtype=np.float64)
+            tied_weighted = np.multiply(wp[:, self.tie], tied, dtype=np.int64)
             tie_bounds = np.searchsorted(self.tie, self.pos_bounds)
             sums += segment_sums(tied_weighted, tie_bounds)
-        pos_weight = segment_sums(wp.astype(np.float64), self.pos_bounds) if weighted_totals else self.n_pos
+        pos_weight = segment_sums(wp, self.pos_bounds) if weighted_totals else self.n_pos
         return sums - 2.0 * cum[:, self.base] * pos_weight
+
+
+def _products(counts: np.ndarray, weights: np.ndarray, largest: int) -> np.ndarray:
+    """``weights · counts`` exactly, in place in int32 when no product can reach 2**31 (a weight is
+    at most 255 and a count at most ``largest``), else in int64."""
+    if largest * 255 < 2**31:
+        return np.multiply(counts, weights, out=counts).astype(np.int64)
+    return np.multiply(counts, weights, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -157,11 +223,12 @@ class GroupingPlan:
 class ColumnPlan:
     """Everything fixed about one score column: its sample order, rank passes, segments.
 
-    Positions are in the column's *local* order: the design's order re-sorted by score within each
+    Segments are in the column's *local* order: the design's order re-sorted by score within each
     stratum (a move within blocks of a few thousand samples, so permuting the weights is cheap and
-    cache-friendly). In that order (cell, label, ECE bin, prediction) segments are contiguous, and
-    the negatives of a cell in score order are a contiguous run. ``local`` is None when the design's
-    order already is the local order (the column the design was sorted by, e.g. the served policy).
+    cache-friendly). In that order (cell, label, ECE bin, prediction) segments are contiguous.
+    ``local`` is None when the design's order already is the local order (the column the design was
+    sorted by, e.g. the served policy). The rank passes index the design's internal order directly:
+    they gather the weights in their own orders anyway, so composing with ``local`` is free.
     """
 
     local: np.ndarray | None
@@ -200,9 +267,10 @@ def plan_column(
     sorted_scores = scores[order]
     rank = np.concatenate([[0], np.cumsum(sorted_scores[1:] != sorted_scores[:-1])]).astype(np.int64)
     pos_s = is_pos[order]
+    internal = local[order]  # the rank passes index the block's weights directly (internal order)
     everyone = np.zeros(len(scores), dtype=np.int64)
     pf_pass = RankPass.build(
-        order, rank, pos_s, everyone, cell[order], design.n_cells, np.zeros(design.n_cells, dtype=np.int64)
+        internal, rank, pos_s, everyone, cell[order], design.n_cells, np.zeros(design.n_cells, dtype=np.int64)
     )
 
     pred = (scores >= threshold).astype(np.int64)
@@ -221,7 +289,7 @@ def plan_column(
         within = None
         if g.kind != "overall":
             codes_s = codes[order]
-            within = RankPass.build(order, rank, pos_s, codes_s, codes_s, k, np.arange(k))
+            within = RankPass.build(internal, rank, pos_s, codes_s, codes_s, k, np.arange(k))
         n = np.bincount(codes[codes >= 0], minlength=k)
         n_pos = np.bincount(codes[(codes >= 0) & is_pos], minlength=k)
         ece_key = np.where(seg_group >= 0, seg_group * n_bins + seg_bin, -1)
@@ -255,7 +323,7 @@ def plan_column(
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den with NaN where den == 0 (an empty denominator is undefined, never 0)."""
-    den = np.broadcast_to(np.asarray(den, dtype=np.float64), num.shape)
+    den = np.asarray(den, dtype=np.float64)  # broadcast by the ufunc itself: called per chunk and metric
     out = np.full(num.shape, np.nan)
     np.divide(num, den, out=out, where=den > 0)
     return out
@@ -266,12 +334,13 @@ GroupArrays = dict[str, np.ndarray]  # metric -> (b, n_groups)
 
 def column_block(
     plan: ColumnPlan,
-    weights: np.ndarray,
+    weights: np.ndarray | WeightBlock,
     n_bins: int = N_BINS,
     dtype: type = np.float32,
     weighted_totals: bool = False,
 ) -> dict[str, GroupArrays]:
-    """Per-grouping, per-group statistics for a ``(b, n)`` uint8 block of weights (internal order).
+    """Per-grouping, per-group statistics for a ``(b, n)`` uint8 block of weights (internal order),
+    or that block as a ``WeightBlock`` shared with other columns.
 
     Returns ``{attribute: {metric: (b, n_groups)}}`` with metrics auc, pf, pf_rest, tpr, fpr, tnr,
     selection_rate, ece, brier, and the counts tp, fp. NaN marks an empty denominator.
@@ -281,12 +350,12 @@ def column_block(
     ``weighted_totals``: denominators are the weights' own group totals (cluster resamples, fold
     masks: integer sums, exact in float32 below 2**24) rather than the data's counts.
     """
-    if plan.local is not None:
-        weights = np.take(weights, plan.local, axis=1)
-    twice_u_cells = plan.pf_pass.twice_u(weights)  # (b, n_cells): each cell's positives vs all negatives
+    block = WeightBlock.of(weights)
+    twice_u_cells = plan.pf_pass.twice_u(block)  # (b, n_cells): each cell's positives vs all negatives
     twice_u_all = twice_u_cells.sum(axis=1, keepdims=True)
 
-    wf: np.ndarray = weights.astype(dtype)
+    local = block.rows if plan.local is None else block.gather(plan.local)
+    wf: np.ndarray = local.astype(dtype)
     error: np.ndarray = plan.seg_error.astype(dtype)
     seg_w = segment_sums(wf, plan.seg_bounds)
     wf *= error
@@ -309,10 +378,10 @@ def column_block(
             n_pos, n_neg = gp.pos(seg_w).astype(np.float64), gp.neg(seg_w).astype(np.float64)
         n = n_pos + n_neg
         twice_u_pf = gp.pf(twice_u_cells)
-        twice_u = twice_u_pf if gp.within is None else gp.within.twice_u(weights, weighted_totals)
+        twice_u = twice_u_pf if gp.within is None else gp.within.twice_u(block, weighted_totals)
         tp, fp = gp.tp(seg_w), gp.fp(seg_w)
         fpr = _ratio(fp, n_neg)
-        ece_parts = np.abs(gp.ece(seg_err)).reshape(len(weights), k, n_bins).sum(axis=2)
+        ece_parts = np.abs(gp.ece(seg_err)).reshape(len(local), k, n_bins).sum(axis=2)
         out[gp.grouping.attribute] = {
             "auc": _ratio(twice_u, 2.0 * n_pos * n_neg),
             "pf": _ratio(twice_u_pf, 2.0 * n_pos * total_neg),
