@@ -43,9 +43,7 @@ def file_bytes(folder: Path) -> int:
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
-def test_the_upload_keeps_only_the_archive_and_ingestion_leaves_only_the_cache(
-    client, keys, settings, run_jobs, kind
-):
+def test_the_upload_keeps_only_the_archive_and_ingestion_leaves_only_the_cache(client, keys, settings, run_jobs, kind):
     n = 30
     data = make_zip(n) if kind == "zip" else as_tar_gz(make_zip(n), top="cohort/")
     response = upload(client, keys.headers(), data)
