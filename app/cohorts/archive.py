@@ -176,7 +176,6 @@ class _Writer:
         self.dest = dest
         self.limits = limits
         self.ratio_budget = int(limits.max_compression_ratio * max(archive_size, 1))
-        self.total = 0
         self.declared = 0
         self.entries = 0
         self.listed: set[str] = set()
