@@ -137,7 +137,7 @@ def _tar_chunks(
 ) -> Iterator[Chunk]:
     """Chunks of ``(row, bytes)`` read in one pass over the stream (module docstring). A member over
     ``SPOOL_BYTES`` is decoded in this process by ``decode_here`` as it is read, its errors added to
-    ``errors``; its rows are then counted with the next chunk."""
+    ``errors`` (its rows are reported done at the end). A listed member the stream lacks is an error."""
     rows: dict[str, list[int]] = {}
     for i, item in enumerate(items):
         rows.setdefault(item.image, []).append(i)
