@@ -1,4 +1,5 @@
-"""Safe extraction of an uploaded .zip or .tar.gz (untrusted input): only the files the manifest lists.
+"""Checking an uploaded .zip or .tar.gz (untrusted input) that is kept as it is: nothing but the
+manifest is ever written out; members are read from the archive (``members.py``).
 
 - The format comes from the magic bytes (``PK\\x03\\x04`` zip, ``\\x1f\\x8b`` gzip), not the name.
 - Refused (400, naming the entry): paths escaping the root (``..``, absolute paths, drive letters,
@@ -8,18 +9,20 @@
   directory record, ZIP64 included, before its directory is loaded; a directory over
   ``MAX_DIRECTORY_BYTES_PER_ENTRY`` per declared entry is refused there too), or more bytes than
   ``max_uncompressed_bytes`` or ``max_compression_ratio`` × the archive's size: declared by the
-  entries (zip headers, tar member sizes) before anything is written, and counted on the bytes
-  actually written, whatever the headers claim.
-- Two steps: ``open_archive`` checks every entry, finds the manifest and extracts it alone; the
-  caller then ``extract``s the files the manifest's rows list. Files no row lists are never written.
+  entries (zip headers, tar member sizes) before anything is read, and counted on the bytes
+  actually read, whatever the headers claim.
+- Two steps: ``open_archive`` checks every entry, finds the manifest and writes it alone (to a
+  folder the caller removes once it is parsed); the caller then ``read``s the files the manifest's
+  rows list, as seekable files (``members.spool``), in archive order. Nothing else is written: the
+  checked archive is what the ingestion job decodes from.
 - A tar.gz has no index, so its stream is read once to check and list the members, then again up to
-  the manifest, then once more up to the last listed file. Inflating twice or three times costs CPU
-  (hundreds of MB/s), never disk or memory; the alternatives were writing every file and deleting
-  the unlisted ones afterwards (what this replaced) or holding members in memory.
-- Streaming: entries are copied in 1 MiB chunks, so memory stays flat whatever the archive size.
+  the manifest, then once more per ``read`` up to the last file asked for. Inflating several times
+  costs CPU (hundreds of MB/s), never disk or memory; the alternative was writing every file out.
+- Streaming: members are copied in 1 MiB chunks into a spooled file, so memory stays flat whatever
+  the archive size.
 - Skipped silently: macOS/Windows clutter (``__MACOSX/``, ``._*``, ``.DS_Store``, ``Thumbs.db``) and
-  folder entries (folders are made for the files written).
-- On any error, in ``open_archive`` or in the caller's block, everything extracted is removed.
+  folder entries.
+- On any error, in ``open_archive`` or in the caller's block, the manifest written is removed.
 
 Manifest discovery: the archive's root is its top level, or its single top-level folder when every
 file lies inside one folder (an archive made by compressing a folder). The manifest is
@@ -42,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from app.cohorts import members
+from app.cohorts.members import spool
 from app.core.errors import InputError
 from app.settings import Settings
 
@@ -76,9 +81,9 @@ class ManifestPair:
     required: bool
 
 
-class ExtractedArchive:
-    """A checked archive whose manifest (and companion CSV, if any) is on disk; ``extract`` writes the
-    other files asked for."""
+class CheckedArchive:
+    """A checked archive whose manifest (and companion CSV, if any) is on disk; ``read`` reads the
+    other files asked for from the archive."""
 
     def __init__(
         self,
@@ -90,8 +95,9 @@ class ExtractedArchive:
         writer: _Writer,
     ):
         manifest, companion = manifests
-        self.dest = dest  # the extraction folder
-        self.root = dest / prefix if prefix else dest  # manifest and image paths are relative to it
+        self.dest = dest  # where the manifest is written
+        self.root = dest / prefix if prefix else dest  # the manifest's folder (image paths are relative to it)
+        self.prefix = prefix  # the root's path in the archive ('' or 'folder/')
         self.manifest = self.root / manifest
         self.companion = self.root / companion if companion else None
         csvs = {prefix + name for name in manifests if name}
@@ -100,27 +106,26 @@ class ExtractedArchive:
         self._source = source
         self._writer = writer
 
-    @property
-    def total_bytes(self) -> int:
-        """Bytes written so far."""
-        return self._writer.total
-
-    def extract(self, files: Iterable[str]) -> None:
-        """Write ``files`` (paths relative to ``root``, among ``self.files``) under ``root``."""
+    def read(self, files: Iterable[str]) -> Iterator[tuple[str, IO[bytes]]]:
+        """``(path, seekable file)`` for ``files`` (paths relative to ``root``, among ``self.files``), in
+        archive order; each file is closed when the next is read. The bytes read in one call are
+        counted against the limits, whatever the headers claimed."""
         wanted = {self._prefix + f for f in files}
         unknown = wanted - self._writer.listed
         if unknown:
             raise ValueError(f"not files of this archive: {', '.join(sorted(unknown)[:5])}")
-        self._source.extract(wanted, self._writer)
+        counter = _Counter(self._writer)
+        for rel, member in self._source.read(wanted, counter, self.dest):
+            yield rel.removeprefix(self._prefix), member
 
 
 @contextmanager
 def open_archive(
     archive: Path, dest: Path, limits: ArchiveLimits, pair: ManifestPair | None = None
-) -> Iterator[ExtractedArchive]:
-    """Check ``archive``, extract its manifest into ``dest`` (created, or existing and empty), and
-    yield it for the caller to ``extract`` what the manifest lists. ``pair``: the two-CSV layout the
-    cohort's preset accepts (module docstring)."""
+) -> Iterator[CheckedArchive]:
+    """Check ``archive``, write its manifest into ``dest`` (created, or existing and empty; also where
+    members too large for memory are spooled, unnamed), and yield it for the caller to ``read`` what
+    the manifest lists. ``pair``: the two-CSV layout the cohort's preset accepts (module docstring)."""
     if dest.exists() and any(dest.iterdir()):
         raise ValueError(f"extraction folder {dest} is not empty")
     dest.mkdir(parents=True, exist_ok=True)
@@ -132,17 +137,18 @@ def open_archive(
         writer = _Writer(dest, limits, archive.stat().st_size)
         with ExitStack() as stack:
             source: _Source
-            if magic.startswith(b"PK\x03\x04"):
+            if magic.startswith(members.ZIP_MAGIC):
                 source = stack.enter_context(_ZipSource.open(archive, writer))
-            elif magic.startswith(b"\x1f\x8b"):
+            elif magic.startswith(members.GZIP_MAGIC):
                 source = _TarSource.open(archive, writer)
             else:
                 raise _bad("the upload is not a .zip or .tar.gz archive (unrecognised content)")
             if not source.files:
                 raise _bad("the archive is empty (it holds no files)")
             prefix, manifests = _locate_manifest(source.files, pair)
-            source.extract({prefix + name for name in manifests if name}, writer)
-            yield ExtractedArchive(dest, prefix, manifests, source.files, source, writer)
+            for rel, member in source.read({prefix + name for name in manifests if name}, _Counter(writer), dest):
+                writer.write(rel, member)
+            yield CheckedArchive(dest, prefix, manifests, source.files, source, writer)
     except BaseException:
         remove_extracted(dest)
         raise
@@ -164,18 +170,15 @@ def _bad(detail: str, entry: str | None = None, status: int = 400) -> InputError
 
 
 class _Writer:
-    """Checks entries while an archive is listed, and writes files under ``dest`` counting real bytes
-    against the limits."""
+    """Checks entries while an archive is listed, and writes the manifest under ``dest``."""
 
     def __init__(self, dest: Path, limits: ArchiveLimits, archive_size: int) -> None:
         self.dest = dest
         self.limits = limits
         self.ratio_budget = int(limits.max_compression_ratio * max(archive_size, 1))
-        self.total = 0
         self.declared = 0
         self.entries = 0
         self.listed: set[str] = set()
-        self.folders: set[str] = set()
 
     def check_budget(self, total: int, entry: str) -> None:
         if total > self.limits.max_uncompressed_bytes:
@@ -211,37 +214,44 @@ class _Writer:
         self.declared += declared_size
         self.check_budget(self.declared, name)
 
-    def mkdir(self, rel: str, name: str) -> None:
-        if rel in self.folders:
-            return
-        try:
-            (self.dest / rel).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _bad(f"cannot create folder: {exc.strerror}", name) from exc
-        self.folders.add(rel)
+    def write(self, rel: str, source: IO[bytes]) -> None:
+        """Write a CSV read from the archive (already counted) at ``rel`` under ``dest``."""
+        (self.dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.dest / rel, "xb") as out:
+            shutil.copyfileobj(source, out, CHUNK)
 
-    def write(self, rel: str, source: IO[bytes], name: str) -> None:
-        folder, _, _ = rel.rpartition("/")
-        if folder:
-            self.mkdir(folder, name)
-        try:
-            with open(self.dest / rel, "xb") as out:
-                while chunk := source.read(CHUNK):
-                    self.total += len(chunk)
-                    self.check_budget(self.total, name)
-                    out.write(chunk)
-        except FileExistsError as exc:
-            raise _bad("duplicate entry in the archive", name) from exc
-        except OSError as exc:
-            raise _bad(f"cannot extract entry: {exc.strerror or exc}", name) from exc
+
+class _Counter:
+    """The bytes one pass reads, checked against the limits as they come (a header may lie)."""
+
+    def __init__(self, writer: _Writer) -> None:
+        self.writer = writer
+        self.total = 0
+
+    def spool(self, source: IO[bytes], name: str, spill_dir: Path) -> IO[bytes]:
+        return spool(_Counted(source, self, name), spill_dir)
+
+
+class _Counted:
+    """``source`` read through a ``_Counter``."""
+
+    def __init__(self, source: IO[bytes], counter: _Counter, name: str) -> None:
+        self.source, self.counter, self.name = source, counter, name
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.source.read(size)
+        self.counter.total += len(chunk)
+        self.counter.writer.check_budget(self.counter.total, self.name)
+        return chunk
 
 
 def _clean_path(name: str) -> str | None:
-    """``name`` as a '/'-separated relative path; ``None`` for clutter. Raises for unsafe names."""
+    """``name`` as a '/'-separated relative path (``members.normalise``); ``None`` for clutter. Raises
+    for unsafe names."""
     clean = name.replace("\\", "/")
     if "\x00" in clean or clean.startswith("/") or _DRIVE.match(clean):
         raise _bad("entry has an absolute path", name)
-    parts = [p for p in clean.split("/") if p not in ("", ".")]
+    parts = members.parts(clean)
     if ".." in parts:
         raise _bad("entry escapes the archive root ('..')", name)
     if not parts or parts[0] == "__MACOSX" or parts[-1] in _JUNK_NAMES or parts[-1].startswith("._"):
@@ -250,9 +260,9 @@ def _clean_path(name: str) -> str | None:
 
 
 class _Source(Protocol):
-    files: list[str]  # every file entry, checked, as '/'-separated paths relative to the extraction folder
+    files: list[str]  # every file entry, checked, as '/'-separated paths from the archive's top
 
-    def extract(self, wanted: set[str], writer: _Writer) -> None: ...
+    def read(self, wanted: set[str], counter: _Counter, spill_dir: Path) -> Iterator[tuple[str, IO[bytes]]]: ...
 
 
 class _ZipSource:
@@ -283,14 +293,16 @@ class _ZipSource:
                     entries[rel] = info
             yield cls(zf, entries)
 
-    def extract(self, wanted: set[str], writer: _Writer) -> None:
+    def read(self, wanted: set[str], counter: _Counter, spill_dir: Path) -> Iterator[tuple[str, IO[bytes]]]:
         for rel in sorted(wanted, key=lambda r: self.entries[r].header_offset):  # in file order
             info = self.entries[rel]
             try:
                 with self.zf.open(info) as source:
-                    writer.write(rel, source, info.filename)
+                    member = counter.spool(source, info.filename, spill_dir)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
                 raise _bad(f"entry is corrupt or unsupported: {exc}", info.filename) from exc
+            with member:
+                yield rel, member
 
 
 def _check_zip_end_record(archive: Path, limits: ArchiveLimits) -> None:
@@ -350,8 +362,8 @@ class _TarSource:
             files.append(rel)
         return cls(archive, files)
 
-    def extract(self, wanted: set[str], writer: _Writer) -> None:
-        """Another pass, writing the wanted members and stopping after the last of them."""
+    def read(self, wanted: set[str], counter: _Counter, spill_dir: Path) -> Iterator[tuple[str, IO[bytes]]]:
+        """Another pass, reading the wanted members and stopping after the last of them."""
         left = set(wanted)
         if not left:
             return
@@ -362,9 +374,11 @@ class _TarSource:
             source = tf.extractfile(member)
             assert source is not None  # regular members always have data
             try:
-                writer.write(rel, source, member.name)
+                spooled = counter.spool(source, member.name, spill_dir)
             except (tarfile.TarError, EOFError, zlib.error) as exc:
                 raise _bad(f"entry is corrupt: {exc}", member.name) from exc
+            with spooled:
+                yield rel, spooled
             left.discard(rel)
             if not left:
                 return
@@ -372,11 +386,7 @@ class _TarSource:
 
 def _tar_members(archive: Path) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
     try:
-        with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as tf:
-            while (member := tf.next()) is not None:
-                # a stream keeps every header it has read (an undocumented list): memory would grow with entries
-                tf.members.clear()  # type: ignore[attr-defined]
-                yield tf, member
+        yield from members.tar_members(archive)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise _bad(f"the tar.gz archive is corrupt: {exc}") from exc
 

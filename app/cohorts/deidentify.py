@@ -32,7 +32,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, generate_uid
 
-from app.cohorts.dicom_reader import DicomError, open_dicom
+from app.cohorts.dicom_reader import DicomError, DicomSource, open_dicom
 from app.cohorts.image_limits import ImageLimits
 
 METHOD = "FairAudit: DICOM PS3.15 Basic Application Level Confidentiality Profile (allow-list)"
@@ -97,23 +97,17 @@ _ITEM, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE0DD
 _CHUNK = 1 << 20
 
 
-def is_deidentified(path: Path, limits: ImageLimits) -> bool:
-    """Whether ``path`` was written by ``deidentify_dicom`` (a retried job skips it)."""
-    with open_dicom(path, limits) as dicom:
-        ds = dicom.read_until_pixels(["PatientIdentityRemoved", "DeidentificationMethod"])
-    return ds.get("PatientIdentityRemoved") == "YES" and ds.get("DeidentificationMethod") == METHOD
-
-
-def deidentify_dicom(path: Path, uid_salt: str, limits: ImageLimits) -> None:
-    """Rewrite ``path`` de-identified (module docstring): written beside it, then renamed over it."""
-    temporary = path.with_name(f".{path.name}.deidentified")
-    with open_dicom(path, limits) as dicom:
-        source = dicom.read_until_pixels([*KEEP, *LUT_SEQUENCES, *NEW_UIDS])
+def deidentify_dicom(source: DicomSource, target: Path, uid_salt: str, limits: ImageLimits) -> None:
+    """Write ``source`` de-identified (module docstring) at ``target``: written beside it, then renamed,
+    so ``target`` is never a partial file (``source`` may be ``target`` itself)."""
+    temporary = target.with_name(f".{target.name}.deidentified")
+    with open_dicom(source, limits) as dicom:
+        source_ds = dicom.read_until_pixels([*KEEP, *LUT_SEQUENCES, *NEW_UIDS])
         element = dicom.pixel_element()
         if element is None:
-            raise DicomError(f"{path.name}: no pixel data to keep")
+            raise DicomError(f"{target.name}: no pixel data to keep")
         _, vr, length = element
-        out_ds = _deidentified(source, uid_salt)
+        out_ds = _deidentified(source_ds, uid_salt)
         out_ds.file_meta = _file_meta(out_ds, dicom.read_syntax)
         little = "<" if dicom.read_syntax.is_little_endian else ">"
         try:
@@ -124,7 +118,7 @@ def deidentify_dicom(path: Path, uid_salt: str, limits: ImageLimits) -> None:
                 else:
                     out.write(struct.pack(f"{little}HH2sHL", 0x7FE0, 0x0010, vr, 0, length))
                 _copy_pixel_value(dicom.stream, out, length, little)
-            os.replace(temporary, path)
+            os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)
 

@@ -38,14 +38,13 @@ import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from app.cohorts.config import MAX_AGE
-from app.cohorts.dicom_reader import DicomError, decode_first_frame, read_tags
+from app.cohorts.dicom_reader import DicomError, DicomSource, decode_first_frame, read_tags
 from app.cohorts.image_limits import ImageLimits
 
 _SEX = {"M": "male", "F": "female", "O": "other"}
@@ -103,11 +102,11 @@ def parse_age(value: str) -> float | None:
 
 
 def read_demographics(
-    path: Path, salt: bytes, limits: ImageLimits | None = None, extra_tags: Sequence[str] = ()
+    source: DicomSource, salt: bytes, limits: ImageLimits | None = None, extra_tags: Sequence[str] = ()
 ) -> Demographics:
     """Read the three demographic tags and ``extra_tags`` (keywords of ``EXTRA_TAGS``) only, in one pass
     within the header budget: no pixel data, nothing past the last of them."""
-    ds = read_tags(path, [*DEMOGRAPHIC_TAGS, *extra_tags], limits or ImageLimits())
+    ds = read_tags(source, [*DEMOGRAPHIC_TAGS, *extra_tags], limits or ImageLimits())
     sex_tag = _text(ds, "PatientSex").upper()
     if sex_tag and sex_tag not in _SEX:
         raise DicomError(f"PatientSex {sex_tag!r} is not M, F or O")
@@ -145,7 +144,7 @@ def _text(ds: Dataset, keyword: str) -> str:
     return element.value.strip()
 
 
-def decode_dicom(source: Path | bytes, limits: ImageLimits) -> np.ndarray:
+def decode_dicom(source: DicomSource, limits: ImageLimits) -> np.ndarray:
     """Pixels as ``uint8``: ``(rows, cols)`` greyscale or ``(rows, cols, 3)`` RGB (module docstring).
 
     Raises ``DicomError`` (unreadable or unsupported) or ``DicomTooLarge`` (over ``limits``) before

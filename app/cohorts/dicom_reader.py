@@ -25,6 +25,7 @@ reads it another way:
 from __future__ import annotations
 
 import io
+import os
 import struct
 import tempfile
 import zlib
@@ -33,7 +34,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, cast
 
 import numpy as np
 from PIL import Image
@@ -101,12 +102,15 @@ class DicomTooLarge(Exception):
     """A DICOM file that would cost more than a limit allows to read or decode (413)."""
 
 
+DicomSource = Path | bytes | IO[bytes]  # a file, its bytes, or a seekable file object
+
+
 @cache
 def supported_syntaxes() -> tuple[uid.UID, ...]:
     return tuple(s for s in _CANDIDATE_SYNTAXES if get_decoder(s).is_available)
 
 
-def read_tags(source: Path | bytes, keywords: Sequence[str], limits: ImageLimits) -> Dataset:
+def read_tags(source: DicomSource, keywords: Sequence[str], limits: ImageLimits) -> Dataset:
     """The named top-level elements only; reading stops past the last of them, so no pixel data is
     read and a deflated data set is inflated only that far."""
     tags: list[BaseTag | int] = [Tag(k) for k in keywords]
@@ -115,13 +119,13 @@ def read_tags(source: Path | bytes, keywords: Sequence[str], limits: ImageLimits
         return dicom.read_dataset(lambda tag, vr, length: tag > last, tags)
 
 
-def check_image(source: Path | bytes, limits: ImageLimits) -> None:
+def check_image(source: DicomSource, limits: ImageLimits) -> None:
     """Every check of the module docstring that needs no pixel decoded (cheap: headers only)."""
     with open_dicom(source, limits) as dicom:
         dicom.read_image_header()
 
 
-def decode_first_frame(source: Path | bytes, limits: ImageLimits) -> tuple[np.ndarray, Dataset]:
+def decode_first_frame(source: DicomSource, limits: ImageLimits) -> tuple[np.ndarray, Dataset]:
     """The first frame's stored values (YBR converted to RGB) and the elements needed to render them."""
     with open_dicom(source, limits) as dicom:
         header = dicom.read_image_header()
@@ -264,15 +268,19 @@ class OpenDicom:
 
 
 @contextmanager
-def open_dicom(source: Path | bytes, limits: ImageLimits) -> Iterator[OpenDicom]:
+def open_dicom(source: DicomSource, limits: ImageLimits) -> Iterator[OpenDicom]:
     """The file with its meta read and its transfer syntax checked; the stream is kept open inside."""
     with ExitStack() as stack:
         if isinstance(source, bytes):
             raw: BinaryIO = io.BytesIO(source)
             stored = len(source)
-        else:
+        elif isinstance(source, str | os.PathLike):
             raw = stack.enter_context(Path(source).open("rb"))
             stored = Path(source).stat().st_size
+        else:  # a seekable file (an archive member, ``members.spool``), read from its start
+            raw = cast(BinaryIO, source)
+            stored = raw.seek(0, io.SEEK_END)
+            raw.seek(0)
         budget = _ReadBudget(raw, limits.dicom_header_bytes, limits.dicom_header_bytes)
         try:
             read_preamble(cast(BinaryIO, budget), force=False)

@@ -16,7 +16,9 @@
 - Resize rule: the largest centred square is cut out (the longer side loses equal margins) and
   resized to ``size × size`` with bilinear (antialiased) resampling — no padding, no distortion.
 - ``decode_into_store`` is the decoding processes' task; it lives here rather than in ``ingest`` so
-  those processes import only numpy and Pillow (and pydicom when a DICOM file turns up).
+  those processes import only numpy and Pillow (and pydicom when a DICOM file turns up). It reads
+  the images from a folder, from the stored zip archive (each process opens it itself:
+  ``members.ZipMembers``), or from bytes handed over by the process streaming a tar.gz.
 - Channels: greyscale becomes RGB by repeating the grey value; colour becomes greyscale by ITU-R
   601-2 luma (Pillow's ``convert("L")``); alpha is dropped. 16-bit greyscale PNGs are scaled to 8 bits.
 """
@@ -25,14 +27,16 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from app.cohorts.cache import open_image_store
 from app.cohorts.image_limits import ImageLimits
+from app.cohorts.members import ZipMembers, closing_member
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -80,22 +84,29 @@ def _unsupported(head: bytes) -> ImageDecodeError:
     return ImageDecodeError(f"not a PNG, JPEG or DICOM image ({what})")
 
 
-def decode_image(source: Path | bytes, size: int, channels: int, limits: ImageLimits) -> np.ndarray:
-    """``(size, size, channels)`` ``uint8`` array of one image file or in-memory file."""
+def decode_image(source: Path | bytes | IO[bytes], size: int, channels: int, limits: ImageLimits) -> np.ndarray:
+    """``(size, size, channels)`` ``uint8`` array of one image file, in-memory file or seekable file object."""
+    data: Path | bytes | IO[bytes]
     if isinstance(source, bytes):
-        data: Path | bytes = source
+        data = source
         head = source[:132]
-    else:
+    elif isinstance(source, Path | str):
         data = Path(source)
         with data.open("rb") as f:
             head = f.read(132)
+    else:
+        data = source
+        data.seek(0)
+        head = data.read(132)
+        data.seek(0)
     fmt = sniff_format(head)
     if fmt is None:
         raise _unsupported(head)
     if fmt == "DICOM":  # read from the file itself: a DICOM may be large, and only its first frame is used
         image = _open_dicom(data, limits)
     else:
-        fp = io.BytesIO(data if isinstance(data, bytes) else data.read_bytes())  # one read, parsed in memory
+        raw = data if isinstance(data, bytes) else data.read_bytes() if isinstance(data, Path) else data.read()
+        fp = io.BytesIO(raw)  # one read, parsed in memory
         image = _open_pillow(fp, fmt, limits)
         if fmt == "JPEG":
             image.draft("L" if channels == 1 else "RGB", (size, size))
@@ -108,15 +119,18 @@ def decode_image(source: Path | bytes, size: int, channels: int, limits: ImageLi
     return out.reshape(size, size, channels)
 
 
-def check_image_file(path: Path, limits: ImageLimits) -> None:
-    """Header checks of one file, no pixel decoded (module docstring); raises like ``decode_image``."""
-    with path.open("rb") as f:
+def check_image_file(source: Path | IO[bytes], limits: ImageLimits) -> None:
+    """Header checks of one file or seekable file object, no pixel decoded (module docstring); raises
+    like ``decode_image``."""
+    with ExitStack() as stack:
+        f = stack.enter_context(source.open("rb")) if isinstance(source, Path) else source
+        f.seek(0)
         head = f.read(132)
         fmt = sniff_format(head)
         if fmt is None:
             raise _unsupported(head)
         if fmt == "DICOM":
-            _dicom_errors_as_image_errors(lambda: _check_dicom(path, limits))
+            _dicom_errors_as_image_errors(lambda: _check_dicom(source, limits))
             return
         f.seek(max(f.seek(0, io.SEEK_END) - _TAIL, 0))
         tail = f.read()
@@ -126,7 +140,7 @@ def check_image_file(path: Path, limits: ImageLimits) -> None:
         raise ImageDecodeError(f"truncated {fmt} image: no {name} at its end")
 
 
-def _open_pillow(fp: io.BytesIO | io.BufferedReader, fmt: str, limits: ImageLimits) -> Image.Image:
+def _open_pillow(fp: io.BytesIO | IO[bytes], fmt: str, limits: ImageLimits) -> Image.Image:
     fp.seek(0)
     try:
         image = Image.open(fp, formats=[fmt])
@@ -138,17 +152,17 @@ def _open_pillow(fp: io.BytesIO | io.BufferedReader, fmt: str, limits: ImageLimi
     return image
 
 
-def _open_dicom(source: Path | bytes, limits: ImageLimits) -> Image.Image:
+def _open_dicom(source: Path | bytes | IO[bytes], limits: ImageLimits) -> Image.Image:
     # Imported here: pydicom adds start-up time to every decoding process, and most cohorts are JPEG/PNG.
     from app.cohorts.dicom import decode_dicom
 
     return Image.fromarray(_dicom_errors_as_image_errors(lambda: decode_dicom(source, limits)))
 
 
-def _check_dicom(path: Path, limits: ImageLimits) -> None:
+def _check_dicom(source: Path | IO[bytes], limits: ImageLimits) -> None:
     from app.cohorts.dicom_reader import check_image
 
-    check_image(path, limits)
+    check_image(source, limits)
 
 
 def _dicom_errors_as_image_errors(read: Callable[[], T]) -> T:
@@ -182,20 +196,51 @@ def fit(image: Image.Image, size: int) -> Image.Image:
 
 
 def decode_into_store(
-    folder: Path, n: int, size: int, channels: int, limits: ImageLimits, chunk: Sequence[tuple[int, str]]
+    folder: Path,
+    n: int,
+    size: int,
+    channels: int,
+    limits: ImageLimits,
+    source: Path | None,
+    chunk: Sequence[tuple[int, str | bytes | IO[bytes]]],
 ) -> list[tuple[int, str]]:
-    """Decode ``(row, path)`` pairs into rows of the cache's image array; return ``(row, error)``s.
+    """Decode ``(row, image)`` pairs into rows of the cache's image array; return ``(row, error)``s.
 
-    The array is opened for this chunk only, so a process holds at most one chunk of written pages.
-    Rows are not flushed here (see ``ingest``): a synchronous write per chunk cost ~40 % of throughput.
+    ``image``: a path relative to ``source`` (a folder, or a stored zip archive opened here), or the
+    file's bytes or a file object (``source`` is then ``None``). The array is opened for this chunk only, so a process
+    holds at most one chunk of written pages. Rows are not flushed here (see ``ingest``): a
+    synchronous write per chunk cost ~40 % of throughput.
     """
     store = open_image_store(folder, n, size, channels)
     errors = []
-    for row, path in chunk:
-        try:
-            store[row] = decode_image(Path(path), size, channels, limits)
-        except ImageDecodeError as exc:
-            errors.append((row, str(exc)))
-        except Exception as exc:  # a decoder failing in an unforeseen way is still one bad file
-            errors.append((row, f"cannot decode: {type(exc).__name__}: {exc}"))
+    with ExitStack() as stack:
+        zipped = stack.enter_context(ZipMembers.open(source, folder)) if source and not source.is_dir() else None
+        for row, image in chunk:
+            errors.extend(_decode_row(store, row, image, source, zipped, limits))
     return errors
+
+
+def _decode_row(
+    store: np.memmap,
+    row: int,
+    image: str | bytes | IO[bytes],
+    source: Path | None,
+    zipped: ZipMembers | None,
+    limits: ImageLimits,
+) -> list[tuple[int, str]]:
+    """Decode one image into ``store[row]``; ``[(row, error)]`` when it cannot be."""
+    size, channels = store.shape[1], store.shape[3]
+    try:
+        if not isinstance(image, str):
+            store[row] = decode_image(image, size, channels, limits)
+        elif zipped is not None:
+            with closing_member(zipped.read(image)) as member:
+                store[row] = decode_image(member, size, channels, limits)
+        else:
+            assert source is not None
+            store[row] = decode_image(source / image, size, channels, limits)
+    except ImageDecodeError as exc:
+        return [(row, str(exc))]
+    except Exception as exc:  # a decoder failing in an unforeseen way is still one bad file
+        return [(row, f"cannot decode: {type(exc).__name__}: {exc}")]
+    return []

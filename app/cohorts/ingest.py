@@ -1,13 +1,24 @@
 """Ingestion: decode every image of a validated cohort once into its image cache (``cache.py``).
 
 The upload request runs ``archive.open_archive`` and ``manifest.parse_manifest`` (bad uploads are
-refused at once; only the images the manifest lists are extracted); the ingestion job then runs
-``build_cache``. Bad images fail the job with the bad files listed.
+refused at once; the listed images' headers are read from the archive, nothing is extracted) and
+keeps the checked archive; the ingestion job then runs ``build_cache`` on it, decoding the images
+straight from the archive. Bad images fail the job with the bad files listed.
 
 Decoding runs in ``workers`` processes started with ``spawn`` (no inherited locks or threads from a
 server process) that die with the process that started them (``app.jobs.lifeline``). Each task is
 a chunk of rows; a worker opens the cache's memory map read-write, writes its rows and closes it.
-Rows are disjoint, so workers never coordinate. ``items.json`` is written only after every image
+Rows are disjoint, so workers never coordinate. Where the images come from:
+
+- zip: a task names its rows' members; each worker opens the zip itself (its central directory
+  makes every member seekable) and reads only those.
+- tar.gz: a gzip stream can only be read in order, from the start, so this process streams it once
+  and hands each chunk's members to the workers as bytes (chunks also bounded to ``CHUNK_BYTES``,
+  at most ``2 × workers`` in flight: memory stays flat). Letting every worker inflate the whole
+  stream and keep its share would cost ``workers`` times the inflating, and rewriting the tar as a
+  zip at upload would double the disk used. A member over ``members.SPOOL_BYTES`` (a large DICOM)
+  is decoded in this process rather than copied between processes.
+- a folder of files (tests and tools that have one). ``items.json`` is written only after every image
 decoded, so a cache without it is incomplete; on failure or cancel the caller removes the cache
 folder. Nothing is fsynced: readers on this machine share the page cache, a shared filesystem
 publishes each worker's rows when it closes the mapping (close-to-open), and a cache lost to a
@@ -19,24 +30,27 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import closing
 from functools import partial
+from itertools import islice
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 from app.cohorts.cache import create_image_store, write_items
 from app.cohorts.groupings import Grouping
 from app.cohorts.image_limits import ImageLimits
 from app.cohorts.images import decode_into_store
-from app.cohorts.manifest import ParsedManifest
+from app.cohorts.manifest import ManifestItem, ParsedManifest
+from app.cohorts.members import SPOOL_BYTES, archive_kind, read_tar
 from app.core.error_list import ErrorList
 from app.jobs.lifeline import die_with_parent
 from app.settings import get_settings
 
 MAX_CHUNK = 256
-Chunk = list[tuple[int, str]]
+CHUNK_BYTES = 32 << 20  # of member bytes in one tar.gz task
+Chunk = list[tuple[int, str | bytes]]
 
 
 class IngestCancelled(Exception):
@@ -45,7 +59,7 @@ class IngestCancelled(Exception):
 
 def build_cache(
     manifest: ParsedManifest,
-    root: Path,
+    source: Path,
     cache_dir: Path,
     size: int,
     channels: int,
@@ -56,7 +70,8 @@ def build_cache(
     limits: ImageLimits | None = None,
     groupings: Sequence[Grouping] = (),
 ) -> None:
-    """Decode every manifest item (paths relative to ``root``) into a new cache in ``cache_dir``.
+    """Decode every manifest item into a new cache in ``cache_dir``; ``source`` is the stored zip or
+    tar.gz archive (item paths from its top) or a folder (paths relative to it).
 
     ``progress(done, total)`` is called after each chunk. Raises ``InputError`` (422) listing the files
     that failed to decode (capped, see ``app.core.error_list``), or ``IngestCancelled``.
@@ -67,12 +82,17 @@ def build_cache(
     n = len(items)
     limits = limits or ImageLimits.from_settings(get_settings())
     create_image_store(cache_dir, n, size, channels)
-    decode = partial(decode_into_store, cache_dir, n, size, channels, limits)
     step = max(1, min(MAX_CHUNK, -(-n // (max(workers, 1) * 8))))
-    rows = [(i, str(root / item.image)) for i, item in enumerate(items)]
-    chunks = [rows[s : s + step] for s in range(0, n, step)]
-
     errors: list[tuple[int, str]] = []
+    chunks: Iterator[Chunk]
+    if _is_tar(source):
+        decode = partial(decode_into_store, cache_dir, n, size, channels, limits, None)
+        chunks = _tar_chunks(source, items, step, cache_dir, decode, errors)
+    else:
+        decode = partial(decode_into_store, cache_dir, n, size, channels, limits, source)
+        rows: Chunk = [(i, item.image) for i, item in enumerate(items)]
+        chunks = (rows[s : s + step] for s in range(0, n, step))
+
     done = 0
     with closing(_decode_chunks(decode, chunks, workers, should_cancel or (lambda: False))) as results:
         for count, chunk_errors in results:
@@ -80,6 +100,8 @@ def build_cache(
             done += count
             if progress:
                 progress(done, n)
+    if progress and done < n:  # rows of large tar.gz members, decoded in this process
+        progress(n, n)
     if errors:
         found = ErrorList()
         found.extend({"row": items[i].row, "file": items[i].image, "message": m} for i, m in sorted(errors))
@@ -98,13 +120,56 @@ def build_cache(
     )
 
 
+def _is_tar(source: Path) -> bool:
+    """By the name the upload gave it, else by content; never opens a ``.zip`` (the workers do)."""
+    if source.is_dir() or source.name.endswith(".zip"):
+        return False
+    return source.name.endswith(".tar.gz") or archive_kind(source) == "tar.gz"
+
+
+def _tar_chunks(
+    archive: Path,
+    items: Sequence[ManifestItem],
+    step: int,
+    spill_dir: Path,
+    decode_here: Callable[[Sequence[tuple[int, str | bytes | IO[bytes]]]], list[tuple[int, str]]],
+    errors: list[tuple[int, str]],
+) -> Iterator[Chunk]:
+    """Chunks of ``(row, bytes)`` read in one pass over the stream (module docstring). A member over
+    ``SPOOL_BYTES`` is decoded in this process by ``decode_here`` as it is read, its errors added to
+    ``errors`` (its rows are reported done at the end). A listed member the stream lacks is an error."""
+    rows: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        rows.setdefault(item.image, []).append(i)
+    chunk: Chunk = []
+    held = 0
+    for rel, member in read_tar(archive, rows.keys(), spill_dir):
+        rows_of_member = rows.pop(rel)
+        size = member.seek(0, os.SEEK_END)
+        member.seek(0)
+        if size > SPOOL_BYTES:  # too large to copy between processes
+            for row in rows_of_member:
+                errors.extend(decode_here([(row, member)]))
+            continue
+        data = member.read()
+        chunk.extend((row, data) for row in rows_of_member)
+        held += size
+        if len(chunk) >= step or held >= CHUNK_BYTES:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk
+    errors.extend((row, "not found in the archive") for left in rows.values() for row in left)
+
+
 def _decode_chunks(
     decode: Callable[[Chunk], list[tuple[int, str]]],
-    chunks: Sequence[Chunk],
+    chunks: Iterator[Chunk],
     workers: int,
     should_cancel: Callable[[], bool],
 ) -> Generator[tuple[int, list[tuple[int, str]]], None, None]:
-    """``(rows done, errors)`` per chunk, in this process or a spawn pool; checks for cancel between."""
+    """``(rows done, errors)`` per chunk, in this process or a spawn pool with at most ``2 × workers``
+    chunks in flight; checks for cancel between."""
     if workers <= 1:
         for chunk in chunks:
             if should_cancel():
@@ -118,10 +183,16 @@ def _decode_chunks(
         initargs=(os.getpid(),),
     )
     try:
-        futures = {executor.submit(decode, chunk): len(chunk) for chunk in chunks}
-        for future in as_completed(futures):
-            if should_cancel():
-                raise IngestCancelled()
-            yield futures[future], future.result()
+        pending: dict[Future[list[tuple[int, str]]], int] = {}
+        for chunk in islice(chunks, 2 * workers):
+            pending[executor.submit(decode, chunk)] = len(chunk)
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                if should_cancel():
+                    raise IngestCancelled()
+                yield pending.pop(future), future.result()
+                for chunk in islice(chunks, 1):
+                    pending[executor.submit(decode, chunk)] = len(chunk)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)

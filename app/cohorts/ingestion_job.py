@@ -1,11 +1,12 @@
 """The ingestion job: decode a validated cohort's images into its cache, then mark it ready.
 
-Runs in a job process. Once the cache is complete and durable the uploaded originals are deleted,
-or kept de-identified with ``keep_sources`` (``sources.py``): patient identifiers in DICOM files do
-not outlive ingestion. A retry after a crash keeps a complete cache (``items.json`` is written last)
-since the originals may already be gone, and otherwise decodes again from scratch (the cache is
-rebuilt, never patched). A failure or cancel removes the cohort's files — originals and partial
-cache — and marks the cohort failed with its errors.
+Runs in a job process and decodes straight from the archive the upload kept (``ingest``). Once the
+cache is complete and durable the archive is deleted, the listed images kept de-identified first
+with ``keep_sources`` (``sources.py``): patient identifiers in DICOM files do not outlive ingestion.
+A retry after a crash keeps a complete cache (``items.json`` is written last) since the archive may
+already be gone, and otherwise decodes again from the archive from scratch (the cache is rebuilt,
+never patched). A failure or cancel removes the cohort's files — archive and partial cache — and
+marks the cohort failed with its errors.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _load(ctx: JobContext) -> tuple[Cohort, ParsedManifest]:
 def run_ingestion(ctx: JobContext) -> Completion:
     cohort, manifest = _load(ctx)
     cache = storage.cache_dir(ctx.settings, cohort.id)
-    files = storage.files_dir(ctx.settings, cohort.id)
+    archive = storage.stored_archive(ctx.settings, cohort.id)
     limits = ImageLimits.from_settings(ctx.settings)
     groupings = parse_groupings(cohort.config.get("groupings"))
     total = len(manifest.items)
@@ -76,9 +77,11 @@ def run_ingestion(ctx: JobContext) -> Completion:
     try:
         if not is_complete(cache):
             shutil.rmtree(cache, ignore_errors=True)
+            if archive is None:
+                raise InputError("the uploaded archive is gone and the image cache is incomplete")
             build_cache(
                 manifest,
-                files,
+                archive,
                 cache,
                 size=cohort.image_size,
                 channels=cohort.channels,
@@ -90,8 +93,9 @@ def run_ingestion(ctx: JobContext) -> Completion:
             )
             sync_cache(cache)
         release_sources(
-            files,
-            {files / item.image for item in manifest.items},
+            archive,
+            storage.files_dir(ctx.settings, cohort.id),
+            [item.image for item in manifest.items],
             keep=bool(cohort.config.get("keep_sources", False)),
             uid_salt=cohort.id,
             limits=limits,

@@ -14,15 +14,16 @@ Rules a user can rely on (they are what error messages refer to):
   the same name anywhere in the archive if exactly one has it (e.g. images kept in ``images/``).
 - Sizes are bounded before they are read (header, columns, row, cell, row count: see
   ``app.core.csv_input``), and every check is linear in the manifest's size.
-- Errors (one ``InputError`` listing all, the first ``max_reported_errors`` of them and a count of the
-  rest): unreadable or empty CSV, missing columns, bad cells (labels, ages, sex, split values, skin
-  types), duplicate image ids, images listed but missing. Only then are the listed images fetched
-  (``fetch``: the archive extracts them) and problems inside them reported the same way (unreadable
-  DICOM tags). Multi-class and multi-label labels are checked once the split is drawn (``labels.py``:
-  K = 1, classes with too few training examples). Last, the config's groupings are checked against
-  the values the items have (``groupings.grouping_problems``). Warnings: files in the archive that no
-  row lists (never extracted), rows the label policy drops, classes merged into ``other_class``, and
-  (split column) patients spread over several splits.
+- Errors (one ``InputError`` listing all, the first ``max_reported_errors`` of them and a count of
+  the rest): unreadable or empty CSV, missing columns, bad cells (labels, ages, sex, split values,
+  skin types), duplicate image ids, images listed but missing. Only then, for a preset that reads
+  the images (DICOM), are the listed images read (``read_images``: from the archive) and problems
+  inside them reported the same way (unreadable DICOM tags). Multi-class and multi-label labels are
+  checked once the split is drawn (``labels.py``: K = 1, classes with too few training examples).
+  Last, the config's groupings are checked against the values the items have
+  (``groupings.grouping_problems``). Warnings: files in the archive that no row lists (never read),
+  rows the label policy drops, classes merged into ``other_class``, and (split column) patients
+  spread over several splits.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from app.cohorts.config import SPLITS, CohortConfig, ColumnSplit, RandomSplit
 from app.cohorts.dicom import DicomError
@@ -85,7 +86,7 @@ def parse_manifest(
     files: Collection[str] | None = None,
     salt: bytes | None = None,
     settings: Settings | None = None,
-    fetch: Callable[[list[str]], None] | None = None,
+    read_images: ImageReader | None = None,
     companion: Path | None = None,
 ) -> ParsedManifest:
     """Validate the manifest against the files next to it and assign splits.
@@ -93,8 +94,8 @@ def parse_manifest(
     ``files``: the archive's files relative to the manifest's folder (default: found on disk).
     ``companion``: a CSV whose columns join the manifest's rows on the preset's image column.
     ``salt``: keys the patient-id hash of DICOM cohorts (default: random, see ``dicom.py``).
-    ``fetch``: called with the accepted rows' images once the rows are valid, before any is read
-    (default: they are on disk already).
+    ``read_images``: yields ``(path, file)`` for the images asked for, in any order (default: they
+    are read from disk next to the manifest).
     """
     settings = settings or get_settings()
     root = manifest_path.parent
@@ -115,9 +116,7 @@ def parse_manifest(
     if not accepted:
         raise InputError("the manifest has no usable rows", [{"message": "every row was dropped or empty"}])
     resolved = resolve_task(config, [cast(Label, item.label) for _, item, _, _ in accepted])
-    if fetch is not None:
-        fetch([image for _, _, image, _ in accepted])
-    accepted = _read_image_attributes(preset, accepted, root, errors)
+    accepted = _read_image_attributes(preset, accepted, read_images or _folder_reader(root), errors)
     if errors:
         raise errors.error(f"the manifest's images have {errors.count:,} problem(s)")
     warnings: list[dict[str, Any]] = []
@@ -320,16 +319,36 @@ class _Cells(Mapping[str, str]):
         return len(self.position)
 
 
+ImageReader = Callable[[list[str]], Iterable[tuple[str, IO[bytes]]]]
+
+
+def _folder_reader(root: Path) -> ImageReader:
+    def read(images: list[str]) -> Iterator[tuple[str, IO[bytes]]]:
+        for image in images:
+            with (root / image).open("rb") as f:
+                yield image, f
+
+    return read
+
+
 def _read_image_attributes(
-    preset: Preset, accepted: list[tuple[int, RowItem, str, str | None]], root: Path, errors: ErrorList
+    preset: Preset, accepted: list[tuple[int, RowItem, str, str | None]], read_images: ImageReader, errors: ErrorList
 ) -> list[tuple[int, RowItem, str, str | None]]:
-    """Each accepted row with the attributes read from its image (DICOM tags); bad files go to ``errors``."""
-    out = []
-    for row_number, item, image, split in accepted:
+    """Each accepted row with the attributes read from its image (DICOM tags); bad files go to ``errors``.
+    Images are read in the order ``read_images`` gives them (an archive's), errors reported in row order."""
+    if not preset.reads_images:
+        return accepted
+    by_image = {image: i for i, (_, _, image, _) in enumerate(accepted)}
+    out = list(accepted)
+    found: dict[int, list[tuple[str, str]]] = {}
+    for image, source in read_images(list(by_image)):
+        i = by_image[image]
+        row_number, item, _, split = accepted[i]
         reader = RowReader({})  # records this row's problems with its image
-        read = _with_image_attributes(preset, item, root / image, reader)
-        errors.extend({"row": row_number, "column": c, "message": m} for c, m in reader.errors)
-        out.append((row_number, read, image, split))
+        out[i] = (row_number, _with_image_attributes(preset, item, source, image, reader), image, split)
+        found[i] = reader.errors
+    for i in sorted(found):
+        errors.extend({"row": accepted[i][0], "column": c, "message": m} for c, m in found[i])
     return out
 
 
@@ -371,12 +390,13 @@ def _check_columns(header: list[str], needed: list[str], config: CohortConfig, e
         raise errors.error(f"the manifest is missing {len(missing)} required column(s)")
 
 
-def _with_image_attributes(preset: Preset, item: RowItem, path: Path, reader: RowReader) -> RowItem:
+def _with_image_attributes(preset: Preset, item: RowItem, source: IO[bytes], image: str, reader: RowReader) -> RowItem:
     """Add attributes read from the image itself (DICOM tags), recording a bad file on the row."""
+    name = image.rsplit("/", 1)[-1]
     try:
-        found = preset.image_attributes(path)
+        found = preset.image_attributes(source, name)
     except DicomError as exc:
-        reader.fail(preset.image_column, f"{path.name}: {exc}")
+        reader.fail(preset.image_column, f"{name}: {exc}")
         return item
     if found is None:
         return item

@@ -30,7 +30,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import IO
 
 from app.cohorts import dicom
 from app.cohorts.config import FITZPATRICK_CLASSES, ISIC_CLASSES, MAX_AGE, CohortConfig, FindingPolicy
@@ -175,6 +175,7 @@ class Preset(ABC):
     image_column: str
     required_columns: tuple[str, ...]
     attribute_names: tuple[str, ...]
+    reads_images = False  # whether ``image_attributes`` reads the files (only DICOM's does)
 
     def __init__(self, config: CohortConfig) -> None:
         self.config = config
@@ -191,8 +192,8 @@ class Preset(ABC):
     def map_row(self, r: RowReader) -> RowItem:
         """Turn one manifest row into an item (label, patient, attributes) or raise a row error."""
 
-    def image_attributes(self, path: Path) -> tuple[dict[str, str | None], str | None] | None:
-        """Attributes and patient id read from the image file itself (only DICOM has any)."""
+    def image_attributes(self, source: IO[bytes], name: str) -> tuple[dict[str, str | None], str | None] | None:
+        """Attributes and patient id read from the image file ``name`` itself (only DICOM has any)."""
         return None
 
     def extras(self, r: RowReader) -> dict[str, str | None]:
@@ -359,6 +360,8 @@ class DicomPreset(Preset):
     """DICOM files listed with a label; demographics (and the ``dicom_tags`` named) come from the files'
     tags, identifying ones hashed (``dicom.py``)."""
 
+    reads_images = True
+
     def __init__(self, config: CohortConfig, salt: bytes) -> None:
         super().__init__(config)
         self.attribute_names = ("sex", "age_group", *config.dicom_tags)
@@ -371,15 +374,15 @@ class DicomPreset(Preset):
         path = r.required(self.image_column)
         return RowItem(path, path, self.labels.read(r), None, self.extras(r))
 
-    def image_attributes(self, path: Path) -> tuple[dict[str, str | None], str | None]:
+    def image_attributes(self, source: IO[bytes], name: str) -> tuple[dict[str, str | None], str | None]:
         """Raises ``dicom.DicomError`` for unreadable files or malformed tags (the manifest lists it with
         the row), and a 413 ``InputError`` at once for a file over a read limit."""
         try:
             tags = dicom.read_demographics(
-                path, self.salt, ImageLimits.from_settings(get_settings()), self.config.dicom_tags
+                source, self.salt, ImageLimits.from_settings(get_settings()), self.config.dicom_tags
             )
         except DicomTooLarge as exc:
-            raise InputError(str(exc), [{"file": path.name, "message": str(exc)}], status=413) from exc
+            raise InputError(str(exc), [{"file": name, "message": str(exc)}], status=413) from exc
         attributes = {"sex": tags.sex, "age_group": age_group(tags.age, self.config.age_bins), **tags.tags}
         return attributes, tags.patient_hash
 

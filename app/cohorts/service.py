@@ -2,6 +2,8 @@
 
 Every listed image's header is checked before the upload is accepted (``image_check``), so a
 truncated, unsupported or oversized file is refused here rather than failing the ingestion job.
+The images are read from the archive for that; nothing is extracted: the checked archive is kept
+as it came (``storage``) and the ingestion job decodes from it.
 
 Upload order matters for "nothing left behind": files are written under a fresh cohort folder whose
 removal is registered as a rollback hook first, so any rejection — at the size check, in the
@@ -21,6 +23,7 @@ from app.cohorts.config import CohortConfig, parse_config
 from app.cohorts.image_check import check_listed_images
 from app.cohorts.image_limits import ImageLimits
 from app.cohorts.manifest import ParsedManifest, parse_manifest
+from app.cohorts.members import archive_kind
 from app.cohorts.models import Cohort, CohortItem
 from app.cohorts.repository import COHORTS
 from app.cohorts.schemas import CohortOut
@@ -55,32 +58,25 @@ def create_cohort(
         storage.create_cohort_dir(settings, cohort_id)
         upload = folder / "upload.bin"
         save_stream(archive, upload, settings.max_upload_bytes)
-        files = storage.files_dir(settings, cohort_id)
-        with open_archive(upload, files, ArchiveLimits.from_settings(settings), config.manifest_pair()) as extracted:
+        kind = archive_kind(upload)  # unknown content: ``open_archive`` refuses it
+        stored = upload.rename(storage.archive_file(settings, cohort_id, kind)) if kind else upload
+        scratch = storage.manifest_dir(settings, cohort_id)
+        with open_archive(stored, scratch, ArchiveLimits.from_settings(settings), config.manifest_pair()) as checked:
             manifest = parse_manifest(
-                extracted.manifest,
+                checked.manifest,
                 config,
-                files=extracted.files,
+                files=checked.files,
                 salt=cohort_id.encode(),
                 settings=settings,
-                fetch=extracted.extract,  # only the images the rows list are written
-                companion=extracted.companion,
+                read_images=checked.read,  # only the images the rows list are read
+                companion=checked.companion,
             )
-            check_listed_images(extracted.root, manifest.items, ImageLimits.from_settings(settings))
-        upload.unlink()
+            check_listed_images(checked.read, manifest.items, ImageLimits.from_settings(settings))
+        remove_tree(scratch)
     except BaseException:
         remove_tree(folder)
         raise
-    prefix = extracted.root.relative_to(files).as_posix()
-    return _register(
-        session,
-        settings,
-        principal,
-        cohort_id,
-        config,
-        manifest,
-        image_prefix="" if prefix == "." else prefix + "/",
-    )
+    return _register(session, settings, principal, cohort_id, config, manifest, image_prefix=checked.prefix)
 
 
 def _register(

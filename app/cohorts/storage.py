@@ -1,6 +1,9 @@
-"""Where a cohort's files live: ``<data_dir>/cohorts/<id>/`` with ``files/`` (the extracted archive,
-until ingestion is done: ``app.cohorts.sources``) and ``cache/`` (the decoded images, see
-``app.cohorts.cache``). Folders are owner-only (``app.core.private_files``)."""
+"""Where a cohort's files live: ``<data_dir>/cohorts/<id>/`` with ``archive.zip`` or ``archive.tar.gz``
+(the uploaded archive as it came, never extracted, until ingestion is done: ``app.cohorts.sources``),
+``cache/`` (the decoded images, see ``app.cohorts.cache``) and, only with ``keep_sources``, ``files/``
+(the listed images, de-identified, kept after ingestion). During the upload request alone there is
+also ``upload.bin`` (the archive being received) and ``manifest/`` (its manifest, while it is
+parsed). Folders are owner-only (``app.core.private_files``)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,27 @@ def create_cohort_dir(settings: Settings, cohort_id: str) -> Path:
     folder = cohort_dir(settings, cohort_id)
     folder.mkdir(mode=0o700)
     return folder
+
+
+ARCHIVE_KINDS = ("zip", "tar.gz")
+
+
+def archive_file(settings: Settings, cohort_id: str, kind: str) -> Path:
+    """Where the upload keeps its archive of ``kind`` (one of ``ARCHIVE_KINDS``)."""
+    return cohort_dir(settings, cohort_id) / f"archive.{kind}"
+
+
+def stored_archive(settings: Settings, cohort_id: str) -> Path | None:
+    """The cohort's kept archive, or ``None`` once ingestion has released it."""
+    for kind in ARCHIVE_KINDS:
+        path = archive_file(settings, cohort_id, kind)
+        if path.exists():  # a name, not opened: a test holds the decoders with a FIFO here
+            return path
+    return None
+
+
+def manifest_dir(settings: Settings, cohort_id: str) -> Path:
+    return cohort_dir(settings, cohort_id) / "manifest"
 
 
 def files_dir(settings: Settings, cohort_id: str) -> Path:

@@ -127,7 +127,7 @@ def test_a_failed_ingestion_keeps_its_error_and_frees_its_files(client, keys, se
     response = upload(client, keys.headers("auditor"), generic({"img/corrupt.png": corrupt}))
     assert response.status_code == 202, response.json()
     cohort_id = response.json()["id"]
-    assert (settings.data_dir / "cohorts" / cohort_id / "files").exists()
+    assert (settings.data_dir / "cohorts" / cohort_id / "archive.zip").exists()
     run_jobs()
     cohort = client.get(f"/v1/cohorts/{cohort_id}", headers=keys.headers("auditor")).json()
     assert cohort["status"] == "failed"

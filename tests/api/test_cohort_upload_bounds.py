@@ -1,5 +1,5 @@
 """Hostile manifests and archives over HTTP: a clear 4xx naming the problem, a bounded body, and
-nothing left behind; only the files a manifest lists are ever written."""
+nothing left behind; nothing of an archive is ever extracted (it is kept as it came)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from archives import make_zip, png_bytes, upload
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.cohorts.cache import load_cohort_arrays
 from app.cohorts.models import Cohort
 from app.jobs.models import Job
 from app.main import create_app
@@ -79,21 +80,23 @@ def test_entry_count_over_the_limit_is_413_from_the_end_record(settings, keys, s
 
 
 def test_unlisted_files_are_never_written(client, keys, settings, run_jobs):
-    """100,000 unlisted empty files used to be extracted and kept; now only the listed images are."""
+    """100,000 unlisted empty files used to be extracted and kept; now nothing is extracted at all:
+    the upload keeps the archive as it came."""
     junk = {f"junk/{i}.bin": b"" for i in range(300)} | {"notes.txt": b"hello"}
-    response = upload(client, keys.headers(), make_zip(20, extra=junk))
+    archive = make_zip(20, extra=junk)
+    response = upload(client, keys.headers(), archive)
     assert response.status_code == 202, response.json()
     body = response.json()
-    files = settings.data_dir / "cohorts" / body["id"] / "files"
-    written = sorted(p.relative_to(files).as_posix() for p in files.rglob("*") if p.is_file())
-    assert written == sorted(["manifest.csv", *(f"img/{i}.png" for i in range(20))])
+    folder = settings.data_dir / "cohorts" / body["id"]
+    assert [p.name for p in folder.iterdir()] == ["archive.zip"]
+    assert (folder / "archive.zip").read_bytes() == archive
     assert body["warnings"][-1] == {"message": "and 201 more unlisted files (ignored)"}
     run_jobs()
     cohort = client.get(f"/v1/cohorts/{body['id']}", headers=keys.headers()).json()
     assert cohort["status"] == "ready", cohort
 
 
-def test_rows_dropped_by_the_label_policy_are_not_extracted(client, keys, settings):
+def test_rows_dropped_by_the_label_policy_are_not_ingested(client, keys, settings, run_jobs):
     config = {"name": "cxr", "preset": "chexpert", "finding_column": "Edema", "image_size": 32}
     manifest = "Path,Sex,Age,Edema\n" + "".join(
         f"img/{i}.png,Female,50,{-1 if i == 3 else i % 2}\n" for i in range(12)
@@ -101,8 +104,9 @@ def test_rows_dropped_by_the_label_policy_are_not_extracted(client, keys, settin
     response = upload(client, keys.headers(), make_zip(12, manifest=manifest), config)
     assert response.status_code == 202, response.json()
     assert response.json()["n_items"] == 11
-    files = settings.data_dir / "cohorts" / response.json()["id"] / "files"
-    assert not (files / "img" / "3.png").exists() and (files / "img" / "4.png").exists()
+    run_jobs()
+    cache = settings.data_dir / "cohorts" / response.json()["id"] / "cache"
+    assert load_cohort_arrays(cache).images.shape[0] == 11
 
 
 def test_config_errors_are_capped(client, keys, settings, session_factory):

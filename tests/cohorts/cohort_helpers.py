@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from app.cohorts.archive import ArchiveLimits, ExtractedArchive, open_archive
+from app.cohorts.archive import ArchiveLimits, CheckedArchive, open_archive
 
 LIMITS = ArchiveLimits(max_uncompressed_bytes=10**9, max_compression_ratio=200.0, max_entries=10_000)
 # The reference data lives in ``shared/`` beside the checkout (as on developer machines and in CI).
@@ -98,8 +98,9 @@ def listing(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) if folder.exists() else []
 
 
-def extract_all(archive: Path, dest: Path, limits: ArchiveLimits = LIMITS) -> ExtractedArchive:
-    """Open ``archive`` and extract every file in it (the upload extracts only the listed ones)."""
-    with open_archive(archive, dest, limits) as extracted:
-        extracted.extract(extracted.files)
-    return extracted
+def read_all(archive: Path, dest: Path, limits: ArchiveLimits = LIMITS) -> tuple[CheckedArchive, dict[str, bytes]]:
+    """Open ``archive`` (its manifest written to ``dest``) and read every other file in it, as the
+    upload reads the listed ones; returns the checked archive and the files' contents."""
+    with open_archive(archive, dest, limits) as checked:
+        contents = {name: member.read() for name, member in checked.read(checked.files)}
+    return checked, contents

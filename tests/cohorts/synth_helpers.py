@@ -19,10 +19,12 @@ from app.cohorts.manifest import ParsedManifest, parse_manifest
 
 
 def ingest(archive: Path, tmp_path: Path, config: CohortConfig) -> tuple[ParsedManifest, Path]:
-    """Extract, parse and cache an archive as an upload would; returns the manifest and the cache."""
-    with open_archive(archive, tmp_path / "files", LIMITS) as extracted:
-        manifest = parse_manifest(extracted.manifest, config, files=extracted.files, fetch=extracted.extract)
-    build_cache(manifest, extracted.root, tmp_path / "cache", config.image_size, config.channels)
+    """Check, parse and cache an archive as an upload and its ingestion would (decoding from the
+    archive itself); returns the manifest and the cache."""
+    with open_archive(archive, tmp_path / "manifest", LIMITS) as checked:
+        manifest = parse_manifest(checked.manifest, config, files=checked.files, read_images=checked.read)
+    assert checked.prefix == "", "paths below are from the archive's top"
+    build_cache(manifest, archive, tmp_path / "cache", config.image_size, config.channels)
     return manifest, tmp_path / "cache"
 
 

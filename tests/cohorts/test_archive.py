@@ -1,4 +1,5 @@
-"""Archive extraction: every unsafe or malformed archive is refused, named, and leaves nothing behind."""
+"""Archive checking: every unsafe or malformed archive is refused, named, and leaves nothing behind;
+nothing but the manifest is ever written out."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cohort_helpers import LIMITS, extract_all, listing, png, write_tar_gz, write_zip
+from cohort_helpers import LIMITS, listing, png, read_all, write_tar_gz, write_zip
 
 from app.cohorts.archive import open_archive
 from app.core.errors import InputError
@@ -22,7 +23,7 @@ MANIFEST = b"image,label\na.png,1\n"
 
 def refused(archive: Path, dest: Path, limits=LIMITS) -> InputError:
     with pytest.raises(InputError) as info:
-        extract_all(archive, dest, limits)
+        read_all(archive, dest, limits)
     assert listing(dest) == [], "a refused archive must leave nothing behind"
     return info.value
 
@@ -35,30 +36,31 @@ def zip_with_entry(path: Path, info: zipfile.ZipInfo, data: bytes = b"x") -> Pat
     return path
 
 
-def test_extracts_files_and_finds_manifest(tmp_path: Path) -> None:
+def test_reads_files_and_finds_manifest(tmp_path: Path) -> None:
     archive = write_zip(tmp_path / "c.zip", {"manifest.csv": MANIFEST, "img/a.png": png()})
-    out = extract_all(archive, tmp_path / "out", LIMITS)
+    out, contents = read_all(archive, tmp_path / "out", LIMITS)
     assert out.manifest == tmp_path / "out" / "manifest.csv"
     assert out.files == ("img/a.png",)
-    assert (out.root / "img/a.png").read_bytes() == png()
+    assert contents == {"img/a.png": png()}
+    assert listing(tmp_path / "out") == ["manifest.csv"], "only the manifest is written"
 
 
 def test_tar_gz_detected_by_content_not_name(tmp_path: Path) -> None:
     archive = write_tar_gz(tmp_path / "upload.zip", {"manifest.csv": MANIFEST, "a.png": png()})
-    out = extract_all(archive, tmp_path / "out", LIMITS)
-    assert out.files == ("a.png",)
+    out, contents = read_all(archive, tmp_path / "out", LIMITS)
+    assert out.files == ("a.png",) and contents == {"a.png": png()}
 
 
 def test_single_top_level_folder_is_the_root(tmp_path: Path) -> None:
     archive = write_zip(tmp_path / "c.zip", {"cohort/manifest.csv": MANIFEST, "cohort/a.png": png()})
-    out = extract_all(archive, tmp_path / "out", LIMITS)
-    assert out.root == tmp_path / "out" / "cohort"
-    assert out.files == ("a.png",)
+    out, contents = read_all(archive, tmp_path / "out", LIMITS)
+    assert out.root == tmp_path / "out" / "cohort" and out.prefix == "cohort/"
+    assert out.files == ("a.png",) and contents == {"a.png": png()}
 
 
 def test_manifest_csv_wins_over_other_csv_files(tmp_path: Path) -> None:
     archive = write_zip(tmp_path / "c.zip", {"notes.csv": b"x\n", "manifest.csv": MANIFEST, "a.png": png()})
-    out = extract_all(archive, tmp_path / "out", LIMITS)
+    out, _ = read_all(archive, tmp_path / "out", LIMITS)
     assert out.manifest.name == "manifest.csv"
     assert set(out.files) == {"notes.csv", "a.png"}
 
@@ -79,7 +81,7 @@ def test_macos_clutter_is_skipped(tmp_path: Path) -> None:
         tmp_path / "c.zip",
         {"manifest.csv": MANIFEST, "a.png": png(), "__MACOSX/._a.png": b"x", ".DS_Store": b"x"},
     )
-    assert extract_all(archive, tmp_path / "out", LIMITS).files == ("a.png",)
+    assert read_all(archive, tmp_path / "out", LIMITS)[0].files == ("a.png",)
 
 
 @pytest.mark.parametrize("name", ["../evil.png", "img/../../evil.png", "..\\evil.png"])
@@ -151,7 +153,7 @@ def test_zip_bomb_compression_ratio(tmp_path: Path) -> None:
 
 
 def test_zip_entry_whose_header_understates_its_size(tmp_path: Path) -> None:
-    """The headers claim 10 bytes for a 20 MB stream: extraction stops there and the CRC fails."""
+    """The headers claim 10 bytes for a 20 MB stream: reading stops there and the CRC fails."""
     archive = write_zip(tmp_path / "c.zip", {"manifest.csv": MANIFEST, "zeros.png": bytes(20_000_000)})
     data = bytearray(archive.read_bytes())
     real = (20_000_000).to_bytes(4, "little")
@@ -163,8 +165,8 @@ def test_zip_entry_whose_header_understates_its_size(tmp_path: Path) -> None:
     assert "CRC" in error.errors[0]["message"]
 
 
-def test_tar_gz_bomb_is_caught_on_bytes_written(tmp_path: Path) -> None:
-    """A tar.gz declares nothing up front: the count of bytes actually written stops it."""
+def test_tar_gz_bomb_is_caught_on_its_declared_sizes(tmp_path: Path) -> None:
+    """A tar.gz has no directory: the sizes its member headers declare, summed while it is listed, stop it."""
     noise = np.random.default_rng(0).bytes(6_000_000)
     archive = write_tar_gz(tmp_path / "c.tar.gz", {"manifest.csv": MANIFEST, "noise.png": noise})
     error = refused(archive, tmp_path / "out", replace(LIMITS, max_uncompressed_bytes=5_000_000))
@@ -291,25 +293,36 @@ def test_directory_larger_than_its_entries_need(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
-def test_only_the_files_asked_for_are_written(tmp_path: Path, fmt: str) -> None:
-    """The manifest is extracted alone, then only what ``extract`` is given; a tar.gz's manifest comes
-    last here, so its stream is read three times."""
-    entries = {"img/a.png": png(1), "img/b.png": png(2), **{f"junk/{i}.bin": b"" for i in range(50)}}
+def test_only_the_manifest_is_written_and_only_the_files_asked_for_are_read(tmp_path: Path, fmt: str) -> None:
+    """The manifest is written alone, then only what ``read`` is given is read, in archive order; a
+    tar.gz's manifest comes last here, so its stream is read three times."""
+    entries = {"img/b.png": png(2), "img/a.png": png(1), **{f"junk/{i}.bin": b"" for i in range(50)}}
     entries["manifest.csv"] = MANIFEST
     write = write_zip if fmt == "zip" else write_tar_gz
     archive = write(tmp_path / f"c.{fmt}", entries)
-    with open_archive(archive, tmp_path / "out", LIMITS) as extracted:
+    with open_archive(archive, tmp_path / "out", LIMITS) as checked:
         assert listing(tmp_path / "out") == ["manifest.csv"]
-        assert len(extracted.files) == 52
-        extracted.extract(["img/b.png"])
-    assert listing(tmp_path / "out") == ["img", "img/b.png", "manifest.csv"]
-    assert (tmp_path / "out" / "img" / "b.png").read_bytes() == png(2)
-    assert extracted.total_bytes == len(MANIFEST) + len(png(2))
+        assert len(checked.files) == 52
+        read = [(name, member.read()) for name, member in checked.read(["img/a.png", "img/b.png"])]
+    assert read == [("img/b.png", png(2)), ("img/a.png", png(1))]
+    assert listing(tmp_path / "out") == ["manifest.csv"]
 
 
-def test_an_error_in_the_callers_block_removes_what_was_extracted(tmp_path: Path) -> None:
+def test_bytes_read_are_counted_against_the_limits_whatever_the_tar_headers_say(tmp_path: Path) -> None:
+    """The limits hold on the bytes read, not only on the sizes declared: a pass that reads more than
+    the budget is stopped, naming the member."""
+    archive = write_tar_gz(tmp_path / "c.tar.gz", {"manifest.csv": MANIFEST, "a.png": png(1), "b.png": png(2)})
+    budget = len(MANIFEST) + len(png(1)) + len(png(2))
+    with open_archive(archive, tmp_path / "out", replace(LIMITS, max_uncompressed_bytes=budget)) as checked:
+        checked._writer.limits = replace(LIMITS, max_uncompressed_bytes=len(MANIFEST) + len(png(1)))
+        with pytest.raises(InputError) as info:
+            list(checked.read(["a.png", "b.png"]))
+    assert info.value.status == 413 and info.value.errors[0]["file"] == "b.png"
+
+
+def test_an_error_in_the_callers_block_removes_the_manifest(tmp_path: Path) -> None:
     archive = write_zip(tmp_path / "c.zip", {"manifest.csv": MANIFEST, "a.png": png()})
-    with pytest.raises(InputError), open_archive(archive, tmp_path / "out", LIMITS) as extracted:
-        extracted.extract(["a.png"])
+    with pytest.raises(InputError), open_archive(archive, tmp_path / "out", LIMITS) as checked:
+        list(checked.read(["a.png"]))
         raise InputError("the manifest has 1 problem(s)")
     assert listing(tmp_path / "out") == []

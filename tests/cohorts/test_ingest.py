@@ -1,4 +1,5 @@
-"""Building the image cache: same result in one or several processes, every bad file named."""
+"""Building the image cache: same result in one or several processes and from a folder, a zip or a
+tar.gz archive (decoded in place, nothing extracted), every bad file named."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cohort_helpers import dicom_bytes, image_bytes, write_files
+from cohort_helpers import dicom_bytes, image_bytes, listing, write_files, write_tar_gz, write_zip
 
+from app.cohorts import ingest, members
 from app.cohorts.cache import ITEMS_FILE, load_cohort_arrays
 from app.cohorts.config import CohortConfig
 from app.cohorts.image_limits import ImageLimits
@@ -64,6 +66,52 @@ def test_worker_processes_give_the_same_cache(tmp_path: Path) -> None:
     build_cache(manifest, tmp_path / "files", tmp_path / "one", 24, 1, workers=1)
     build_cache(manifest, tmp_path / "files", tmp_path / "two", 24, 1, workers=2)
     assert np.array_equal(load_cohort_arrays(tmp_path / "one").images, load_cohort_arrays(tmp_path / "two").images)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_decoding_from_an_archive_gives_the_same_cache_as_from_its_files(tmp_path: Path, kind: str) -> None:
+    """PNG, JPEG and DICOM members, one and two decoding processes; the archive's folder gains nothing
+    (members too large for memory would be spooled there, unnamed)."""
+    manifest = make_cohort(tmp_path / "files", n=40)
+    build_cache(manifest, tmp_path / "files", tmp_path / "expected", 24, 1, workers=1)
+    entries = {p.relative_to(tmp_path / "files").as_posix(): p.read_bytes() for p in (tmp_path / "files").rglob("*.*")}
+    (tmp_path / "stored").mkdir()
+    archive = (write_zip if kind == "zip" else write_tar_gz)(tmp_path / "stored" / f"archive.{kind}", entries)
+    expected = load_cohort_arrays(tmp_path / "expected").images
+    for workers in (1, 2):
+        build_cache(manifest, archive, tmp_path / f"from-{workers}", 24, 1, workers=workers)
+        assert np.array_equal(load_cohort_arrays(tmp_path / f"from-{workers}").images, expected), workers
+    assert listing(tmp_path / "stored") == [f"archive.{kind}"]
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_members_too_large_for_memory_give_the_same_cache(tmp_path: Path, kind: str, monkeypatch) -> None:
+    """With the in-memory bound lowered below the members' sizes, members are spooled to unnamed
+    temporary files, and a tar.gz's are decoded by the streaming process instead of being handed over."""
+    monkeypatch.setattr(members, "SPOOL_BYTES", 1000)
+    monkeypatch.setattr(ingest, "SPOOL_BYTES", 1000)
+    manifest = make_cohort(tmp_path / "files", n=12)
+    build_cache(manifest, tmp_path / "files", tmp_path / "expected", 24, 1)
+    entries = {p.relative_to(tmp_path / "files").as_posix(): p.read_bytes() for p in (tmp_path / "files").rglob("*.*")}
+    assert sum(len(data) > 1000 for data in entries.values()) >= 6
+    archive = (write_zip if kind == "zip" else write_tar_gz)(tmp_path / f"archive.{kind}", entries)
+    progress: list[tuple[int, int]] = []
+    build_cache(manifest, archive, tmp_path / "cache", 24, 1, progress=lambda d, t: progress.append((d, t)))
+    assert np.array_equal(
+        load_cohort_arrays(tmp_path / "cache").images, load_cohort_arrays(tmp_path / "expected").images
+    )
+    assert progress[-1] == (12, 12)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_a_corrupt_member_is_named_by_the_archive_decoder(tmp_path: Path, kind: str) -> None:
+    manifest = make_cohort(tmp_path / "files", n=6, bad={"img/bad.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 30})
+    entries = {p.relative_to(tmp_path / "files").as_posix(): p.read_bytes() for p in (tmp_path / "files").rglob("*.*")}
+    archive = (write_zip if kind == "zip" else write_tar_gz)(tmp_path / f"archive.{kind}", entries)
+    with pytest.raises(InputError) as info:
+        build_cache(manifest, archive, tmp_path / "cache", 16, 1, workers=2)
+    assert [e["file"] for e in info.value.errors] == ["img/bad.png"]
+    assert not (tmp_path / "cache" / ITEMS_FILE).exists()
 
 
 @pytest.mark.parametrize("workers", [1, 2])

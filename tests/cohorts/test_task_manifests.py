@@ -156,13 +156,13 @@ def parse_archive(tmp_path: Path, entries: dict[str, bytes], **config: object):
     tmp_path.mkdir(parents=True, exist_ok=True)
     archive = write_zip(tmp_path / "upload.zip", entries)
     parsed_config = CohortConfig.model_validate({"name": "isic", "preset": "isic2019", **config})
-    with open_archive(archive, tmp_path / "files", LIMITS, parsed_config.manifest_pair()) as extracted:
+    with open_archive(archive, tmp_path / "files", LIMITS, parsed_config.manifest_pair()) as checked:
         return parse_manifest(
-            extracted.manifest,
+            checked.manifest,
             parsed_config,
-            files=extracted.files,
-            fetch=extracted.extract,
-            companion=extracted.companion,
+            files=checked.files,
+            read_images=checked.read,
+            companion=checked.companion,
         )
 
 

@@ -54,8 +54,10 @@ def test_a_killed_server_takes_its_ingestion_run_and_decode_pool_along_and_the_r
     headers = keys.headers()
     cohort = upload(client, headers, make_zip(40)).json()
     job_id = cohort["ingest_job_id"]
-    # A decoder opening a FIFO waits for a writer: the run is held mid-decode with its pool alive.
-    held = settings.data_dir / "cohorts" / cohort["id"] / "files" / "img" / "7.png"
+    # A decoder opening a FIFO waits for a writer: the run is held mid-decode with its pool alive (each
+    # decoding process opens the kept zip itself; the job's own process only names it).
+    folder = settings.data_dir / "cohorts" / cohort["id"]
+    held = folder / "archive.zip"
     original = held.read_bytes()
     held.unlink()
     os.mkfifo(held)
@@ -84,6 +86,11 @@ def test_a_killed_server_takes_its_ingestion_run_and_decode_pool_along_and_the_r
     assert run_attempts(session_factory, job_id) == [1, 2], "exactly one new run after the restart"
     assert client.get(f"/v1/cohorts/{cohort['id']}", headers=headers).json()["status"] == "ready"
     assert not job_work_dir(settings, job_id).exists()
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        "cache",
+        "cache/images.u8",
+        "cache/items.json",
+    ], "the rerun decoded from the kept archive, then released it"
 
 
 HOLD_RUN_LOCK = """
