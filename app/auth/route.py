@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from app.auth.key_cache import KeyCache
 from app.auth.roles import ROLE_PERMISSIONS, Permission
 from app.auth.service import Principal, authenticate
 from app.core.openapi import problem_responses, structural_problems
@@ -85,7 +86,13 @@ async def authorise(request: Request, permissions: frozenset[Permission]) -> Pri
     token = token.strip()
     principal = None
     if scheme.lower() == "bearer" and token:
-        principal = await run_in_threadpool(_lookup, request.app.state.read_engine, token)
+        state = request.app.state
+        cache: KeyCache = state.key_cache
+        principal = cache.get(token)
+        if principal is None:
+            principal = await run_in_threadpool(_lookup, state.read_engine, token)
+            if principal is not None:
+                cache.put(token, principal)
     if principal is None:
         raise _refused(request, "invalid or revoked API key" if token else "missing API key")
     request.state.principal = principal
