@@ -81,7 +81,9 @@ def required_permissions(dependant: Dependant) -> frozenset[Permission] | None:
 async def authorise(request: Request, permissions: frozenset[Permission]) -> Principal:
     """The caller, who must hold every one of ``permissions``; stored on ``request.state.principal``
     (the audit log names it, refused or not). 401 without a usable key (429 past the address's limit
-    on refused calls, see ``app.core.refusals``), 403 for a role without the permission."""
+    on refused calls, see ``app.core.refusals``), 403 for a role without the permission. A valid key's
+    check is reused for up to ``key_cache_seconds`` (``app.auth.key_cache``); a refused one is always
+    read again."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     principal = None
