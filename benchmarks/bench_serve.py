@@ -9,8 +9,9 @@ on the same files and the same synthetic images:
    validation split at quantiles of its own exit confidences (``--exit-shares``: the share meant to leave
    at each internal exit); the exit fractions printed are those measured on the separate test split.
 2. Service overhead: single-image prediction requests over HTTP to a real ``fairaudit serve`` on 127.0.0.1
-   (``--workers`` server processes; ``--clients`` concurrent keep-alive clients, ``--requests`` in all; the server checks the key, finds
-   the model, decodes the PNG, runs the chain and stores a Prediction row and an audit row per request)
+   (``--workers`` server processes; ``--clients`` concurrent keep-alive clients, ``--requests`` in all; the
+   server checks the key, finds the model, decodes the PNG, runs the chain and stores a Prediction row and
+   an audit row per request)
    against raw ONNX Runtime in this process on the same images (the early-exit chain on already-decoded,
    normalised single images, sequentially and from ``--clients`` threads; the better of the two is the
    reference). Also measured: the same decode + preprocessing + chain in process (what the service does
@@ -448,12 +449,14 @@ def service_overhead(
         server.process.wait(timeout=30)
     backend = (args.database_url or "sqlite").split(":")[0]
     processes = f"{args.workers} server process" + "es" * (args.workers > 1)
-    print(f"\n2. Service overhead ({requests} single-image requests, {clients} concurrent clients, {backend}, {processes})")
+    print(f"\n2. Service overhead ({requests} single-image requests, {clients} concurrent clients, ", end="")
+    print(f"{backend}, {processes})")
     print(f"   {'':42s} {'img/s':>8s} {'CPU ms/img':>11s}")
     for (name, threads), (speed, cpu) in measured.items():
         print(f"   {name + f', {threads} thread' + 's' * (threads > 1):42s} {speed:8.1f} {cpu:11.2f}")
     print(
-        f"   {'HTTP service (fairaudit serve, 127.0.0.1)':42s} {throughput:8.1f} {server_ms:11.2f} (server) + {client_ms:.2f} ",
+        f"   {'HTTP service (fairaudit serve, 127.0.0.1)':42s} {throughput:8.1f} {server_ms:11.2f} (server) "
+        f"+ {client_ms:.2f} ",
         end="",
     )
     print(f"(clients)   p50 {pct(http_latencies, 50):.1f} ms  p99 {pct(http_latencies, 99):.1f} ms")
