@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 from pydantic import TypeAdapter, ValidationError
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.core.error_list import capped
@@ -140,7 +140,7 @@ async def _read_multipart(request: Request, max_batch: int) -> list[ImageInput]:
         raise _too_many(max_batch) from None
     except _Malformed as exc:
         raise InputError(f"malformed multipart body: {exc}", status=400) from None
-    except MultipartParseError:
+    except FormParserError:  # the parser's own refusals (a broken part, a boundary over 256 bytes)
         raise InputError("malformed multipart body: Invalid multipart data.", status=400) from None
     parts = collected.parts
     unknown = sorted({name for name, _, _ in parts} - {"images", "demographics"})

@@ -88,6 +88,11 @@ BAD_INPUTS = {
         400,
         "malformed multipart body",
     ),
+    "boundary too long": (
+        lambda: {"content": b"--x\r\n", "headers": {"content-type": "multipart/form-data; boundary=" + "b" * 300}},
+        400,
+        "malformed multipart body",
+    ),
     "demographics as a file": (
         lambda: {"files": [("images", ("a.png", noise_images(1)[0])), ("demographics", ("d.json", b"[null]"))]},
         422,
