@@ -37,12 +37,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     _migrate()
-    print(
-        f"FairAudit on http://{args.host or settings.host}:{args.port or settings.port} "
-        f"(database {settings.database_url.split('@')[-1]})",
-        flush=True,
-    )
-    serve(create_app(settings), settings, host=args.host or settings.host, port=args.port or settings.port)
+    host, port = args.host or settings.host, args.port or settings.port
+    processes = f", {settings.workers} worker processes" if settings.workers > 1 else ""
+    print(f"FairAudit on http://{host}:{port} (database {settings.database_url.split('@')[-1]}{processes})", flush=True)
+    if settings.workers == 1:
+        serve(create_app(settings), settings, host=host, port=port)
+        return 0
+    from app.main import parent_services
+
+    with parent_services(settings):  # the supervisor and the sweep here, once; the API in the workers
+        serve("app.main:worker_app", settings, host=host, port=port)
     return 0
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.alerts.router import router as alerts_router
 from app.alerts.worker import AlertWorker
 from app.audit.middleware import AuditMiddleware
+from app.auth.key_cache import KeyCache
 from app.auth.router import router as keys_router
 from app.auth.usage import KeyUsage
 from app.cohorts.router import router as cohorts_router
@@ -46,11 +50,53 @@ from app.training_jobs.router import router as training_jobs_router
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, run_supervisor: bool | None = None) -> FastAPI:
+@contextmanager
+def background_services(
+    settings: Settings,
+    engine: Engine,
+    session_factory: sessionmaker[Session],
+    *,
+    run_supervisor: bool,
+    run_sweeper: bool,
+) -> Iterator[Supervisor | None]:
+    """The job supervisor and the orphan sweep, which must run in exactly one process of a server:
+    the app's own (one worker) or the parent of ``fairaudit serve``'s worker processes. The supervisor
+    runs each job in a local child process, or, with ``ray_address`` set, as a Ray task on that
+    cluster (up to ``ray_max_concurrent_jobs`` per replica; replicas share the queue, claims are atomic)."""
+    supervisor, ray_executor = None, None
+    if run_supervisor and settings.ray_address:
+        from app.jobs.ray_executor import RayExecutor
+
+        ray_executor = RayExecutor(settings)
+        ray_executor.connect()  # a wrong address or a missing Ray fails the start, not each job
+        supervisor = Supervisor(
+            settings, session_factory, executor=ray_executor, capacity=settings.ray_max_concurrent_jobs
+        )
+    elif run_supervisor:
+        supervisor = Supervisor(settings, session_factory)
+    if supervisor is not None:
+        supervisor.start()
+    sweeper = None
+    if run_sweeper and settings.orphan_sweep_enabled:
+        sweeper = OrphanSweeper(settings, make_read_session_factory(engine))
+        sweeper.start()
+    try:
+        yield supervisor
+    finally:
+        if sweeper is not None:
+            sweeper.stop()
+        if supervisor is not None:
+            supervisor.stop()
+        if ray_executor is not None:
+            ray_executor.close()
+
+
+def create_app(
+    settings: Settings | None = None, *, run_supervisor: bool | None = None, run_sweeper: bool = True
+) -> FastAPI:
     """Build the app. The job supervisor runs in-process unless it is switched off (tests drive jobs
-    explicitly; ``fairaudit worker`` may run it elsewhere). It runs each job in a local child
-    process, or, with ``ray_address`` set, as a Ray task on that cluster (up to
-    ``ray_max_concurrent_jobs`` per replica; replicas share the queue, claims are atomic)."""
+    explicitly; ``fairaudit worker`` may run it elsewhere; with ``FAIRAUDIT_WORKERS`` > 1 the parent
+    of the worker processes runs it and the orphan sweep, see ``worker_app``)."""
     settings = settings or get_settings()
     problems = settings.check_production()
     if problems:
@@ -65,35 +111,18 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        supervisor, ray_executor = None, None
-        if run_supervisor and settings.ray_address:
-            from app.jobs.ray_executor import RayExecutor
-
-            ray_executor = RayExecutor(settings)
-            ray_executor.connect()  # a wrong address or a missing Ray fails the start, not each job
-            supervisor = Supervisor(
-                settings, session_factory, executor=ray_executor, capacity=settings.ray_max_concurrent_jobs
-            )
-        elif run_supervisor:
-            supervisor = Supervisor(settings, session_factory)
-        if supervisor is not None:
-            supervisor.start()
-        app.state.supervisor = supervisor
-        sweeper = OrphanSweeper(settings, make_read_session_factory(engine)) if settings.orphan_sweep_enabled else None
-        if sweeper is not None:
-            sweeper.start()
-        alert_worker = AlertWorker(settings, session_factory, app.state.activity)
-        alert_worker.start()
         try:
-            yield
+            with background_services(
+                settings, engine, session_factory, run_supervisor=run_supervisor, run_sweeper=run_sweeper
+            ) as supervisor:
+                app.state.supervisor = supervisor
+                alert_worker = AlertWorker(settings, session_factory, app.state.activity)  # each worker: rules lock
+                alert_worker.start()
+                try:
+                    yield
+                finally:
+                    alert_worker.stop()
         finally:
-            alert_worker.stop()
-            if sweeper is not None:
-                sweeper.stop()
-            if supervisor is not None:
-                supervisor.stop()
-            if ray_executor is not None:
-                ray_executor.close()
             row_writer.close()
             engine.dispose()
 
@@ -117,6 +146,7 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     )
     app.state.row_writer = row_writer  # prediction and audit-log rows (group commit)
     app.state.key_usage = KeyUsage(row_writer)  # API keys' last use, to the minute
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)  # valid keys' checks, reused ≤ 1 s
     app.state.telemetry = Telemetry([JobMetrics(app.state.read_engine)])  # /metrics (app/observability/metrics.py)
     install_problem_handlers(app)
     app.add_middleware(UrlGuardMiddleware)  # ids and filters with NUL never reach the database
@@ -147,3 +177,38 @@ def create_app(settings: Settings | None = None, *, run_supervisor: bool | None 
     app.mount("/console/static", console_static_files, name="console-static")
     add_problem_schemas(app)
     return app
+
+
+def worker_app() -> FastAPI:
+    """One of ``fairaudit serve``'s worker processes (``FAIRAUDIT_WORKERS`` > 1; uvicorn spawns each and
+    imports this factory): the API with its own database pool, group-commit writer, alert loops and
+    ONNX Runtime sessions, but no job supervisor and no orphan sweep (the parent runs those, once).
+    It dies with the parent, as job processes do, so a killed server leaves no worker serving."""
+    from app.jobs.lifeline import die_with_parent
+    from app.observability.logs import configure_logging
+
+    die_with_parent(os.getppid())
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    # uvicorn switched its access log off in the parent only; the middleware writes a structured line
+    logging.getLogger("uvicorn.access").propagate = False
+    return create_app(settings, run_supervisor=False, run_sweeper=False)
+
+
+@contextmanager
+def parent_services(settings: Settings) -> Iterator[None]:
+    """What the parent of ``fairaudit serve``'s worker processes runs while they serve: the job
+    supervisor (unless switched off) and the orphan sweep, once for the whole server."""
+    make_private(settings.data_dir)
+    engine = make_engine(settings.database_url)
+    try:
+        with background_services(
+            settings,
+            engine,
+            make_session_factory(engine),
+            run_supervisor=settings.supervisor_enabled,
+            run_sweeper=True,
+        ):
+            yield
+    finally:
+        engine.dispose()

@@ -24,7 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.settings import Settings
+from app.settings import Settings, get_settings
 
 
 class _HeadersTooLarge(Exception):
@@ -156,15 +156,32 @@ def protocol_class(settings: Settings) -> type[TimedHttpToolsProtocol]:
     )
 
 
-def serve(app: FastAPI, settings: Settings, host: str, port: int) -> None:
+class SettingsHttpToolsProtocol(TimedHttpToolsProtocol):
+    """``TimedHttpToolsProtocol`` with the limits of this process's settings (``FAIRAUDIT_*``): what
+    worker processes use, since uvicorn hands them the protocol by import name, not as a class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = get_settings()
+        self.header_timeout, self.body_timeout = settings.header_timeout_seconds, settings.body_timeout_seconds
+        self.min_body_rate, self.max_header_bytes = settings.min_body_bytes_per_second, settings.max_header_bytes
+
+
+def serve(app: FastAPI | str, settings: Settings, host: str, port: int) -> None:
+    """Serve ``app`` in this process or, given the import name of an app factory and
+    ``settings.workers`` > 1, in that many worker processes sharing one listening socket (uvicorn's
+    supervisor restarts a worker that dies; each builds its own app from the factory)."""
+    workers = settings.workers if isinstance(app, str) else 1
     uvicorn.run(
         app,
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         log_level="info",
         log_config=None,  # logging is set up by app.observability.logs (JSON lines with request ids)
         access_log=False,  # app.observability.middleware writes a structured access line instead
-        http=protocol_class(settings),
+        http=protocol_class(settings) if workers == 1 else f"{__name__}:SettingsHttpToolsProtocol",
         timeout_keep_alive=settings.keep_alive_timeout_seconds,
         limit_concurrency=settings.max_connections,
     )

@@ -114,6 +114,18 @@ class Settings(BaseSettings):
     # Serving
     max_predict_batch: int = Field(default=64, ge=1)
     model_cache_size: int = Field(default=4, ge=1)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API server processes of `fairaudit serve`; the job supervisor and orphan sweep run in its parent",
+    )
+    key_cache_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="how long a process reuses a valid API key's check (0: never); a revoked key stops within this",
+    )
 
     # Refused anonymous calls (no key, or an unknown or revoked one): per client address, past this many in a
     # window the API answers 429 with Retry-After and logs only the first such call (app/core/refusals.py)

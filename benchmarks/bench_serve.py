@@ -10,11 +10,12 @@ on the same files and the same synthetic images:
    at each internal exit); the exit fractions printed are those measured on the separate test split.
    The speed-up is bounded by the exit mix: ceiling = 1 / expected compute (the mean of the manifest's
    ``exit_costs`` at the exits taken), and the achieved speed-up is printed as a fraction of it.
-   ``--only early-exit --runs 5`` runs this section alone five times (fresh sessions each run,
+   ``--sections 1 --runs 5`` runs this section alone five times (fresh sessions each run,
    ``--ee-rounds`` interleaved rounds each) and prints each run's fraction and the minimum.
-2. Service overhead: single-image prediction requests over HTTP to a real uvicorn server on 127.0.0.1
-   (``--clients`` concurrent keep-alive clients, ``--requests`` in all; the server checks the key, finds
-   the model, decodes the PNG, runs the chain and stores a Prediction row and an audit row per request)
+2. Service overhead: single-image prediction requests over HTTP to a real ``fairaudit serve`` on 127.0.0.1
+   (``--workers`` server processes; ``--clients`` concurrent keep-alive clients, ``--requests`` in all; the
+   server checks the key, finds the model, decodes the PNG, runs the chain and stores a Prediction row and
+   an audit row per request)
    against raw ONNX Runtime in this process on the same images (the early-exit chain on already-decoded,
    normalised single images, sequentially and from ``--clients`` threads; the better of the two is the
    reference). Also measured: the same decode + preprocessing + chain in process (what the service does
@@ -33,7 +34,7 @@ machinery costs (key check, read-only session, serialisation, middleware) agains
 
     .venv/bin/python benchmarks/bench_serve.py                                  # resnet18, 128 px
     .venv/bin/python benchmarks/bench_serve.py --backbone small --image-size 64 --requests 80  # quick
-    .venv/bin/python benchmarks/bench_serve.py --only early-exit --runs 5      # section 1, five runs
+    .venv/bin/python benchmarks/bench_serve.py --sections 1 --runs 5      # section 1, five runs
 """
 
 from __future__ import annotations
@@ -290,15 +291,22 @@ class Server:
     job_ids: list[str]
 
 
-def start_server(work: Path, folder: Path, model: LoadedModel, database_url: str | None, n_jobs: int) -> Server:
+def start_server(
+    work: Path, folder: Path, model: LoadedModel, database_url: str | None, n_jobs: int, workers: int
+) -> Server:
     """Migrate the database (a fresh SQLite file by default), register the model, a predictor and an
-    auditor key and ``n_jobs`` queued job rows, start uvicorn."""
+    auditor key and ``n_jobs`` queued job rows, start ``fairaudit serve`` (as the README does, so
+    ``FAIRAUDIT_WORKERS`` is exercised) with ``workers`` server processes."""
+    port = free_port()
     env = {
         **os.environ,
         "FAIRAUDIT_DATABASE_URL": database_url or f"sqlite:///{work / 'fairaudit.db'}",
         "FAIRAUDIT_DATA_DIR": str(work / "data"),
         "FAIRAUDIT_MODEL_DIR": str(work / "models"),
         "FAIRAUDIT_SUPERVISOR_ENABLED": "false",
+        "FAIRAUDIT_WORKERS": str(workers),
+        "FAIRAUDIT_HOST": "127.0.0.1",
+        "FAIRAUDIT_PORT": str(port),
     }
     engine = make_engine(env["FAIRAUDIT_DATABASE_URL"])
     upgrade_to_head(engine)
@@ -314,11 +322,9 @@ def start_server(work: Path, folder: Path, model: LoadedModel, database_url: str
         session.flush()
         organisation_id, job_ids = org.id, [j.id for j in jobs]
     engine.dispose()
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    server = subprocess.Popen(command, env=env)
-    deadline = time.monotonic() + 60
+    command = [sys.executable, "-m", "app.cli", "serve"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -408,9 +414,24 @@ def concurrent_rate(fn: Callable[[int], Any], requests: int, clients: int) -> tu
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads, from /proc (Linux)."""
+    """User + system CPU time of a process and its live descendants (a server's worker processes),
+    all their threads, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return own + sum(_cpu_or_zero(c) for c in children)
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except OSError:  # ended meanwhile
+        return 0.0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -451,7 +472,7 @@ def service_overhead(
         3,
     )
 
-    server = start_server(work, folder, model, args.database_url, args.jobs)
+    server = start_server(work, folder, model, args.database_url, args.jobs, args.workers)
     port, key, pid = server.port, server.predictor_key, server.process.pid
     try:
         bodies = [multipart_body(p) for p in pngs]
@@ -460,17 +481,20 @@ def service_overhead(
         throughput, http_latencies = http_load(port, key, bodies, requests, clients)
         server_ms = 1000 * (cpu_seconds(pid) - server_cpu) / requests
         client_ms = 1000 * (time.process_time() - client_cpu) / requests
-        reads = read_path(server, args.read_requests, clients)
+        reads = read_path(server, args.read_requests, clients) if "4" in args.sections.split(",") else {}
     finally:
         server.process.terminate()
         server.process.wait(timeout=30)
     backend = (args.database_url or "sqlite").split(":")[0]
-    print(f"\n2. Service overhead ({requests} single-image requests, {clients} concurrent clients, {backend})")
+    processes = f"{args.workers} server process" + "es" * (args.workers > 1)
+    print(f"\n2. Service overhead ({requests} single-image requests, {clients} concurrent clients, ", end="")
+    print(f"{backend}, {processes})")
     print(f"   {'':42s} {'img/s':>8s} {'CPU ms/img':>11s}")
     for (name, threads), (speed, cpu) in measured.items():
         print(f"   {name + f', {threads} thread' + 's' * (threads > 1):42s} {speed:8.1f} {cpu:11.2f}")
     print(
-        f"   {'HTTP service (uvicorn, 127.0.0.1)':42s} {throughput:8.1f} {server_ms:11.2f} (server) + {client_ms:.2f} ",
+        f"   {'HTTP service (fairaudit serve, 127.0.0.1)':42s} {throughput:8.1f} {server_ms:11.2f} (server) "
+        f"+ {client_ms:.2f} ",
         end="",
     )
     print(f"(clients)   p50 {pct(http_latencies, 50):.1f} ms  p99 {pct(http_latencies, 99):.1f} ms")
@@ -559,9 +583,10 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty database for the server (default: a new SQLite file)")
     parser.add_argument("--jobs", type=int, default=200, help="job rows in the database for the read path")
     parser.add_argument("--read-requests", type=int, default=400, help="GET requests per route")
-    parser.add_argument("--only", choices=["early-exit"], help="run only this section (default: all four)")
     parser.add_argument("--runs", type=int, default=1, help="times section 1 is run (fresh sessions each run)")
     parser.add_argument("--ee-rounds", type=int, default=15, help="interleaved rounds per run of section 1")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (FAIRAUDIT_WORKERS)")
+    parser.add_argument("--sections", default="1,2,3,4", help="which of the numbered measurements to run")
     args = parser.parse_args()
     if args.runs < 1 or args.ee_rounds < 1:
         parser.error("--runs and --ee-rounds must be at least 1")
@@ -586,19 +611,22 @@ def main() -> None:
             f"{time.perf_counter() - start:.0f} s; thresholds {model.chain.thresholds}; "
             f"ONNX Runtime {args.threads} intra-op threads, no spinning"
         )
-        fractions = []
-        for _ in range(args.runs):
-            model = load_model(verified_files(folder, exported), args.threads, ["CPUExecutionProvider"])
-            fractions.append(early_exit_vs_full(model, folder, x_test, args.batch, args.ee_rounds, args.threads))
-        if args.runs > 1:
-            listed = ", ".join(f"{f:.3f}" for f in fractions)
-            print(f"\n   early exit / full graph as a fraction of the ceiling, {args.runs} runs: {listed}")
-            print(f"   minimum {min(fractions):.3f}, median {statistics.median(fractions):.3f}")
-        if args.only == "early-exit":
-            return
-        reads = service_overhead(model, folder, work, pngs[args.n_val :], x_test, args)
-        onnx_vs_torch(net, folder, x_test, args.batch, args.rounds, args.threads)
-        print_reads(reads, args)
+        sections = {int(n) for n in args.sections.split(",")}
+        if 1 in sections:
+            fractions = []
+            for _ in range(args.runs):
+                model = load_model(verified_files(folder, exported), args.threads, ["CPUExecutionProvider"])
+                fractions.append(early_exit_vs_full(model, folder, x_test, args.batch, args.ee_rounds, args.threads))
+            if args.runs > 1:
+                listed = ", ".join(f"{f:.3f}" for f in fractions)
+                print(f"\n   early exit / full graph as a fraction of the ceiling, {args.runs} runs: {listed}")
+                print(f"   minimum {min(fractions):.3f}, median {statistics.median(fractions):.3f}")
+        if sections & {2, 4}:
+            reads = service_overhead(model, folder, work, pngs[args.n_val :], x_test, args)
+        if 3 in sections:
+            onnx_vs_torch(net, folder, x_test, args.batch, args.rounds, args.threads)
+        if 4 in sections:
+            print_reads(reads, args)
 
 
 if __name__ == "__main__":

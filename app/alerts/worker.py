@@ -18,6 +18,7 @@ from app.serving.activity import Activity
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+MIN_RULES_GAP_S = 0.25  # between two looks at the alert rules prompted by arriving data
 
 
 class AlertWorker:
@@ -49,6 +50,10 @@ class AlertWorker:
             if self._stop.is_set():
                 return
             self._guarded(lambda: evaluate_due(self.factory, self.settings))
+            # Under steady prediction traffic every request touches the activity: without a pause the
+            # rules would be read back to back, a core's worth of queries for a judgement that changes
+            # no faster than the rules' own intervals. The arrivals meanwhile wake the next look.
+            self._stop.wait(MIN_RULES_GAP_S)
 
     def _webhooks(self) -> None:
         while not self._stop.wait(self.settings.webhook_poll_seconds):

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from app.auth.key_cache import KeyCache
 from app.auth.roles import ROLE_PERMISSIONS, Permission
 from app.auth.service import Principal, authenticate
 from app.core.openapi import problem_responses, structural_problems
@@ -80,12 +81,20 @@ def required_permissions(dependant: Dependant) -> frozenset[Permission] | None:
 async def authorise(request: Request, permissions: frozenset[Permission]) -> Principal:
     """The caller, who must hold every one of ``permissions``; stored on ``request.state.principal``
     (the audit log names it, refused or not). 401 without a usable key (429 past the address's limit
-    on refused calls, see ``app.core.refusals``), 403 for a role without the permission."""
+    on refused calls, see ``app.core.refusals``), 403 for a role without the permission. A valid key's
+    check is reused for up to ``key_cache_seconds`` (``app.auth.key_cache``); a refused one is always
+    read again."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     principal = None
     if scheme.lower() == "bearer" and token:
-        principal = await run_in_threadpool(_lookup, request.app.state.read_engine, token)
+        state = request.app.state
+        cache: KeyCache = state.key_cache
+        principal = cache.get(token)
+        if principal is None:
+            principal = await run_in_threadpool(_lookup, state.read_engine, token)
+            if principal is not None:
+                cache.put(token, principal)
     if principal is None:
         raise _refused(request, "invalid or revoked API key" if token else "missing API key")
     request.state.principal = principal

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 
 from app.auth import repository, service
 from app.auth.deps import Authenticated, KeyManager
+from app.auth.key_cache import KeyCache
 from app.auth.route import AuthenticatedRoute
 from app.auth.schemas import Caller, KeyCreate, KeyCreated, KeyList, KeyOut
 from app.core.deps import ReadSessionDep, SessionDep, mark_resource
@@ -34,6 +35,14 @@ def who_am_i(principal: Authenticated, session: ReadSessionDep) -> Caller:
 
 
 @router.delete("/{key_id}", response_model=KeyOut, summary="Revoke an API key", responses=problem_responses(404))
-def revoke_key(key_id: str, principal: KeyManager, session: SessionDep, request: Request) -> KeyOut:
+def revoke_key(
+    key_id: str, principal: KeyManager, session: SessionDep, request: Request, background: BackgroundTasks
+) -> KeyOut:
+    """Revoke a key: refused at once by this server process, and by every other within
+    ``FAIRAUDIT_KEY_CACHE_SECONDS`` (each process reuses a valid key's check at most that long)."""
     mark_resource(request, key_id)
-    return KeyOut.model_validate(service.revoke_key(session, principal.organisation_id, key_id))
+    revoked = KeyOut.model_validate(service.revoke_key(session, principal.organisation_id, key_id))
+    cache: KeyCache = request.app.state.key_cache
+    cache.forget(key_id)
+    background.add_task(cache.forget, key_id)  # after the commit: a check made in between is dropped too
+    return revoked

@@ -6,8 +6,9 @@ Each lookup re-stats the files (microseconds): a file replaced or touched on dis
 cached makes the next request reload and re-verify it, and a tampered model stops being served.
 
 Sessions: explicit providers (CUDA when available, else CPU), intra-op threads sized to the cores this
-process may use, no spinning (see ``app.modelpkg.onnx_chain``). ``InferenceSession.run`` is thread-safe, so one
-loaded model serves concurrent requests from the threadpool.
+process may use divided among the server's processes (``FAIRAUDIT_WORKERS``), no spinning (see
+``app.modelpkg.onnx_chain``). ``InferenceSession.run`` is thread-safe, so one loaded model serves
+concurrent requests from the threadpool.
 """
 
 from __future__ import annotations
@@ -190,5 +191,6 @@ async def model_cache(request: Request) -> ModelCache:
         cache: ModelCache | None = getattr(state, "model_cache", None)
         if cache is None:
             settings: Settings = state.settings
-            cache = state.model_cache = ModelCache(settings.model_cache_size, cpu_count(), serving_providers())
+            threads = max(1, cpu_count() // settings.workers)  # worker processes share the cores
+            cache = state.model_cache = ModelCache(settings.model_cache_size, threads, serving_providers())
     return cache

@@ -75,6 +75,35 @@ BAD_INPUTS = {
     "demographics misaligned": (lambda: multipart(noise_images(2), [{"sex": "female"}]), 422, "1 entries for 2"),
     "demographics not labels": (lambda: multipart(noise_images(1), [{"age": 63}]), 422, "demographics"),
     "other content type": (lambda: {"content": b"\x89PNG", "headers": {"content-type": "image/png"}}, 415, "multipart"),
+    "no boundary": (
+        lambda: {"content": b"--x\r\n", "headers": {"content-type": "multipart/form-data"}},
+        400,
+        "boundary",
+    ),
+    "broken multipart": (
+        lambda: {
+            "content": b"--x\r\nnot a part\r\n\r\n",
+            "headers": {"content-type": "multipart/form-data; boundary=x"},
+        },
+        400,
+        "malformed multipart body",
+    ),
+    "boundary too long": (
+        lambda: {"content": b"--x\r\n", "headers": {"content-type": "multipart/form-data; boundary=" + "b" * 300}},
+        400,
+        "malformed multipart body",
+    ),
+    "demographics as a file": (
+        lambda: {"files": [("images", ("a.png", noise_images(1)[0])), ("demographics", ("d.json", b"[null]"))]},
+        422,
+        "not a file",
+    ),
+    "image as a text field": (lambda: {"files": [("images", (None, b"x"))]}, 422, "must be a file part"),
+    "too many text fields": (
+        lambda: {"files": [("images", ("a.png", noise_images(1)[0])), *[("demographics", (None, b"[null]"))] * 9]},
+        400,
+        "Too many fields",
+    ),
 }
 
 
