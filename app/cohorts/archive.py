@@ -150,11 +150,11 @@ def open_archive(
                 writer.write(rel, member)
             yield CheckedArchive(dest, prefix, manifests, source.files, source, writer)
     except BaseException:
-        remove_extracted(dest)
+        empty_folder(dest)
         raise
 
 
-def remove_extracted(dest: Path) -> None:
+def empty_folder(dest: Path) -> None:
     """Remove everything under ``dest`` (the folder itself stays)."""
     if not dest.exists():
         return
@@ -216,9 +216,12 @@ class _Writer:
 
     def write(self, rel: str, source: IO[bytes]) -> None:
         """Write a CSV read from the archive (already counted) at ``rel`` under ``dest``."""
-        (self.dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        with open(self.dest / rel, "xb") as out:
-            shutil.copyfileobj(source, out, CHUNK)
+        try:
+            (self.dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            with open(self.dest / rel, "xb") as out:
+                shutil.copyfileobj(source, out, CHUNK)
+        except OSError as exc:
+            raise _bad(f"cannot write the manifest: {exc.strerror or exc}", rel) from exc
 
 
 class _Counter:
