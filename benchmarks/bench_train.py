@@ -37,7 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from app.cohorts.cache import CohortArrays, create_image_store, load_cohort_arrays, write_items
+from app.cohorts.cache import CohortArrays, load_cohort_arrays, write_items
+from app.cohorts.image_store import create_image_store
 from app.training.config import Augmentation, TrainingConfig
 from app.training.data import Normalizer
 from app.training.groups import encode_groups

@@ -33,6 +33,7 @@ pair when the config names them, or when the root has both and no ``manifest.csv
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import stat
@@ -234,6 +235,12 @@ class _Counter:
     def spool(self, source: IO[bytes], name: str, spill_dir: Path) -> IO[bytes]:
         return spool(_Counted(source, self, name), spill_dir)
 
+    def counted(self, member: io.BytesIO, name: str) -> io.BytesIO:
+        """``member``, already read whole, counted like a spooled one."""
+        self.total += len(member.getbuffer())
+        self.writer.check_budget(self.total, name)
+        return member
+
 
 class _Counted:
     """``source`` read through a ``_Counter``."""
@@ -273,6 +280,8 @@ class _ZipSource:
         self.zf = zf
         self.entries = entries
         self.files = list(entries)
+        assert zf.fp is not None  # opened from a path, open while this source is
+        self.fd = zf.fp.fileno()
 
     @classmethod
     @contextmanager
@@ -299,9 +308,13 @@ class _ZipSource:
     def read(self, wanted: set[str], counter: _Counter, spill_dir: Path) -> Iterator[tuple[str, IO[bytes]]]:
         for rel in sorted(wanted, key=lambda r: self.entries[r].header_offset):  # in file order
             info = self.entries[rel]
+            member: IO[bytes]
             try:
-                with self.zf.open(info) as source:
-                    member = counter.spool(source, info.filename, spill_dir)
+                if (data := members.read_stored(self.fd, info)) is not None:
+                    member = counter.counted(io.BytesIO(data), info.filename)
+                else:
+                    with self.zf.open(info) as source:
+                        member = counter.spool(source, info.filename, spill_dir)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
                 raise _bad(f"entry is corrupt or unsupported: {exc}", info.filename) from exc
             with member:

@@ -26,9 +26,9 @@ from typing import cast
 import numpy as np
 
 from app.cohorts.groupings import Grouping, derive, parse_groupings
+from app.cohorts.image_store import IMAGES_FILE
 from app.modelpkg.task import BINARY, Task
 
-IMAGES_FILE = "images.u8"
 ITEMS_FILE = "items.json"
 FORMAT_VERSION = 1
 
@@ -62,17 +62,6 @@ class CohortArrays:
         if not groupings:
             return self
         return dataclasses.replace(self, attributes=derive(self.attributes, groupings))
-
-
-def create_image_store(folder: Path, n: int, size: int, channels: int) -> np.memmap:
-    """Allocate the image array on disk; ingestion workers fill rows by index."""
-    folder.mkdir(parents=True, exist_ok=True)
-    return np.memmap(folder / IMAGES_FILE, dtype=np.uint8, mode="w+", shape=(n, size, size, channels))
-
-
-def open_image_store(folder: Path, n: int, size: int, channels: int) -> np.memmap:
-    """Open an allocated image array for writing rows (e.g. from a decoding worker process)."""
-    return np.memmap(folder / IMAGES_FILE, dtype=np.uint8, mode="r+", shape=(n, size, size, channels))
 
 
 def write_items(

@@ -13,10 +13,12 @@ The same limits apply at cohort upload (header checks), in the ingestion job and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from app.settings import Settings
+if TYPE_CHECKING:  # decoding processes import this module: no settings machinery for them
+    from app.settings import Settings
 
 MIN_EXPANSION_BUDGET = 16 * 1024 * 1024
 

@@ -26,17 +26,18 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, TypeVar
 
 import numpy as np
 from PIL import Image
 
-from app.cohorts.cache import open_image_store
 from app.cohorts.image_limits import ImageLimits
-from app.cohorts.members import ZipMembers, closing_member
+from app.cohorts.image_store import open_image_store
+from app.cohorts.members import ZipMembers, archive_kind, closing_member
+from app.jobs.lifeline import die_with_parent
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -195,6 +196,32 @@ def fit(image: Image.Image, size: int) -> Image.Image:
     )
 
 
+_held_zips: dict[Path, ZipMembers] = {}  # zips this process keeps open across chunks (``hold_zip``)
+
+
+@contextmanager
+def hold_zip(source: Path | None, spill_dir: Path) -> Iterator[None]:
+    """Keep the stored zip ``source`` open in this process while the block runs (nothing for a folder,
+    a tar.gz or ``None``): ``decode_into_store`` would otherwise re-read its central directory for
+    every chunk (18 ms for 5,000 entries, ~6 % of a 256-image chunk's decoding)."""
+    if source is None or source.is_dir() or source in _held_zips or archive_kind(source) != "zip":
+        yield
+        return
+    with ZipMembers.open(source, spill_dir) as zipped:
+        _held_zips[source] = zipped
+        try:
+            yield
+        finally:
+            del _held_zips[source]
+
+
+def start_decoder(parent_pid: int, source: Path | None, spill_dir: Path) -> None:
+    """A decoding process's initializer: die with the process that started it
+    (``app.jobs.lifeline``) and keep ``source`` open (``hold_zip``) until it exits."""
+    die_with_parent(parent_pid)
+    ExitStack().enter_context(hold_zip(source, spill_dir))  # left open: closed when the process exits
+
+
 def decode_into_store(
     folder: Path,
     n: int,
@@ -214,7 +241,9 @@ def decode_into_store(
     store = open_image_store(folder, n, size, channels)
     errors = []
     with ExitStack() as stack:
-        zipped = stack.enter_context(ZipMembers.open(source, folder)) if source and not source.is_dir() else None
+        zipped = None
+        if source and not source.is_dir():
+            zipped = _held_zips.get(source) or stack.enter_context(ZipMembers.open(source, folder))
         for row, image in chunk:
             errors.extend(_decode_row(store, row, image, source, zipped, limits))
     return errors

@@ -10,8 +10,9 @@ server process) that die with the process that started them (``app.jobs.lifeline
 a chunk of rows; a worker opens the cache's memory map read-write, writes its rows and closes it.
 Rows are disjoint, so workers never coordinate. Where the images come from:
 
-- zip: a task names its rows' members; each worker opens the zip itself (its central directory
-  makes every member seekable) and reads only those.
+- zip: a task names its rows' members; each worker opens the zip once (its central directory
+  makes every member seekable; ``images.hold_zip``) and reads only those, stored members in place
+  (``members.read_stored``).
 - tar.gz: a gzip stream can only be read in order, from the start, so this process streams it once
   and hands each chunk's members to the workers as bytes (chunks also bounded to ``CHUNK_BYTES``,
   at most ``2 × workers`` in flight: memory stays flat). Letting every worker inflate the whole
@@ -38,14 +39,14 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, cast
 
-from app.cohorts.cache import create_image_store, write_items
+from app.cohorts.cache import write_items
 from app.cohorts.groupings import Grouping
 from app.cohorts.image_limits import ImageLimits
-from app.cohorts.images import decode_into_store
+from app.cohorts.image_store import create_image_store
+from app.cohorts.images import decode_into_store, hold_zip, start_decoder
 from app.cohorts.manifest import ManifestItem, ParsedManifest
 from app.cohorts.members import SPOOL_BYTES, archive_kind, read_tar
 from app.core.error_list import ErrorList
-from app.jobs.lifeline import die_with_parent
 from app.settings import get_settings
 
 MAX_CHUNK = 256
@@ -85,7 +86,8 @@ def build_cache(
     step = max(1, min(MAX_CHUNK, -(-n // (max(workers, 1) * 8))))
     errors: list[tuple[int, str]] = []
     chunks: Iterator[Chunk]
-    if _is_tar(source):
+    tar = _is_tar(source)
+    if tar:
         decode = partial(decode_into_store, cache_dir, n, size, channels, limits, None)
         chunks = _tar_chunks(source, items, step, cache_dir, decode, errors)
     else:
@@ -94,7 +96,10 @@ def build_cache(
         chunks = (rows[s : s + step] for s in range(0, n, step))
 
     done = 0
-    with closing(_decode_chunks(decode, chunks, workers, should_cancel or (lambda: False))) as results:
+    decoding = _decode_chunks(
+        decode, chunks, workers, should_cancel or (lambda: False), None if tar else source, cache_dir
+    )
+    with closing(decoding) as results:
         for count, chunk_errors in results:
             errors.extend(chunk_errors)
             done += count
@@ -167,20 +172,24 @@ def _decode_chunks(
     chunks: Iterator[Chunk],
     workers: int,
     should_cancel: Callable[[], bool],
+    source: Path | None,
+    spill_dir: Path,
 ) -> Generator[tuple[int, list[tuple[int, str]]], None, None]:
     """``(rows done, errors)`` per chunk, in this process or a spawn pool with at most ``2 × workers``
-    chunks in flight; checks for cancel between."""
+    chunks in flight; checks for cancel between. A zip ``source`` is opened once per process
+    (``images.hold_zip``)."""
     if workers <= 1:
-        for chunk in chunks:
-            if should_cancel():
-                raise IngestCancelled()
-            yield len(chunk), decode(chunk)
+        with hold_zip(source, spill_dir):
+            for chunk in chunks:
+                if should_cancel():
+                    raise IngestCancelled()
+                yield len(chunk), decode(chunk)
         return
     executor = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=die_with_parent,  # the pool's processes are started by this thread, in submit()
-        initargs=(os.getpid(),),
+        initializer=start_decoder,  # the pool's processes are started by this thread, in submit()
+        initargs=(os.getpid(), source, spill_dir),
     )
     try:
         pending: dict[Future[list[tuple[int, str]]], int] = {}

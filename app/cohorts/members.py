@@ -19,10 +19,13 @@ Only the standard library is imported: decoding processes import this module.
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import struct
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +34,7 @@ from typing import IO, Protocol
 CHUNK = 1 << 20
 SPOOL_BYTES = 32 << 20  # a member larger than this goes to an anonymous temporary file
 ZIP_MAGIC = b"PK\x03\x04"
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then the name and extra field lengths at 26
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -60,6 +64,30 @@ def spool(source: Readable, spill_dir: Path) -> IO[bytes]:
     return out
 
 
+def read_stored(fd: int, info: zipfile.ZipInfo) -> bytes | None:
+    """A stored (uncompressed) member's bytes read in place with one ``pread`` and checked against its
+    CRC-32; ``None`` for a compressed, encrypted or larger-than-``SPOOL_BYTES`` member (read those
+    through ``zipfile``). Hand-written for speed: ``zipfile``'s general reader costs 2.5× as much per
+    member (0.07 vs 0.028 ms for 90 kB JPEGs), ~7 % of decoding one. It makes ``zipfile``'s checks:
+    the local header's signature and name, the data within the file, and the CRC.
+    Raises ``zipfile.BadZipFile`` like ``zipfile`` would."""
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1 or info.file_size > SPOOL_BYTES:
+        return None
+    name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+    header = os.pread(fd, _LOCAL_HEADER.size + len(name), info.header_offset)
+    if len(header) < _LOCAL_HEADER.size:
+        raise zipfile.BadZipFile(f"truncated local header of {info.orig_filename!r}")
+    magic, name_length, extra_length = _LOCAL_HEADER.unpack_from(header)
+    if magic != ZIP_MAGIC or header[_LOCAL_HEADER.size :] != name or name_length != len(name):
+        raise zipfile.BadZipFile(f"bad local header of {info.orig_filename!r}")
+    data = os.pread(fd, info.file_size, info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+    if len(data) != info.file_size:
+        raise zipfile.BadZipFile(f"{info.orig_filename!r} is truncated")
+    if zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.orig_filename!r}")
+    return data
+
+
 class ZipMembers:
     """An open stored zip whose members are read by their normalised path."""
 
@@ -79,6 +107,9 @@ class ZipMembers:
         the size declared), else spooled. Raises ``KeyError`` for a path the zip lacks, and
         ``zipfile.BadZipFile`` for corrupt data (its CRC and declared size are checked at its end)."""
         info = self.infos[rel]
+        assert self.zf.fp is not None  # open while the ``ZipMembers`` is
+        if (data := read_stored(self.zf.fp.fileno(), info)) is not None:
+            return data
         if info.file_size <= SPOOL_BYTES:
             return self.zf.read(info)
         with self.zf.open(info) as source:

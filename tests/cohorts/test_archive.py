@@ -16,6 +16,7 @@ import pytest
 from cohort_helpers import LIMITS, listing, png, read_all, write_tar_gz, write_zip
 
 from app.cohorts.archive import open_archive
+from app.cohorts.members import ZipMembers
 from app.core.errors import InputError
 
 MANIFEST = b"image,label\na.png,1\n"
@@ -221,6 +222,55 @@ def test_corrupt_zip_entry(tmp_path: Path) -> None:
     archive.write_bytes(bytes(data))
     error = refused(archive, tmp_path / "out")
     assert error.status == 400
+
+
+def stored_zip(path: Path, entries: dict[str, bytes]) -> Path:
+    """A zip whose members are stored, not deflated (as most image archives are): they are read in
+    place (``members.read_stored``), not through ``zipfile``."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_stored_members_are_read_byte_identical(tmp_path: Path) -> None:
+    entries = {"manifest.csv": MANIFEST, "a.png": png(), "sub/ü.png": png(3), "empty.png": b""}
+    _, contents = read_all(stored_zip(tmp_path / "c.zip", entries), tmp_path / "out")
+    assert contents == {name: data for name, data in entries.items() if name != "manifest.csv"}
+    with ZipMembers.open(tmp_path / "c.zip", tmp_path) as zipped:
+        assert zipped.read("sub/ü.png") == png(3)
+
+
+def corrupt_stored(path: Path, find: bytes, replace_with: bytes) -> Path:
+    data = path.read_bytes()
+    at = data.index(find, data.index(b"a.png") + 5)  # after the local header's name: a.png's data
+    path.write_bytes(data[:at] + replace_with + data[at + len(find) :])
+    return path
+
+
+def test_a_stored_member_with_a_bad_crc_is_refused_and_named(tmp_path: Path) -> None:
+    archive = stored_zip(tmp_path / "c.zip", {"manifest.csv": MANIFEST, "a.png": png()})
+    corrupt_stored(archive, b"IDAT", b"IDAX")
+    error = refused(archive, tmp_path / "out")
+    assert error.status == 400
+    assert error.errors == [
+        {"file": "a.png", "message": "entry is corrupt or unsupported: Bad CRC-32 for file 'a.png'"}
+    ]
+    with ZipMembers.open(archive, tmp_path) as zipped, pytest.raises(zipfile.BadZipFile, match="CRC-32"):
+        zipped.read("a.png")
+
+
+def test_a_stored_member_whose_local_header_names_another_file_is_refused(tmp_path: Path) -> None:
+    archive = stored_zip(tmp_path / "c.zip", {"manifest.csv": MANIFEST, "a.png": png()})
+    data = archive.read_bytes()
+    local = data.index(b"PK\x03\x04", 1)  # the second member's local header
+    name_at = local + 30
+    assert data[name_at : name_at + 5] == b"a.png"
+    archive.write_bytes(data[:name_at] + b"b.png" + data[name_at + 5 :])
+    error = refused(archive, tmp_path / "out")
+    assert error.errors == [
+        {"file": "a.png", "message": "entry is corrupt or unsupported: bad local header of 'a.png'"}
+    ]
 
 
 def test_duplicate_entries(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cohorts.cache import ITEMS_FILE, create_image_store, load_cohort_arrays, write_items
+from app.cohorts.cache import ITEMS_FILE, load_cohort_arrays, write_items
+from app.cohorts.image_store import create_image_store
 from app.cohorts.summary import MAX_TASK_WARNINGS, summarize
 from app.modelpkg.task import BINARY, Task
 

@@ -18,7 +18,8 @@ from modelpkg_helpers import SIZE, export_tiny, pixels
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.service import ensure_organisation
-from app.cohorts.cache import create_image_store, write_items
+from app.cohorts.cache import write_items
+from app.cohorts.image_store import create_image_store
 from app.cohorts.models import Cohort
 from app.cohorts.storage import cache_dir
 from app.core.errors import InputError

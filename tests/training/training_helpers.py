@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cohorts.cache import CohortArrays, create_image_store, load_cohort_arrays, write_items
+from app.cohorts.cache import CohortArrays, load_cohort_arrays, write_items
+from app.cohorts.image_store import create_image_store
 from app.modelpkg.task import Task
 from app.training.config import Augmentation, TrainingConfig
 
