@@ -29,9 +29,10 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from app.core.native_memory import limit_malloc_arenas
+    from app.core.native_memory import limit_malloc_arenas, trim_periodically
 
     limit_malloc_arenas()  # first: before any import or start-up starts a thread (app/core/native_memory.py)
+    trim_periodically()
     from app.main import create_app
     from app.server import serve
 

@@ -186,10 +186,11 @@ def worker_app() -> FastAPI:
     It dies with the parent, as job processes do, so a killed server leaves no worker serving. Its
     malloc arenas are capped as ``fairaudit serve``'s own are: the cap is per process, and the request
     threads whose arenas it bounds run here."""
-    from app.core.native_memory import limit_malloc_arenas
+    from app.core.native_memory import limit_malloc_arenas, trim_periodically
     from app.jobs.lifeline import die_with_parent
 
     limit_malloc_arenas()  # first, before this process starts its threads
+    trim_periodically()
     from app.observability.logs import configure_logging
 
     die_with_parent(os.getppid())

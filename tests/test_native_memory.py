@@ -1,4 +1,4 @@
-"""The server's cap on glibc malloc arenas (``app.core.native_memory``), counted in real processes.
+"""The server's cap on glibc malloc arenas and its periodic trim (``app.core.native_memory``), in real processes.
 
 Each check runs in a fresh interpreter: arenas are per process, made as threads first allocate, and the
 cap must be set before they are. glibc's ``malloc_info`` lists one ``<heap>`` per arena.
@@ -85,3 +85,39 @@ def test_a_process_needs_an_arena() -> None:
 
     with pytest.raises(ValueError, match="at least one"):
         limit_malloc_arenas(0)
+
+
+TRIM_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from app.core.native_memory import trim_periodically
+
+    def rss_mib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    blocks = [bytearray(4096) for _ in range(40_000)]  # 160 MiB from the heap (below the mmap threshold)
+    kept = blocks[::64]  # scattered survivors: the heap's top cannot be trimmed by free()
+    del blocks
+    before = rss_mib()
+    if sys.argv[1] == "trimmed":
+        trim_periodically(0.05)
+    time.sleep(0.5)
+    print(before, rss_mib())
+    """
+)
+
+
+def rss_before_and_after(mode: str) -> tuple[float, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", TRIM_SCRIPT, mode], capture_output=True, text=True, check=True, timeout=60
+    )
+    before, after = map(float, done.stdout.split())
+    return before, after
+
+
+def test_the_trimmer_hands_freed_heap_pages_back() -> None:
+    before, after = rss_before_and_after("untrimmed")
+    assert after > 0.9 * before > 100  # the check can tell: freed pages in the middle of the heap stay
+    before, after = rss_before_and_after("trimmed")
+    assert before > 100 and after < 0.5 * before
