@@ -211,6 +211,7 @@ def fit(image: Image.Image, size: int) -> Image.Image:
 
 
 _held_zips: dict[Path, ZipMembers] = {}  # zips this process keeps open across chunks (``hold_zip``)
+_PROCESS_LIFE = ExitStack()  # what a decoding process keeps open until it exits (``start_decoder``)
 
 
 @contextmanager
@@ -233,7 +234,7 @@ def start_decoder(parent_pid: int, source: Path | None, spill_dir: Path) -> None
     """A decoding process's initializer: die with the process that started it
     (``app.jobs.lifeline``) and keep ``source`` open (``hold_zip``) until it exits."""
     die_with_parent(parent_pid)
-    ExitStack().enter_context(hold_zip(source, spill_dir))  # left open: closed when the process exits
+    _PROCESS_LIFE.enter_context(hold_zip(source, spill_dir))  # referenced by the module: open until exit
 
 
 def decode_into_store(

@@ -4,6 +4,8 @@ tar.gz archive (decoded in place, nothing extracted), every bad file named."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,45 @@ def test_decoding_from_an_archive_gives_the_same_cache_as_from_its_files(tmp_pat
         build_cache(manifest, archive, tmp_path / f"from-{workers}", 24, 1, workers=workers)
         assert np.array_equal(load_cohort_arrays(tmp_path / f"from-{workers}").images, expected), workers
     assert listing(tmp_path / "stored") == [f"archive.{kind}"]
+
+
+OPENS_SCRIPT = """
+import os, sys, zipfile
+from pathlib import Path
+
+opened = []
+plain_init = zipfile.ZipFile.__init__
+def counted_init(self, *args, **kwargs):
+    opened.append(args[0])
+    plain_init(self, *args, **kwargs)
+zipfile.ZipFile.__init__ = counted_init
+
+from app.cohorts.image_limits import ImageLimits
+from app.cohorts.images import decode_into_store, start_decoder
+from app.cohorts.image_store import create_image_store
+
+archive, cache, names = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+create_image_store(cache, len(names), 16, 1)
+start_decoder(os.getppid(), archive, cache)  # as the decode pool's initializer
+for chunk in ([0, 1], [2, 3], [4, 5]):
+    assert decode_into_store(cache, len(names), 16, 1, ImageLimits(), archive, [(i, names[i]) for i in chunk]) == []
+print(sum(str(path) == str(archive) for path in opened))  # imports may open zips of their own
+"""
+
+
+def test_a_decoding_process_opens_the_zip_once_for_all_its_chunks(tmp_path: Path) -> None:
+    manifest = make_cohort(tmp_path / "files", n=6)
+    entries = {p.relative_to(tmp_path / "files").as_posix(): p.read_bytes() for p in (tmp_path / "files").rglob("*.*")}
+    archive = write_zip(tmp_path / "archive.zip", entries)
+    names = [item.image for item in manifest.items]
+    done = subprocess.run(
+        [sys.executable, "-c", OPENS_SCRIPT, str(archive), str(tmp_path / "cache"), *names],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]  # three chunks, one open (each chunk used to open and index it again)
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
