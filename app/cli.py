@@ -29,10 +29,9 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from app.core.native_memory import limit_malloc_arenas, trim_periodically
+    from app.core.native_memory import prepare_server_process
 
-    limit_malloc_arenas()  # first: before any import or start-up starts a thread (app/core/native_memory.py)
-    trim_periodically()
+    prepare_server_process()  # first: before any import or start-up starts a thread (app/core/native_memory.py)
     from app.main import create_app
     from app.server import serve
 

@@ -184,13 +184,12 @@ def worker_app() -> FastAPI:
     imports this factory): the API with its own database pool, group-commit writer, alert loops and
     ONNX Runtime sessions, but no job supervisor and no orphan sweep (the parent runs those, once).
     It dies with the parent, as job processes do, so a killed server leaves no worker serving. Its
-    malloc arenas are capped as ``fairaudit serve``'s own are: the cap is per process, and the request
+    malloc arenas are capped and trimmed as ``fairaudit serve``'s are: the cap is per process, and the request
     threads whose arenas it bounds run here."""
-    from app.core.native_memory import limit_malloc_arenas, trim_periodically
+    from app.core.native_memory import prepare_server_process
     from app.jobs.lifeline import die_with_parent
 
-    limit_malloc_arenas()  # first, before this process starts its threads
-    trim_periodically()
+    prepare_server_process()  # first, before this process starts its threads
     from app.observability.logs import configure_logging
 
     die_with_parent(os.getppid())

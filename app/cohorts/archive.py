@@ -128,7 +128,7 @@ def open_archive(
     members too large for memory are spooled, unnamed), and yield it for the caller to ``read`` what
     the manifest lists. ``pair``: the two-CSV layout the cohort's preset accepts (module docstring)."""
     if dest.exists() and any(dest.iterdir()):
-        raise ValueError(f"extraction folder {dest} is not empty")
+        raise ValueError(f"manifest folder {dest} is not empty")
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with open(archive, "rb") as f:
@@ -197,10 +197,11 @@ class _Writer:
             )
 
     def path_for(self, name: str) -> str | None:
-        """The entry's path relative to ``dest``; ``None`` for clutter that is skipped.
+        """The entry's checked '/'-separated path in the archive; ``None`` for clutter that is skipped.
 
-        Raises for unsafe names. Checking each part is enough to stay inside ``dest``: nothing
-        extracted is ever a link, so no path component can lead elsewhere.
+        Raises for unsafe names. Checking each part is enough to keep the manifest written inside
+        ``dest``: no entry may be a link, and nothing else is written, so no path component can lead
+        elsewhere.
         """
         self.entries += 1
         if self.entries > self.limits.max_entries:

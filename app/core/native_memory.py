@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 
 SERVER_MALLOC_ARENAS = 2
 TRIM_SECONDS = 30.0
@@ -45,19 +46,26 @@ def limit_malloc_arenas(arenas: int = SERVER_MALLOC_ARENAS) -> bool:
     return bool(mallopt(_M_ARENA_MAX, arenas))
 
 
-def trim_periodically(seconds: float = TRIM_SECONDS) -> threading.Event | None:
-    """Start a daemon thread that calls glibc's ``malloc_trim(0)`` every ``seconds`` (module docstring);
-    set the returned event to stop it. ``None`` where the C library has no ``malloc_trim``."""
+def trim_periodically(seconds: float = TRIM_SECONDS) -> bool:
+    """Start a daemon thread that calls glibc's ``malloc_trim(0)`` every ``seconds`` for the rest of
+    the process's life (module docstring); whether it started (not where the C library has no
+    ``malloc_trim``)."""
     try:
         malloc_trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
-        return None
+        return False
     malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
-    stop = threading.Event()
 
     def trim() -> None:
-        while not stop.wait(seconds):
+        while True:
+            time.sleep(seconds)
             malloc_trim(0)
 
     threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
-    return stop
+    return True
+
+
+def prepare_server_process() -> None:
+    """What every serving process does first, before it starts threads: cap the arenas, start the trim."""
+    limit_malloc_arenas()
+    trim_periodically()
